@@ -1,0 +1,360 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Foundation
+import Logging
+import PostgresNIO
+import Subprocess
+import Synchronization
+#if canImport(System)
+import System
+#else
+import SystemPackage
+#endif
+
+/// A throwaway local PostgreSQL server for tests, demos and benchmarks.
+///
+/// ```swift
+/// let server = try await EphemeralPostgres.start()
+/// defer { Task { await server.shutdown() } }
+/// let client = PostgresClient(configuration: server.clientConfiguration(), backgroundLogger: logger)
+/// ```
+///
+/// Or scoped, so the server is always removed:
+///
+/// ```swift
+/// try await EphemeralPostgres.withServer { server in ... }
+/// ```
+///
+/// What it does:
+/// - finds `initdb`, `pg_ctl` and `postgres` (``PostgresBinaries``);
+/// - runs `initdb` into a fresh folder under `/tmp`, with every setting written explicitly,
+///   a free TCP port on 127.0.0.1 and a private Unix-socket folder;
+/// - as root, runs `initdb` and the server as an unprivileged user (`postgres`), because
+///   `initdb` refuses to run as root, and gives that user the folder;
+/// - starts a small **watchdog** process (`/bin/sh`) whose standard input is a pipe that only
+///   this process holds open. When this process ends, however it ends (normal exit, Ctrl-C,
+///   `SIGTERM`, even `SIGKILL`), the pipe closes and the watchdog stops the server and deletes the
+///   folder. ``shutdown()`` closes the pipe and waits for the watchdog, so there is one cleanup
+///   path for every case.
+public final class EphemeralPostgres: Sendable {
+    /// The temporary folder holding everything (data, socket, log).
+    public let baseDirectory: String
+    /// The data directory (`PGDATA`).
+    public var dataDirectory: String { baseDirectory + "/data" }
+    /// The folder holding the Unix socket `.s.PGSQL.<port>`.
+    public var socketDirectory: String { baseDirectory + "/socket" }
+    /// The server's log file.
+    public var logFile: String { baseDirectory + "/server.log" }
+    /// The port (TCP on 127.0.0.1 if enabled, and the socket file's number).
+    public var port: Int { portBox.withLock { $0 } }
+    private let portBox: Mutex<Int>
+    /// The superuser role to connect as.
+    public let superuser: String
+    /// The programs in use.
+    public let binaries: PostgresBinaries
+    /// The configuration it was started with.
+    public let configuration: Configuration
+
+    private let owner: ProcessOwner?
+    private let lifeline: Mutex<Int32?>
+    private let watchdog: Task<Void, Never>
+    private let logger: Logger
+
+    private init(
+        baseDirectory: String, port: Int, configuration: Configuration, binaries: PostgresBinaries,
+        owner: ProcessOwner?, lifelineFD: Int32, watchdog: Task<Void, Never>, logger: Logger
+    ) {
+        self.baseDirectory = baseDirectory
+        self.portBox = Mutex(port)
+        self.superuser = configuration.superuser
+        self.configuration = configuration
+        self.binaries = binaries
+        self.owner = owner
+        self.lifeline = Mutex(lifelineFD)
+        self.watchdog = watchdog
+        self.logger = logger
+    }
+
+    deinit {
+        // Closing the lifeline makes the watchdog stop the server and delete the folder.
+        if let fd = lifeline.withLock({ $0 }) { close(fd) }
+    }
+
+    /// Creates, configures and starts a throwaway server.
+    ///
+    /// - Throws: ``EphemeralPostgresError`` (binaries missing, user missing, initdb or start failed);
+    ///   nothing is left behind when it throws.
+    public static func start(
+        _ configuration: Configuration = Configuration(),
+        logger: Logger = Logger(label: "EphemeralPostgres")
+    ) async throws -> EphemeralPostgres {
+        let binaries = try PostgresBinaries.locate(searchPath: configuration.searchPath)
+        let owner = try ProcessOwner.forServer(unprivilegedUser: configuration.unprivilegedUser)
+
+        // The folder: private, owned by whoever runs the server.
+        var template = Array("\(configuration.temporaryDirectoryParent)/pglocks-XXXXXX".utf8CString)
+        guard let created = mkdtemp(&template) else {
+            throw EphemeralPostgresError(code: .fileSystem, message: "could not create a temporary folder under \(configuration.temporaryDirectoryParent): \(String(cString: strerror(errno)))")
+        }
+        let base = String(cString: created)
+        if let owner {
+            guard chown(base, owner.uid, owner.gid) == 0 else {
+                let reason = String(cString: strerror(errno))
+                rmdir(base)
+                throw EphemeralPostgresError(code: .fileSystem, message: "could not give \(base) to \(configuration.unprivilegedUser): \(reason)")
+            }
+        }
+
+        // The lifeline: we keep the write end (close-on-exec, so no child inherits it);
+        // the watchdog reads the other end as its standard input.
+        var fds: [Int32] = [0, 0]
+        guard systemPipe2(&fds, O_CLOEXEC) == 0 else {
+            rmdir(base)
+            throw EphemeralPostgresError(code: .fileSystem, message: "could not create the watchdog pipe: \(String(cString: strerror(errno)))")
+        }
+        let (readEnd, writeEnd) = (fds[0], fds[1])
+        let watchdog = Self.startWatchdog(readEnd: readEnd, binaries: binaries, base: base, owner: owner, logger: logger)
+
+        let server = EphemeralPostgres(
+            baseDirectory: base, port: 0, configuration: configuration, binaries: binaries,
+            owner: owner, lifelineFD: writeEnd, watchdog: watchdog, logger: logger
+        )
+        do {
+            return try await server.initializeAndStart()
+        } catch {
+            await server.shutdown()
+            throw error
+        }
+    }
+
+    /// Starts a server, runs `body`, and always shuts the server down and removes its folder.
+    public static func withServer<Result>(
+        _ configuration: Configuration = Configuration(),
+        logger: Logger = Logger(label: "EphemeralPostgres"),
+        isolation: isolated (any Actor)? = #isolation,
+        _ body: (EphemeralPostgres) async throws -> sending Result
+    ) async throws -> sending Result {
+        let server = try await start(configuration, logger: logger)
+        do {
+            let result = try await body(server)
+            await server.shutdown()
+            return result
+        } catch {
+            await server.shutdown()
+            throw error
+        }
+    }
+
+    /// Runs initdb, writes the configuration, picks a port and starts the server.
+    private func initializeAndStart() async throws -> EphemeralPostgres {
+        let initdb = try await run(binaries.initdb, [
+            "-D", dataDirectory, "-U", configuration.superuser, "-A", "trust", "-E", "UTF8",
+            "--locale=C", "--no-sync", "--no-instructions",
+        ])
+        guard initdb.success else {
+            throw EphemeralPostgresError(code: .initdbFailed, message: "initdb failed (\(initdb.status)): \(initdb.errorTail)")
+        }
+        guard mkdir(socketDirectory, 0o700) == 0, owner.map({ chown(socketDirectory, $0.uid, $0.gid) == 0 }) ?? true else {
+            throw EphemeralPostgresError(code: .fileSystem, message: "could not create the socket folder \(socketDirectory)")
+        }
+
+        // A port that is free now; if another process takes it first, start fails and we retry.
+        var lastError: (any Error)?
+        for _ in 0..<5 {
+            let port = try Self.freeLoopbackPort()
+            portBox.withLock { $0 = port }
+            do {
+                try writeConfiguration()
+                try await startServer()
+                return self
+            } catch {
+                lastError = error
+            }
+        }
+        throw lastError ?? EphemeralPostgresError(code: .startFailed, message: "the server did not start")
+    }
+
+    private func writeConfiguration() throws {
+        let lines = try configuration.configurationLines(port: port, socketDirectory: socketDirectory)
+        let path = dataDirectory + "/postgresql.conf"
+        guard let handle = FileHandle(forWritingAtPath: path) else {
+            throw EphemeralPostgresError(code: .fileSystem, message: "could not open \(path)")
+        }
+        defer { try? handle.close() }
+        try handle.seekToEnd()
+        // Later lines win in postgresql.conf, so rewriting on a retry with another port is fine.
+        try handle.write(contentsOf: Data(("\n# written by EphemeralPostgres\n" + lines.joined(separator: "\n") + "\n").utf8))
+    }
+
+    /// Starts the server on the existing data directory (after ``stopServer()``), waiting until it accepts connections.
+    public func startServer() async throws {
+        try ensureNotShutDown()
+        let result = try await run(binaries.pgCtl, [
+            "start", "-w", "-t", "\(configuration.startTimeoutSeconds)", "-D", dataDirectory, "-l", logFile,
+        ])
+        guard result.success else {
+            throw EphemeralPostgresError(code: .startFailed, message: "pg_ctl start failed (\(result.status)): \(result.errorTail) \(Self.tail(ofFile: logFile))")
+        }
+        logger.debug("ephemeral PostgreSQL started", metadata: ["port": "\(port)", "directory": "\(baseDirectory)"])
+    }
+
+    /// Stops the server and keeps its data directory, so ``startServer()`` can start it again
+    /// (to test what clients do across a restart).
+    public func stopServer(immediate: Bool = false) async throws {
+        try ensureNotShutDown()
+        let result = try await run(binaries.pgCtl, ["stop", "-w", "-t", "\(configuration.startTimeoutSeconds)", "-D", dataDirectory, "-m", immediate ? "immediate" : "fast"])
+        guard result.success else {
+            throw EphemeralPostgresError(code: .stopFailed, message: "pg_ctl stop failed (\(result.status)): \(result.errorTail)")
+        }
+    }
+
+    /// Stops the server and deletes its folder. Safe to call more than once; returns once both are done.
+    public func shutdown() async {
+        if let fd = lifeline.withLock({ fd -> Int32? in defer { fd = nil }; return fd }) {
+            close(fd)
+        }
+        await watchdog.value
+    }
+
+    /// Whether ``shutdown()`` has been called.
+    public var isShutDown: Bool { lifeline.withLock { $0 == nil } }
+
+    /// The postmaster's process id, read from `postmaster.pid`, if the server is running.
+    public var postmasterPID: Int32? {
+        guard let text = try? String(contentsOfFile: dataDirectory + "/postmaster.pid", encoding: .utf8),
+              let first = text.split(separator: "\n").first else { return nil }
+        return Int32(first.trimmingCharacters(in: .whitespaces))
+    }
+
+    /// A `postgresql://` URL for the Unix socket, usable as `DATABASE_URL` or with psql.
+    public func url(database: String = "postgres") -> String {
+        "postgresql://\(superuser)@/\(database)?host=\(socketDirectory)&port=\(port)"
+    }
+
+    /// A `PostgresClient` configuration that connects over the Unix socket as the superuser.
+    public func clientConfiguration(database: String = "postgres", applicationName: String = "postgres-locks") -> PostgresClient.Configuration {
+        var configuration = PostgresClient.Configuration(
+            unixSocketPath: "\(socketDirectory)/.s.PGSQL.\(port)", username: superuser, password: nil, database: database
+        )
+        configuration.options.additionalStartupParameters = [("application_name", applicationName)]
+        return configuration
+    }
+
+    private func ensureNotShutDown() throws {
+        if isShutDown {
+            throw EphemeralPostgresError(code: .shutDown, message: "the server at \(baseDirectory) was shut down")
+        }
+    }
+
+    // MARK: - Processes
+
+    /// The shell script of the watchdog. Arguments: pg_ctl, data directory, base folder.
+    static let watchdogScript = #"""
+    trap '' INT TERM HUP QUIT PIPE
+    cat >/dev/null
+    "$1" stop -D "$2" -m immediate -w -t 30 >/dev/null 2>&1
+    if [ -f "$2/postmaster.pid" ]; then
+      pid=$(head -n 1 "$2/postmaster.pid")
+      case "$(readlink "/proc/$pid/exe" 2>/dev/null)" in
+        *postgres*) kill -9 "$pid" 2>/dev/null ;;
+      esac
+    fi
+    rm -rf "$3"
+    """#
+
+    private static func startWatchdog(readEnd: Int32, binaries: PostgresBinaries, base: String, owner: ProcessOwner?, logger: Logger) -> Task<Void, Never> {
+        let options = owner?.platformOptions ?? PlatformOptions()
+        return Task.detached {
+            do {
+                _ = try await Subprocess.run(
+                    .path(FilePath("/bin/sh")),
+                    arguments: ["-c", watchdogScript, "pglocks-watchdog", binaries.pgCtl, base + "/data", base],
+                    platformOptions: options,
+                    input: .fileDescriptor(FileDescriptor(rawValue: readEnd), closeAfterSpawningProcess: true),
+                    output: .discarded,
+                    error: .discarded
+                )
+            } catch {
+                logger.error("EphemeralPostgres watchdog failed to start; removing the folder directly", metadata: ["error": "\(error)"])
+                try? FileManager.default.removeItem(atPath: base)
+            }
+        }
+    }
+
+    struct ProcessResult {
+        var status: TerminationStatus
+        var standardError: String
+        var success: Bool { status.isSuccess }
+        var errorTail: String { String(standardError.suffix(2000)).trimmingCharacters(in: .whitespacesAndNewlines) }
+    }
+
+    private func run(_ executable: String, _ arguments: [String]) async throws -> ProcessResult {
+        let result = try await Subprocess.run(
+            .path(FilePath(executable)),
+            arguments: Arguments(arguments),
+            environment: .inherit.updating(["LC_ALL": "C", "LANG": "C", "PGDATA": nil, "PGPORT": nil, "PGHOST": nil]),
+            workingDirectory: FilePath(baseDirectory),
+            platformOptions: owner?.platformOptions ?? PlatformOptions(),
+            output: .discarded,
+            error: .string(limit: 1 << 20)
+        )
+        return ProcessResult(status: result.terminationStatus, standardError: result.standardError)
+    }
+
+    static func tail(ofFile path: String) -> String {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return "" }
+        return String(text.suffix(2000)).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    static func freeLoopbackPort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw EphemeralPostgresError(code: .fileSystem, message: "socket() failed") }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = 0
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { raw -> Bool in
+                bind(fd, raw, length) == 0 && getsockname(fd, raw, &length) == 0
+            }
+        }
+        guard bound else { throw EphemeralPostgresError(code: .fileSystem, message: "could not find a free port on 127.0.0.1") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+}
+
+/// The unprivileged user that runs the server when this process is root.
+struct ProcessOwner: Sendable, Hashable {
+    var uid: uid_t
+    var gid: gid_t
+
+    /// `nil` when not root (the server runs as the current user).
+    static func forServer(unprivilegedUser: String) throws -> ProcessOwner? {
+        guard geteuid() == 0 else { return nil }
+        guard let entry = getpwnam(unprivilegedUser) else {
+            throw EphemeralPostgresError(
+                code: .unprivilegedUserMissing,
+                message: "running as root, and initdb refuses root; the user '\(unprivilegedUser)' to run the server as does not exist. Install the postgresql package (it creates the user), or create it: `useradd --system --user-group \(unprivilegedUser)`."
+            )
+        }
+        return ProcessOwner(uid: entry.pointee.pw_uid, gid: entry.pointee.pw_gid)
+    }
+
+    var platformOptions: PlatformOptions {
+        var options = PlatformOptions()
+        options.userID = uid
+        options.groupID = gid
+        options.supplementaryGroups = []
+        return options
+    }
+}
+
+/// `pipe2(2)`, which Glibc's Swift overlay does not export (it needs `_GNU_SOURCE`): both ends are
+/// created close-on-exec atomically, so no concurrently spawned child can inherit the lifeline.
+@_silgen_name("pipe2")
+private func systemPipe2(_ fds: UnsafeMutablePointer<Int32>, _ flags: Int32) -> Int32

@@ -1,0 +1,109 @@
+import NIOCore
+import PostgresNIO
+import Synchronization
+
+/// Tracks whether a `PostgresConnection` has closed, so statements never wait on a dead one.
+///
+/// PostgresNIO 1.33 writes a query to a closed channel with a `nil` promise, so the query's
+/// result never arrives and the caller waits forever, ignoring cancellation. A watch is
+/// created once per connection, subscribes once to its `closeFuture`, and fails every
+/// statement still waiting when the connection closes.
+final class ConnectionWatch: Sendable {
+    private struct State {
+        var closed = false
+        var nextToken: UInt64 = 0
+        var waiters: [UInt64: @Sendable () -> Void] = [:]
+    }
+
+    private let state = Mutex(State())
+
+    private static let registry = Mutex<[ObjectIdentifier: ConnectionWatch]>([:])
+
+    /// The watch for `connection`, created on first use.
+    static func watch(_ connection: PostgresConnection) -> ConnectionWatch {
+        let id = ObjectIdentifier(connection)
+        let (watch, isNew) = registry.withLock { registry -> (ConnectionWatch, Bool) in
+            if let existing = registry[id] { return (existing, false) }
+            let watch = ConnectionWatch()
+            registry[id] = watch
+            return (watch, true)
+        }
+        if isNew {
+            connection.closeFuture.whenComplete { _ in
+                registry.withLock { _ = $0.removeValue(forKey: id) }
+                watch.markClosed()
+            }
+        }
+        return watch
+    }
+
+    /// Registers `onClose`; returns `nil` (and does not register) if the connection is already closed.
+    func register(_ onClose: @escaping @Sendable () -> Void) -> UInt64? {
+        state.withLock { state in
+            if state.closed { return nil }
+            let token = state.nextToken
+            state.nextToken &+= 1
+            state.waiters[token] = onClose
+            return token
+        }
+    }
+
+    func unregister(_ token: UInt64) {
+        state.withLock { _ = $0.waiters.removeValue(forKey: token) }
+    }
+
+    private func markClosed() {
+        let waiters = state.withLock { state -> [@Sendable () -> Void] in
+            state.closed = true
+            defer { state.waiters.removeAll() }
+            return Array(state.waiters.values)
+        }
+        for waiter in waiters { waiter() }
+    }
+}
+
+/// Resumes a continuation at most once, whichever of several events comes first.
+final class ResumeOnce<Value: Sendable>: Sendable {
+    private let continuation: Mutex<CheckedContinuation<Value, any Error>?>
+
+    init(_ continuation: CheckedContinuation<Value, any Error>) {
+        self.continuation = Mutex(continuation)
+    }
+
+    func resume(with result: Result<Value, any Error>) {
+        let continuation = self.continuation.withLock { stored -> CheckedContinuation<Value, any Error>? in
+            defer { stored = nil }
+            return stored
+        }
+        continuation?.resume(with: result)
+    }
+}
+
+extension PostgresConnection {
+    /// Runs one statement, reads all of its rows, and returns them with the command tag.
+    ///
+    /// This is the only way `PostgresLocks` talks to the server. It closes three driver traps:
+    /// - every row is read, so an error raised while producing rows (a 40P01 from
+    ///   `SELECT pg_advisory_xact_lock(…)`) is thrown instead of dropped;
+    /// - a closed connection makes the call throw ``PostgresLocksError/Code/connectionLost``
+    ///   at once instead of waiting forever;
+    /// - driver errors are mapped to ``PostgresLocksError``.
+    @discardableResult
+    func runStatement(_ query: PostgresQuery, logger: Logger) async throws -> PostgresQueryResult {
+        guard !self.isClosed else { throw PostgresLocksError.connectionLost("before sending a statement") }
+        let watch = ConnectionWatch.watch(self)
+        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<PostgresQueryResult, any Error>) in
+            let once = ResumeOnce(continuation)
+            guard let token = watch.register({
+                once.resume(with: .failure(PostgresLocksError.connectionLost("while a statement was running")))
+            }) else {
+                once.resume(with: .failure(PostgresLocksError.connectionLost("before sending a statement")))
+                return
+            }
+            self.query(query, logger: logger).whenComplete { result in
+                watch.unregister(token)
+                once.resume(with: result.mapError { PostgresLocksError.wrap($0) })
+            }
+        }
+    }
+}

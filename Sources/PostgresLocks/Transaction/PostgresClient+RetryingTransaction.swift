@@ -1,0 +1,56 @@
+import Logging
+import Metrics
+import PostgresNIO
+
+extension PostgresClient {
+    /// Runs `body` in a checked transaction and re-runs the **whole** transaction when
+    /// PostgreSQL aborts it with a deadlock (40P01) or a serialization failure (40001), and
+    /// optionally on lock-not-available (55P03), following `policy`.
+    ///
+    /// Each attempt gets a fresh transaction (``Transaction/attempt`` tells which one it is),
+    /// so the body must be safe to run again: it must not have effects outside the database
+    /// that a rolled-back attempt would leave behind. Any other error is thrown at once; when
+    /// attempts run out, the last error is thrown.
+    ///
+    /// ```swift
+    /// try await client.withRetryingTransaction(logger: logger) { tx in
+    ///     try await tx.query("UPDATE accounts SET balance = balance - 10 WHERE id = \(from)")
+    ///     try await tx.query("UPDATE accounts SET balance = balance + 10 WHERE id = \(to)")
+    /// }
+    /// ```
+    public func withRetryingTransaction<Result>(
+        policy: RetryPolicy = .default,
+        options: TransactionOptions = .default,
+        logger: Logger,
+        isolation: isolated (any Actor)? = #isolation,
+        _ body: (Transaction) async throws -> Result
+    ) async throws -> sending Result {
+        try policy.validate()
+        var generator = SystemRandomNumberGenerator()
+        var attempt = 1
+        while true {
+            do {
+                let value = try await self.withCheckedTransaction(options: options, logger: logger, attempt: attempt) { transaction in
+                    Box(try await body(transaction))
+                }
+                return value.value
+            } catch {
+                guard policy.shouldRetry(error, afterAttempt: attempt) else { throw error }
+                let code = (error as? PostgresLocksError)?.code.name ?? "unknown"
+                let delay = policy.backoff(afterAttempt: attempt, using: &generator)
+                Counter(label: "pglocks_transaction_retries_total", dimensions: [("reason", code)]).increment()
+                logger.debug("retrying transaction", metadata: [
+                    "attempt": "\(attempt)", "reason": "\(code)", "backoff_ms": "\(RetryPolicy.nanoseconds(delay) / 1_000_000)",
+                ])
+                try await Task.sleep(for: delay)
+                attempt += 1
+            }
+        }
+    }
+}
+
+/// Carries a non-`Sendable` value out of a `sending` closure.
+private final class Box<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
+}

@@ -1,0 +1,107 @@
+import ArgumentParser
+import EphemeralPostgres
+import Foundation
+import Logging
+import PostgresLocks
+import PostgresNIO
+
+/// `--database-url`, shared by every command that talks to a server.
+struct DatabaseOptions: ParsableArguments {
+    @Option(name: .customLong("database-url"), help: ArgumentHelp(
+        "A postgres:// URL of the server to use (default: $DATABASE_URL, else a throwaway local server).",
+        valueName: "url"
+    ))
+    var databaseURL: String?
+
+    /// Where the command's server is, for progress output (never shows a password).
+    enum Target: Sendable {
+        case existing(ConnectionSettings)
+        case ephemeral(EphemeralPostgres)
+
+        var description: String {
+            switch self {
+            case .existing(let settings): return settings.redactedURL
+            case .ephemeral(let server): return "throwaway PostgreSQL at \(server.socketDirectory) (port \(server.port))"
+            }
+        }
+    }
+
+    /// The settings to use, or nil for a throwaway server.
+    func explicitSettings(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> ConnectionSettings? {
+        if let databaseURL {
+            return try ConnectionSettings(url: databaseURL, environment: environment)
+        }
+        if let url = environment[ConnectionSettings.urlVariable], !url.isEmpty {
+            return try ConnectionSettings(url: url, environment: environment)
+        }
+        return nil
+    }
+
+    /// Runs `body` with a running client on the chosen server; a throwaway server is always removed afterwards.
+    func withClient<Result: Sendable>(
+        maximumConnections: Int,
+        ephemeralConfiguration: EphemeralPostgres.Configuration = EphemeralPostgres.Configuration(disableDurability: true),
+        progress: Progress,
+        logger: Logger,
+        _ body: @Sendable (PostgresClient, Target) async throws -> Result
+    ) async throws -> Result {
+        if let settings = try explicitSettings() {
+            var configuration = try settings.makeClientConfiguration()
+            configuration.options.maximumConnections = maximumConnections
+            configuration.options.additionalStartupParameters = [("application_name", settings.applicationName ?? "pglock")]
+            return try await Self.run(configuration: configuration, target: .existing(settings), logger: logger, body)
+        }
+        let started = ContinuousClock.now
+        progress.step("starting a throwaway PostgreSQL")
+        return try await EphemeralPostgres.withServer(ephemeralConfiguration, logger: logger) { server in
+            progress.done("started in \(format(ContinuousClock.now - started)) (\(server.binaries.directory))")
+            var configuration = server.clientConfiguration(applicationName: "pglock")
+            configuration.options.maximumConnections = maximumConnections
+            let result = try await Self.run(configuration: configuration, target: .ephemeral(server), logger: logger, body)
+            progress.step("removing the throwaway PostgreSQL")
+            return result
+        }
+    }
+
+    private static func run<Result: Sendable>(
+        configuration: PostgresClient.Configuration,
+        target: Target,
+        logger: Logger,
+        _ body: @Sendable (PostgresClient, Target) async throws -> Result
+    ) async throws -> Result {
+        let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await client.run() }
+            defer { group.cancelAll() }
+            return try await body(client, target)
+        }
+    }
+}
+
+/// Progress lines on standard error, so standard output stays clean for reports and JSON.
+struct Progress: Sendable {
+    var quiet: Bool
+
+    func step(_ text: String) {
+        guard !quiet else { return }
+        FileHandle.standardError.write(Data("· \(text)…\n".utf8))
+    }
+
+    func done(_ text: String) {
+        guard !quiet else { return }
+        FileHandle.standardError.write(Data("  \(text)\n".utf8))
+    }
+}
+
+/// "1.23 s" or "456 ms".
+func format(_ duration: Duration) -> String {
+    let seconds = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    return seconds >= 1 ? String(format: "%.2f s", seconds) : String(format: "%.0f ms", seconds * 1000)
+}
+
+/// A logger for the CLI: warnings and above on standard error, or `--verbose`-style levels via PGLOCK_LOG_LEVEL.
+func makeLogger(_ label: String) -> Logger {
+    var logger = Logger(label: label)
+    logger.logLevel = ProcessInfo.processInfo.environment["PGLOCK_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
+    return logger
+}

@@ -1,0 +1,62 @@
+/// One row of the demo's report: a scenario, what was checked, and whether it held.
+struct ScenarioOutcome: Codable, Sendable {
+    /// The scenario's name.
+    var scenario: String
+    /// What was checked, in a few words.
+    var check: String
+    /// Whether the invariant held (`nil` for rows that only show a hazard, not a promise).
+    var passed: Bool?
+    /// The figures behind the verdict.
+    var detail: String
+    /// Operations per second, if the scenario measures throughput.
+    var throughput: Double?
+    /// What the throughput counts ("tx/s").
+    var unit: String?
+
+    var resultText: String {
+        switch passed {
+        case true?: return "PASS"
+        case false?: return "FAIL"
+        case nil: return "shown"
+        }
+    }
+}
+
+/// A demo scenario: sets itself up, runs concurrent work, checks its invariant in the database.
+protocol DemoScenario: Sendable {
+    /// A short name.
+    var name: String { get }
+    /// Runs and returns the report rows.
+    func run(context: DemoContext) async throws -> [ScenarioOutcome]
+}
+
+/// Renders report rows as a plain-text table.
+func renderTable(_ outcomes: [ScenarioOutcome]) -> String {
+    let header = ["scenario", "check", "result", "figures", "throughput"]
+    let rows = outcomes.map { outcome -> [String] in
+        let throughput = outcome.throughput.map { "\(Int($0.rounded())) \(outcome.unit ?? "ops/s")" } ?? "-"
+        return [outcome.scenario, outcome.check, outcome.resultText, outcome.detail, throughput]
+    }
+    let widths = header.indices.map { column in
+        ([header] + rows).map { $0[column].count }.max() ?? 0
+    }
+    func line(_ cells: [String]) -> String {
+        zip(cells, widths).map { $0.padding(toLength: $1) }.joined(separator: "  ").trimmingTrailingSpaces()
+    }
+    var text = line(header) + "\n"
+    text += line(widths.map { String(repeating: "-", count: $0) }) + "\n"
+    for row in rows { text += line(row) + "\n" }
+    return text
+}
+
+private extension String {
+    func padding(toLength length: Int) -> String {
+        count >= length ? self : self + String(repeating: " ", count: length - count)
+    }
+
+    func trimmingTrailingSpaces() -> String {
+        var text = self
+        while text.last == " " { text.removeLast() }
+        return text
+    }
+}

@@ -1,0 +1,59 @@
+import ArgumentParser
+import Foundation
+import Logging
+import PostgresNIO
+
+/// What every demo scenario gets.
+struct DemoContext: Sendable {
+    var client: PostgresClient
+    var logger: Logger
+    var progress: Progress
+    var keepTables: Bool
+}
+
+/// `pglock demo`: the main job. Runs the seed scenarios with checked invariants.
+struct DemoCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "demo",
+        abstract: "Run every scenario against a throwaway PostgreSQL (or --database-url) and check its invariants.",
+        discussion: "Exits with status 1 if any invariant fails."
+    )
+
+    @OptionGroup var database: DatabaseOptions
+
+    @Flag(help: "Print the report as JSON on standard output.")
+    var json = false
+
+    @Flag(help: "Keep the demo's tables afterwards (to look at them).")
+    var keepTables = false
+
+    func run() async throws {
+        let logger = makeLogger("pglock.demo")
+        let progress = Progress(quiet: false)
+        let started = ContinuousClock.now
+        let scenarios: [any DemoScenario] = [VersionRaceScenario()]
+        let outcomes = try await database.withClient(maximumConnections: 24, progress: progress, logger: logger) { client, target in
+            progress.done("using \(target.description)")
+            let context = DemoContext(client: client, logger: logger, progress: progress, keepTables: keepTables)
+            var outcomes: [ScenarioOutcome] = []
+            for scenario in scenarios {
+                outcomes += try await scenario.run(context: context)
+            }
+            return outcomes
+        }
+        let failed = outcomes.contains { $0.passed == false }
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            struct Report: Encodable { var passed: Bool; var seconds: Double; var outcomes: [ScenarioOutcome] }
+            let elapsed = ContinuousClock.now - started
+            let report = Report(passed: !failed, seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18, outcomes: outcomes)
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+        } else {
+            print("")
+            print(renderTable(outcomes), terminator: "")
+            print(failed ? "\nFAILED: an invariant did not hold." : "\nAll invariants held (\(format(ContinuousClock.now - started))).")
+        }
+        if failed { throw ExitCode(1) }
+    }
+}

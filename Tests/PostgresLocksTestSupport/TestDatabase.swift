@@ -1,0 +1,192 @@
+import EphemeralPostgres
+import Foundation
+import Logging
+import PostgresLocks
+import PostgresNIO
+
+/// The database server the tests share: one per test process.
+///
+/// With `DATABASE_URL` set, tests use that server; otherwise one ``EphemeralPostgres`` is started
+/// on first use and removed when the test process exits (its watchdog sees the process end).
+/// Each test gets a database of its own, so suites and tests run in parallel.
+public enum TestDatabase {
+    /// How to reach the shared server as an administrator.
+    public struct Server: Sendable {
+        /// Settings for the `postgres` maintenance database.
+        public let admin: ConnectionSettings
+        /// The throwaway server, if one was started (nil with `DATABASE_URL`).
+        public let ephemeral: EphemeralPostgres?
+
+        /// Settings for another database on the same server.
+        public func settings(database: String) -> ConnectionSettings {
+            var settings = admin
+            settings.database = database
+            return settings
+        }
+    }
+
+    /// Settings the shared throwaway server is started with: fast (no fsync), room for many
+    /// connections, and a short `deadlock_timeout` so deadlock tests finish quickly.
+    public static let serverConfiguration = EphemeralPostgres.Configuration(
+        maxConnections: 400,
+        maxLocksPerTransaction: 128,
+        disableDurability: true,
+        settings: ["deadlock_timeout": "100ms", "shared_buffers": "64MB"]
+    )
+
+    private static let shared = SharedServer()
+
+    /// The shared server, started on first use.
+    public static func server() async throws -> Server {
+        try await shared.get()
+    }
+
+    /// A logger for tests (warnings and above, to standard error).
+    public static let logger: Logger = {
+        var logger = Logger(label: "tests")
+        logger.logLevel = ProcessInfo.processInfo.environment["TEST_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
+        return logger
+    }()
+
+    /// Creates a fresh database named after the test, runs `body` with a running client on it
+    /// (at most `maximumConnections` connections), then drops the database.
+    public static func withDatabase<Result: Sendable>(
+        _ name: String = #function,
+        maximumConnections: Int = 40,
+        _ body: @Sendable (TestContext) async throws -> Result
+    ) async throws -> Result {
+        let server = try await server()
+        let database = uniqueName(name)
+        try await withAdminConnection(server) { connection in
+            try await connection.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(try SQLIdentifier(database).quoted)"), logger: logger).collect()
+        }
+        let settings = server.settings(database: database)
+        var configuration = try settings.makeClientConfiguration()
+        configuration.options.maximumConnections = maximumConnections
+        let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        let context = TestContext(client: client, settings: settings, server: server, logger: logger)
+        let result: Result
+        do {
+            result = try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { await client.run() }
+                defer { group.cancelAll() }
+                return try await body(context)
+            }
+        } catch {
+            try? await dropDatabase(database, server: server)
+            throw error
+        }
+        try? await dropDatabase(database, server: server)
+        return result
+    }
+
+    /// Runs `body` on a fresh connection to the maintenance database (outside any pool).
+    public static func withAdminConnection<Result: Sendable>(
+        _ server: Server,
+        _ body: (PostgresConnection) async throws -> Result
+    ) async throws -> Result {
+        try await withConnection(settings: server.admin, body)
+    }
+
+    /// Runs `body` on a fresh, unpooled connection made from `settings`.
+    public static func withConnection<Result: Sendable>(
+        settings: ConnectionSettings,
+        _ body: (PostgresConnection) async throws -> Result
+    ) async throws -> Result {
+        let connection = try await makeConnection(settings: settings)
+        do {
+            let result = try await body(connection)
+            try? await connection.close()
+            return result
+        } catch {
+            try? await connection.close()
+            throw error
+        }
+    }
+
+    /// Opens an unpooled connection (close it yourself).
+    public static func makeConnection(settings: ConnectionSettings) async throws -> PostgresConnection {
+        let client = try settings.makeClientConfiguration()
+        var configuration: PostgresConnection.Configuration
+        if let path = client.unixSocketPath {
+            configuration = .init(unixSocketPath: path, username: client.username, password: client.password, database: client.database)
+        } else {
+            configuration = .init(host: client.host!, port: client.port!, username: client.username, password: client.password, database: client.database, tls: .disable)
+        }
+        configuration.options.additionalStartupParameters = [("application_name", "postgres-locks-tests")]
+        return try await PostgresConnection.connect(configuration: configuration, id: Int.random(in: 1...Int(Int32.max)), logger: logger)
+    }
+
+    private static func dropDatabase(_ database: String, server: Server) async throws {
+        try await withAdminConnection(server) { connection in
+            try await connection.query(PostgresQuery(unsafeSQL: "DROP DATABASE IF EXISTS \(try SQLIdentifier(database).quoted) WITH (FORCE)"), logger: logger).collect()
+        }
+    }
+
+    static func uniqueName(_ testName: String) -> String {
+        let cleaned = testName.lowercased().unicodeScalars.map { CharacterSet.alphanumerics.contains($0) && $0.isASCII ? Character($0) : "_" }
+        let stem = String(String(cleaned).prefix(40))
+        return "t_\(stem)_\(UInt32.random(in: 0...UInt32.max))"
+    }
+}
+
+/// What a test gets from ``TestDatabase/withDatabase(_:maximumConnections:_:)``.
+public struct TestContext: Sendable {
+    /// A running client on the test's own database.
+    public let client: PostgresClient
+    /// Settings for the test's database (to open extra connections).
+    public let settings: ConnectionSettings
+    /// The shared server.
+    public let server: TestDatabase.Server
+    /// A logger.
+    public let logger: Logger
+
+    /// Opens an unpooled connection to the test's database (close it yourself).
+    public func makeConnection() async throws -> PostgresConnection {
+        try await TestDatabase.makeConnection(settings: settings)
+    }
+
+    /// Runs one statement on the pool, reading all rows.
+    @discardableResult
+    public func query(_ query: PostgresQuery) async throws -> [PostgresRow] {
+        try await client.withConnection { connection in
+            try await connection.query(query, logger: logger).collect()
+        }
+    }
+
+    /// The first column of the first row, decoded.
+    public func scalar<T: PostgresDecodable>(_ query: PostgresQuery, as type: T.Type = T.self) async throws -> T {
+        let rows = try await self.query(query)
+        guard let row = rows.first else { throw TestFailure("no row for \(query.sql)") }
+        return try row.decode(T.self)
+    }
+}
+
+private actor SharedServer {
+    private var task: Task<TestDatabase.Server, any Error>?
+
+    func get() async throws -> TestDatabase.Server {
+        if let task { return try await task.value }
+        let task = Task { () throws -> TestDatabase.Server in
+            let environment = ProcessInfo.processInfo.environment
+            if let url = environment["DATABASE_URL"], !url.isEmpty {
+                var settings = try ConnectionSettings(url: url, environment: environment)
+                settings.database = "postgres"
+                return TestDatabase.Server(admin: settings, ephemeral: nil)
+            }
+            let server = try await EphemeralPostgres.start(TestDatabase.serverConfiguration)
+            let settings = try ConnectionSettings(url: server.url())
+            return TestDatabase.Server(admin: settings, ephemeral: server)
+        }
+        self.task = task
+        return try await task.value
+    }
+}
+
+/// A test-side failure with a message.
+public struct TestFailure: Error, CustomStringConvertible {
+    /// What failed.
+    public let description: String
+    /// Creates a failure.
+    public init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,56 @@
+import Foundation
+import Synchronization
+
+/// Polls `condition` until it is true or `timeout` passes; the way tests wait for a state
+/// (a lock granted, a waiter visible in `pg_locks`) instead of sleeping.
+public func waitUntil(
+    timeout: Duration = .seconds(10),
+    pollEvery interval: Duration = .milliseconds(5),
+    _ what: String,
+    _ condition: () async throws -> Bool
+) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while true {
+        if try await condition() { return }
+        guard ContinuousClock.now < deadline else {
+            throw TestFailure("timed out after \(timeout) waiting until \(what)")
+        }
+        try await Task.sleep(for: interval)
+    }
+}
+
+/// Runs `operation` and fails if it has not finished within `limit`, even if it ignores
+/// cancellation (the driver's hangs do): the operation runs in an unstructured task that is
+/// abandoned when the limit passes.
+public func withinTimeLimit<T: Sendable>(
+    _ limit: Duration,
+    _ what: String,
+    _ operation: @escaping @Sendable () async throws -> T
+) async throws -> T {
+    try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+        let once = Once(continuation)
+        let work = Task {
+            let result = await Result { try await operation() }
+            once.take()?.resume(with: result)
+        }
+        Task {
+            try? await Task.sleep(for: limit)
+            if let pending = once.take() {
+                work.cancel()
+                pending.resume(throwing: TestFailure("\(what) did not finish within \(limit)"))
+            }
+        }
+    }
+}
+
+private final class Once<T: Sendable>: Sendable {
+    private let continuation: Mutex<CheckedContinuation<T, any Error>?>
+    init(_ continuation: CheckedContinuation<T, any Error>) { self.continuation = Mutex(continuation) }
+    func take() -> CheckedContinuation<T, any Error>? { continuation.withLock { $0.take() } }
+}
+
+extension Result where Failure == any Error {
+    init(catching body: () async throws -> Success) async {
+        do { self = .success(try await body()) } catch { self = .failure(error) }
+    }
+}
