@@ -48,6 +48,14 @@ public enum TestDatabase {
         return logger
     }()
 
+    /// A quieter logger for clients' background events (PostgresNIO warns when a lease is
+    /// requested a moment before `run()` has started).
+    public static let backgroundLogger: Logger = {
+        var logger = Logger(label: "tests.background")
+        logger.logLevel = .error
+        return logger
+    }()
+
     /// Creates a fresh database named after the test, runs `body` with a running client on it
     /// (at most `maximumConnections` connections), then drops the database.
     public static func withDatabase<Result: Sendable>(
@@ -63,7 +71,7 @@ public enum TestDatabase {
         let settings = server.settings(database: database)
         var configuration = try settings.makeClientConfiguration()
         configuration.options.maximumConnections = maximumConnections
-        let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        let client = PostgresClient(configuration: configuration, backgroundLogger: backgroundLogger)
         let context = TestContext(client: client, settings: settings, server: server, logger: logger)
         let result: Result
         do {

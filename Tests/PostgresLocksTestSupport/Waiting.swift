@@ -54,3 +54,16 @@ extension Result where Failure == any Error {
         do { self = .success(try await body()) } catch { self = .failure(error) }
     }
 }
+
+/// A value shared between test tasks, behind a lock (a class, so closures can capture it).
+public final class LockedBox<Value: Sendable>: Sendable {
+    private let mutex: Mutex<Value>
+    /// Creates a box holding `value`.
+    public init(_ value: Value) { mutex = Mutex(value) }
+    /// Runs `body` with the value locked.
+    public func withLock<R: Sendable>(_ body: (inout Value) throws -> R) rethrows -> R {
+        try mutex.withLock { try body(&$0) }
+    }
+    /// The current value.
+    public var value: Value { mutex.withLock { $0 } }
+}

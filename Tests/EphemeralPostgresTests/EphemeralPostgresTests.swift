@@ -1,0 +1,185 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import EphemeralPostgres
+import Foundation
+import Logging
+import PostgresLocksTestSupport
+import PostgresNIO
+import Subprocess
+import Testing
+#if canImport(System)
+import System
+#else
+import SystemPackage
+#endif
+
+@Suite("EphemeralPostgres")
+struct EphemeralPostgresTests {
+    @Test func startsServesQueriesAndLeavesNoProcessOrFolderAfterShutdown() async throws {
+        let server = try await EphemeralPostgres.start(.init(disableDurability: true))
+        let pid = try #require(server.postmasterPID)
+        #expect(processExists(pid))
+        #expect(FileManager.default.fileExists(atPath: server.dataDirectory))
+        if geteuid() == 0 {
+            // As root, initdb and the server ran as the unprivileged user, who owns the folder.
+            let attributes = try FileManager.default.attributesOfItem(atPath: server.dataDirectory)
+            #expect((attributes[.ownerAccountName] as? String) == "postgres")
+        }
+        #expect(try await answer(server) == 42)
+
+        await server.shutdown()
+        #expect(!FileManager.default.fileExists(atPath: server.baseDirectory))
+        try await waitUntil("the postmaster has exited") { !processExists(pid) }
+        // Shutting down twice is harmless.
+        await server.shutdown()
+    }
+
+    @Test func serverCanBeStoppedAndStartedOnTheSameDataDirectory() async throws {
+        try await EphemeralPostgres.withServer(.init(disableDurability: false)) { server in
+            try await run(server, "CREATE TABLE kept (n int)")
+            try await run(server, "INSERT INTO kept VALUES (7)")
+            let firstPID = try #require(server.postmasterPID)
+            try await server.stopServer()
+            #expect(server.postmasterPID == nil)
+            try await server.startServer()
+            #expect(server.postmasterPID != firstPID)
+            #expect(try await scalar(server, "SELECT n FROM kept") == 7)
+        }
+    }
+
+    @Test func startsAsAnUnprivilegedUserAndLeavesNothingBehind() async throws {
+        // As root, run the pglock binary as the `postgres` user: EphemeralPostgres then runs
+        // without dropping privileges. As a non-root user, the test above already covers it.
+        guard geteuid() == 0, let entry = getpwnam("postgres") else { return }
+        var options = PlatformOptions()
+        options.userID = entry.pointee.pw_uid
+        options.groupID = entry.pointee.pw_gid
+        options.supplementaryGroups = []
+        let result = try await Subprocess.run(
+            .path(FilePath(try pglockBinary())), arguments: ["ephemeral"],
+            environment: .inherit.updating(["HOME": "/tmp"]),
+            workingDirectory: FilePath("/tmp"),
+            platformOptions: options,
+            output: .string(limit: 1 << 16), error: .string(limit: 1 << 16)
+        )
+        #expect(result.terminationStatus.isSuccess, "pglock ephemeral failed: \(result.standardError)")
+        let report = try JSONDecoder().decode(EphemeralReport.self, from: Data(result.standardOutput.utf8))
+        #expect(report.userID == entry.pointee.pw_uid)
+        #expect(report.answer == 42)
+        #expect(!FileManager.default.fileExists(atPath: report.baseDirectory))
+        if let pid = report.postmasterPID {
+            try await waitUntil("the postmaster has exited") { !processExists(pid) }
+        }
+    }
+
+    @Test func serverAndFolderAreRemovedWhenTheOwningProcessIsKilled() async throws {
+        // `pglock ephemeral --hold` starts a server and waits; SIGKILL gives it no chance to clean
+        // up, so only the watchdog (which sees its lifeline pipe close) can remove the server.
+        let report = try await Subprocess.run(
+            .path(FilePath(try pglockBinary())), arguments: ["ephemeral", "--hold"],
+            workingDirectory: FilePath("/tmp"),
+            input: .none, output: .sequence, error: .discarded
+        ) { execution in
+            var line = Data()
+            outer: for try await chunk in execution.standardOutput {
+                for byte in chunk.withUnsafeBytes({ Array($0) }) {
+                    if byte == 0x0A { break outer }
+                    line.append(byte)
+                }
+            }
+            let report = try JSONDecoder().decode(EphemeralReport.self, from: line)
+            #expect(report.answer == 42)
+            #expect(FileManager.default.fileExists(atPath: report.baseDirectory))
+            try execution.send(signal: .kill)
+            return report
+        }.closureResult
+        let pid = try #require(report.postmasterPID)
+        try await waitUntil(timeout: .seconds(30), "the watchdog stopped the server") { !processExists(pid) }
+        try await waitUntil(timeout: .seconds(30), "the watchdog removed the folder") {
+            !FileManager.default.fileExists(atPath: report.baseDirectory)
+        }
+    }
+
+    @Test func missingBinariesErrorSaysWhatToInstall() throws {
+        let error = #expect(throws: EphemeralPostgresError.self) {
+            try PostgresBinaries.locate(searchPath: ["/nonexistent/bin", ""])
+        }
+        #expect(error?.code == .binariesNotFound)
+        let text = error?.description ?? ""
+        #expect(text.contains("apt-get install postgresql"))
+        #expect(text.contains("DATABASE_URL"))
+    }
+
+    @Test func startFailsReadablyWithoutBinariesAndLeavesNoFolder() async throws {
+        let before = try FileManager.default.contentsOfDirectory(atPath: "/tmp").filter { $0.hasPrefix("pglocks-") }
+        await #expect(throws: EphemeralPostgresError.self) {
+            _ = try await EphemeralPostgres.start(.init(searchPath: ["/nonexistent/bin"]))
+        }
+        let after = try FileManager.default.contentsOfDirectory(atPath: "/tmp").filter { $0.hasPrefix("pglocks-") }
+        #expect(Set(after).subtracting(before).isEmpty)
+    }
+
+    @Test func badSettingsAreRejectedBeforeAnythingStarts() async throws {
+        for settings in [["bad name": "1"], ["search_path": "a\nfsync = off"], ["x'": "1"]] {
+            await #expect(throws: EphemeralPostgresError.self) {
+                _ = try await EphemeralPostgres.start(.init(settings: settings))
+            }
+        }
+    }
+}
+
+struct EphemeralReport: Codable {
+    var url: String
+    var baseDirectory: String
+    var postmasterPID: Int32?
+    var userID: UInt32
+    var answer: Int
+}
+
+func processExists(_ pid: Int32) -> Bool {
+    // A zombie (exited, not yet reaped by its parent) no longer serves anything.
+    guard kill(pid, 0) == 0 else { return false }
+    let status = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
+    return !status.contains(") Z ")
+}
+
+/// The `pglock` executable built next to this test bundle.
+func pglockBinary() throws -> String {
+    let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+    var folder = executable.deletingLastPathComponent()
+    // The test binary may sit inside a bundle folder (`….xctest/...`).
+    for _ in 0..<4 {
+        let candidate = folder.appendingPathComponent("pglock").path
+        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        folder = folder.deletingLastPathComponent()
+    }
+    throw TestFailure("the pglock executable was not found next to \(executable.path); run `swift build` first")
+}
+
+private func withClient<T: Sendable>(_ server: EphemeralPostgres, _ body: @Sendable (PostgresClient) async throws -> T) async throws -> T {
+    let client = PostgresClient(configuration: server.clientConfiguration(), backgroundLogger: TestDatabase.backgroundLogger)
+    return try await withThrowingTaskGroup(of: Void.self) { group in
+        group.addTask { await client.run() }
+        defer { group.cancelAll() }
+        return try await body(client)
+    }
+}
+
+private func answer(_ server: EphemeralPostgres) async throws -> Int {
+    try await scalar(server, "SELECT 6 * 7")
+}
+
+private func scalar(_ server: EphemeralPostgres, _ sql: String) async throws -> Int {
+    try await withClient(server) { client in
+        try await client.query(PostgresQuery(unsafeSQL: sql), logger: TestDatabase.logger).collect()[0].decode(Int.self)
+    }
+}
+
+private func run(_ server: EphemeralPostgres, _ sql: String) async throws {
+    try await withClient(server) { client in
+        try await client.withConnection { connection in
+            _ = try await connection.query(PostgresQuery(unsafeSQL: sql), logger: TestDatabase.logger).collect()
+        }
+    }
+}

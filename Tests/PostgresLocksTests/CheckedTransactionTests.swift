@@ -1,0 +1,265 @@
+import EphemeralPostgres
+import Logging
+import PostgresLocks
+import PostgresLocksTestSupport
+import PostgresNIO
+import Synchronization
+import Testing
+
+@Suite("Checked transactions")
+struct CheckedTransactionTests {
+    @Test func bodyThatSwallowsAnErrorMakesTheCallThrowAndCommitsNothing() async throws {
+        try await TestDatabase.withDatabase { db in
+            try await db.query("CREATE TABLE t (n int)")
+            let error = await #expect(throws: PostgresLocksError.self) {
+                try await db.client.withCheckedTransaction(logger: db.logger) { tx in
+                    try await tx.query("INSERT INTO t VALUES (1)")
+                    do {
+                        try await tx.query("SELECT 1 / 0")
+                    } catch {
+                        // swallowed on purpose: the transaction is aborted all the same
+                    }
+                }
+            }
+            #expect(error?.code == .transactionAborted)
+            #expect(error?.sqlState == "22012")
+            #expect(try await db.scalar("SELECT count(*)::int FROM t", as: Int.self) == 0)
+        }
+    }
+
+    @Test func commitAnsweringRollbackIsDetected() async throws {
+        // A statement sent on the raw connection whose rows (and so whose error) are never read:
+        // the driver drops the error, and COMMIT answers ROLLBACK. PostgresNIO's own
+        // withTransaction returns normally here; ours must throw.
+        try await TestDatabase.withDatabase { db in
+            try await db.query("CREATE TABLE t (n int)")
+            let error = await #expect(throws: PostgresLocksError.self) {
+                try await db.client.withCheckedTransaction(logger: db.logger) { tx in
+                    try await tx.query("INSERT INTO t VALUES (1)")
+                    _ = try? await tx.connection.query("SELECT 1 / 0", logger: db.logger)
+                }
+            }
+            #expect(error?.code == .transactionAborted)
+            #expect(try await db.scalar("SELECT count(*)::int FROM t", as: Int.self) == 0)
+        }
+    }
+
+    @Test func errorRaisedWhileProducingRowsIsThrown() async throws {
+        // The 55P03 comes from the lock function inside a SELECT: only reading the rows shows it.
+        try await TestDatabase.withDatabase { db in
+            let holder = try await db.makeConnection()
+            defer { Task { try? await holder.close() } }
+            _ = try await holder.query("SELECT pg_advisory_lock(4242)", logger: db.logger).collect()
+            let error = await #expect(throws: PostgresLocksError.self) {
+                try await db.client.withCheckedTransaction(options: .init(lockTimeout: .milliseconds(50)), logger: db.logger) { tx in
+                    try await tx.query("SELECT pg_advisory_xact_lock(4242)")
+                }
+            }
+            #expect(error?.code == .lockNotAvailable)
+        }
+    }
+
+    @Test func deadlockRaisedByALockFunctionInsideTheBodyIsThrown() async throws {
+        try await TestDatabase.withDatabase { db in
+            let outcomes = try await runDeadlockPair(db, retry: nil)
+            let deadlocks = outcomes.filter { ($0.error as? PostgresLocksError)?.code == .deadlock }
+            #expect(deadlocks.count == 1, "outcomes: \(outcomes.map { "\($0.error.map { "\($0)" } ?? "ok")" })")
+            #expect(outcomes.filter { $0.error == nil }.count == 1)
+            #expect(try await db.scalar("SELECT count(*)::int FROM deadlock_log", as: Int.self) == 1)
+        }
+    }
+
+    @Test func terminatedBackendBetweenStatementsMakesTheCallThrowPromptly() async throws {
+        try await TestDatabase.withDatabase { db in
+            let clock = ContinuousClock()
+            let elapsed = LockedBox<Duration?>(nil)
+            let error = await #expect(throws: PostgresLocksError.self) {
+                try await withinTimeLimit(.seconds(10), "the transaction on a terminated backend") {
+                    try await db.client.withCheckedTransaction(logger: db.logger) { tx in
+                        let pid = try await tx.query("SELECT pg_backend_pid()").rows[0].decode(Int32.self)
+                        try await db.query("SELECT pg_terminate_backend(\(pid))")
+                        try await waitUntil("the backend is gone") {
+                            try await db.scalar("SELECT count(*)::int FROM pg_stat_activity WHERE pid = \(pid)", as: Int.self) == 0
+                        }
+                        try await waitUntil("the client saw the socket close") { tx.connection.isClosed }
+                        let started = clock.now
+                        defer { elapsed.withLock { $0 = clock.now - started } }
+                        try await tx.query("SELECT 1")
+                    }
+                }
+            }
+            #expect(error?.code == .connectionLost)
+            #expect((elapsed.withLock { $0 } ?? .seconds(99)) < .seconds(2))
+        }
+    }
+
+    @Test func terminatedBackendDuringAStatementMakesTheCallThrowPromptly() async throws {
+        try await TestDatabase.withDatabase { db in
+            let pidBox = LockedBox<Int32?>(nil)
+            let error = await #expect(throws: PostgresLocksError.self) {
+                try await withinTimeLimit(.seconds(10), "the transaction whose backend was terminated mid-statement") {
+                    try await withThrowingTaskGroup(of: Void.self) { group in
+                        group.addTask {
+                            try await db.client.withCheckedTransaction(logger: db.logger) { tx in
+                                let pid = try await tx.query("SELECT pg_backend_pid()").rows[0].decode(Int32.self)
+                                pidBox.withLock { $0 = pid }
+                                try await tx.query("SELECT pg_sleep(60)")
+                            }
+                        }
+                        group.addTask {
+                            try await waitUntil("the body is sleeping on the server") {
+                                guard let pid = pidBox.withLock({ $0 }) else { return false }
+                                return try await db.scalar("SELECT count(*)::int FROM pg_stat_activity WHERE pid = \(pid) AND wait_event = 'PgSleep'", as: Int.self) == 1
+                            }
+                            let pid = pidBox.withLock { $0 }!
+                            try await db.query("SELECT pg_terminate_backend(\(pid))")
+                        }
+                        try await group.waitForAll()
+                    }
+                }
+            }
+            #expect(error?.code == .connectionLost)
+        }
+    }
+
+    @Test func aClosedConnectionThrowsInsteadOfHanging() async throws {
+        try await TestDatabase.withDatabase { db in
+            let connection = try await db.makeConnection()
+            try await connection.close()
+            let error = await #expect(throws: PostgresLocksError.self) {
+                try await withinTimeLimit(.seconds(5), "a transaction on a closed connection") {
+                    try await connection.withCheckedTransaction(logger: db.logger) { tx in
+                        try await tx.query("SELECT 1")
+                    }
+                }
+            }
+            #expect(error?.code == .connectionLost)
+        }
+    }
+
+    @Test func sqlStatesBecomeTypedErrors() async throws {
+        try await TestDatabase.withDatabase { db in
+            try await db.query("CREATE TABLE u (k int PRIMARY KEY)")
+            try await db.query("INSERT INTO u VALUES (1)")
+            let unique = await #expect(throws: PostgresLocksError.self) {
+                try await db.client.withCheckedTransaction(logger: db.logger) { tx in
+                    try await tx.query("INSERT INTO u VALUES (1)")
+                }
+            }
+            #expect(unique?.code == .uniqueViolation)
+            #expect(unique?.sqlState == "23505")
+
+            let canceled = await #expect(throws: PostgresLocksError.self) {
+                try await db.client.withCheckedTransaction(options: .init(statementTimeout: .milliseconds(20)), logger: db.logger) { tx in
+                    try await tx.query("SELECT pg_sleep(5)")
+                }
+            }
+            #expect(canceled?.code == .queryCanceled)
+
+            // NOWAIT on a row another transaction holds.
+            let holder = try await db.makeConnection()
+            defer { Task { try? await holder.close() } }
+            _ = try await holder.query("BEGIN", logger: db.logger).collect()
+            _ = try await holder.query("SELECT * FROM u WHERE k = 1 FOR UPDATE", logger: db.logger).collect()
+            let locked = await #expect(throws: PostgresLocksError.self) {
+                try await db.client.withCheckedTransaction(logger: db.logger) { tx in
+                    try await tx.query("SELECT * FROM u WHERE k = 1 FOR UPDATE NOWAIT")
+                }
+            }
+            #expect(locked?.code == .lockNotAvailable)
+        }
+    }
+
+    @Test func transactionTimeoutsDoNotLeakIntoThePooledConnection() async throws {
+        try await TestDatabase.withDatabase(maximumConnections: 1) { db in
+            let inside = try await db.client.withCheckedTransaction(options: .init(lockTimeout: .milliseconds(1500)), logger: db.logger) { tx in
+                try await tx.query("SHOW lock_timeout").rows[0].decode(String.self)
+            }
+            #expect(inside == "1500ms")
+            // One connection in the pool: the next lease is the same connection.
+            #expect(try await db.scalar("SHOW lock_timeout", as: String.self) == "0")
+        }
+    }
+
+    @Test(arguments: [Duration.zero, .milliseconds(-5), .seconds(3_000_000)])
+    func invalidTimeoutsAreRejectedBeforeAnythingIsSent(timeout: Duration) async throws {
+        try await TestDatabase.withDatabase { db in
+            let ran = LockedBox(false)
+            let error = await #expect(throws: PostgresLocksError.self) {
+                try await db.client.withCheckedTransaction(options: .init(lockTimeout: timeout), logger: db.logger) { _ in
+                    ran.withLock { $0 = true }
+                }
+            }
+            #expect(error?.code == .invalidArgument)
+            #expect(!ran.withLock { $0 })
+        }
+    }
+
+    @Test func isolationLevelAndReadOnlyAreApplied() async throws {
+        try await TestDatabase.withDatabase { db in
+            let (isolation, readOnly) = try await db.client.withCheckedTransaction(options: .init(isolation: .serializable, readOnly: true), logger: db.logger) { tx in
+                (try await tx.query("SHOW transaction_isolation").rows[0].decode(String.self),
+                 try await tx.query("SHOW transaction_read_only").rows[0].decode(String.self))
+            }
+            #expect(isolation == "serializable")
+            #expect(readOnly == "on")
+        }
+    }
+
+    @Test func savepointRecoversFromAnErrorAndTheRestCommits() async throws {
+        try await TestDatabase.withDatabase { db in
+            try await db.query("CREATE TABLE t (n int)")
+            try await db.client.withCheckedTransaction(logger: db.logger) { tx in
+                try await tx.query("INSERT INTO t VALUES (1)")
+                await #expect(throws: PostgresLocksError.self) {
+                    try await tx.withSavepoint { try await tx.query("SELECT 1 / 0") }
+                }
+                try await tx.query("INSERT INTO t VALUES (2)")
+            }
+            #expect(try await db.scalar("SELECT sum(n)::int FROM t", as: Int.self) == 3)
+        }
+    }
+}
+
+/// One side of a deliberate deadlock: its error (nil if it committed) and how many attempts it took.
+struct DeadlockOutcome: Sendable {
+    var error: (any Error)?
+    var attempts: Int
+}
+
+/// Two transactions that lock advisory keys 1 and 2 in opposite orders, each waiting until the
+/// other holds its first key before asking for its second: a deadlock PostgreSQL must break.
+/// With `retry`, each side runs under `withRetryingTransaction`.
+func runDeadlockPair(_ db: TestContext, retry: RetryPolicy?) async throws -> [DeadlockOutcome] {
+    try await db.query("CREATE TABLE deadlock_log (side int, attempt int)")
+    let firstKeysHeld = LockedBox(0)
+    return try await withThrowingTaskGroup(of: DeadlockOutcome.self) { group in
+        for side in 0..<2 {
+            group.addTask {
+                let attempts = LockedBox(0)
+                let (first, second) = side == 0 ? (1, 2) : (2, 1)
+                let body: @Sendable (Transaction) async throws -> Void = { tx in
+                    attempts.withLock { $0 += 1 }
+                    try await tx.query("SELECT pg_advisory_xact_lock(\(Int64(first)))")
+                    if tx.attempt == 1 {
+                        firstKeysHeld.withLock { $0 += 1 }
+                        try await waitUntil("both sides hold their first key") { firstKeysHeld.withLock { $0 } >= 2 }
+                    }
+                    try await tx.query("SELECT pg_advisory_xact_lock(\(Int64(second)))")
+                    try await tx.query("INSERT INTO deadlock_log VALUES (\(side), \(tx.attempt))")
+                }
+                do {
+                    if let retry {
+                        try await db.client.withRetryingTransaction(policy: retry, logger: db.logger, body)
+                    } else {
+                        try await db.client.withCheckedTransaction(logger: db.logger) { tx in try await body(tx) }
+                    }
+                    return DeadlockOutcome(error: nil, attempts: attempts.withLock { $0 })
+                } catch {
+                    return DeadlockOutcome(error: error, attempts: attempts.withLock { $0 })
+                }
+            }
+        }
+        return try await group.reduce(into: []) { $0.append($1) }
+    }
+}
