@@ -11,6 +11,7 @@ import Synchronization
 final class ConnectionWatch: Sendable {
     private struct State {
         var closed = false
+        var backendPID: Int32?
         var nextToken: UInt64 = 0
         var waiters: [UInt64: @Sendable () -> Void] = [:]
     }
@@ -47,6 +48,15 @@ final class ConnectionWatch: Sendable {
             return token
         }
     }
+
+    /// The server process id of the connection, once known.
+    var backendPID: Int32? {
+        get { state.withLock { $0.backendPID } }
+        set { state.withLock { $0.backendPID = newValue } }
+    }
+
+    /// Whether the connection has closed.
+    var isClosed: Bool { state.withLock { $0.closed } }
 
     func unregister(_ token: UInt64) {
         state.withLock { _ = $0.waiters.removeValue(forKey: token) }
@@ -105,5 +115,27 @@ extension PostgresConnection {
                 once.resume(with: result.mapError { PostgresLocksError.wrap($0) })
             }
         }
+    }
+}
+
+extension PostgresConnection {
+    /// The server process serving this connection (`pg_backend_pid()`), asked once per connection.
+    func backendPID(logger: Logger) async throws -> Int32 {
+        let watch = ConnectionWatch.watch(self)
+        if let pid = watch.backendPID { return pid }
+        let pid = try await runStatement("SELECT pg_backend_pid()", logger: logger).rows[0].decode(Int32.self)
+        watch.backendPID = pid
+        return pid
+    }
+
+    /// Registers `onClose` to run when this connection closes (at once if it already has).
+    /// Returns a function that unregisters it.
+    func onClose(_ onClose: @escaping @Sendable () -> Void) -> @Sendable () -> Void {
+        let watch = ConnectionWatch.watch(self)
+        guard let token = watch.register(onClose) else {
+            onClose()
+            return {}
+        }
+        return { watch.unregister(token) }
     }
 }

@@ -1,0 +1,99 @@
+import Logging
+import PostgresNIO
+
+extension PostgresConnection {
+    /// Runs one lock statement that may wait on the server, so that cancelling the calling task
+    /// ends the server-side wait.
+    ///
+    /// PostgresNIO sends no cancel request when a task is cancelled: a task blocked in
+    /// `SELECT pg_advisory_lock(…)` would stay blocked until the lock is granted, and the
+    /// connection would then hold the lock. Here, cancellation runs `pg_cancel_backend(pid)`
+    /// from another pooled connection; the waiting statement then fails with 57014 and this
+    /// function throws `CancellationError`. If the lock was granted just before the cancel
+    /// arrived, the caller's cleanup (rollback or unlock) releases it.
+    func runCancellableLockStatement(
+        _ query: PostgresQuery,
+        canceller: PostgresClient,
+        logger: Logger
+    ) async throws -> PostgresQueryResult {
+        let pid = try await backendPID(logger: logger)
+        try Task.checkCancellation()
+        let result: PostgresQueryResult
+        do {
+            result = try await withTaskCancellationHandler {
+                try await runStatement(query, logger: logger)
+            } onCancel: {
+                Task {
+                    do {
+                        try await canceller.withConnection { other in
+                            try await other.runStatement("SELECT pg_cancel_backend(\(pid))", logger: logger)
+                        }
+                    } catch {
+                        logger.warning("could not cancel a lock wait on the server", metadata: ["pid": "\(pid)", "error": "\(error)"])
+                    }
+                }
+            }
+        } catch let error as PostgresLocksError where error.code == .queryCanceled && Task.isCancelled {
+            throw CancellationError()
+        }
+        try Task.checkCancellation()
+        return result
+    }
+}
+
+extension Transaction {
+    /// Takes a transaction-scoped advisory lock inside this transaction; it is released when the
+    /// transaction ends (commit or rollback) and cannot be released earlier.
+    ///
+    /// - Parameters:
+    ///   - key: the lock's key.
+    ///   - mode: exclusive (default) or shared.
+    ///   - wait: `.forever` (default), `.immediately`, or `.timeout(d)`.
+    ///   - canceller: a client used to cancel the server-side wait if the task is cancelled
+    ///     (usually the client this transaction's connection came from).
+    /// - Returns: `true` when the lock is held; `false` only for `.immediately` when it is taken.
+    /// - Throws: ``PostgresLocksError/Code/lockTimeout`` when a `.timeout` expires (the
+    ///   transaction stays usable: the wait ran in a savepoint), `CancellationError` when the
+    ///   task is cancelled while waiting, and other ``PostgresLocksError``s such as `deadlock`.
+    @discardableResult
+    public func advisoryLock(
+        _ key: LockKey,
+        mode: LockMode = .exclusive,
+        wait: LockWait = .forever,
+        canceller: PostgresClient
+    ) async throws -> Bool {
+        let function = AdvisoryLockSQL.lockFunction(scope: .transaction, mode: mode, try: wait == .immediately)
+        let statement = AdvisoryLockSQL.call(function, key: key)
+        switch wait {
+        case .immediately:
+            return try await query(statement).rows[0].decode(Bool.self)
+        case .forever:
+            try await runLockWait(statement, canceller: canceller)
+            return true
+        case .timeout:
+            let timeout = try wait.lockTimeoutSetting()!
+            do {
+                try await withSavepoint {
+                    let previous = try await query("SELECT current_setting('lock_timeout')").rows[0].decode(String.self)
+                    try await query("SELECT set_config('lock_timeout', \(timeout), true)")
+                    try await runLockWait(statement, canceller: canceller)
+                    try await query("SELECT set_config('lock_timeout', \(previous), true)")
+                }
+                return true
+            } catch let error as PostgresLocksError where error.code == .lockNotAvailable {
+                // ROLLBACK TO SAVEPOINT released whatever the timed-out wait may have been granted.
+                throw PostgresLocksError(code: .lockTimeout, message: "advisory lock \(key) was not granted within \(timeout)", sqlState: error.sqlState, underlying: error)
+            }
+        }
+    }
+
+    /// Runs a lock statement that may wait, marking the transaction aborted if it fails.
+    func runLockWait(_ statement: PostgresQuery, canceller: PostgresClient) async throws {
+        do {
+            _ = try await connection.runCancellableLockStatement(statement, canceller: canceller, logger: logger)
+        } catch {
+            recordAbort(error)
+            throw error
+        }
+    }
+}

@@ -1,0 +1,97 @@
+import PostgresNIO
+
+extension Transaction {
+    /// The most keys one call takes; more should be split across transactions (each key uses
+    /// an entry of the server's shared lock table).
+    public static let maximumKeysPerCall = 10_000
+
+    /// Takes many transaction-scoped advisory locks at once: deduplicated, shared+exclusive on
+    /// one key merged into exclusive, sorted into one global order (see
+    /// ``LockRequest/normalize(_:)``), and taken in **one round trip**, all or nothing.
+    ///
+    /// - Parameters:
+    ///   - requests: the keys and modes, in any order, duplicates allowed.
+    ///   - wait: `.forever`; `.immediately` (all free now, or none taken); or
+    ///     `.timeout(d)`: one deadline for the whole set (a `statement_timeout` on the one
+    ///     statement that takes them), after which none is held.
+    ///   - canceller: a client used to cancel the server-side wait if the task is cancelled.
+    /// - Returns: `false` only for `.immediately` when some key was taken (then none is held).
+    /// - Throws: ``PostgresLocksError/Code/lockTimeout`` when the deadline passes (the transaction
+    ///   stays usable), ``PostgresLocksError/Code/invalidArgument`` for an empty set or more than
+    ///   ``maximumKeysPerCall`` keys, ``PostgresLocksError/Code/lockTableFull`` when the server's
+    ///   lock table has no room.
+    @discardableResult
+    public func advisoryLocks(
+        _ requests: [LockRequest],
+        wait: LockWait = .forever,
+        canceller: PostgresClient
+    ) async throws -> Bool {
+        let sorted = LockRequest.normalize(requests)
+        guard !sorted.isEmpty else {
+            throw PostgresLocksError.invalidArgument("no keys to lock: pass at least one")
+        }
+        guard sorted.count <= Self.maximumKeysPerCall else {
+            throw PostgresLocksError.invalidArgument("\(sorted.count) keys in one call; at most \(Self.maximumKeysPerCall): split them across transactions")
+        }
+        if sorted.count == 1 {
+            return try await advisoryLock(sorted[0].key, mode: sorted[0].mode, wait: wait, canceller: canceller)
+        }
+        let statement = Self.manyKeysStatement(sorted, try: wait == .immediately)
+        switch wait {
+        case .immediately:
+            // Try each; if any is taken, roll back to the savepoint, which releases the others.
+            struct NotAll: Error {}
+            do {
+                try await withSavepoint {
+                    let rows = try await query(statement).rows
+                    guard try rows.allSatisfy({ try $0.decode(Bool.self) }) else { throw NotAll() }
+                }
+                return true
+            } catch is NotAll {
+                return false
+            }
+        case .forever:
+            try await runLockWait(statement, canceller: canceller)
+            return true
+        case .timeout:
+            let timeout = try wait.lockTimeoutSetting()!
+            do {
+                try await withSavepoint {
+                    let previous = try await query("SELECT current_setting('statement_timeout')").rows[0].decode(String.self)
+                    try await query("SELECT set_config('statement_timeout', \(timeout), true)")
+                    try await runLockWait(statement, canceller: canceller)
+                    try await query("SELECT set_config('statement_timeout', \(previous), true)")
+                }
+                return true
+            } catch let error as PostgresLocksError where error.code == .queryCanceled || error.code == .lockNotAvailable {
+                throw PostgresLocksError(code: .lockTimeout, message: "\(sorted.count) advisory locks were not all granted within \(timeout); none is held", sqlState: error.sqlState, underlying: error)
+            }
+        }
+    }
+
+    /// One statement that locks every request in order. `unnest` of several arrays yields rows
+    /// in array order and the select list is evaluated row by row, so the locks are requested
+    /// in exactly the sorted order. (No `ORDER BY` or `LIMIT`, which could change when the
+    /// lock functions run.)
+    static func manyKeysStatement(_ sorted: [LockRequest], try isTry: Bool) -> PostgresQuery {
+        var isPair: [Bool] = [], bigKeys: [Int64] = [], namespaces: [Int32] = [], ids: [Int32] = [], shared: [Bool] = []
+        for request in sorted {
+            if let value = request.key.int64Value {
+                isPair.append(false); bigKeys.append(value); namespaces.append(0); ids.append(0)
+            } else if let pair = request.key.pairValue {
+                isPair.append(true); bigKeys.append(0); namespaces.append(pair.namespace); ids.append(pair.id)
+            }
+            shared.append(request.mode == .shared)
+        }
+        let exclusiveFunction = AdvisoryLockSQL.lockFunction(scope: .transaction, mode: .exclusive, try: isTry)
+        let sharedFunction = AdvisoryLockSQL.lockFunction(scope: .transaction, mode: .shared, try: isTry)
+        return """
+            SELECT CASE WHEN p THEN
+                       CASE WHEN s THEN \(unescaped: sharedFunction)(a, b) ELSE \(unescaped: exclusiveFunction)(a, b) END
+                   ELSE
+                       CASE WHEN s THEN \(unescaped: sharedFunction)(k) ELSE \(unescaped: exclusiveFunction)(k) END
+                   END
+            FROM unnest(\(isPair)::bool[], \(bigKeys)::int8[], \(namespaces)::int4[], \(ids)::int4[], \(shared)::bool[]) AS t(p, k, a, b, s)
+            """
+    }
+}
