@@ -69,7 +69,7 @@ struct DatabaseOptions: ParsableArguments {
         logger: Logger,
         _ body: @Sendable (PostgresClient, Target) async throws -> Result
     ) async throws -> Result {
-        let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        let client = PostgresClient(configuration: configuration, backgroundLogger: makeBackgroundLogger())
         return try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await client.run() }
             defer { group.cancelAll() }
@@ -97,6 +97,14 @@ struct Progress: Sendable {
 func format(_ duration: Duration) -> String {
     let seconds = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     return seconds >= 1 ? String(format: "%.2f s", seconds) : String(format: "%.0f ms", seconds * 1000)
+}
+
+/// A logger for PostgresNIO's background events (errors only: it warns when a lease is asked
+/// for a moment before `run()` has started).
+func makeBackgroundLogger() -> Logger {
+    var logger = Logger(label: "pglock.background")
+    logger.logLevel = .error
+    return logger
 }
 
 /// A logger for the CLI: warnings and above on standard error, or `--verbose`-style levels via PGLOCK_LOG_LEVEL.
