@@ -266,13 +266,12 @@ public final class EphemeralPostgres: Sendable {
     """#
 
     private static func startWatchdog(readEnd: Int32, binaries: PostgresBinaries, base: String, owner: ProcessOwner?, logger: Logger) -> Task<Void, Never> {
-        let options = owner?.platformOptions ?? PlatformOptions()
+        let command = ProcessOwner.command(owner, "/bin/sh", ["-c", watchdogScript, "pglocks-watchdog", binaries.pgCtl, base + "/data", base])
         return Task.detached {
             do {
                 _ = try await Subprocess.run(
-                    .path(FilePath("/bin/sh")),
-                    arguments: ["-c", watchdogScript, "pglocks-watchdog", binaries.pgCtl, base + "/data", base],
-                    platformOptions: options,
+                    .path(FilePath(command.executable)),
+                    arguments: Arguments(command.arguments),
                     input: .fileDescriptor(FileDescriptor(rawValue: readEnd), closeAfterSpawningProcess: true),
                     output: .discarded,
                     error: .discarded
@@ -292,12 +291,12 @@ public final class EphemeralPostgres: Sendable {
     }
 
     private func run(_ executable: String, _ arguments: [String]) async throws -> ProcessResult {
+        let command = ProcessOwner.command(owner, executable, arguments)
         let result = try await Subprocess.run(
-            .path(FilePath(executable)),
-            arguments: Arguments(arguments),
+            .path(FilePath(command.executable)),
+            arguments: Arguments(command.arguments),
             environment: .inherit.updating(["LC_ALL": "C", "LANG": "C", "PGDATA": nil, "PGPORT": nil, "PGHOST": nil]),
             workingDirectory: FilePath(baseDirectory),
-            platformOptions: owner?.platformOptions ?? PlatformOptions(),
             output: .discarded,
             error: .string(limit: 1 << 20)
         )
@@ -342,15 +341,25 @@ struct ProcessOwner: Sendable, Hashable {
                 message: "running as root, and initdb refuses root; the user '\(unprivilegedUser)' to run the server as does not exist. Install the postgresql package (it creates the user), or create it: `useradd --system --user-group \(unprivilegedUser)`."
             )
         }
+        guard access(setpriv, X_OK) == 0 else {
+            throw EphemeralPostgresError(
+                code: .unprivilegedUserMissing,
+                message: "running as root, the server must run as '\(unprivilegedUser)', which needs \(setpriv): install util-linux (`apt-get install util-linux`)"
+            )
+        }
         return ProcessOwner(uid: entry.pointee.pw_uid, gid: entry.pointee.pw_gid)
     }
 
-    var platformOptions: PlatformOptions {
-        var options = PlatformOptions()
-        options.userID = uid
-        options.groupID = gid
-        options.supplementaryGroups = []
-        return options
+    /// `setpriv(1)` (util-linux), which every Debian system has.
+    static let setpriv = "/usr/bin/setpriv"
+
+    /// The command line that runs `executable` as this owner: through `setpriv`, so the child
+    /// is started with `posix_spawn`. (Asking swift-subprocess for another user ID makes it
+    /// `fork()` this multi-threaded process and switch user in the child, which can deadlock
+    /// in the child before `exec`: seen here as test runs hanging forever.)
+    static func command(_ owner: ProcessOwner?, _ executable: String, _ arguments: [String]) -> (executable: String, arguments: [String]) {
+        guard let owner else { return (executable, arguments) }
+        return (setpriv, ["--reuid=\(owner.uid)", "--regid=\(owner.gid)", "--clear-groups", "--", executable] + arguments)
     }
 }
 

@@ -52,15 +52,12 @@ struct EphemeralPostgresTests {
         // As root, run the pglock binary as the `postgres` user: EphemeralPostgres then runs
         // without dropping privileges. As a non-root user, the test above already covers it.
         guard geteuid() == 0, let entry = getpwnam("postgres") else { return }
-        var options = PlatformOptions()
-        options.userID = entry.pointee.pw_uid
-        options.groupID = entry.pointee.pw_gid
-        options.supplementaryGroups = []
+        // Through setpriv (posix_spawn), not swift-subprocess's user switch (fork in a threaded process).
         let result = try await Subprocess.run(
-            .path(FilePath(try pglockBinary())), arguments: ["ephemeral"],
+            .path(FilePath("/usr/bin/setpriv")),
+            arguments: ["--reuid=\(entry.pointee.pw_uid)", "--regid=\(entry.pointee.pw_gid)", "--clear-groups", "--", try pglockBinary(), "ephemeral"],
             environment: .inherit.updating(["HOME": "/tmp"]),
             workingDirectory: FilePath("/tmp"),
-            platformOptions: options,
             output: .string(limit: 1 << 16), error: .string(limit: 1 << 16)
         )
         #expect(result.terminationStatus.isSuccess, "pglock ephemeral failed: \(result.standardError)")
@@ -112,12 +109,13 @@ struct EphemeralPostgresTests {
     }
 
     @Test func startFailsReadablyWithoutBinariesAndLeavesNoFolder() async throws {
-        let before = try FileManager.default.contentsOfDirectory(atPath: "/tmp").filter { $0.hasPrefix("pglocks-") }
+        let parent = "/tmp/pglocks-test-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: false)
+        defer { try? FileManager.default.removeItem(atPath: parent) }
         await #expect(throws: EphemeralPostgresError.self) {
-            _ = try await EphemeralPostgres.start(.init(searchPath: ["/nonexistent/bin"]))
+            _ = try await EphemeralPostgres.start(.init(searchPath: ["/nonexistent/bin"], temporaryDirectoryParent: parent))
         }
-        let after = try FileManager.default.contentsOfDirectory(atPath: "/tmp").filter { $0.hasPrefix("pglocks-") }
-        #expect(Set(after).subtracting(before).isEmpty)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: parent).isEmpty)
     }
 
     @Test func badSettingsAreRejectedBeforeAnythingStarts() async throws {

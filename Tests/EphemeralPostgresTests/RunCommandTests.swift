@@ -38,7 +38,7 @@ struct RunCommandTests {
             let timed = try await pglockRun(["--lock", "job-1", "--timeout", "200ms", "--", "echo", "never"], url: url)
             #expect(timed.status == 75)
             #expect(timed.output.contains("not acquired"))
-            #expect(try await db.scalar("SELECT count(*)::int FROM pg_locks WHERE locktype = 'advisory'", as: Int.self) == 1)
+            #expect(try await db.scalar("SELECT count(*)::int FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database())", as: Int.self) == 1)
         }
     }
 }

@@ -1,0 +1,30 @@
+import Histogram
+
+/// Throughput and latency percentiles of one benchmark side, from an HdrHistogram in microseconds.
+struct LatencyStats: Codable, Sendable {
+    var operations: UInt64
+    var seconds: Double
+    var opsPerSecond: Double
+    var p50Micros: UInt64
+    var p90Micros: UInt64
+    var p99Micros: UInt64
+    var p999Micros: UInt64
+
+    init(histogram: Histogram<UInt64>, seconds: Double) {
+        operations = histogram.totalCount
+        self.seconds = seconds
+        opsPerSecond = seconds > 0 ? Double(histogram.totalCount) / seconds : 0
+        p50Micros = histogram.valueAtPercentile(50)
+        p90Micros = histogram.valueAtPercentile(90)
+        p99Micros = histogram.valueAtPercentile(99)
+        p999Micros = histogram.valueAtPercentile(99.9)
+    }
+
+    static func emptyHistogram() -> Histogram<UInt64> {
+        Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+    }
+
+    var summary: String {
+        "\(Int(opsPerSecond.rounded())) ops/s, p50 \(p50Micros) µs, p90 \(p90Micros) µs, p99 \(p99Micros) µs, p99.9 \(p999Micros) µs (\(operations) ops in \(String(format: "%.1f", seconds)) s)"
+    }
+}
