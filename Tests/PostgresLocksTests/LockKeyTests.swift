@@ -198,7 +198,7 @@ struct LockKeyTests {
         // Every int64 key, hashed ones included, comes before every pair key.
         #expect(LockKey.int64(.max) < .pair(namespace: .min, id: .min))
         #expect(LockKey.hashed("tenant-a") < .pair(namespace: .min, id: .min))
-        var generator = SeededGenerator(state: 7)
+        var generator = SplitMix64(state: 7)
         for _ in 0..<50 {
             #expect(expected.shuffled(using: &generator).sorted() == expected)
         }
@@ -240,17 +240,5 @@ struct LockKeyTests {
         for bad in [#"["tenant-a"]"#, #"["99999999999999999999"]"#, #"[""]"#, #"[42]"#] {
             #expect(throws: DecodingError.self) { try JSONDecoder().decode([LockKey].self, from: Data(bad.utf8)) }
         }
-    }
-}
-
-/// A deterministic generator (SplitMix64) for shuffles.
-private struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -73,17 +73,25 @@ extension Transaction {
         case .timeout:
             let timeout = try wait.lockTimeoutSetting()!
             do {
-                try await withSavepoint {
-                    let previous = try await query("SELECT current_setting('lock_timeout')").rows[0].decode(String.self)
-                    try await query("SELECT set_config('lock_timeout', \(timeout), true)")
-                    try await runLockWait(statement, canceller: canceller)
-                    try await query("SELECT set_config('lock_timeout', \(previous), true)")
-                }
+                try await waitInSavepoint(statement, setting: "lock_timeout", value: timeout, canceller: canceller)
                 return true
             } catch let error as PostgresLocksError where error.code == .lockNotAvailable {
                 // ROLLBACK TO SAVEPOINT released whatever the timed-out wait may have been granted.
                 throw PostgresLocksError(code: .lockTimeout, message: "advisory lock \(key) was not granted within \(timeout)", sqlState: error.sqlState, underlying: error)
             }
+        }
+    }
+
+    /// Runs a lock statement in a savepoint with a transaction-local setting (`lock_timeout` or
+    /// `statement_timeout`) changed for that statement only and restored afterwards. If the
+    /// statement fails, rolling back to the savepoint releases whatever it was granted and
+    /// restores the setting, and the transaction stays usable.
+    func waitInSavepoint(_ statement: PostgresQuery, setting: String, value: String, canceller: PostgresClient) async throws {
+        try await withSavepoint {
+            let previous = try await query("SELECT current_setting(\(setting))").rows[0].decode(String.self)
+            try await query("SELECT set_config(\(setting), \(value), true)")
+            try await runLockWait(statement, canceller: canceller)
+            try await query("SELECT set_config(\(setting), \(previous), true)")
         }
     }
 

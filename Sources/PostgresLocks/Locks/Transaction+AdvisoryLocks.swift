@@ -56,12 +56,7 @@ extension Transaction {
         case .timeout:
             let timeout = try wait.lockTimeoutSetting()!
             do {
-                try await withSavepoint {
-                    let previous = try await query("SELECT current_setting('statement_timeout')").rows[0].decode(String.self)
-                    try await query("SELECT set_config('statement_timeout', \(timeout), true)")
-                    try await runLockWait(statement, canceller: canceller)
-                    try await query("SELECT set_config('statement_timeout', \(previous), true)")
-                }
+                try await waitInSavepoint(statement, setting: "statement_timeout", value: timeout, canceller: canceller)
                 return true
             } catch let error as PostgresLocksError where error.code == .queryCanceled || error.code == .lockNotAvailable {
                 throw PostgresLocksError(code: .lockTimeout, message: "\(sorted.count) advisory locks were not all granted within \(timeout); none is held", sqlState: error.sqlState, underlying: error)
