@@ -6,6 +6,7 @@ import Foundation
 import Logging
 import PostgresLocksTestSupport
 import PostgresNIO
+@testable import pglock
 import Subprocess
 import Testing
 #if canImport(System)
@@ -127,13 +128,8 @@ struct EphemeralPostgresTests {
     }
 }
 
-struct EphemeralReport: Codable {
-    var url: String
-    var baseDirectory: String
-    var postmasterPID: Int32?
-    var userID: UInt32
-    var answer: Int
-}
+/// What `pglock ephemeral` prints (the command's own report type).
+typealias EphemeralReport = EphemeralCommand.Report
 
 func processExists(_ pid: Int32) -> Bool {
     // A zombie (exited, not yet reaped by its parent) no longer serves anything.

@@ -1,3 +1,4 @@
+import AsyncAlgorithms
 import Foundation
 import Synchronization
 
@@ -10,13 +11,15 @@ public func waitUntil(
     _ condition: () async throws -> Bool
 ) async throws {
     let deadline = ContinuousClock.now + timeout
-    while true {
+    if try await condition() { return }
+    // Re-check the condition on every tick of a timer until it holds or the deadline passes.
+    for await _ in AsyncTimerSequence(interval: interval, clock: ContinuousClock()) {
+        try Task.checkCancellation()
         if try await condition() { return }
-        guard ContinuousClock.now < deadline else {
-            throw TestFailure("timed out after \(timeout) waiting until \(what)")
-        }
-        try await Task.sleep(for: interval)
+        guard ContinuousClock.now < deadline else { break }
     }
+    try Task.checkCancellation()
+    throw TestFailure("timed out after \(timeout) waiting until \(what)")
 }
 
 /// Runs `operation` and fails if it has not finished within `limit`, even if it ignores
@@ -34,7 +37,8 @@ public func withinTimeLimit<T: Sendable>(
             once.take()?.resume(with: result)
         }
         Task {
-            try? await Task.sleep(for: limit)
+            // The limit: the first tick of a timer `limit` from now.
+            for await _ in AsyncTimerSequence(interval: limit, clock: ContinuousClock()) { break }
             if let pending = once.take() {
                 work.cancel()
                 pending.resume(throwing: TestFailure("\(what) did not finish within \(limit)"))

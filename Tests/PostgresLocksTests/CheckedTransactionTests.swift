@@ -95,6 +95,11 @@ struct CheckedTransactionTests {
 
     @Test func terminatedBackendDuringAStatementMakesTheCallThrowPromptly() async throws {
         try await TestDatabase.withDatabase { db in
+            // The body's statement waits on a lock another session holds, so it is running on
+            // the server when its backend is terminated.
+            let holder = try await db.makeConnection()
+            defer { Task { try? await holder.close() } }
+            _ = try await holder.query("SELECT pg_advisory_lock(9001)", logger: db.logger).collect()
             let pidBox = LockedBox<Int32?>(nil)
             let error = await #expect(throws: PostgresLocksError.self) {
                 try await withinTimeLimit(.seconds(10), "the transaction whose backend was terminated mid-statement") {
@@ -103,13 +108,13 @@ struct CheckedTransactionTests {
                             try await db.client.withCheckedTransaction(logger: db.logger) { tx in
                                 let pid = try await tx.query("SELECT pg_backend_pid()").rows[0].decode(Int32.self)
                                 pidBox.withLock { $0 = pid }
-                                try await tx.query("SELECT pg_sleep(60)")
+                                try await tx.query("SELECT pg_advisory_xact_lock(9001)")
                             }
                         }
                         group.addTask {
-                            try await waitUntil("the body is sleeping on the server") {
+                            try await waitUntil("the body's statement waits on the server") {
                                 guard let pid = pidBox.withLock({ $0 }) else { return false }
-                                return try await db.scalar("SELECT count(*)::int FROM pg_stat_activity WHERE pid = \(pid) AND wait_event = 'PgSleep'", as: Int.self) == 1
+                                return try await db.scalar("SELECT count(*)::int FROM pg_stat_activity WHERE pid = \(pid) AND wait_event_type = 'Lock'", as: Int.self) == 1
                             }
                             let pid = pidBox.withLock { $0 }!
                             try await db.query("SELECT pg_terminate_backend(\(pid))")
@@ -149,16 +154,18 @@ struct CheckedTransactionTests {
             #expect(unique?.code == .uniqueViolation)
             #expect(unique?.sqlState == "23505")
 
+            // A statement that waits on a lock another session holds outlives statement_timeout.
+            let holder = try await db.makeConnection()
+            defer { Task { try? await holder.close() } }
+            _ = try await holder.query("SELECT pg_advisory_lock(9002)", logger: db.logger).collect()
             let canceled = await #expect(throws: PostgresLocksError.self) {
                 try await db.client.withCheckedTransaction(options: .init(statementTimeout: .milliseconds(20)), logger: db.logger) { tx in
-                    try await tx.query("SELECT pg_sleep(5)")
+                    try await tx.query("SELECT pg_advisory_xact_lock(9002)")
                 }
             }
             #expect(canceled?.code == .queryCanceled)
 
             // NOWAIT on a row another transaction holds.
-            let holder = try await db.makeConnection()
-            defer { Task { try? await holder.close() } }
             _ = try await holder.query("BEGIN", logger: db.logger).collect()
             _ = try await holder.query("SELECT * FROM u WHERE k = 1 FOR UPDATE", logger: db.logger).collect()
             let locked = await #expect(throws: PostgresLocksError.self) {

@@ -72,13 +72,11 @@ extension Transaction {
             return true
         case .timeout:
             let timeout = try wait.lockTimeoutSetting()!
-            do {
-                try await waitInSavepoint(statement, setting: "lock_timeout", value: timeout, canceller: canceller)
-                return true
-            } catch let error as PostgresLocksError where error.code == .lockNotAvailable {
-                // ROLLBACK TO SAVEPOINT released whatever the timed-out wait may have been granted.
-                throw PostgresLocksError(code: .lockTimeout, message: "advisory lock \(key) was not granted within \(timeout)", sqlState: error.sqlState, underlying: error)
-            }
+            try await waitInSavepoint(
+                statement, setting: "lock_timeout", value: timeout, expiresWith: [.lockNotAvailable],
+                canceller: canceller, timeoutMessage: "advisory lock \(key) was not granted within \(timeout)"
+            )
+            return true
         }
     }
 
@@ -86,12 +84,26 @@ extension Transaction {
     /// `statement_timeout`) changed for that statement only and restored afterwards. If the
     /// statement fails, rolling back to the savepoint releases whatever it was granted and
     /// restores the setting, and the transaction stays usable.
-    func waitInSavepoint(_ statement: PostgresQuery, setting: String, value: String, canceller: PostgresClient) async throws {
-        try await withSavepoint {
-            let previous = try await query("SELECT current_setting(\(setting))").rows[0].decode(String.self)
-            try await query("SELECT set_config(\(setting), \(value), true)")
-            try await runLockWait(statement, canceller: canceller)
-            try await query("SELECT set_config(\(setting), \(previous), true)")
+    ///
+    /// An error whose code is in `expiresWith` (the setting expiring) is thrown as
+    /// ``PostgresLocksError/Code/lockTimeout`` with `timeoutMessage`.
+    func waitInSavepoint(
+        _ statement: PostgresQuery,
+        setting: String,
+        value: String,
+        expiresWith: Set<PostgresLocksError.Code>,
+        canceller: PostgresClient,
+        timeoutMessage: @autoclosure () -> String
+    ) async throws {
+        do {
+            try await withSavepoint {
+                let previous = try await query("SELECT current_setting(\(setting))").rows[0].decode(String.self)
+                try await query("SELECT set_config(\(setting), \(value), true)")
+                try await runLockWait(statement, canceller: canceller)
+                try await query("SELECT set_config(\(setting), \(previous), true)")
+            }
+        } catch let error as PostgresLocksError where expiresWith.contains(error.code) {
+            throw PostgresLocksError(code: .lockTimeout, message: timeoutMessage(), sqlState: error.sqlState, underlying: error)
         }
     }
 

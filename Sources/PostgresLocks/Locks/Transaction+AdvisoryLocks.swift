@@ -55,12 +55,11 @@ extension Transaction {
             return true
         case .timeout:
             let timeout = try wait.lockTimeoutSetting()!
-            do {
-                try await waitInSavepoint(statement, setting: "statement_timeout", value: timeout, canceller: canceller)
-                return true
-            } catch let error as PostgresLocksError where error.code == .queryCanceled || error.code == .lockNotAvailable {
-                throw PostgresLocksError(code: .lockTimeout, message: "\(sorted.count) advisory locks were not all granted within \(timeout); none is held", sqlState: error.sqlState, underlying: error)
-            }
+            try await waitInSavepoint(
+                statement, setting: "statement_timeout", value: timeout, expiresWith: [.queryCanceled, .lockNotAvailable],
+                canceller: canceller, timeoutMessage: "\(sorted.count) advisory locks were not all granted within \(timeout); none is held"
+            )
+            return true
         }
     }
 
