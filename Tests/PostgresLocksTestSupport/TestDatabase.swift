@@ -114,14 +114,9 @@ public enum TestDatabase {
 
     /// Opens an unpooled connection (close it yourself).
     public static func makeConnection(settings: ConnectionSettings) async throws -> PostgresConnection {
-        let client = try settings.makeClientConfiguration()
-        var configuration: PostgresConnection.Configuration
-        if let path = client.unixSocketPath {
-            configuration = .init(unixSocketPath: path, username: client.username, password: client.password, database: client.database)
-        } else {
-            configuration = .init(host: client.host!, port: client.port!, username: client.username, password: client.password, database: client.database, tls: .disable)
-        }
-        configuration.options.additionalStartupParameters = [("application_name", "postgres-locks-tests")]
+        var settings = settings
+        settings.applicationName = "postgres-locks-tests"
+        let configuration = try settings.makeConnectionConfiguration()
         return try await PostgresConnection.connect(configuration: configuration, id: Int.random(in: 1...Int(Int32.max)), logger: logger)
     }
 

@@ -49,6 +49,36 @@ struct AdvisoryLockTests {
         }
     }
 
+    @Test func connectionScopedLocksOnEventLoopExecutorsGiveMutualExclusion() async throws {
+        try await TestDatabase.withDatabase(maximumConnections: 4) { db in
+            try await db.query("CREATE TABLE counter (n int NOT NULL)")
+            try await db.query("INSERT INTO counter VALUES (0)")
+            let key = LockKey.pair(namespace: 7, id: 1)
+            var connections: [PostgresConnection] = []
+            for _ in 0..<8 { connections.append(try await db.makeConnection()) }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for connection in connections {
+                    group.addTask {
+                        try await withTaskExecutorPreference(EventLoopTaskExecutor(connection.eventLoop)) {
+                            for _ in 0..<100 {
+                                try await connection.withAdvisoryLock(key, canceller: db.client, logger: db.logger) { tx in
+                                    // The preference keeps the work on the connection's event loop thread.
+                                    #expect(connection.eventLoop.inEventLoop)
+                                    let n = try await tx.query("SELECT n FROM counter").rows[0].decode(Int.self)
+                                    try await tx.query("UPDATE counter SET n = \(n + 1)")
+                                }
+                            }
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            for connection in connections { try await connection.close() }
+            #expect(try await db.scalar("SELECT n FROM counter", as: Int.self) == 800)
+            #expect(try await advisoryLocksHeld(db) == 0)
+        }
+    }
+
     @Test func sessionLocksGiveMutualExclusionAndReleaseBeforeTheConnectionReturns() async throws {
         try await TestDatabase.withDatabase(maximumConnections: 40) { db in
             try await db.query("CREATE TABLE counter (n int NOT NULL)")

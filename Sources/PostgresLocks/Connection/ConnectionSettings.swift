@@ -429,7 +429,44 @@ extension ConnectionSettings {
         return configuration
     }
 
+    /// A configuration for one dedicated `PostgresConnection` (outside any pool), with the same
+    /// TLS rules as ``makeClientConfiguration()``.
+    public func makeConnectionConfiguration() throws -> PostgresConnection.Configuration {
+        var configuration: PostgresConnection.Configuration
+        switch host {
+        case .unixSocketDirectory:
+            configuration = .init(unixSocketPath: unixSocketPath!, username: user, password: password, database: database)
+        case .tcp(let name):
+            let tls: PostgresConnection.Configuration.TLS
+            switch try makeTLSChoice(serverName: name) {
+            case .disable: tls = .disable
+            case .prefer(let configuration): tls = .prefer(try NIOSSLContext(configuration: configuration))
+            case .require(let configuration): tls = .require(try NIOSSLContext(configuration: configuration))
+            }
+            configuration = .init(host: name, port: port, username: user, password: password, database: database, tls: tls)
+        }
+        if let connectTimeoutSeconds {
+            configuration.options.connectTimeout = .seconds(Int64(connectTimeoutSeconds))
+        }
+        configuration.options.additionalStartupParameters = [("application_name", applicationName ?? Self.defaultApplicationName)]
+        return configuration
+    }
+
+    private enum TLSChoice {
+        case disable
+        case prefer(TLSConfiguration)
+        case require(TLSConfiguration)
+    }
+
     private func makeTLS(serverName: String) throws -> PostgresClient.Configuration.TLS {
+        switch try makeTLSChoice(serverName: serverName) {
+        case .disable: return .disable
+        case .prefer(let tls): return .prefer(tls)
+        case .require(let tls): return .require(tls)
+        }
+    }
+
+    private func makeTLSChoice(serverName: String) throws -> TLSChoice {
         var tls = TLSConfiguration.makeClientConfiguration()
         switch sslMode {
         case .disable:

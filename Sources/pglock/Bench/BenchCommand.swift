@@ -33,6 +33,23 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "How many distinct keys to pick from at random.")
     var keys = 1_000_000
 
+    @Option(help: ArgumentHelp(
+        "How our side drives the lock loop: \(LockVariant.allCases.map(\.rawValue).joined(separator: ", ")).",
+        discussion: "connection (default): the library's withAdvisoryLock on one dedicated connection per worker, as pgbench has; library: PostgresClient.withAdvisoryLock, leasing from the pool each time; raw-prepared / raw-futures: plain PostgresNIO without the library."
+    ))
+    var variant: LockVariant = .connection
+
+    @Option(help: "Where worker tasks run: event-loop (each on its connection's event loop, EventLoopTaskExecutor) or global.")
+    var executor: ExecutorChoice = .eventLoop
+
+    enum ExecutorChoice: String, ExpressibleByArgument, Codable, Sendable {
+        case eventLoop = "event-loop"
+        case global
+    }
+
+    @Flag(help: "Skip the driver-ceiling side (plain PostgresNIO futures on the event loop, the same statements).")
+    var noDriverCeiling = false
+
     @Flag(help: "Skip the pgbench side.")
     var noPgbench = false
 
@@ -41,13 +58,26 @@ struct BenchCommand: AsyncParsableCommand {
 
     @OptionGroup var database: DatabaseOptions
 
+    /// One measured side.
+    struct Side: Codable {
+        var name: String
+        var stats: LatencyStats
+        var clientCPUMicrosPerOperation: Double?
+    }
+
     struct Report: Codable {
         var scenario: String
         var concurrency: Int
+        var variant: String
+        var executor: String
         var ours: LatencyStats
         var oursCPUMicrosPerOperation: Double
+        /// Plain PostgresNIO running the same statements: what the driver allows on this machine.
+        var driverCeiling: LatencyStats?
+        var driverCeilingCPUMicrosPerOperation: Double?
         var pgbench: LatencyStats?
         var ratio: Double?
+        var ratioToDriverCeiling: Double?
     }
 
     func validate() throws {
@@ -63,21 +93,45 @@ struct BenchCommand: AsyncParsableCommand {
         let concurrency = self.concurrency
         let keys = self.keys
         let noPgbench = self.noPgbench
+        let noDriverCeiling = self.noDriverCeiling
+        let variant = self.variant
+        let executor = self.executor
         let report = try await database.withClient(maximumConnections: concurrency + 2, progress: progress, logger: logger) { client, target in
             progress.done("using \(target.description)")
-            progress.step("ours: \(concurrency) workers, BEGIN; pg_advisory_xact_lock(random key of \(keys)); COMMIT, \(format(warmupDuration)) warm-up + \(format(measured))")
-            let cpuBefore = processCPUMicros()
-            let ours = try await Self.runLockScenario(client: client, concurrency: concurrency, keys: keys, warmup: warmupDuration, duration: measured, logger: logger)
-            let cpuPerOperation = Double(processCPUMicros() - cpuBefore) / Double(max(ours.operations, 1))
+            let settings: ConnectionSettings
+            switch target {
+            case .existing(let existing): settings = existing
+            case .ephemeral(let server): settings = try ConnectionSettings(url: server.url())
+            }
+            func measure(_ variant: LockVariant, executor: ExecutorChoice) async throws -> (LatencyStats, Double) {
+                let cpuBefore = processCPUMicros()
+                let stats: LatencyStats
+                if variant == .library {
+                    stats = try await Self.runLockScenario(client: client, concurrency: concurrency, keys: keys, warmup: warmupDuration, duration: measured, logger: logger)
+                } else {
+                    stats = try await Self.runDedicatedLockScenario(
+                        variant: variant, executor: executor, settings: settings, client: client, concurrency: concurrency,
+                        keys: keys, warmup: warmupDuration, duration: measured, logger: logger
+                    )
+                }
+                // CPU covers warm-up too; operations are counted only while measuring, so scale
+                // them to the whole run at the measured rate.
+                let wholeRun = Double(stats.operations) * (seconds(warmupDuration) + seconds(measured)) / max(seconds(measured), 0.001)
+                let cpu = Double(processCPUMicros() - cpuBefore) / max(wholeRun, 1)
+                return (stats, cpu)
+            }
+            progress.step("ours (\(variant.rawValue), \(executor.rawValue)): \(concurrency) workers, BEGIN; pg_advisory_xact_lock(random key of \(keys)); COMMIT, \(format(warmupDuration)) warm-up + \(format(measured))")
+            let (ours, oursCPU) = try await measure(variant, executor: executor)
             progress.done(ours.summary)
+            var ceiling: (LatencyStats, Double)?
+            if !noDriverCeiling && variant != .rawFutures {
+                progress.step("driver ceiling: plain PostgresNIO futures on the event loop, the same prepared statements")
+                ceiling = try await measure(.rawFutures, executor: .eventLoop)
+                progress.done(ceiling!.0.summary)
+            }
             var pgbench: LatencyStats?
             if !noPgbench {
                 if let executable = PgbenchRunner.locate() {
-                    let settings: ConnectionSettings
-                    switch target {
-                    case .existing(let existing): settings = existing
-                    case .ephemeral(let server): settings = try ConnectionSettings(url: server.url())
-                    }
                     progress.step("pgbench: the same SQL, \(concurrency) clients, prepared statements")
                     let seconds = max(1, Int(measured.components.seconds))
                     pgbench = try await PgbenchRunner(executable: executable, settings: settings).run(
@@ -90,8 +144,11 @@ struct BenchCommand: AsyncParsableCommand {
                 }
             }
             return Report(
-                scenario: "lock", concurrency: concurrency, ours: ours, oursCPUMicrosPerOperation: cpuPerOperation,
-                pgbench: pgbench, ratio: pgbench.map { ours.opsPerSecond / max($0.opsPerSecond, 1) }
+                scenario: "lock", concurrency: concurrency, variant: variant.rawValue, executor: executor.rawValue,
+                ours: ours, oursCPUMicrosPerOperation: oursCPU,
+                driverCeiling: ceiling?.0, driverCeilingCPUMicrosPerOperation: ceiling?.1,
+                pgbench: pgbench, ratio: pgbench.map { ours.opsPerSecond / max($0.opsPerSecond, 1) },
+                ratioToDriverCeiling: ceiling.map { ours.opsPerSecond / max($0.0.opsPerSecond, 1) }
             )
         }
         if json {
@@ -99,11 +156,49 @@ struct BenchCommand: AsyncParsableCommand {
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             print(String(decoding: try encoder.encode(report), as: UTF8.self))
         } else {
-            print("scenario \(report.scenario), concurrency \(report.concurrency)")
-            print("  ours:    \(report.ours.summary); client CPU \(String(format: "%.1f", report.oursCPUMicrosPerOperation)) µs/op")
-            if let pgbench = report.pgbench { print("  pgbench: \(pgbench.summary)") }
+            print("scenario \(report.scenario), concurrency \(report.concurrency), variant \(report.variant), executor \(report.executor)")
+            print("  ours:           \(report.ours.summary); client CPU \(String(format: "%.1f", report.oursCPUMicrosPerOperation)) µs/op")
+            if let ceiling = report.driverCeiling, let cpu = report.driverCeilingCPUMicrosPerOperation {
+                print("  driver ceiling: \(ceiling.summary); client CPU \(String(format: "%.1f", cpu)) µs/op")
+            }
+            if let pgbench = report.pgbench { print("  pgbench:        \(pgbench.summary)") }
             if let ratio = report.ratio { print("  ratio ours/pgbench: \(String(format: "%.2f", ratio))×") }
+            if let ratio = report.ratioToDriverCeiling { print("  ratio ours/driver ceiling: \(String(format: "%.2f", ratio))×") }
         }
+    }
+
+    /// Each worker owns one connection and loops on it, in the given variant.
+    static func runDedicatedLockScenario(
+        variant: LockVariant, executor: ExecutorChoice, settings: ConnectionSettings, client: PostgresClient,
+        concurrency: Int, keys: Int, warmup: Duration, duration: Duration, logger: Logger
+    ) async throws -> LatencyStats {
+        let histogram = try await withDedicatedConnections(settings: settings, count: concurrency, logger: logger) { connections in
+            let clock = ContinuousClock()
+            let measureFrom = clock.now + warmup
+            let end = measureFrom + duration
+            return try await withThrowingTaskGroup(of: Histogram<UInt64>.self) { group in
+                for connection in connections {
+                    group.addTask {
+                        let work = {
+                            try await runLockWorker(
+                                variant: variant, connection: connection, canceller: client, keys: keys,
+                                measureFrom: measureFrom, end: end, logger: logger
+                            )
+                        }
+                        switch executor {
+                        case .global: return try await work()
+                        case .eventLoop:
+                            return try await withTaskExecutorPreference(EventLoopTaskExecutor(connection.eventLoop)) { try await work() }
+                        }
+                    }
+                }
+                var total = LatencyStats.emptyHistogram()
+                for try await partial in group { total.add(partial) }
+                return total
+            }
+        }
+        let seconds = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+        return LatencyStats(histogram: histogram, seconds: seconds)
     }
 
     /// Each worker loops: BEGIN; lock a random key; COMMIT (through `withAdvisoryLock`).
@@ -138,6 +233,11 @@ struct BenchCommand: AsyncParsableCommand {
         let seconds = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
         return LatencyStats(histogram: histogram, seconds: seconds)
     }
+}
+
+/// A duration in seconds.
+func seconds(_ duration: Duration) -> Double {
+    Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
 }
 
 /// User + system CPU time of this process, in microseconds.

@@ -1,0 +1,143 @@
+import ArgumentParser
+import Foundation
+import Histogram
+import Logging
+import NIOCore
+import PostgresLocks
+import PostgresNIO
+
+/// How the `lock` scenario's worker loop is driven, to separate the library's cost from the driver's.
+enum LockVariant: String, Codable, CaseIterable, Sendable, ExpressibleByArgument {
+    /// `PostgresConnection.withAdvisoryLock` on a dedicated connection per worker.
+    case connection
+    /// `PostgresClient.withAdvisoryLock`: a pool lease per transaction.
+    case library
+    /// Plain PostgresNIO async/await, three prepared statements, dedicated connection.
+    case rawPrepared = "raw-prepared"
+    /// Plain PostgresNIO futures chained on the event loop, three prepared statements.
+    case rawFutures = "raw-futures"
+}
+
+struct BeginStatement: PostgresPreparedStatement {
+    static let sql = "BEGIN"
+    typealias Row = ()
+    func makeBindings() -> PostgresBindings { PostgresBindings() }
+    func decodeRow(_ row: PostgresRow) throws -> Row {}
+}
+
+struct CommitStatement: PostgresPreparedStatement {
+    static let sql = "COMMIT"
+    typealias Row = ()
+    func makeBindings() -> PostgresBindings { PostgresBindings() }
+    func decodeRow(_ row: PostgresRow) throws -> Row {}
+}
+
+struct XactLockStatement: PostgresPreparedStatement {
+    static let sql = "SELECT 1::int4 FROM pg_advisory_xact_lock($1)"
+    typealias Row = Int32
+    var key: Int64
+    func makeBindings() -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 1)
+        bindings.append(key)
+        return bindings
+    }
+    func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Int32.self) }
+}
+
+/// Mutable state confined to one event loop.
+final class EventLoopBox<Value>: @unchecked Sendable {
+    var value: Value
+    init(_ value: Value) { self.value = value }
+}
+
+extension BenchCommand {
+    /// Opens one dedicated connection per worker and runs `body` with them, closing them after.
+    static func withDedicatedConnections<Result: Sendable>(
+        settings: ConnectionSettings,
+        count: Int,
+        logger: Logger,
+        _ body: ([PostgresConnection]) async throws -> Result
+    ) async throws -> Result {
+        let configuration = try settings.makeConnectionConfiguration()
+        let group = PostgresClient.defaultEventLoopGroup
+        var connections: [PostgresConnection] = []
+        do {
+            for id in 0..<count {
+                connections.append(try await PostgresConnection.connect(on: group.next(), configuration: configuration, id: id, logger: logger))
+            }
+            let result = try await body(connections)
+            for connection in connections { try? await connection.close() }
+            return result
+        } catch {
+            for connection in connections { try? await connection.close() }
+            throw error
+        }
+    }
+
+    /// One worker's loop on its own connection, in the chosen variant.
+    static func runLockWorker(
+        variant: LockVariant,
+        connection: PostgresConnection,
+        canceller: PostgresClient,
+        keys: Int,
+        measureFrom: ContinuousClock.Instant,
+        end: ContinuousClock.Instant,
+        logger: Logger
+    ) async throws -> Histogram<UInt64> {
+        let clock = ContinuousClock()
+        var histogram = LatencyStats.emptyHistogram()
+        var generator = SystemRandomNumberGenerator()
+        switch variant {
+        case .library, .connection:
+            while true {
+                let began = clock.now
+                if began >= end { break }
+                let key = LockKey.int64(Int64.random(in: 1...Int64(keys), using: &generator))
+                try await connection.withAdvisoryLock(key, canceller: canceller, logger: logger) { _ in }
+                if began >= measureFrom { histogram.recordMicros(since: began, clock: clock) }
+            }
+        case .rawPrepared:
+            while true {
+                let began = clock.now
+                if began >= end { break }
+                let key = Int64.random(in: 1...Int64(keys), using: &generator)
+                try await connection.execute(BeginStatement(), logger: logger)
+                for try await _ in try await connection.execute(XactLockStatement(key: key), logger: logger) {}
+                try await connection.execute(CommitStatement(), logger: logger)
+                if began >= measureFrom { histogram.recordMicros(since: began, clock: clock) }
+            }
+        case .rawFutures:
+            let begin = try await connection.prepare(query: "BEGIN").get()
+            let lock = try await connection.prepare(query: "SELECT 1::int4 FROM pg_advisory_xact_lock($1)").get()
+            let commit = try await connection.prepare(query: "COMMIT").get()
+            let eventLoop = connection.eventLoop
+            let box = EventLoopBox(histogram)
+            let promise = eventLoop.makePromise(of: Void.self)
+            @Sendable func step() {
+                let began = clock.now
+                if began >= end { promise.succeed(); return }
+                let key = Int64.random(in: 1...Int64(keys))
+                begin.execute().flatMap { _ in lock.execute([PostgresData(int64: key)]) }.flatMap { _ in commit.execute() }.whenComplete { result in
+                    switch result {
+                    case .failure(let error): promise.fail(error)
+                    case .success:
+                        if began >= measureFrom { box.value.recordMicros(since: began, clock: clock) }
+                        step()
+                    }
+                }
+            }
+            eventLoop.execute { step() }
+            try await promise.futureResult.get()
+            histogram = box.value
+        }
+        return histogram
+    }
+}
+
+extension Histogram<UInt64> {
+    mutating func recordMicros(since began: ContinuousClock.Instant, clock: ContinuousClock) {
+        let elapsed = clock.now - began
+        let micros = elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000
+        _ = record(UInt64(Swift.max(micros, 1)))
+    }
+}
