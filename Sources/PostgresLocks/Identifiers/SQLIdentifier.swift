@@ -70,6 +70,11 @@ public struct QualifiedName: Sendable, Hashable, CustomStringConvertible {
         self.name = try SQLIdentifier(name)
     }
 
+    /// The name as `schema.name` (or `name`) without quotes, for keys and messages.
+    public var unquotedText: String {
+        schema.map { "\($0.name).\(name.name)" } ?? name.name
+    }
+
     /// The quoted, dot-joined name, ready to be placed into SQL text.
     public var quoted: String {
         if let schema { return "\(schema.quoted).\(name.quoted)" }

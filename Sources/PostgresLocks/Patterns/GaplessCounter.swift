@@ -1,0 +1,170 @@
+import Logging
+import PostgresNIO
+
+/// Hands out numbers per scope (tenant, document, invoice series) that run 1, 2, 3, … with no
+/// gap and no duplicate, inside the caller's transaction: a rollback consumes nothing.
+///
+/// ```swift
+/// let invoices = try GaplessCounter(table: "invoice_numbers")
+/// try await invoices.createTable(on: client, logger: logger)
+/// try await client.withCheckedTransaction(logger: logger) { tx in
+///     let number = try await invoices.next(scope: "acme/2026", in: tx)
+///     try await tx.query("INSERT INTO invoices (series, number, total) VALUES ('acme/2026', \(number), \(total))")
+/// }
+/// ```
+///
+/// A sequence cannot do this (`nextval` is never rolled back). Every strategy makes concurrent
+/// callers on one scope wait for each other until the earlier transaction ends, so hold the
+/// transaction short. Numbers are in commit order per scope; different scopes never wait on
+/// each other (except for ``Strategy/uniqueIndexRetry`` under heavy contention, which only retries).
+///
+/// The counter writes to its own table (see ``Strategy`` for its shape); table and column names
+/// are validated and quoted, scopes are bound values.
+public struct GaplessCounter: Sendable {
+    /// How numbers are allocated. All three are safe; they differ in speed and in what they
+    /// store.
+    public enum Strategy: String, Sendable, CaseIterable, Codable {
+        /// One row per scope holding the last number: `INSERT … ON CONFLICT (scope) DO UPDATE SET
+        /// value = value + 1 RETURNING value`. The row lock serializes callers; one round trip.
+        /// The table is `(scope text PRIMARY KEY, value bigint)`. The fastest: the default.
+        case counterRow = "counter-row"
+        /// Seed 000: a transaction advisory lock on the scope taken by **an earlier statement**,
+        /// then `INSERT … SELECT MAX(n) + 1` (two round trips). The table keeps one row per
+        /// number: `(scope text, number bigint, PRIMARY KEY (scope, number))`.
+        case advisoryLock = "advisory-lock"
+        /// Seed 003: `INSERT … SELECT MAX(n) + 1 … ON CONFLICT DO NOTHING` guarded by the unique
+        /// index, retried when a concurrent caller took the number. No lock of its own; the same
+        /// table shape as ``advisoryLock``.
+        case uniqueIndexRetry = "unique-index-retry"
+    }
+
+    /// The table the counter writes to.
+    public let table: QualifiedName
+    /// The column holding the scope.
+    public let scopeColumn: SQLIdentifier
+    /// The column holding the number (``Strategy/counterRow``: the last number handed out).
+    public let numberColumn: SQLIdentifier
+    /// The allocation strategy.
+    public let strategy: Strategy
+    /// How many times ``Strategy/uniqueIndexRetry`` tries before giving up.
+    public let maximumAttempts: Int
+
+    /// The default strategy: ``Strategy/counterRow``, the fastest in `pglock bench counter`.
+    public static let defaultStrategy = Strategy.counterRow
+
+    /// A counter on `table` (optionally `schema`-qualified).
+    ///
+    /// - Throws: ``PostgresLocksError/Code/invalidArgument`` for a name that is not a plain
+    ///   identifier, or a `maximumAttempts` below 1.
+    public init(
+        table: String,
+        schema: String? = nil,
+        scopeColumn: String = "scope",
+        numberColumn: String? = nil,
+        strategy: Strategy = GaplessCounter.defaultStrategy,
+        maximumAttempts: Int = 100
+    ) throws(PostgresLocksError) {
+        guard maximumAttempts >= 1 else {
+            throw .invalidArgument("maximumAttempts must be at least 1; found \(maximumAttempts)")
+        }
+        self.table = try QualifiedName(schema: schema, table)
+        self.scopeColumn = try SQLIdentifier(scopeColumn)
+        self.numberColumn = try SQLIdentifier(numberColumn ?? (strategy == .counterRow ? "value" : "number"))
+        self.strategy = strategy
+        self.maximumAttempts = maximumAttempts
+    }
+
+    /// The next number of `scope`, allocated in `transaction`. It becomes permanent when the
+    /// transaction commits and is given again if it rolls back.
+    ///
+    /// - Throws: ``PostgresLocksError/Code/invalidArgument`` for an empty scope;
+    ///   ``PostgresLocksError/Code/serializationFailure`` if ``Strategy/uniqueIndexRetry`` lost
+    ///   every attempt; server errors such as `deadlock` (when the caller takes other locks in
+    ///   another order) as ``PostgresLocksError``.
+    public func next(scope: String, in transaction: Transaction) async throws -> Int64 {
+        guard !scope.isEmpty else { throw PostgresLocksError.invalidArgument("the counter scope is empty") }
+        switch strategy {
+        case .counterRow:
+            return try await transaction.query(counterRowStatement(scope: scope)).rows[0].decode(Int64.self)
+        case .advisoryLock:
+            // The lock must come from an earlier statement: under READ COMMITTED a statement's
+            // snapshot is taken when it starts, before a lock inside it is granted, so the MAX
+            // would be read from before the previous holder committed.
+            try await transaction.query(AdvisoryLockSQL.call("pg_advisory_xact_lock", key: lockKey(scope: scope)))
+            return try await transaction.query(maxPlusOneStatement(scope: scope, onConflictDoNothing: false)).rows[0].decode(Int64.self)
+        case .uniqueIndexRetry:
+            // ON CONFLICT DO NOTHING waits for a concurrent insert of the same number; if that
+            // one commits, nothing is inserted (no row back) and the next statement, with a new
+            // snapshot, sees its number. No 23505, so no savepoint round trips.
+            for _ in 0..<maximumAttempts {
+                let rows = try await transaction.query(maxPlusOneStatement(scope: scope, onConflictDoNothing: true)).rows
+                if let row = rows.first { return try row.decode(Int64.self) }
+            }
+            throw PostgresLocksError(
+                code: .serializationFailure,
+                message: "no free number for scope after \(maximumAttempts) attempts: other transactions kept taking it"
+            )
+        }
+    }
+
+    /// The advisory key guarding `scope` (strategy ``Strategy/advisoryLock``): the default
+    /// string hash of `"<table>:<scope>"`, so a Python service using seed 002's
+    /// `string_to_lock_id` can take the same lock.
+    public func lockKey(scope: String) -> LockKey {
+        .hashed("\(table.unquotedText):\(scope)")
+    }
+
+    /// Creates the counter's table if it does not exist (safe when several instances start
+    /// at once).
+    public func createTable(on client: PostgresClient, logger: Logger) async throws {
+        try await client.withCheckedTransaction(logger: logger) { tx in
+            // Concurrent CREATE TABLE IF NOT EXISTS can still collide in the catalog (23505 on
+            // pg_type): serialize creators on a key derived from the table name.
+            try await tx.query(AdvisoryLockSQL.call("pg_advisory_xact_lock", key: .hashed("pglocks.create:\(table.unquotedText)")))
+            try await tx.query(createTableStatement())
+        }
+    }
+
+    func createTableStatement() -> PostgresQuery {
+        switch strategy {
+        case .counterRow:
+            return "CREATE TABLE IF NOT EXISTS \(identifier: table) (\(identifier: scopeColumn) text PRIMARY KEY, \(identifier: numberColumn) bigint NOT NULL)"
+        case .advisoryLock, .uniqueIndexRetry:
+            return "CREATE TABLE IF NOT EXISTS \(identifier: table) (\(identifier: scopeColumn) text NOT NULL, \(identifier: numberColumn) bigint NOT NULL, PRIMARY KEY (\(identifier: scopeColumn), \(identifier: numberColumn)))"
+        }
+    }
+
+    func counterRowStatement(scope: String) -> PostgresQuery {
+        """
+        INSERT INTO \(identifier: table) AS c (\(identifier: scopeColumn), \(identifier: numberColumn)) VALUES (\(scope), 1)
+        ON CONFLICT (\(identifier: scopeColumn)) DO UPDATE SET \(identifier: numberColumn) = c.\(identifier: numberColumn) + 1
+        RETURNING \(identifier: numberColumn)
+        """
+    }
+
+    func maxPlusOneStatement(scope: String, onConflictDoNothing: Bool) -> PostgresQuery {
+        let conflictClause = onConflictDoNothing ? "ON CONFLICT DO NOTHING" : ""
+        return """
+            INSERT INTO \(identifier: table) (\(identifier: scopeColumn), \(identifier: numberColumn))
+            SELECT \(scope), COALESCE(MAX(\(identifier: numberColumn)), 0) + 1 FROM \(identifier: table) WHERE \(identifier: scopeColumn) = \(scope)
+            \(unescaped: conflictClause) RETURNING \(identifier: numberColumn)
+            """
+    }
+}
+
+extension PostgresClient {
+    /// Opens a checked transaction, allocates the next number of `scope` with `counter`, runs
+    /// `body` with it in the same transaction, and commits; see ``GaplessCounter``.
+    public func withNextNumber<Result>(
+        from counter: GaplessCounter,
+        scope: String,
+        logger: Logger,
+        isolation: isolated (any Actor)? = #isolation,
+        _ body: (Int64, Transaction) async throws -> sending Result
+    ) async throws -> sending Result {
+        try await withCheckedTransaction(logger: logger) { tx in
+            let number = try await counter.next(scope: scope, in: tx)
+            return try await body(number, tx)
+        }
+    }
+}
