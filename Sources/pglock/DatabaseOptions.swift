@@ -24,6 +24,14 @@ struct DatabaseOptions: ParsableArguments {
             case .ephemeral(let server): return "throwaway PostgreSQL at \(server.socketDirectory) (port \(server.port))"
             }
         }
+
+        /// Settings that reach this server (for dedicated connections and pgbench).
+        func connectionSettings() throws -> ConnectionSettings {
+            switch self {
+            case .existing(let settings): return settings
+            case .ephemeral(let server): return try ConnectionSettings(url: server.url())
+            }
+        }
     }
 
     /// The settings to use, or nil for a throwaway server.

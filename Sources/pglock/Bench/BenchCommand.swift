@@ -11,11 +11,15 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure a scenario against pgbench running the same SQL on the same server, in the same run.",
-        discussion: "Scenarios: lock (BEGIN; exclusive transaction lock on a random key; COMMIT)."
+        discussion: """
+        Scenarios: lock (BEGIN; exclusive transaction lock on a random key; COMMIT); counter (each \
+        gapless-counter strategy, or --strategy, over --scopes scopes).
+        """
     )
 
     enum Scenario: String, ExpressibleByArgument, CaseIterable {
         case lock
+        case counter
     }
 
     @Argument(help: "The scenario: \(Scenario.allCases.map(\.rawValue).joined(separator: ", ")).")
@@ -46,6 +50,12 @@ struct BenchCommand: AsyncParsableCommand {
         case eventLoop = "event-loop"
         case global
     }
+
+    @Option(help: "counter: the strategy to measure (\(GaplessCounter.Strategy.allCases.map(\.rawValue).joined(separator: ", "))); all when omitted.")
+    var strategy: GaplessCounter.Strategy?
+
+    @Option(help: "counter: how many scopes to spread the numbers over.")
+    var scopes = 1_000
 
     @Flag(help: "Skip the driver-ceiling side (plain PostgresNIO futures on the event loop, the same statements).")
     var noDriverCeiling = false
@@ -83,9 +93,51 @@ struct BenchCommand: AsyncParsableCommand {
     func validate() throws {
         guard (1...512).contains(concurrency) else { throw ValidationError("--concurrency must be from 1 to 512") }
         guard keys >= 1 else { throw ValidationError("--keys must be at least 1") }
+        guard scopes >= 1 else { throw ValidationError("--scopes must be at least 1") }
     }
 
     func run() async throws {
+        switch scenario {
+        case .lock: try await runLock()
+        case .counter: try await runCounter()
+        }
+    }
+
+    func runCounter() async throws {
+        let measured = try parseDuration(duration)
+        let warmupDuration = try parseDuration(warmup)
+        let logger = makeLogger("pglock.bench")
+        let progress = Progress(quiet: json)
+        let (concurrency, scopes, executor, noPgbench) = (self.concurrency, self.scopes, self.executor, self.noPgbench)
+        let strategies = strategy.map { [$0] } ?? GaplessCounter.Strategy.allCases
+        let rows = try await database.withClient(maximumConnections: concurrency + 2, progress: progress, logger: logger) { client, target in
+            progress.done("using \(target.description)")
+            let settings = try target.connectionSettings()
+            let harness = BenchHarness(settings: settings, concurrency: concurrency, warmup: warmupDuration, duration: measured, executor: executor, logger: logger)
+            let pgbench = noPgbench ? nil : PgbenchRunner.locate().map { PgbenchRunner(executable: $0, settings: settings) }
+            if !noPgbench && pgbench == nil { progress.done("pgbench not found (apt-get install postgresql-contrib): skipped") }
+            return try await CounterBench.run(strategies: strategies, scopes: scopes, harness: harness, client: client, pgbench: pgbench, progress: progress)
+        }
+        if json {
+            try printJSON(rows)
+        } else {
+            print("scenario counter, concurrency \(concurrency), \(scopes) scopes")
+            for row in rows {
+                print("  \(row.strategy):")
+                print("    ours:    \(row.ours.summary); client CPU \(String(format: "%.1f", row.oursCPUMicrosPerOperation)) µs/op")
+                if let pgbench = row.pgbench { print("    pgbench: \(pgbench.summary)") }
+                if let ratio = row.ratio { print("    ratio ours/pgbench: \(String(format: "%.2f", ratio))×") }
+            }
+        }
+    }
+
+    func printJSON<T: Encodable>(_ value: T) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        print(String(decoding: try encoder.encode(value), as: UTF8.self))
+    }
+
+    func runLock() async throws {
         let measured = try parseDuration(duration)
         let warmupDuration = try parseDuration(warmup)
         let logger = makeLogger("pglock.bench")
@@ -98,11 +150,7 @@ struct BenchCommand: AsyncParsableCommand {
         let executor = self.executor
         let report = try await database.withClient(maximumConnections: concurrency + 2, progress: progress, logger: logger) { client, target in
             progress.done("using \(target.description)")
-            let settings: ConnectionSettings
-            switch target {
-            case .existing(let existing): settings = existing
-            case .ephemeral(let server): settings = try ConnectionSettings(url: server.url())
-            }
+            let settings = try target.connectionSettings()
             func measure(_ variant: LockVariant, executor: ExecutorChoice) async throws -> (LatencyStats, Double) {
                 let cpuBefore = processCPUMicros()
                 let stats: LatencyStats

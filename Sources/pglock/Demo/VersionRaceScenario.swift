@@ -5,7 +5,8 @@ import PostgresNIO
 /// The race the seeds open with: concurrent writers that compute `MAX(version) + 1` per tenant
 /// and insert it. Without a lock, two writers read the same maximum and store the same version;
 /// with an advisory transaction lock on the tenant, taken by an earlier statement than the
-/// `MAX`, every tenant's versions are exactly 1…n.
+/// `MAX`, every tenant's versions are exactly 1…n; and the same with ``GaplessCounter``'s
+/// default strategy (one counter row per tenant).
 struct VersionRaceScenario: DemoScenario {
     var name: String { "version race" }
     var tenants = 4
@@ -31,17 +32,22 @@ struct VersionRaceScenario: DemoScenario {
             try await tx.query("CREATE INDEX ON \(identifier: table) (mode, tenant, version)")
         }
 
+        let counter = try GaplessCounter(table: "pglock_demo_version_counters")
+        try await counter.createTable(on: context.client, logger: logger)
+        try await context.client.withCheckedTransaction(logger: logger) { tx in
+            try await tx.query("TRUNCATE \(identifier: counter.table)")
+        }
+
         var outcomes: [ScenarioOutcome] = []
-        for locked in [false, true] {
-            let mode = locked ? "locked" : "naive"
-            context.progress.step("\(name): \(writers) writers × \(insertsPerWriter) inserts over \(tenants) tenants, \(locked ? "with an advisory lock per tenant" : "no lock")")
+        for mode in Mode.allCases {
+            context.progress.step("\(name): \(writers) writers × \(insertsPerWriter) inserts over \(tenants) tenants, \(mode.description)")
             let started = ContinuousClock.now
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for writer in 0..<writers {
                     group.addTask {
                         for index in 0..<insertsPerWriter {
                             let tenant = (writer + index) % tenants
-                            try await insertNextVersion(client: context.client, table: table, mode: mode, tenant: tenant, locked: locked, logger: logger)
+                            try await insertNextVersion(client: context.client, table: table, mode: mode, counter: counter, tenant: tenant, logger: logger)
                         }
                     }
                 }
@@ -54,7 +60,7 @@ struct VersionRaceScenario: DemoScenario {
             let rows = try await context.client.withCheckedTransaction(logger: logger) { tx in
                 try await tx.query("""
                     SELECT count(*)::int8, (count(*) - count(DISTINCT (tenant, version)))::int8
-                    FROM \(identifier: table) WHERE mode = \(mode)
+                    FROM \(identifier: table) WHERE mode = \(mode.rawValue)
                     """)
             }
             let (count, duplicates) = try rows.rows[0].decode((Int64, Int64).self)
@@ -63,14 +69,14 @@ struct VersionRaceScenario: DemoScenario {
                 try await tx.query("""
                     SELECT COALESCE(sum(max_version - distinct_versions), 0)::int8
                     FROM (SELECT tenant, max(version) AS max_version, count(DISTINCT version) AS distinct_versions
-                          FROM \(identifier: table) WHERE mode = \(mode) GROUP BY tenant) per_tenant
+                          FROM \(identifier: table) WHERE mode = \(mode.rawValue) GROUP BY tenant) per_tenant
                     """)
             }
             let gaps = try gapRows.rows[0].decode(Int64.self)
             let detail = "\(count)/\(total) rows, \(duplicates) duplicate versions, \(gaps) gaps"
-            if locked {
+            if mode != .naive {
                 outcomes.append(ScenarioOutcome(
-                    scenario: name, check: "advisory lock: versions unique and gapless",
+                    scenario: name, check: "\(mode.rawValue): versions unique and gapless",
                     passed: duplicates == 0 && gaps == 0 && count == Int64(total),
                     detail: detail, throughput: Double(total) / seconds, unit: "tx/s"
                 ))
@@ -85,23 +91,44 @@ struct VersionRaceScenario: DemoScenario {
         if !context.keepTables {
             try await context.client.withCheckedTransaction(logger: logger) { tx in
                 try await tx.query("DROP TABLE IF EXISTS \(identifier: table)")
+                try await tx.query("DROP TABLE IF EXISTS \(identifier: counter.table)")
             }
         }
         return outcomes
     }
 
-    private func insertNextVersion(client: PostgresClient, table: QualifiedName, mode: String, tenant: Int, locked: Bool, logger: Logger) async throws {
-        try await client.withCheckedTransaction(logger: logger) { tx in
-            if locked {
-                // The lock is its own statement: a READ COMMITTED statement's snapshot is taken
-                // when it starts, so the MAX below must start after the lock is granted.
-                try await tx.query("SELECT pg_advisory_xact_lock(\(Self.lockNamespace), \(Int32(tenant)))")
+    enum Mode: String, CaseIterable, CustomStringConvertible {
+        case naive
+        case advisoryLock = "advisory lock"
+        case gaplessCounter = "gapless counter"
+
+        var description: String {
+            switch self {
+            case .naive: return "no lock"
+            case .advisoryLock: return "with an advisory lock per tenant"
+            case .gaplessCounter: return "with GaplessCounter (counter row per tenant)"
             }
-            let next = try await tx.query("""
-                SELECT COALESCE(MAX(version), 0) + 1 FROM \(identifier: table) WHERE mode = \(mode) AND tenant = \(tenant)
-                """).rows[0].decode(Int.self)
+        }
+    }
+
+    private func insertNextVersion(client: PostgresClient, table: QualifiedName, mode: Mode, counter: GaplessCounter, tenant: Int, logger: Logger) async throws {
+        try await client.withCheckedTransaction(logger: logger) { tx in
+            let next: Int64
+            switch mode {
+            case .naive, .advisoryLock:
+                if mode == .advisoryLock {
+                    // The lock is its own statement: a READ COMMITTED statement's snapshot is
+                    // taken when it starts, so the MAX below must start after the lock is granted.
+                    try await tx.advisoryLock(.pair(namespace: Self.lockNamespace, id: Int32(tenant)), canceller: client)
+                }
+                next = try await tx.query("""
+                    SELECT COALESCE(MAX(version), 0) + 1 FROM \(identifier: table) WHERE mode = \(mode.rawValue) AND tenant = \(tenant)
+                    """).rows[0].decode(Int64.self)
+            case .gaplessCounter:
+                next = try await counter.next(scope: "tenant-\(tenant)", in: tx)
+            }
             try await tx.query("""
-                INSERT INTO \(identifier: table) (mode, tenant, version) VALUES (\(mode), \(tenant), \(next))
+                INSERT INTO \(identifier: table) (mode, tenant, version) VALUES (\(mode.rawValue), \(tenant), \(next))
                 """)
         }
     }
