@@ -10,6 +10,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "PostgresLocks", targets: ["PostgresLocks"]),
+        .library(name: "PostgresQueue", targets: ["PostgresQueue"]),
         .library(name: "EphemeralPostgres", targets: ["EphemeralPostgres"]),
         .executable(name: "pglock", targets: ["pglock"]),
     ],
@@ -41,6 +42,17 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "PostgresQueue",
+            dependencies: [
+                "PostgresLocks",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "EphemeralPostgres",
             dependencies: [
                 .product(name: "PostgresNIO", package: "postgres-nio"),
@@ -53,6 +65,8 @@ let package = Package(
             name: "pglock",
             dependencies: [
                 "PostgresLocks",
+                "PostgresQueue",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 "EphemeralPostgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
@@ -80,6 +94,17 @@ let package = Package(
                 "PostgresLocks",
                 "PostgresLocksTestSupport",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PostgresQueueTests",
+            dependencies: [
+                "PostgresQueue",
+                "PostgresLocks",
+                "PostgresLocksTestSupport",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),

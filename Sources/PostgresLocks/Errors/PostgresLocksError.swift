@@ -52,6 +52,11 @@ public struct PostgresLocksError: Error, Sendable, CustomStringConvertible, Cust
         /// The server or connection does not provide what the library needs (a pooling proxy,
         /// advisory locks that do not exclude).
         public static let unsupportedEnvironment = Code("unsupportedEnvironment")
+        /// A queue job's lease was reclaimed or the job was cancelled: this worker no longer
+        /// owns it, so its outcome was not recorded (the fencing check refused it).
+        public static let leaseLost = Code("leaseLost")
+        /// A queue job's payload could not be encoded or decoded as the handler's type.
+        public static let payloadCoding = Code("payloadCoding")
         /// Any other server error; ``PostgresLocksError/sqlState`` holds its SQLSTATE.
         public static let server = Code("server")
         /// Any other client-side driver error.

@@ -1,0 +1,123 @@
+import Foundation
+import Logging
+import PostgresLocks
+import PostgresNIO
+
+/// Counts of jobs per queue and state.
+public struct QueueStats: Sendable, Hashable, Codable {
+    /// One queue's counts.
+    public struct Row: Sendable, Hashable, Codable {
+        /// The queue.
+        public var queue: String
+        /// Jobs per state (states with none are left out).
+        public var counts: [String: Int64]
+        /// Available jobs whose run time has come (the backlog).
+        public var ready: Int64
+        /// Age in seconds of the oldest ready job (how far behind the workers are).
+        public var oldestReadySeconds: Double?
+    }
+
+    /// Per queue, sorted by name.
+    public var queues: [Row]
+}
+
+/// One job as the admin commands show it.
+public struct JobSummary: Sendable, Hashable, Codable {
+    /// The id.
+    public var id: Int64
+    /// The queue.
+    public var queue: String
+    /// The kind.
+    public var kind: String
+    /// The state.
+    public var state: String
+    /// Attempts made so far.
+    public var attempt: Int32
+    /// Attempts allowed.
+    public var maxAttempts: Int32
+    /// When it runs (or ran) next.
+    public var runAt: Date
+    /// The last error recorded.
+    public var lastError: String?
+    /// The worker holding it, when running.
+    public var leaseOwner: String?
+}
+
+extension JobQueue {
+    /// Job counts per queue and state.
+    public func stats(on client: PostgresClient, logger: Logger) async throws -> QueueStats {
+        let rows = try await client.checkedQuery("""
+            SELECT queue, state, count(*)::int8,
+                   count(*) FILTER (WHERE state = 'available' AND run_at <= now())::int8,
+                   EXTRACT(EPOCH FROM now() - min(run_at) FILTER (WHERE state = 'available' AND run_at <= now()))::float8
+            FROM \(identifier: jobsTable) GROUP BY queue, state ORDER BY queue, state
+            """, logger: logger).rows
+        var byQueue: [String: QueueStats.Row] = [:]
+        for row in rows {
+            let (queue, state, count, ready, oldest) = try row.decode((String, String, Int64, Int64, Double?).self)
+            var entry = byQueue[queue] ?? QueueStats.Row(queue: queue, counts: [:], ready: 0, oldestReadySeconds: nil)
+            entry.counts[state] = count
+            entry.ready += ready
+            if let oldest { entry.oldestReadySeconds = max(entry.oldestReadySeconds ?? 0, oldest) }
+            byQueue[queue] = entry
+        }
+        return QueueStats(queues: byQueue.values.sorted { $0.queue < $1.queue })
+    }
+
+    /// Jobs, newest first, optionally of one state and queue.
+    public func list(state: JobState? = nil, queue: String? = nil, limit: Int = 50, on client: PostgresClient, logger: Logger) async throws -> [JobSummary] {
+        let rows = try await client.checkedQuery("""
+            SELECT id, queue, kind, state, attempt, max_attempts, run_at, last_error, lease_owner
+            FROM \(identifier: jobsTable)
+            WHERE (\(state?.rawValue ?? "")::text = '' OR state = \(state?.rawValue ?? ""))
+              AND (\(queue ?? "")::text = '' OR queue = \(queue ?? ""))
+            ORDER BY id DESC LIMIT \(Int32(max(1, min(limit, 10_000))))
+            """, logger: logger).rows
+        return try rows.map { row in
+            let (id, queue, kind, state, attempt, maxAttempts, runAt, lastError, owner) =
+                try row.decode((Int64, String, String, String, Int32, Int32, Date, String?, String?).self)
+            return JobSummary(id: id, queue: queue, kind: kind, state: state, attempt: attempt, maxAttempts: maxAttempts, runAt: runAt, lastError: lastError, leaseOwner: owner)
+        }
+    }
+
+    /// Makes a dead or cancelled job available again now (allowing it one more attempt if it
+    /// had used them all).
+    ///
+    /// - Returns: whether a job was changed.
+    @discardableResult
+    public func retry(id: Int64, on client: PostgresClient, logger: Logger) async throws -> Bool {
+        try await !client.checkedQuery("""
+            UPDATE \(identifier: jobsTable)
+            SET state = 'available', run_at = now(), finished_at = NULL, max_attempts = GREATEST(max_attempts, attempt + 1)
+            WHERE id = \(id) AND state IN ('dead', 'cancelled')
+            RETURNING id
+            """, logger: logger).rows.isEmpty
+    }
+
+    /// Cancels a job that is available or running. A running job's worker finds its lease
+    /// gone at its next heartbeat or outcome and stops; nothing it reports is recorded.
+    ///
+    /// - Returns: whether a job was changed.
+    @discardableResult
+    public func cancel(id: Int64, on client: PostgresClient, logger: Logger) async throws -> Bool {
+        try await !client.checkedQuery("""
+            UPDATE \(identifier: jobsTable)
+            SET state = 'cancelled', finished_at = now(), lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
+            WHERE id = \(id) AND state IN ('available', 'running')
+            RETURNING id
+            """, logger: logger).rows.isEmpty
+    }
+
+    /// Deletes every job in `states` (default: the finished ones), optionally of one queue.
+    ///
+    /// - Returns: how many were deleted.
+    @discardableResult
+    public func purge(states: [JobState] = JobState.finished, queue: String? = nil, on client: PostgresClient, logger: Logger) async throws -> Int {
+        guard !states.isEmpty else { throw PostgresLocksError(code: .invalidArgument, message: "purge needs at least one state") }
+        return try await client.checkedQuery("""
+            DELETE FROM \(identifier: jobsTable)
+            WHERE state = ANY(\(states.map(\.rawValue))::text[]) AND (\(queue ?? "")::text = '' OR queue = \(queue ?? ""))
+            RETURNING id
+            """, logger: logger).rows.count
+    }
+}

@@ -1,0 +1,95 @@
+import Foundation
+import PostgresLocks
+
+/// A job to enqueue: its kind, payload and scheduling.
+public struct NewJob: Sendable, Hashable {
+    /// When a job may run first.
+    public enum Schedule: Sendable, Hashable {
+        /// As soon as a worker is free.
+        case now
+        /// This long after the server's clock at enqueue time.
+        case after(Duration)
+        /// At this instant.
+        case at(Date)
+    }
+
+    /// The longest queue name, kind and unique key, in bytes.
+    public static let maximumNameLength = 200
+
+    /// The queue (workers claim from one queue).
+    public var queue: String
+    /// What the job is; selects the handler.
+    public var kind: String
+    /// The payload as JSON text.
+    public var payloadJSON: String
+    /// Lower runs first (default 0).
+    public var priority: Int16
+    /// When it may run first.
+    public var schedule: Schedule
+    /// How many attempts before it is dead (at least 1).
+    public var maxAttempts: Int32
+    /// A key that makes a second enqueue a no-op while a job with the same key and queue is
+    /// still available or running.
+    public var uniqueKey: String?
+
+    /// A job whose payload is `payload` encoded as JSON.
+    ///
+    /// - Throws: ``PostgresLocks/PostgresLocksError/Code/invalidArgument`` for an empty or
+    ///   over-long queue, kind or unique key, or `maxAttempts` below 1;
+    ///   ``PostgresLocks/PostgresLocksError/Code/payloadCoding`` if the payload does not encode.
+    public init<Payload: Encodable>(
+        kind: String,
+        payload: Payload,
+        queue: String = "default",
+        priority: Int16 = 0,
+        schedule: Schedule = .now,
+        maxAttempts: Int32 = 20,
+        uniqueKey: String? = nil
+    ) throws {
+        let json: String
+        do {
+            json = String(decoding: try JSONEncoder().encode(payload), as: UTF8.self)
+        } catch {
+            throw PostgresLocksError(code: .payloadCoding, message: "the payload of a \(kind) job does not encode as JSON: \(error)", underlying: error)
+        }
+        try self.init(kind: kind, payloadJSON: json, queue: queue, priority: priority, schedule: schedule, maxAttempts: maxAttempts, uniqueKey: uniqueKey)
+    }
+
+    /// A job whose payload is already JSON text (checked by the server on insert).
+    public init(
+        kind: String,
+        payloadJSON: String = "{}",
+        queue: String = "default",
+        priority: Int16 = 0,
+        schedule: Schedule = .now,
+        maxAttempts: Int32 = 20,
+        uniqueKey: String? = nil
+    ) throws {
+        try Self.validateName(queue, what: "queue name")
+        try Self.validateName(kind, what: "job kind")
+        if let uniqueKey { try Self.validateName(uniqueKey, what: "unique key") }
+        guard maxAttempts >= 1 else {
+            throw PostgresLocksError(code: .invalidArgument, message: "maxAttempts must be at least 1; found \(maxAttempts)")
+        }
+        if case .after(let delay) = schedule, delay < .zero {
+            throw PostgresLocksError(code: .invalidArgument, message: "a job cannot be scheduled \(delay) in the past")
+        }
+        self.queue = queue
+        self.kind = kind
+        self.payloadJSON = payloadJSON
+        self.priority = priority
+        self.schedule = schedule
+        self.maxAttempts = maxAttempts
+        self.uniqueKey = uniqueKey
+    }
+
+    static func validateName(_ name: String, what: String) throws(PostgresLocksError) {
+        guard !name.isEmpty else { throw PostgresLocksError(code: .invalidArgument, message: "the \(what) is empty") }
+        guard name.utf8.count <= maximumNameLength else {
+            throw PostgresLocksError(code: .invalidArgument, message: "the \(what) is \(name.utf8.count) bytes long; at most \(maximumNameLength)")
+        }
+        guard !name.unicodeScalars.contains(where: { $0.value == 0 }) else {
+            throw PostgresLocksError(code: .invalidArgument, message: "the \(what) contains a NUL character")
+        }
+    }
+}

@@ -1,0 +1,342 @@
+import Foundation
+import Logging
+import Metrics
+import PostgresLocks
+import PostgresNIO
+import ServiceLifecycle
+
+/// A swift-service-lifecycle `Service` that works one queue: it claims jobs in batches, runs
+/// each kind's handler with a concurrency limit, keeps their leases alive, completes them in
+/// batches, retries failures with backoff, reclaims expired leases and prunes old jobs.
+///
+/// ```swift
+/// var handlers = JobHandlers()
+/// handlers.register("send-email") { (email: Email, context) in try await mailer.send(email) }
+/// let worker = QueueWorker(queue: queue, client: client, handlers: handlers,
+///                          configuration: .init(queue: "default", listenConfiguration: try settings.makeConnectionConfiguration()),
+///                          logger: logger)
+/// let group = ServiceGroup(services: [client, worker], gracefulShutdownSignals: [.sigterm], logger: logger)
+/// try await group.run()
+/// ```
+///
+/// Graceful shutdown stops claiming, lets running jobs finish within
+/// ``Configuration/shutdownGracePeriod``, then cancels the rest and gives their leases back
+/// (without counting the attempt). Jobs run at least once: a job whose worker dies is run
+/// again after its lease expires, and a worker whose lease was reclaimed can no longer
+/// record an outcome (every transition is fenced by the lease token).
+public final class QueueWorker: Service {
+    /// The queue's tables.
+    public let queue: JobQueue
+    /// The client used for claims, outcomes and handlers' work.
+    public let client: PostgresClient
+    /// The handlers per kind.
+    public let handlers: JobHandlers
+    /// The settings.
+    public let configuration: Configuration
+    let logger: Logger
+
+    private let claimedCounter: Counter
+    private let completedCounter: Counter
+    private let failedCounter: Counter
+    private let leaseLostCounter: Counter
+    private let pickupTimer: Metrics.Timer
+
+    /// A worker of `queue` with `handlers`.
+    public init(queue: JobQueue, client: PostgresClient, handlers: JobHandlers, configuration: Configuration = Configuration(), logger: Logger) {
+        self.queue = queue
+        self.client = client
+        self.handlers = handlers
+        self.configuration = configuration
+        var logger = logger
+        logger[metadataKey: "queue"] = "\(configuration.queue)"
+        self.logger = logger
+        let dimensions = [("queue", configuration.queue)]
+        claimedCounter = Counter(label: "pglocks_queue_jobs_claimed_total", dimensions: dimensions)
+        completedCounter = Counter(label: "pglocks_queue_jobs_completed_total", dimensions: dimensions)
+        failedCounter = Counter(label: "pglocks_queue_jobs_failed_total", dimensions: dimensions)
+        leaseLostCounter = Counter(label: "pglocks_queue_leases_lost_total", dimensions: dimensions)
+        pickupTimer = Metrics.Timer(label: "pglocks_queue_pickup_latency", dimensions: dimensions)
+    }
+
+    /// Works the queue until graceful shutdown or cancellation.
+    public func run() async throws {
+        try configuration.validate()
+        guard !handlers.kinds.isEmpty else {
+            throw PostgresLocksError(code: .invalidArgument, message: "the worker has no handlers: register at least one job kind")
+        }
+        let stopping = StopFlag()
+        let wake = WakeSignal()
+        try await withGracefulShutdownHandler {
+            try await self.work(stopping: stopping, wake: wake)
+        } onGracefulShutdown: {
+            stopping.set()
+            wake.signal()
+        }
+    }
+
+    private enum JobEvent: Sendable {
+        case finished
+        case graceExpired
+    }
+
+    private func work(stopping: StopFlag, wake: WakeSignal) async throws {
+        let inFlight = InFlightJobs()
+        let completions = LeaseBuffer()
+        let givenBack = LeaseBuffer()
+        let logger = self.logger
+        await withTaskGroup(of: Void.self) { background in
+            background.addTask { await self.listen(wake: wake) }
+            background.addTask { await self.tick(every: self.configuration.pollInterval) { wake.signal() } }
+            background.addTask { await self.tick(every: self.configuration.reapInterval) { await self.maintain() } }
+            background.addTask { await self.tick(every: self.configuration.heartbeat) { await self.heartbeat(inFlight) } }
+            background.addTask { await self.writeCompletions(completions) }
+
+            await withTaskGroup(of: JobEvent.self) { jobs in
+                // Claim while there is room and work; otherwise wait for a wake-up (a
+                // notification, the poll tick, a finished job).
+                for await _ in wake.stream {
+                    if stopping.isSet || Task.isCancelled { break }
+                    while !stopping.isSet {
+                        let room = configuration.concurrency - inFlight.count
+                        guard room > 0 else { break }
+                        let asked = min(room, configuration.claimBatchSize)
+                        let claimed: [ClaimedJob]
+                        do {
+                            claimed = try await queue.claim(
+                                from: configuration.queue, kinds: handlers.kinds, limit: asked, lease: configuration.lease,
+                                owner: configuration.owner, on: client, logger: logger
+                            )
+                        } catch {
+                            if Task.isCancelled { break }
+                            logger.warning("claim failed; trying again", metadata: ["error": "\(error)"])
+                            try? await Task.sleep(for: min(configuration.pollInterval, .milliseconds(250)))
+                            wake.signal()
+                            break
+                        }
+                        if !claimed.isEmpty { claimedCounter.increment(by: Int64(claimed.count)) }
+                        let now = Date()
+                        for job in claimed {
+                            pickupTimer.recordNanoseconds(Int64(max(0, now.timeIntervalSince(job.runAt)) * 1e9))
+                            let lost = inFlight.add(job.lease)
+                            jobs.addTask {
+                                await self.runJob(job, lost: lost, completions: completions, givenBack: givenBack)
+                                inFlight.remove(job.id)
+                                wake.signal()
+                                return .finished
+                            }
+                        }
+                        if claimed.count < asked { break }
+                    }
+                }
+                // Shutting down: let running jobs finish within the grace period, then cancel
+                // them (their leases are given back below).
+                guard inFlight.count > 0 else { jobs.cancelAll(); return }
+                logger.info("stopping: waiting for running jobs", metadata: ["running": "\(inFlight.count)"])
+                let grace = configuration.shutdownGracePeriod
+                jobs.addTask {
+                    try? await Task.sleep(for: grace)
+                    return .graceExpired
+                }
+                while let event = await jobs.next() {
+                    switch event {
+                    case .finished:
+                        if inFlight.count == 0 { jobs.cancelAll() }
+                    case .graceExpired:
+                        if inFlight.count > 0 {
+                            logger.warning("grace period over: cancelling running jobs and giving their leases back", metadata: ["running": "\(inFlight.count)"])
+                        }
+                        jobs.cancelAll()
+                    }
+                }
+            }
+            wake.finish()
+            background.cancelAll()
+        }
+        // Outside the cancelled tasks: record what the jobs left behind.
+        await flushCompletions(completions, attempts: 5)
+        let leases = givenBack.takeAll()
+        if !leases.isEmpty {
+            do {
+                try await queue.giveBack(leases, on: client, logger: logger)
+            } catch {
+                logger.warning("could not give leases back; the jobs will be reclaimed when their leases expire", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    private enum JobResult: Sendable {
+        case succeeded
+        case failed(any Error)
+        case leaseLost
+        case cancelled
+    }
+
+    /// Runs one job's handler, racing the loss of its lease, and records the outcome.
+    private func runJob(_ job: ClaimedJob, lost: AsyncStream<Void>, completions: LeaseBuffer, givenBack: LeaseBuffer) async {
+        var jobLogger = logger
+        jobLogger[metadataKey: "job"] = "\(job.id)"
+        jobLogger[metadataKey: "kind"] = "\(job.kind)"
+        jobLogger[metadataKey: "attempt"] = "\(job.attempt)"
+        let flag = CompletionFlag()
+        let context = JobContext(job: job, queue: queue, client: client, logger: jobLogger, completedInTransaction: flag)
+        let handler = handlers.handlers[job.kind]
+        let result = await withTaskGroup(of: JobResult?.self) { group -> JobResult in
+            group.addTask {
+                guard let handler else {
+                    return .failed(PostgresLocksError(code: .invalidArgument, message: "no handler for kind \(job.kind)"))
+                }
+                do {
+                    try await handler(job, context)
+                    return .succeeded
+                } catch is CancellationError where Task.isCancelled {
+                    return .cancelled
+                } catch {
+                    return Task.isCancelled ? .cancelled : .failed(error)
+                }
+            }
+            group.addTask {
+                for await _ in lost { return .leaseLost }
+                return nil
+            }
+            var outcome: JobResult = .cancelled
+            for await result in group {
+                guard let result else { continue }
+                outcome = result
+                break
+            }
+            group.cancelAll()
+            return outcome
+        }
+        switch result {
+        case .succeeded:
+            if !flag.isSet { completions.add(job.lease) } else { completedCounter.increment() }
+        case .failed(let error):
+            failedCounter.increment()
+            let discard = (error as? PostgresLocksError)?.code == .payloadCoding || handler == nil
+            let delay = configuration.backoff.delay(afterAttempt: Int(job.attempt))
+            do {
+                let outcome = try await queue.fail(job.lease, error: "\(error)", retryAfter: delay, discard: discard, on: client, logger: jobLogger)
+                jobLogger.warning("job failed", metadata: ["error": "\(error)", "outcome": "\(outcome)"])
+            } catch {
+                // The lease will expire and the reaper will retry the job.
+                jobLogger.error("could not record a job failure", metadata: ["error": "\(error)"])
+            }
+        case .leaseLost:
+            leaseLostCounter.increment()
+            jobLogger.warning("job lease lost (reclaimed or cancelled): its handler was cancelled")
+        case .cancelled:
+            // This task is cancelled, so it cannot talk to the pool: the worker gives the lease
+            // back once the jobs have stopped.
+            givenBack.add(job.lease)
+        }
+    }
+
+    /// Writes completions in batches: whatever accumulated while the previous batch was written.
+    private func writeCompletions(_ completions: LeaseBuffer) async {
+        for await _ in completions.wake.stream {
+            if Task.isCancelled { return }
+            await flushCompletions(completions, attempts: 1)
+            if !completions.isEmpty {
+                // The write failed: try again shortly.
+                do { try await Task.sleep(for: .milliseconds(200)) } catch { return }
+                completions.wake.signal()
+            }
+        }
+    }
+
+    /// Writes the buffered completions; on failure puts them back (and tries up to `attempts` times).
+    private func flushCompletions(_ completions: LeaseBuffer, attempts: Int) async {
+        for attempt in 1...attempts {
+            let batch = completions.takeAll()
+            guard !batch.isEmpty else { return }
+            do {
+                let refused = try await queue.complete(batch, on: client, logger: logger)
+                completedCounter.increment(by: Int64(batch.count - refused.count))
+                if !refused.isEmpty {
+                    leaseLostCounter.increment(by: Int64(refused.count))
+                    logger.warning("completions refused: leases reclaimed or jobs cancelled meanwhile", metadata: ["jobs": "\(refused.map(\.id))"])
+                }
+                return
+            } catch {
+                completions.putBack(batch)
+                logger.warning("could not write completions", metadata: ["error": "\(error)", "jobs": "\(batch.count)", "attempt": "\(attempt)"])
+                if attempt < attempts { try? await Task.sleep(for: .milliseconds(200)) }
+            }
+        }
+    }
+
+    private func heartbeat(_ inFlight: InFlightJobs) async {
+        let leases = inFlight.leases
+        guard !leases.isEmpty else { return }
+        do {
+            let lost = try await queue.extendLeases(leases, by: configuration.lease, on: client, logger: logger)
+            if !lost.isEmpty { inFlight.markLost(lost.map(\.id)) }
+        } catch {
+            if !Task.isCancelled { logger.warning("lease heartbeat failed", metadata: ["error": "\(error)"]) }
+        }
+    }
+
+    private func maintain() async {
+        do {
+            _ = try await queue.reap(on: client, logger: logger)
+            if let retention = configuration.retention {
+                try await queue.prune(olderThan: retention, on: client, logger: logger)
+            }
+        } catch {
+            if !Task.isCancelled { logger.warning("queue maintenance failed", metadata: ["error": "\(error)"]) }
+        }
+    }
+
+    /// Runs `action` every `interval` until cancelled.
+    private func tick(every interval: Duration, _ action: @Sendable () async -> Void) async {
+        while !Task.isCancelled {
+            do { try await Task.sleep(for: interval) } catch { return }
+            await action()
+        }
+    }
+
+    /// Holds a `LISTEN` on a dedicated connection and signals on every notification for this
+    /// worker's queue (and once more `notifyDebounce` later, for notifications an enqueuer
+    /// folded into an earlier one). Reconnects with backoff.
+    private func listen(wake: WakeSignal) async {
+        guard let listenConfiguration = configuration.listenConfiguration else { return }
+        let queueName = configuration.queue
+        let channel = queue.channel.name
+        let trailing = WakeSignal()
+        let debounce = queue.notifyDebounce
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for await _ in trailing.stream {
+                    do { try await Task.sleep(for: debounce) } catch { return }
+                    wake.signal()
+                }
+            }
+            var failures = 0
+            while !Task.isCancelled {
+                do {
+                    let connection = try await PostgresConnection.connect(configuration: listenConfiguration, id: Int.random(in: 1...Int(Int32.max)), logger: logger)
+                    failures = 0
+                    do {
+                        try await connection.listen(on: channel) { notifications in
+                            wake.signal()  // jobs may have arrived while not listening
+                            for try await notification in notifications where notification.payload == queueName {
+                                wake.signal()
+                                if debounce > .zero { trailing.signal() }
+                            }
+                        }
+                    } catch {
+                        if !Task.isCancelled { logger.warning("LISTEN connection failed; reconnecting", metadata: ["error": "\(error)"]) }
+                    }
+                    try? await connection.close()
+                } catch {
+                    failures += 1
+                    if !Task.isCancelled { logger.warning("cannot open the LISTEN connection; polling meanwhile", metadata: ["error": "\(error)"]) }
+                }
+                let delay = Duration.milliseconds(min(100 << min(failures, 6), 5000))
+                do { try await Task.sleep(for: delay) } catch { break }
+            }
+            trailing.finish()
+            group.cancelAll()
+        }
+    }
+}
