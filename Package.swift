@@ -112,6 +112,8 @@ let package = Package(
             name: "EphemeralPostgresTests",
             dependencies: [
                 "EphemeralPostgres",
+                "PostgresQueue",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 "PostgresLocksTestSupport",
                 "pglock",
                 .product(name: "PostgresNIO", package: "postgres-nio"),

@@ -325,12 +325,12 @@ public final class QueueWorker: Service {
                             }
                         }
                     } catch {
-                        if !Task.isCancelled { logger.warning("LISTEN connection failed; reconnecting", metadata: ["error": "\(error)"]) }
+                        if !Task.isCancelled { logger.warning("LISTEN connection failed; reconnecting", metadata: ["error": "\(PostgresLocksError.wrap(error))"]) }
                     }
                     try? await connection.close()
                 } catch {
                     failures += 1
-                    if !Task.isCancelled { logger.warning("cannot open the LISTEN connection; polling meanwhile", metadata: ["error": "\(error)"]) }
+                    if !Task.isCancelled { logger.warning("cannot open the LISTEN connection; polling meanwhile", metadata: ["error": "\(PostgresLocksError.wrap(error))"]) }
                 }
                 let delay = Duration.milliseconds(min(100 << min(failures, 6), 5000))
                 do { try await Task.sleep(for: delay) } catch { break }
