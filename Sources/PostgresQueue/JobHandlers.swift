@@ -11,9 +11,17 @@ public struct JobContext: Sendable {
     public let queue: JobQueue
     /// A client for the job's own work.
     public let client: PostgresClient
-    /// A logger with the job's id and kind as metadata.
-    public let logger: Logger
+    let baseLogger: Logger
     let completedInTransaction: CompletionFlag
+
+    /// A logger with the job's id, kind and attempt as metadata.
+    public var logger: Logger {
+        var logger = baseLogger
+        logger[metadataKey: "job"] = "\(job.id)"
+        logger[metadataKey: "kind"] = "\(job.kind)"
+        logger[metadataKey: "attempt"] = "\(job.attempt)"
+        return logger
+    }
 
     /// Completes the job inside the handler's own transaction, so its writes and its
     /// completion commit together (exactly once, as far as the database is concerned). The

@@ -13,30 +13,48 @@ struct WakeSignal: Sendable {
     func finish() { continuation.finish() }
 }
 
-/// The jobs a worker runs right now, with a way to tell each one its lease is gone.
+/// The jobs a worker runs right now, with a way to stop one whose lease is gone.
 final class InFlightJobs: Sendable {
     private struct Entry {
         var lease: JobLease
-        var lost: AsyncStream<Void>.Continuation
+        var cancel: (@Sendable () -> Void)?
+        var lost = false
     }
 
     private let entries = Mutex<[Int64: Entry]>([:])
 
-    /// Registers a job; the returned stream yields if its lease is lost.
-    func add(_ lease: JobLease) -> AsyncStream<Void> {
-        let (stream, continuation) = AsyncStream<Void>.makeStream()
-        entries.withLock { $0[lease.id] = Entry(lease: lease, lost: continuation) }
-        return stream
+    func add(_ lease: JobLease) {
+        entries.withLock { $0[lease.id] = Entry(lease: lease) }
     }
 
-    func remove(_ id: Int64) {
-        let entry = entries.withLock { $0.removeValue(forKey: id) }
-        entry?.lost.finish()
+    /// Sets how to stop the job's handler; runs it at once if the lease was already lost.
+    func setCancel(_ id: Int64, _ cancel: @escaping @Sendable () -> Void) {
+        let lostAlready = entries.withLock { entries -> Bool in
+            entries[id]?.cancel = cancel
+            return entries[id]?.lost ?? false
+        }
+        if lostAlready { cancel() }
     }
 
+    /// Removes the job; returns whether its lease was lost while it ran.
+    @discardableResult
+    func remove(_ id: Int64) -> Bool {
+        entries.withLock { $0.removeValue(forKey: id)?.lost ?? false }
+    }
+
+    func isLost(_ id: Int64) -> Bool {
+        entries.withLock { $0[id]?.lost ?? false }
+    }
+
+    /// Marks the jobs' leases lost and cancels their handlers.
     func markLost(_ ids: [Int64]) {
-        let lost = entries.withLock { entries in ids.compactMap { entries[$0]?.lost } }
-        for continuation in lost { continuation.yield(); continuation.finish() }
+        let cancels = entries.withLock { entries in
+            ids.compactMap { id -> (@Sendable () -> Void)? in
+                entries[id]?.lost = true
+                return entries[id]?.cancel
+            }
+        }
+        for cancel in cancels { cancel() }
     }
 
     var leases: [JobLease] { entries.withLock { $0.values.map(\.lease) } }

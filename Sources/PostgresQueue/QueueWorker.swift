@@ -81,6 +81,7 @@ public final class QueueWorker: Service {
 
     private func work(stopping: StopFlag, wake: WakeSignal) async throws {
         let inFlight = InFlightJobs()
+        let refillThreshold = max(1, min(configuration.claimBatchSize, configuration.concurrency) / 2)
         let completions = LeaseBuffer()
         let givenBack = LeaseBuffer()
         let logger = self.logger
@@ -97,8 +98,11 @@ public final class QueueWorker: Service {
                 for await _ in wake.stream {
                     if stopping.isSet || Task.isCancelled { break }
                     while !stopping.isSet {
-                        let room = configuration.concurrency - inFlight.count
-                        guard room > 0 else { break }
+                        // Claim in batches: wait until a useful number of slots is free
+                        // rather than claiming one job per finished job.
+                        let running = inFlight.count
+                        let room = configuration.concurrency - running
+                        guard room > 0, running == 0 || room >= refillThreshold else { break }
                         let asked = min(room, configuration.claimBatchSize)
                         let claimed: [ClaimedJob]
                         do {
@@ -117,10 +121,9 @@ public final class QueueWorker: Service {
                         let now = Date()
                         for job in claimed {
                             pickupTimer.recordNanoseconds(Int64(max(0, now.timeIntervalSince(job.runAt)) * 1e9))
-                            let lost = inFlight.add(job.lease)
+                            inFlight.add(job.lease)
                             jobs.addTask {
-                                await self.runJob(job, lost: lost, completions: completions, givenBack: givenBack)
-                                inFlight.remove(job.id)
+                                await self.runJob(job, inFlight: inFlight, completions: completions, givenBack: givenBack)
                                 wake.signal()
                                 return .finished
                             }
@@ -171,42 +174,34 @@ public final class QueueWorker: Service {
         case cancelled
     }
 
-    /// Runs one job's handler, racing the loss of its lease, and records the outcome.
-    private func runJob(_ job: ClaimedJob, lost: AsyncStream<Void>, completions: LeaseBuffer, givenBack: LeaseBuffer) async {
-        var jobLogger = logger
-        jobLogger[metadataKey: "job"] = "\(job.id)"
-        jobLogger[metadataKey: "kind"] = "\(job.kind)"
-        jobLogger[metadataKey: "attempt"] = "\(job.attempt)"
+    /// Runs one job's handler (stopped if its lease is lost) and records the outcome.
+    private func runJob(_ job: ClaimedJob, inFlight: InFlightJobs, completions: LeaseBuffer, givenBack: LeaseBuffer) async {
         let flag = CompletionFlag()
-        let context = JobContext(job: job, queue: queue, client: client, logger: jobLogger, completedInTransaction: flag)
+        let context = JobContext(job: job, queue: queue, client: client, baseLogger: logger, completedInTransaction: flag)
         let handler = handlers.handlers[job.kind]
-        let result = await withTaskGroup(of: JobResult?.self) { group -> JobResult in
-            group.addTask {
-                guard let handler else {
-                    return .failed(PostgresLocksError(code: .invalidArgument, message: "no handler for kind \(job.kind)"))
-                }
-                do {
-                    try await handler(job, context)
-                    return .succeeded
-                } catch is CancellationError where Task.isCancelled {
-                    return .cancelled
-                } catch {
-                    return Task.isCancelled ? .cancelled : .failed(error)
-                }
+        // The handler runs in its own task so that the heartbeat can cancel this one job when
+        // its lease is lost; cancelling this task (shutdown) cancels it too.
+        let work = Task<Void, any Error> {
+            guard let handler else {
+                throw PostgresLocksError(code: .invalidArgument, message: "no handler for kind \(job.kind)")
             }
-            group.addTask {
-                for await _ in lost { return .leaseLost }
-                return nil
-            }
-            var outcome: JobResult = .cancelled
-            for await result in group {
-                guard let result else { continue }
-                outcome = result
-                break
-            }
-            group.cancelAll()
-            return outcome
+            try await handler(job, context)
         }
+        inFlight.setCancel(job.id) { work.cancel() }
+        let outcome = await withTaskCancellationHandler {
+            await work.result
+        } onCancel: {
+            work.cancel()
+        }
+        let leaseLost = inFlight.remove(job.id)
+        let result: JobResult
+        switch outcome {
+        case .success: result = .succeeded
+        case .failure where leaseLost: result = .leaseLost
+        case .failure(let error as CancellationError) where Task.isCancelled: _ = error; result = .cancelled
+        case .failure(let error): result = Task.isCancelled ? .cancelled : .failed(error)
+        }
+        let jobLogger = context.logger
         switch result {
         case .succeeded:
             if !flag.isSet { completions.add(job.lease) } else { completedCounter.increment() }

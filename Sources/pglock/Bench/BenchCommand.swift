@@ -5,6 +5,7 @@ import Histogram
 import Logging
 import PostgresLocks
 import PostgresNIO
+import PostgresQueue
 
 /// `pglock bench`: measures the library against `pgbench` running the same SQL in the same run.
 struct BenchCommand: AsyncParsableCommand {
@@ -20,6 +21,7 @@ struct BenchCommand: AsyncParsableCommand {
     enum Scenario: String, ExpressibleByArgument, CaseIterable {
         case lock
         case counter
+        case queue
     }
 
     @Argument(help: "The scenario: \(Scenario.allCases.map(\.rawValue).joined(separator: ", ")).")
@@ -56,6 +58,15 @@ struct BenchCommand: AsyncParsableCommand {
 
     @Option(help: "counter: how many scopes to spread the numbers over.")
     var scopes = 1_000
+
+    @Option(help: "queue: jobs per enqueue batch.")
+    var batchSize = 1_000
+
+    @Option(help: "queue: drain workers (QueueWorker services in this process).")
+    var workers = 2
+
+    @Option(help: "queue: concurrent jobs per worker.")
+    var workerConcurrency = 500
 
     @Flag(help: "Skip the driver-ceiling side (plain PostgresNIO futures on the event loop, the same statements).")
     var noDriverCeiling = false
@@ -94,14 +105,38 @@ struct BenchCommand: AsyncParsableCommand {
         guard (1...512).contains(concurrency) else { throw ValidationError("--concurrency must be from 1 to 512") }
         guard keys >= 1 else { throw ValidationError("--keys must be at least 1") }
         guard scopes >= 1 else { throw ValidationError("--scopes must be at least 1") }
+        guard (1...JobQueue.maximumBatchSize).contains(batchSize) else { throw ValidationError("--batch-size must be from 1 to \(JobQueue.maximumBatchSize)") }
+        guard (1...64).contains(workers), (1...10_000).contains(workerConcurrency) else { throw ValidationError("--workers must be 1…64 and --worker-concurrency 1…10000") }
     }
 
     func run() async throws {
         switch scenario {
         case .lock: try await runLock()
         case .counter: try await runCounter()
+        case .queue: try await runQueue()
         }
     }
+
+    func runQueue() async throws {
+        let measured = try parseDuration(duration)
+        let warmupDuration = try parseDuration(warmup)
+        let logger = makeLogger("pglock.bench")
+        let progress = Progress(quiet: json)
+        let (concurrency, executor, batchSize, workers, workerConcurrency) = (self.concurrency, self.executor, self.batchSize, self.workers, self.workerConcurrency)
+        let report = try await database.withClient(maximumConnections: max(concurrency, workers * 4) + 4, progress: progress, logger: logger) { client, target in
+            progress.done("using \(target.description)")
+            let harness = BenchHarness(settings: try target.connectionSettings(), concurrency: concurrency, warmup: warmupDuration, duration: measured, executor: executor, logger: logger)
+            return try await QueueBench.run(harness: harness, client: client, batchSize: batchSize, workers: workers, workerConcurrency: workerConcurrency, progress: progress)
+        }
+        if json { return try printJSON(report) }
+        print("scenario queue")
+        print("  enqueue, 1 job per call (\(concurrency) producers): \(report.enqueueSingle.summary)")
+        print("  enqueue, batches of \(report.enqueueBatchSize): \(Int(report.enqueueBatchJobsPerSecond)) jobs/s; per batch p50 \(report.enqueueBatch.p50Micros) µs, p99 \(report.enqueueBatch.p99Micros) µs")
+        print("  drain (\(report.drainWorkers) workers × \(report.drainConcurrency)): \(Int(report.drainJobsPerSecond)) jobs/s; client CPU \(String(format: "%.1f", report.drainClientCPUMicrosPerJob)) µs/job")
+        print("  pickup latency (idle queue): p50 \(report.pickup.p50Micros) µs, p90 \(report.pickup.p90Micros) µs, p99 \(report.pickup.p99Micros) µs")
+    }
+
+    static func secondsOf(_ duration: Duration) -> Double { seconds(duration) }
 
     func runCounter() async throws {
         let measured = try parseDuration(duration)

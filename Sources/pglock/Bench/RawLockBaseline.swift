@@ -135,8 +135,8 @@ extension BenchCommand {
 }
 
 extension Histogram<UInt64> {
-    mutating func recordMicros(since began: ContinuousClock.Instant, clock: ContinuousClock) {
-        let elapsed = clock.now - began
+    mutating func recordMicros(since began: ContinuousClock.Instant, clock: ContinuousClock, now: ContinuousClock.Instant? = nil) {
+        let elapsed = (now ?? clock.now) - began
         let micros = elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000
         _ = record(UInt64(Swift.max(micros, 1)))
     }

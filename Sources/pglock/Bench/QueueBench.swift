@@ -1,0 +1,129 @@
+import Foundation
+import Histogram
+import Logging
+import PostgresLocks
+import PostgresNIO
+import PostgresQueue
+import ServiceLifecycle
+
+/// `pglock bench queue`: enqueue throughput (single and batch), drain throughput of no-op
+/// jobs by workers, and the pickup latency of a job enqueued into an idle queue.
+enum QueueBench {
+    struct Report: Codable {
+        var enqueueSingle: LatencyStats
+        var enqueueBatch: LatencyStats
+        var enqueueBatchSize: Int
+        var enqueueBatchJobsPerSecond: Double
+        var drainJobsPerSecond: Double
+        var drainJobs: Int
+        var drainSeconds: Double
+        var drainWorkers: Int
+        var drainConcurrency: Int
+        var drainClientCPUMicrosPerJob: Double
+        var pickup: LatencyStats
+    }
+
+    struct Noop: Codable, Sendable {
+        var n: Int
+    }
+
+    static func run(
+        harness: BenchHarness,
+        client: PostgresClient,
+        batchSize: Int,
+        workers: Int,
+        workerConcurrency: Int,
+        progress: Progress
+    ) async throws -> Report {
+        let logger = harness.logger
+        let queue = try JobQueue(schema: "pglock_bench_queue")
+        try await client.checkedQuery("DROP SCHEMA IF EXISTS pglock_bench_queue CASCADE", logger: logger)
+        try await queue.migrate(on: client, logger: logger)
+
+        progress.step("enqueue, one job per call: \(harness.concurrency) producers")
+        let single = try await harness.measure { connection, worker, _ in
+            try await queue.enqueue(try NewJob(kind: "noop", payloadJSON: #"{"n":1}"#, queue: "single"), on: client, logger: logger)
+        }.stats
+        progress.done(single.summary)
+
+        progress.step("enqueue, batches of \(batchSize): \(harness.concurrency) producers")
+        let batch = try NewJob(kind: "noop", payloadJSON: #"{"n":1}"#, queue: "batch")
+        let jobs = Array(repeating: batch, count: batchSize)
+        let batched = try await harness.measure { _, _, _ in
+            try await queue.enqueue(jobs, on: client, logger: logger)
+        }.stats
+        progress.done("\(Int(batched.opsPerSecond * Double(batchSize))) jobs/s; per batch: \(batched.summary)")
+
+        // Drain: preload enough no-op jobs for the measured time, then let workers burn them down.
+        let seconds = BenchCommand.secondsOf(harness.duration)
+        let preload = max(10_000, Int(60_000 * seconds))
+        progress.step("drain: preloading \(preload) no-op jobs")
+        try await client.checkedQuery("TRUNCATE \(identifier: queue.jobsTable)", logger: logger)
+        var remaining = preload
+        while remaining > 0 {
+            let count = min(remaining, 5_000)
+            try await queue.enqueue(Array(repeating: try NewJob(kind: "noop", payloadJSON: #"{"n":1}"#, queue: "drain"), count: count), on: client, logger: logger)
+            remaining -= count
+        }
+        try await client.checkedQuery("VACUUM ANALYZE \(identifier: queue.jobsTable)", logger: logger)
+        progress.step("drain: \(workers) workers × \(workerConcurrency) concurrent no-op jobs for \(format(harness.duration))")
+        var handlers = JobHandlers()
+        handlers.register("noop") { (_: Noop, _) in }
+        let workerList = (0..<workers).map { index in
+            QueueWorker(queue: queue, client: client, handlers: handlers, configuration: .init(
+                queue: "drain", concurrency: workerConcurrency, claimBatchSize: min(workerConcurrency, 1000), lease: .seconds(60),
+                pollInterval: .milliseconds(100), reapInterval: .seconds(30), retention: nil, owner: "bench-\(index)"
+            ), logger: logger)
+        }
+        let group = ServiceGroup(services: workerList, gracefulShutdownSignals: [], cancellationSignals: [], logger: logger)
+        let cpuBefore = processCPUMicros()
+        let started = ContinuousClock.now
+        let drained: Int = try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            try await Task.sleep(for: harness.duration)
+            let done = try await client.checkedQuery("SELECT count(*)::int8 FROM \(identifier: queue.jobsTable) WHERE state = 'completed'", logger: logger).rows[0].decode(Int64.self)
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+            return Int(done)
+        }
+        let elapsed = BenchCommand.secondsOf(ContinuousClock.now - started)
+        let drainCPU = Double(processCPUMicros() - cpuBefore) / Double(max(drained, 1))
+        let drainRate = Double(drained) / seconds
+        progress.done("\(Int(drainRate)) jobs/s (\(drained) completed in \(format(harness.duration)), left \(preload - drained); \(String(format: "%.1f", drainCPU)) µs client CPU/job)")
+
+        // Pickup latency: one idle worker, a job at a time, from the enqueue call to the handler.
+        progress.step("pickup latency: idle worker, 200 jobs one at a time")
+        let (picked, pickedContinuation) = AsyncStream<ContinuousClock.Instant>.makeStream()
+        var pickupHandlers = JobHandlers()
+        pickupHandlers.register("ping") { (_: Noop, _) in pickedContinuation.yield(ContinuousClock.now) }
+        let listener = QueueWorker(queue: queue, client: client, handlers: pickupHandlers, configuration: .init(
+            queue: "pickup", concurrency: 4, lease: .seconds(60), pollInterval: .seconds(5), reapInterval: .seconds(30), retention: nil,
+            listenConfiguration: try harness.settings.makeConnectionConfiguration()
+        ), logger: logger)
+        let pickupGroup = ServiceGroup(services: [listener], gracefulShutdownSignals: [], cancellationSignals: [], logger: logger)
+        var histogram = LatencyStats.emptyHistogram()
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await pickupGroup.run() }
+            var iterator = picked.makeAsyncIterator()
+            // The first job also waits for the LISTEN connection: not measured.
+            for index in 0...200 {
+                let enqueued = ContinuousClock.now
+                try await queue.enqueue(try NewJob(kind: "ping", payloadJSON: #"{"n":1}"#, queue: "pickup"), on: client, logger: logger)
+                guard let at = await iterator.next() else { break }
+                if index > 0 { histogram.recordMicros(since: enqueued, clock: ContinuousClock(), now: at) }
+                // Idle again before the next one (notify debounce would otherwise fold them).
+                try await Task.sleep(for: .milliseconds(5))
+            }
+            await pickupGroup.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+        }
+        let pickup = LatencyStats(histogram: histogram, seconds: 1)
+        progress.done("p50 \(pickup.p50Micros) µs, p99 \(pickup.p99Micros) µs")
+        return Report(
+            enqueueSingle: single, enqueueBatch: batched, enqueueBatchSize: batchSize,
+            enqueueBatchJobsPerSecond: batched.opsPerSecond * Double(batchSize),
+            drainJobsPerSecond: drainRate, drainJobs: drained, drainSeconds: elapsed, drainWorkers: workers,
+            drainConcurrency: workerConcurrency, drainClientCPUMicrosPerJob: drainCPU, pickup: pickup
+        )
+    }
+}
