@@ -2,11 +2,14 @@ import ArgumentParser
 import EphemeralPostgres
 import Foundation
 import Logging
+import PostgresLocks
 import PostgresNIO
 
 /// What every demo scenario gets.
 struct DemoContext: Sendable {
     var client: PostgresClient
+    /// Settings reaching the same server (for helper processes).
+    var settings: ConnectionSettings
     var logger: Logger
     var progress: Progress
     var keepTables: Bool
@@ -36,10 +39,10 @@ struct DemoCommand: AsyncParsableCommand {
         let logger = makeLogger("pglock.demo")
         let progress = Progress(quiet: false)
         let started = ContinuousClock.now
-        let scenarios: [any DemoScenario] = [VersionRaceScenario(), ManyKeysScenario(), SingletonScenario()]
+        let scenarios: [any DemoScenario] = [VersionRaceScenario(), ManyKeysScenario(), SingletonScenario(), QueueDrainScenario()]
         let outcomes = try await database.withClient(maximumConnections: 24, ephemeralConfiguration: Self.serverConfiguration, progress: progress, logger: logger) { client, target in
             progress.done("using \(target.description)")
-            let context = DemoContext(client: client, logger: logger, progress: progress, keepTables: keepTables)
+            let context = DemoContext(client: client, settings: try target.connectionSettings(), logger: logger, progress: progress, keepTables: keepTables)
             var outcomes: [ScenarioOutcome] = []
             for scenario in scenarios {
                 outcomes += try await scenario.run(context: context)
