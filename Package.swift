@@ -93,6 +93,8 @@ let package = Package(
             dependencies: [
                 "PostgresLocks",
                 "PostgresLocksTestSupport",
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             swiftSettings: swiftSettings

@@ -76,8 +76,15 @@ extension PostgresClient {
         do {
             return try await withConnection { connection in
                 let acquired: Bool
+                let started = ContinuousClock.now
                 do {
                     acquired = try await connection.acquireSessionLock(key, mode: mode, wait: wait, canceller: self, logger: logger)
+                    LockMetrics.record(acquired ? .acquired(contended: false) : .notAcquired, scope: .session, mode: mode, keys: 1,
+                                       waited: ContinuousClock.now - started, logger: logger, key: "\(key)")
+                } catch let error as PostgresLocksError where error.code == .lockTimeout {
+                    LockMetrics.record(.notAcquired, scope: .session, mode: mode, keys: 1, waited: ContinuousClock.now - started, logger: logger, key: "\(key)")
+                    await connection.releaseSessionLock(key, mode: mode, expectHeld: false, logger: logger)
+                    throw error
                 } catch {
                     // A cancel or timeout can race the grant: make sure nothing is left held.
                     await connection.releaseSessionLock(key, mode: mode, expectHeld: false, logger: logger)
@@ -221,6 +228,7 @@ extension PostgresConnection {
                     closedContinuation.finish()
                 case .lost(let reason):
                     if outcome == nil {
+                        LockMetrics.lost(logger: logger)
                         logger.error("session advisory lock lost; cancelling the guarded work", metadata: ["key": "\(key)", "reason": "\(reason)"])
                         outcome = .failure(PostgresLocksError(code: .lockLost, message: "the session holding advisory lock \(key) ended (\(reason)); the guarded work was cancelled"))
                     }

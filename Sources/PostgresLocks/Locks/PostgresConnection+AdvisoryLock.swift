@@ -62,22 +62,36 @@ extension Transaction {
         wait: LockWait = .forever,
         canceller: PostgresClient
     ) async throws -> Bool {
-        let function = AdvisoryLockSQL.lockFunction(scope: .transaction, mode: mode, try: wait == .immediately)
-        let statement = AdvisoryLockSQL.call(function, key: key)
-        switch wait {
-        case .immediately:
-            return try await query(statement).rows[0].decode(Bool.self)
-        case .forever:
-            try await runLockWait(statement, canceller: canceller)
-            return true
-        case .timeout:
-            let timeout = try wait.lockTimeoutSetting()!
-            try await waitInSavepoint(
-                statement, setting: "lock_timeout", value: timeout, expiresWith: [.lockNotAvailable],
-                canceller: canceller, timeoutMessage: "advisory lock \(key) was not granted within \(timeout)"
-            )
+        _ = try wait.lockTimeoutSetting()  // a bad timeout is refused before anything is sent
+        // Ask without waiting first: free locks (the common case) cost one round trip, and a
+        // refusal tells the metrics the lock was contended before the server-side wait.
+        let tryStatement = AdvisoryLockSQL.call(AdvisoryLockSQL.lockFunction(scope: .transaction, mode: mode, try: true), key: key)
+        if try await query(tryStatement).rows[0].decode(Bool.self) {
+            LockMetrics.record(.acquired(contended: false), scope: .transaction, mode: mode, keys: 1, waited: nil, logger: logger, key: "\(key)")
             return true
         }
+        let statement = AdvisoryLockSQL.call(AdvisoryLockSQL.lockFunction(scope: .transaction, mode: mode, try: false), key: key)
+        let started = ContinuousClock.now
+        do {
+            switch wait {
+            case .immediately:
+                LockMetrics.record(.notAcquired, scope: .transaction, mode: mode, keys: 1, waited: nil, logger: logger, key: "\(key)")
+                return false
+            case .forever:
+                try await runLockWait(statement, canceller: canceller)
+            case .timeout:
+                let timeout = try wait.lockTimeoutSetting()!
+                try await waitInSavepoint(
+                    statement, setting: "lock_timeout", value: timeout, expiresWith: [.lockNotAvailable],
+                    canceller: canceller, timeoutMessage: "advisory lock \(key) was not granted within \(timeout)"
+                )
+            }
+        } catch let error as PostgresLocksError where error.code == .lockTimeout {
+            LockMetrics.record(.notAcquired, scope: .transaction, mode: mode, keys: 1, waited: ContinuousClock.now - started, logger: logger, key: "\(key)")
+            throw error
+        }
+        LockMetrics.record(.acquired(contended: true), scope: .transaction, mode: mode, keys: 1, waited: ContinuousClock.now - started, logger: logger, key: "\(key)")
+        return true
     }
 
     /// Runs a lock statement in a savepoint with a transaction-local setting (`lock_timeout` or

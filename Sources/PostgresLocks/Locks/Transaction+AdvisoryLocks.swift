@@ -36,7 +36,24 @@ extension Transaction {
         if sorted.count == 1 {
             return try await advisoryLock(sorted[0].key, mode: sorted[0].mode, wait: wait, canceller: canceller)
         }
+        _ = try wait.lockTimeoutSetting()
         let statement = Self.manyKeysStatement(sorted, try: wait == .immediately)
+        let started = ContinuousClock.now
+        let mode: LockMode = sorted.contains { $0.mode == .exclusive } ? .exclusive : .shared
+        func record(_ outcome: LockMetrics.Outcome) {
+            LockMetrics.record(outcome, scope: .transaction, mode: mode, keys: sorted.count, waited: ContinuousClock.now - started, logger: logger, key: "\(sorted.count) keys")
+        }
+        do {
+            let acquired = try await takeManyKeys(sorted, statement: statement, wait: wait, canceller: canceller)
+            record(acquired ? .acquired(contended: false) : .notAcquired)
+            return acquired
+        } catch let error as PostgresLocksError where error.code == .lockTimeout {
+            record(.notAcquired)
+            throw error
+        }
+    }
+
+    private func takeManyKeys(_ sorted: [LockRequest], statement: PostgresQuery, wait: LockWait, canceller: PostgresClient) async throws -> Bool {
         switch wait {
         case .immediately:
             // Try each; if any is taken, roll back to the savepoint, which releases the others.

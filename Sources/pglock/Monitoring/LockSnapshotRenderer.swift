@@ -1,0 +1,78 @@
+import Foundation
+import PostgresLocks
+
+/// Renders a ``LockSnapshot`` as plain text for `pglock locks` and `pglock top`. Pure.
+struct LockSnapshotRenderer {
+    /// Names to show for hashed keys (`payment:order-123` instead of its 64-bit hash).
+    var knownNames: [LockKey: String] = [:]
+    /// The width to fit (long cells are cut).
+    var width = 160
+
+    func keyText(_ target: LockSnapshot.Target) -> String {
+        if case .advisory(let key) = target, let name = knownNames[key] { return "advisory \(name) (\(key))" }
+        return target.description
+    }
+
+    func render(_ snapshot: LockSnapshot) -> String {
+        var out = ""
+        let sessionsByPID = Dictionary(uniqueKeysWithValues: snapshot.sessions.map { ($0.pid, $0) })
+        let waiting = snapshot.locks.filter { !$0.granted }
+        let held = snapshot.locks.filter(\.granted)
+        out += "\(snapshot.sessions.count) sessions, \(held.count) locks held, \(waiting.count) waiting\n\n"
+
+        let trees = snapshot.blockingTree
+        if !trees.isEmpty {
+            out += "BLOCKING (root blockers first)\n"
+            func line(_ node: BlockingTree.Node, depth: Int) {
+                let session = sessionsByPID[node.pid]
+                let wants = waiting.first { $0.pid == node.pid }
+                var text = String(repeating: "  ", count: depth) + (depth == 0 ? "● " : "└ ") + "pid \(node.pid)"
+                if let session {
+                    text += " [\(session.applicationName.isEmpty ? "-" : session.applicationName)] \(session.state)"
+                    if let age = session.transactionSeconds { text += ", tx \(Self.seconds(age))" }
+                }
+                if let wants {
+                    text += " waits \(Self.seconds(wants.waitingSeconds ?? 0)) for \(keyText(wants.target)) \(wants.mode)"
+                } else if depth == 0 {
+                    text += " — ROOT BLOCKER, \(node.waiterCount) waiting behind it"
+                }
+                out += cut(text) + "\n"
+                for child in node.waiters { line(child, depth: depth + 1) }
+            }
+            for tree in trees { line(tree, depth: 0) }
+            out += "\n"
+        }
+
+        out += "LOCKS\n"
+        let header = ["pid", "application", "client", "state", "tx age", "lock", "mode", "granted", "waiting"]
+        var rows: [[String]] = []
+        for lock in waiting + held {
+            let session = sessionsByPID[lock.pid]
+            rows.append([
+                "\(lock.pid)", session?.applicationName ?? "", session?.client ?? "", session?.state ?? "",
+                session?.transactionSeconds.map(Self.seconds) ?? "", keyText(lock.target), lock.mode,
+                lock.granted ? "yes" : "WAIT", lock.waitingSeconds.map(Self.seconds) ?? "",
+            ])
+        }
+        out += table(header: header, rows: rows)
+        return out
+    }
+
+    func table(header: [String], rows: [[String]]) -> String {
+        let widths = header.indices.map { column in ([header] + rows).map { $0[column].count }.max() ?? 0 }
+        func line(_ cells: [String]) -> String {
+            var text = zip(cells, widths).map { cell, width in cell + String(repeating: " ", count: max(0, width - cell.count)) }.joined(separator: "  ")
+            while text.last == " " { text.removeLast() }
+            return cut(text)
+        }
+        return ([line(header)] + rows.map(line)).joined(separator: "\n") + "\n"
+    }
+
+    func cut(_ text: String) -> String {
+        text.count <= width ? text : String(text.prefix(max(width - 1, 1))) + "…"
+    }
+
+    static func seconds(_ value: Double) -> String {
+        value < 1 ? "\(Int(value * 1000))ms" : (value < 120 ? String(format: "%.1fs", value) : "\(Int(value / 60))m")
+    }
+}

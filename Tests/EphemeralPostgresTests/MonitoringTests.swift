@@ -1,0 +1,125 @@
+import EphemeralPostgres
+import Foundation
+import PostgresLocks
+import PostgresLocksTestSupport
+import PostgresNIO
+import Subprocess
+import Testing
+@testable import pglock
+#if canImport(System)
+import System
+#else
+import SystemPackage
+#endif
+
+private func pglock(_ arguments: [String]) async throws -> (status: Int32, output: String) {
+    let result = try await Subprocess.run(
+        .path(FilePath(try pglockBinary())), arguments: Arguments(arguments),
+        output: .string(limit: 1 << 20), error: .string(limit: 1 << 16)
+    )
+    guard case .exited(let code) = result.terminationStatus else { return (-1, "") }
+    return (code, result.standardOutput ?? "")
+}
+
+@Suite("Seeing locks: pglock locks, top, doctor")
+struct MonitoringTests {
+    @Test func locksJSONReportsAHeldKeyDecodedAndTheWaiterBlockedByItsHolder() async throws {
+        try await TestDatabase.withDatabase(maximumConnections: 4) { db in
+            let holder = try await db.makeConnection()
+            let waiter = try await db.makeConnection()
+            let key = LockKey.pair(namespace: 7, id: 42)
+            let holderPID = try await holder.query("SELECT pg_backend_pid()", logger: db.logger).collect()[0].decode(Int32.self)
+            _ = try await holder.query("SELECT pg_advisory_lock(7, 42)", logger: db.logger).collect()
+            let waiting = Task { try await waiter.query("SELECT pg_advisory_lock(7, 42)", logger: db.logger).collect() }
+            try await waitUntil("the waiter waits") {
+                try await db.scalar("SELECT count(*)::int FROM pg_locks WHERE locktype = 'advisory' AND NOT granted", as: Int.self) == 1
+            }
+            let (status, output) = try await pglock(["locks", "--json", "--database-url", db.settings.redactedURL])
+            #expect(status == 0)
+            struct Output: Decodable { var snapshot: LockSnapshot; var blockingTree: [BlockingTree.Node] }
+            let decoder = JSONDecoder()
+            decoder.dateDecodingStrategy = .iso8601
+            let report = try decoder.decode(Output.self, from: Data(output.utf8))
+            let held = report.snapshot.locks.filter { $0.granted && $0.target == .advisory(key) }
+            #expect(held.map(\.pid) == [holderPID])
+            let waits = report.snapshot.locks.filter { !$0.granted }
+            #expect(waits.count == 1 && waits[0].target == .advisory(key))
+            let waiterSession = report.snapshot.sessions.first { $0.pid == waits[0].pid }
+            #expect(waiterSession?.blockedBy == [holderPID])
+            #expect(report.blockingTree.map(\.pid) == [holderPID])
+            #expect(report.blockingTree.first?.waiters.map(\.pid) == [waits[0].pid])
+            _ = try await holder.query("SELECT pg_advisory_unlock_all()", logger: db.logger).collect()
+            _ = try await waiting.value
+            try await holder.close()
+            try await waiter.close()
+        }
+    }
+
+    @Test func topsRenderingOfAFixedSnapshotShowsTheBlockingTree() {
+        let snapshot = LockSnapshot(
+            takenAt: Date(timeIntervalSince1970: 0),
+            locks: [
+                .init(pid: 10, target: .advisory(.hashed("payment:order-123")), mode: "ExclusiveLock", granted: true),
+                .init(pid: 11, target: .advisory(.hashed("payment:order-123")), mode: "ExclusiveLock", granted: false, waitingSeconds: 2.5),
+                .init(pid: 12, target: .transaction("900"), mode: "ShareLock", granted: false, waitingSeconds: 0.25),
+            ],
+            sessions: [
+                .init(pid: 10, applicationName: "billing", client: "10.0.0.5", state: "idle in transaction", transactionSeconds: 30, blockedBy: [], query: "SELECT 1"),
+                .init(pid: 11, applicationName: "billing", client: "10.0.0.6", state: "active", transactionSeconds: 3, blockedBy: [10], query: "SELECT pg_advisory_lock(…)"),
+                .init(pid: 12, applicationName: "api", client: "10.0.0.7", state: "active", transactionSeconds: 1, blockedBy: [11], query: "UPDATE …"),
+            ]
+        )
+        var renderer = LockSnapshotRenderer()
+        renderer.knownNames[.hashed("payment:order-123")] = "payment:order-123"
+        let text = renderer.render(snapshot)
+        let lines = text.split(separator: "\n").map(String.init)
+        let root = try? #require(lines.firstIndex { $0.contains("● pid 10") })
+        #expect(lines[root ?? 0].contains("ROOT BLOCKER, 2 waiting behind it"))
+        #expect(lines[(root ?? 0) + 1].contains("└ pid 11") && lines[(root ?? 0) + 1].contains("waits 2.5s for advisory payment:order-123"))
+        #expect(lines[(root ?? 0) + 2].hasPrefix("    └ pid 12"))
+        #expect(text.contains("idle in transaction"))
+    }
+
+    @Test func topRunsAgainstAServerAndStops() async throws {
+        try await TestDatabase.withDatabase(maximumConnections: 2) { db in
+            let (status, output) = try await pglock(["top", "--iterations", "2", "--interval", "100ms", "--database-url", db.settings.redactedURL])
+            #expect(status == 0)
+            #expect(output.components(separatedBy: "pglock top —").count == 3)
+        }
+    }
+
+    @Test func doctorReportsASmallLockTable() async throws {
+        let server = try await EphemeralPostgres.start(
+            EphemeralPostgres.Configuration(maxConnections: 20, maxLocksPerTransaction: 10, disableDurability: true), logger: TestDatabase.logger
+        )
+        defer { Task { try? await server.shutdown() } }
+        let (status, output) = try await pglock(["doctor", "--json", "--database-url", server.url()])
+        #expect(status == 0)
+        let diagnosis = try JSONDecoder().decode(ServerDiagnosis.self, from: Data(output.utf8))
+        #expect(diagnosis.facts.lockTableCapacity == 10 * 20)
+        let lockTable = diagnosis.verdicts.first { $0.check == "lock table" }
+        #expect(lockTable?.detail.contains("of 200 entries") == true)
+        #expect(diagnosis.verdicts.first { $0.check == "pooling proxy" }?.level == .ok)
+    }
+}
+
+@Suite("Blocking tree")
+struct BlockingTreeTests {
+    @Test func rootsAreBlockersThatWaitForNoOne() {
+        let trees = BlockingTree.build(blockedBy: [1: [], 2: [1], 3: [2], 4: [1], 5: []])
+        #expect(trees.map(\.pid) == [1])
+        #expect(trees[0].waiters.map(\.pid) == [2, 4])
+        #expect(trees[0].waiters[0].waiters.map(\.pid) == [3])
+        #expect(trees[0].waiterCount == 3)
+    }
+
+    @Test func aWaiterOfTwoBlockersShowsUnderBothAndACycleStillShows() {
+        let shared = BlockingTree.build(blockedBy: [3: [1, 2]])
+        #expect(shared.map(\.pid) == [1, 2])
+        #expect(shared.allSatisfy { $0.waiters.map(\.pid) == [3] })
+        let cycle = BlockingTree.build(blockedBy: [1: [2], 2: [1]])
+        #expect(cycle.map(\.pid) == [1])
+        #expect(cycle[0].waiters.map(\.pid) == [2])
+        #expect(BlockingTree.build(blockedBy: [1: [], 2: []]).isEmpty)
+    }
+}
