@@ -25,8 +25,8 @@ private func pglock(_ arguments: [String]) async throws -> (status: Int32, outpu
 struct MonitoringTests {
     @Test func locksJSONReportsAHeldKeyDecodedAndTheWaiterBlockedByItsHolder() async throws {
         try await TestDatabase.withDatabase(maximumConnections: 4) { db in
-            let holder = try await db.makeConnection()
-            let waiter = try await db.makeConnection()
+          try await db.withConnections(2) { connections in
+            let (holder, waiter) = (connections[0], connections[1])
             let key = LockKey.pair(namespace: 7, id: 42)
             let holderPID = try await holder.query("SELECT pg_backend_pid()", logger: db.logger).collect()[0].decode(Int32.self)
             _ = try await holder.query("SELECT pg_advisory_lock(7, 42)", logger: db.logger).collect()
@@ -50,8 +50,7 @@ struct MonitoringTests {
             #expect(report.blockingTree.first?.waiters.map(\.pid) == [waits[0].pid])
             _ = try await holder.query("SELECT pg_advisory_unlock_all()", logger: db.logger).collect()
             _ = try await waiting.value
-            try await holder.close()
-            try await waiter.close()
+          }
         }
     }
 

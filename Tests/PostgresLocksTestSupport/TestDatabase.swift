@@ -149,6 +149,21 @@ public struct TestContext: Sendable {
         try await TestDatabase.makeConnection(settings: settings)
     }
 
+    /// Runs `body` with `count` dedicated connections and closes them however it ends (a
+    /// PostgresConnection dropped unclosed is a fatal assertion in debug builds).
+    public func withConnections<T>(_ count: Int, _ body: ([PostgresConnection]) async throws -> T) async throws -> T {
+        var connections: [PostgresConnection] = []
+        do {
+            for _ in 0..<count { connections.append(try await makeConnection()) }
+            let result = try await body(connections)
+            for connection in connections { try? await connection.close() }
+            return result
+        } catch {
+            for connection in connections { try? await connection.close() }
+            throw error
+        }
+    }
+
     /// Runs one statement on the pool, reading all rows.
     @discardableResult
     public func query(_ query: PostgresQuery) async throws -> [PostgresRow] {

@@ -56,6 +56,7 @@ struct AdvisoryLockTests {
             let key = LockKey.pair(namespace: 7, id: 1)
             var connections: [PostgresConnection] = []
             for _ in 0..<8 { connections.append(try await db.makeConnection()) }
+            defer { Task { [connections] in for connection in connections { try? await connection.close() } } }
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for connection in connections {
                     group.addTask {
@@ -73,7 +74,6 @@ struct AdvisoryLockTests {
                 }
                 try await group.waitForAll()
             }
-            for connection in connections { try await connection.close() }
             #expect(try await db.scalar("SELECT n FROM counter", as: Int.self) == 800)
             #expect(try await advisoryLocksHeld(db) == 0)
         }

@@ -21,18 +21,18 @@ struct LockMetricsTests {
             func total(_ label: String) -> Int64 { metrics.counterTotal(label: label) }
             let (waitsBefore, timeoutsBefore, contendedBefore) = (waits(), total("pglocks_lock_timeouts_total"), total("pglocks_lock_contended_total"))
             let key = LockKey.hashed("metrics-test-\(Int.random(in: 0...Int.max))")
-            let holder = try await db.makeConnection()
-            _ = try await holder.query("SELECT pg_advisory_lock(\(key.int64Value!))", logger: db.logger).collect()
-            await #expect(throws: PostgresLocksError.self) {
-                try await db.client.withAdvisoryLock(key, wait: .timeout(.milliseconds(50)), logger: db.logger) { _ in }
+            try await db.withConnections(1) { connections in
+                let holder = connections[0]
+                _ = try await holder.query("SELECT pg_advisory_lock(\(key.int64Value!))", logger: db.logger).collect()
+                await #expect(throws: PostgresLocksError.self) {
+                    try await db.client.withAdvisoryLock(key, wait: .timeout(.milliseconds(50)), logger: db.logger) { _ in }
+                }
             }
             #expect(total("pglocks_lock_timeouts_total") >= timeoutsBefore + 1)
             #expect(total("pglocks_lock_contended_total") >= contendedBefore + 1)
             #expect(waits() >= waitsBefore + 1)
             let recorded = metrics.timers(label: "pglocks_lock_wait_seconds").flatMap(\.values)
             #expect(recorded.contains { $0 >= 50_000_000 }, "a wait of at least the 50 ms timeout")
-            _ = try await holder.query("SELECT pg_advisory_unlock_all()", logger: db.logger).collect()
-            try await holder.close()
             let acquiredBefore = total("pglocks_lock_acquisitions_total")
             try await db.client.withAdvisoryLock(key, logger: db.logger) { _ in }
             #expect(total("pglocks_lock_acquisitions_total") >= acquiredBefore + 1)

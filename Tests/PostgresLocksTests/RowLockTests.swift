@@ -20,6 +20,7 @@ struct RowLockTests {
             try await db.query("CREATE TABLE accounts (id int PRIMARY KEY, balance int NOT NULL)")
             try await db.query("INSERT INTO accounts VALUES (1, 10)")
             let holder = try await db.makeConnection()
+            defer { Task { try? await holder.close() } }
             try await holder.withCheckedTransaction(logger: db.logger) { tx in
                 try await tx.query("SELECT * FROM accounts WHERE id = 1 \(rowLock: RowLock(.update))")
                 for strength in [RowLock.Strength.update, .noKeyUpdate, .share] {
@@ -45,7 +46,6 @@ struct RowLockTests {
                     try await other.query("SELECT * FROM accounts WHERE id = 1 \(rowLock: RowLock(.keyShare, waiting: .noWait))")
                 }
             }
-            try await holder.close()
         }
     }
 
@@ -89,6 +89,7 @@ struct RowLockTests {
             try await db.query("CREATE TABLE accounts (id int PRIMARY KEY)")
             try await db.query("INSERT INTO accounts VALUES (1)")
             let holder = try await db.makeConnection()
+            defer { Task { try? await holder.close() } }
             try await holder.withCheckedTransaction(logger: db.logger) { tx in
                 try await tx.query("SELECT * FROM accounts \(rowLock: RowLock())")
                 let started = ContinuousClock.now
@@ -106,7 +107,6 @@ struct RowLockTests {
             await #expect(throws: PostgresLocksError.self) {
                 try await db.client.withCheckedTransaction(logger: db.logger) { tx in try await tx.setLockTimeout(.zero) }
             }
-            try await holder.close()
         }
     }
 }
