@@ -1,11 +1,14 @@
 import ArgumentParser
 import Foundation
 import Logging
+import PostgresLocks
 import PostgresNIO
 
 /// What every demo scenario gets.
 struct DemoContext: Sendable {
     var client: PostgresClient
+    /// How to reach the demo's database, for scenarios that need dedicated connections.
+    var settings: ConnectionSettings
     var logger: Logger
     var progress: Progress
     var keepTables: Bool
@@ -31,10 +34,15 @@ struct DemoCommand: AsyncParsableCommand {
         let logger = makeLogger("pglock.demo")
         let progress = Progress(quiet: false)
         let started = ContinuousClock.now
-        let scenarios: [any DemoScenario] = [VersionRaceScenario()]
+        let scenarios: [any DemoScenario] = [VersionRaceScenario(), LeaderFailoverScenario()]
         let outcomes = try await database.withClient(maximumConnections: 24, progress: progress, logger: logger) { client, target in
             progress.done("using \(target.description)")
-            let context = DemoContext(client: client, logger: logger, progress: progress, keepTables: keepTables)
+            let settings: ConnectionSettings
+            switch target {
+            case .existing(let existing): settings = existing
+            case .ephemeral(let server): settings = try ConnectionSettings(url: server.url())
+            }
+            let context = DemoContext(client: client, settings: settings, logger: logger, progress: progress, keepTables: keepTables)
             var outcomes: [ScenarioOutcome] = []
             for scenario in scenarios {
                 outcomes += try await scenario.run(context: context)
