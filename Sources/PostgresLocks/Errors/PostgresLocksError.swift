@@ -47,6 +47,9 @@ public struct PostgresLocksError: Error, Sendable, CustomStringConvertible, Cust
         public static let lockLost = Code("lockLost")
         /// A lock was not obtained within the caller's deadline, or not at all for a try-lock.
         public static let lockTimeout = Code("lockTimeout")
+        /// A write was fenced off: its ``FencingToken`` is from an older leader term than the one
+        /// stored, so another instance has become leader since (see ``Transaction/requireCurrentTerm(_:)``).
+        public static let fenced = Code("fenced")
         /// An argument was rejected before anything was sent to the server.
         public static let invalidArgument = Code("invalidArgument")
         /// The server or connection does not provide what the library needs (a pooling proxy,

@@ -1,0 +1,277 @@
+import Logging
+import PostgresNIO
+
+extension LeaderElection {
+    /// The election's loop: connect, follow, lead, and after a failure reconnect with backoff,
+    /// until a stop is requested. Runs in its own task; never cancelled, only stopped.
+    func campaign() async throws {
+        let configuration = self.configuration
+        let logger = configuration.logger
+        var delay = configuration.reconnectDelay
+        var fatal: (any Error)?
+        while !stop.isFired {
+            var connection: PostgresConnection?
+            var queued = false
+            do {
+                let opened = try await connect()
+                connection = opened
+                try await runSession(on: opened, queued: &queued)
+            } catch {
+                if !stop.isFired {
+                    if Self.isPermanent(error) {
+                        logger.error("leader election stopped by an error that retrying cannot fix", metadata: ["election": "\(configuration.name)", "error": "\(error)"])
+                        fatal = error
+                    } else {
+                        logger.warning("leader election session failed; reconnecting", metadata: ["election": "\(configuration.name)", "error": "\(error)", "delay": "\(delay)"])
+                    }
+                }
+            }
+            // Stop acting as leader before the session (and with it the lock) is gone.
+            publish(.follower)
+            state.withLock { state in
+                state.connection = nil
+                state.backendPID = nil
+                state.waitingForLock = false
+            }
+            if let connection { await connection.closeDiscardingErrors() }
+            if fatal != nil || stop.isFired { break }
+            // A session that got as far as queueing was healthy: start the backoff over.
+            if queued { delay = configuration.reconnectDelay }
+            if await OneShotSignal.firstFired(of: [stop], within: delay) != nil { break }
+            delay = min(delay * 2, configuration.maximumReconnectDelay)
+        }
+        finishChanges()
+        if let fatal { throw fatal }
+    }
+
+    /// Opens the dedicated connection; a stop request abandons the attempt.
+    private func connect() async throws -> PostgresConnection {
+        let configuration = connectionConfiguration
+        let logger = self.configuration.logger
+        let stop = self.stop
+        let connection = try await withThrowingTaskGroup(of: PostgresConnection?.self) { group -> PostgresConnection? in
+            group.addTask {
+                try await PostgresConnection.connect(configuration: configuration, id: Int.random(in: 1...Int(Int32.max)), logger: logger)
+            }
+            group.addTask {
+                await stop.wait()
+                return nil
+            }
+            let first = try await group.next()!
+            group.cancelAll()
+            if let first { return first }
+            // Stopped while connecting: a connection that made it anyway is closed.
+            while let late = try? await group.next() {
+                await late?.closeDiscardingErrors()
+            }
+            return nil
+        }
+        guard let connection else { throw CancellationError() }
+        return connection
+    }
+
+    /// One session on `connection`: prepare it, then queue on the lock and lead until a stop
+    /// (returns, having resigned) or a failure (throws). `queued` turns true once the session
+    /// is prepared and queues on the lock.
+    private func runSession(on connection: PostgresConnection, queued: inout Bool) async throws {
+        let configuration = self.configuration
+        let logger = configuration.logger
+        let closed = OneShotSignal()
+        let unregister = connection.onClose { closed.fire() }
+        defer { unregister() }
+
+        let pid = try await connection.runWithin(configuration.responseTimeout, "reading the backend pid", logger: logger) {
+            try await connection.backendPID(logger: logger)
+        }
+        state.withLock { state in
+            state.connection = connection
+            state.backendPID = pid
+        }
+        try await configureSession(connection)
+        try await ensureTermsTable(connection)
+        queued = true
+
+        while !stop.isFired {
+            guard try await waitForLock(connection) else { continue }
+            if stop.isFired {
+                try await unlock(connection)
+                return
+            }
+            let term = try await connection.runWithin(configuration.responseTimeout, "starting a new term", logger: logger) {
+                try await connection.runStatement(
+                    LeaderTermsSQL.bumpTerm(configuration.termsTable, election: configuration.name, holder: configuration.instanceID),
+                    logger: logger
+                ).rows[0].decode(Int64.self)
+            }
+            publish(.leader(FencingToken(election: configuration.name, term: term, termsTable: configuration.termsTable)))
+            try await holdLeadership(connection, closed: closed)
+            return
+        }
+    }
+
+    /// Asks the server to notice a vanished client within about the heartbeat bounds, so the
+    /// lock of a dead instance is freed: TCP keepalives and `tcp_user_timeout` (TCP only) and
+    /// `client_connection_check_interval` (PostgreSQL 14+, also ends a lock wait whose client
+    /// went away). Settings the server does not know or support are skipped.
+    private func configureSession(_ connection: PostgresConnection) async throws {
+        let configuration = self.configuration
+        let logger = configuration.logger
+        let heartbeatSeconds = max(1, Int(configuration.heartbeatInterval.components.seconds) + (configuration.heartbeatInterval.components.attoseconds > 0 ? 1 : 0))
+        let settings: [(String, String)] = [
+            ("tcp_keepalives_idle", "\(heartbeatSeconds)"),
+            ("tcp_keepalives_interval", "1"),
+            ("tcp_keepalives_count", "3"),
+            ("tcp_user_timeout", try TransactionOptions.milliseconds(configuration.responseTimeout, name: "responseTimeout")),
+            ("client_connection_check_interval", try TransactionOptions.milliseconds(configuration.heartbeatInterval, name: "heartbeatInterval")),
+        ]
+        for (name, value) in settings {
+            do {
+                try await connection.runWithin(configuration.responseTimeout, "configuring the session", logger: logger) {
+                    try await connection.runStatement("SELECT set_config(\(name), \(value), false)", logger: logger)
+                }
+            } catch let error as PostgresLocksError where error.sqlState != nil && error.code != .connectionLost {
+                logger.debug("session setting not applied", metadata: ["setting": "\(name)", "error": "\(error)"])
+            }
+        }
+    }
+
+    /// Creates the terms table if it is missing. Concurrent creations are serialized by a
+    /// transaction-scoped advisory lock (two `CREATE TABLE IF NOT EXISTS` at once can fail).
+    private func ensureTermsTable(_ connection: PostgresConnection) async throws {
+        let configuration = self.configuration
+        let logger = configuration.logger
+        let table = configuration.termsTable
+        try await connection.runWithin(configuration.responseTimeout, "creating the terms table", logger: logger) {
+            let exists = try await connection.runStatement(LeaderTermsSQL.exists(table), logger: logger).rows[0].decode(Bool.self)
+            if exists { return }
+            try await connection.withCheckedTransaction(logger: logger) { tx in
+                try await tx.query(AdvisoryLockSQL.call(AdvisoryLockSQL.lockFunction(scope: .transaction, mode: .exclusive, try: false), key: LeaderTermsSQL.creationLock(table)))
+                try await tx.query(LeaderTermsSQL.create(table))
+            }
+        }
+    }
+
+    /// Queues on the lock for at most ``Configuration/retryInterval``; true when granted.
+    private func waitForLock(_ connection: PostgresConnection) async throws -> Bool {
+        let configuration = self.configuration
+        let logger = configuration.logger
+        let key = configuration.key
+        state.withLock { $0.waitingForLock = true }
+        defer { state.withLock { $0.waitingForLock = false } }
+        // Checked after `waitingForLock` is set: a stop request either is seen here or sees
+        // the flag and closes the connection to end the wait.
+        if stop.isFired { return false }
+        let lockTimeout = try TransactionOptions.milliseconds(configuration.retryInterval, name: "retryInterval")
+        do {
+            try await connection.runWithin(configuration.retryInterval + configuration.responseTimeout, "waiting for the leader lock", logger: logger) {
+                // In a transaction so `lock_timeout` is transaction-local; the session lock
+                // survives the COMMIT. Spelled out rather than a checked transaction: any
+                // failure but the timeout closes the connection anyway (a stop request closes
+                // it on purpose), so there is nothing to roll back and nothing to warn about.
+                try await connection.runStatement("BEGIN", logger: logger)
+                try await connection.runStatement("SELECT set_config('lock_timeout', \(lockTimeout), true)", logger: logger)
+                try await connection.runStatement(AdvisoryLockSQL.call(AdvisoryLockSQL.lockFunction(scope: .session, mode: .exclusive, try: false), key: key), logger: logger)
+                try await connection.runStatement("COMMIT", logger: logger)
+            }
+            return true
+        } catch let error as PostgresLocksError where error.code == .lockNotAvailable {
+            // The timeout can fire just as the lock is granted; the session then holds it
+            // (a session lock is not released by the rollback).
+            let held = try await connection.runWithin(configuration.responseTimeout, "checking the leader lock", logger: logger) {
+                try await connection.runStatement("ROLLBACK", logger: logger)
+                return try await connection.runStatement(AdvisoryLockSQL.isHeld(key, mode: .exclusive), logger: logger).rows[0].decode(Int64.self)
+            }
+            return held > 0
+        }
+    }
+
+    /// Leads until a stop (resigns and returns) or a lost session (throws).
+    private func holdLeadership(_ connection: PostgresConnection, closed: OneShotSignal) async throws {
+        let configuration = self.configuration
+        let logger = configuration.logger
+        while true {
+            switch await OneShotSignal.firstFired(of: [stop, closed], within: configuration.heartbeatInterval) {
+            case 0?:
+                // Resign: stop claiming leadership first, then release the lock.
+                publish(.follower)
+                try await unlock(connection)
+                return
+            case _?:
+                throw PostgresLocksError(code: .lockLost, message: "the leader's connection closed")
+            case nil:
+                do {
+                    try await connection.runWithin(configuration.responseTimeout, "heartbeat", logger: logger, onTimeout: {
+                        // Stop claiming leadership before closing the session releases the lock.
+                        self.publish(.follower)
+                    }) {
+                        try await connection.runStatement("SELECT 1", logger: logger)
+                    }
+                } catch {
+                    throw PostgresLocksError(code: .lockLost, message: "the leader's heartbeat failed: \(error)", underlying: error)
+                }
+            }
+        }
+    }
+
+    /// Releases the lock (the caller closes the connection afterwards in any case).
+    private func unlock(_ connection: PostgresConnection) async throws {
+        let configuration = self.configuration
+        let logger = configuration.logger
+        let released = try await connection.runWithin(configuration.responseTimeout, "releasing the leader lock", logger: logger) {
+            try await connection.runStatement(AdvisoryLockSQL.call(AdvisoryLockSQL.unlockFunction(mode: .exclusive), key: configuration.key), logger: logger).rows[0].decode(Bool.self)
+        }
+        if !released {
+            logger.warning("the leader lock was not held at resignation", metadata: ["election": "\(configuration.name)"])
+        }
+    }
+
+    /// Errors that reconnecting cannot fix: authentication (class 28), a missing database or
+    /// schema (3D, 3F), and permission, syntax or missing-object errors (class 42).
+    static func isPermanent(_ error: any Error) -> Bool {
+        let mapped = PostgresLocksError.wrap(error)
+        guard let error = mapped as? PostgresLocksError, let state = error.sqlState else { return false }
+        return ["28", "3D", "3F", "42"].contains(String(state.prefix(2)))
+    }
+}
+
+extension PostgresConnection {
+    /// Runs `body` (statements on this connection); if it has not finished within `limit`,
+    /// calls `onTimeout`, closes the connection, which makes its statements fail at once, and throws
+    /// ``PostgresLocksError/Code/connectionLost``. A closed connection is the only way to end
+    /// a statement whose answer never comes (a silent network failure).
+    @discardableResult
+    func runWithin<T: Sendable>(
+        _ limit: Duration,
+        _ what: String,
+        logger: Logger,
+        onTimeout: (@Sendable () -> Void)? = nil,
+        _ body: @escaping @Sendable () async throws -> T
+    ) async throws -> T {
+        let timedOut = OneShotSignal()
+        do {
+            return try await withThrowingTaskGroup(of: T?.self) { group in
+                group.addTask { try await body() }
+                group.addTask {
+                    do { try await Task.sleep(for: limit) } catch { return nil }
+                    timedOut.fire()
+                    logger.warning("no answer from the server in time; closing the connection", metadata: ["during": "\(what)", "limit": "\(limit)"])
+                    onTimeout?()
+                    await self.closeDiscardingErrors()
+                    return nil
+                }
+                while let result = try await group.next() {
+                    if let value = result {
+                        group.cancelAll()
+                        return value
+                    }
+                }
+                throw PostgresLocksError.connectionLost(what)
+            }
+        } catch {
+            if timedOut.isFired {
+                throw PostgresLocksError(code: .connectionLost, message: "no answer within \(limit) while \(what); the connection was closed", underlying: error)
+            }
+            throw error
+        }
+    }
+}
