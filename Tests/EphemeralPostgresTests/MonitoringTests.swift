@@ -32,7 +32,7 @@ struct MonitoringTests {
             _ = try await holder.query("SELECT pg_advisory_lock(7, 42)", logger: db.logger).collect()
             let waiting = Task { try await waiter.query("SELECT pg_advisory_lock(7, 42)", logger: db.logger).collect() }
             try await waitUntil("the waiter waits") {
-                try await db.scalar("SELECT count(*)::int FROM pg_locks WHERE locktype = 'advisory' AND NOT granted", as: Int.self) == 1
+                try await db.scalar("SELECT count(*)::int FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())", as: Int.self) == 1
             }
             let (status, output) = try await pglock(["locks", "--json", "--database-url", db.settings.redactedURL])
             #expect(status == 0)

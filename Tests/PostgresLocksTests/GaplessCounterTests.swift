@@ -92,7 +92,7 @@ struct GaplessCounterTests {
                         }
                     }
                     try await waitUntil("the second writer waits for the lock") {
-                        try await db.scalar("SELECT count(*)::int FROM pg_locks WHERE locktype = 'advisory' AND NOT granted", as: Int.self) == 1
+                        try await db.scalar("SELECT count(*)::int FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())", as: Int.self) == 1
                     }
                     return second
                 }

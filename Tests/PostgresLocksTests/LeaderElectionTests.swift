@@ -440,7 +440,8 @@ struct LeaderElectionTests {
             let table = try QualifiedName("fresh_terms")
             let warnings = LockedBox<[String]>([])
             let logger = CapturingLogHandler.logger(into: warnings)
-            let elections = try (0..<8).map { try makeElection(db, instance: "i\($0)", termsTable: table, logger: logger) }
+            // A generous response timeout: under a loaded machine a slow answer is not what this test is about.
+            let elections = try (0..<8).map { try makeElection(db, instance: "i\($0)", termsTable: table, responseTimeout: .seconds(30), logger: logger) }
             try await withRunning(elections) {
                 try await waitForQueuedFollowers(elections, db)
                 // No session failed creating the table (a failure is logged, then retried).

@@ -156,6 +156,7 @@ extension LockSnapshot {
         WHERE l.pid IS NOT NULL AND l.pid <> pg_backend_pid()
           AND l.locktype IN ('advisory', 'relation', 'tuple', 'transactionid')
           AND (l.database IS NULL OR l.database = (SELECT oid FROM pg_database WHERE datname = current_database()))
+          AND a.datname = current_database()
           -- Relation locks are many (every table a statement touches); keep the ones that
           -- matter: waited for, or strong enough to block writers.
           AND (l.locktype <> 'relation' OR NOT l.granted
