@@ -40,6 +40,7 @@ public final class QueueWorker: Service {
     private let failedCounter: Counter
     private let leaseLostCounter: Counter
     private let pickupTimer: Metrics.Timer
+    private let depthGauge: Gauge
 
     /// A worker of `queue` with `handlers`.
     public init(queue: JobQueue, client: PostgresClient, handlers: JobHandlers, configuration: Configuration = Configuration(), logger: Logger) {
@@ -56,6 +57,7 @@ public final class QueueWorker: Service {
         failedCounter = Counter(label: "pglocks_queue_jobs_failed_total", dimensions: dimensions)
         leaseLostCounter = Counter(label: "pglocks_queue_leases_lost_total", dimensions: dimensions)
         pickupTimer = Metrics.Timer(label: "pglocks_queue_pickup_latency", dimensions: dimensions)
+        depthGauge = Gauge(label: "pglocks_queue_depth", dimensions: dimensions)
     }
 
     /// Works the queue until graceful shutdown or cancellation.
@@ -274,6 +276,11 @@ public final class QueueWorker: Service {
     private func maintain() async {
         do {
             _ = try await queue.reap(on: client, logger: logger)
+            let ready = try await client.checkedQuery("""
+                SELECT count(*)::int8 FROM \(identifier: queue.jobsTable)
+                WHERE state = 'available' AND queue = \(configuration.queue) AND run_at <= now()
+                """, logger: logger).rows[0].decode(Int64.self)
+            depthGauge.record(ready)
             if let retention = configuration.retention {
                 try await queue.prune(olderThan: retention, on: client, logger: logger)
             }
