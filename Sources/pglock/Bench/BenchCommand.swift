@@ -13,13 +13,17 @@ struct BenchCommand: AsyncParsableCommand {
         commandName: "bench",
         abstract: "Measure a scenario against pgbench running the same SQL on the same server, in the same run.",
         discussion: """
-        Scenarios: lock (BEGIN; exclusive transaction lock on a random key; COMMIT); counter (each \
-        gapless-counter strategy, or --strategy, over --scopes scopes).
+        Scenarios: lock (BEGIN; exclusive transaction lock on a random key; COMMIT); lock-session \
+        (session lock and unlock); many-keys (BEGIN; --keys-per-transaction sorted keys; COMMIT); \
+        counter (each gapless-counter strategy, or --strategy, over --scopes scopes); queue \
+        (enqueue single and batch, drain, idle pickup latency).
         """
     )
 
     enum Scenario: String, ExpressibleByArgument, CaseIterable {
         case lock
+        case lockSession = "lock-session"
+        case manyKeys = "many-keys"
         case counter
         case queue
     }
@@ -99,12 +103,14 @@ struct BenchCommand: AsyncParsableCommand {
         var pgbench: LatencyStats?
         var ratio: Double?
         var ratioToDriverCeiling: Double?
+        var peakMemoryMegabytes: Double = 0
     }
 
     func validate() throws {
         guard (1...512).contains(concurrency) else { throw ValidationError("--concurrency must be from 1 to 512") }
         guard keys >= 1 else { throw ValidationError("--keys must be at least 1") }
         guard scopes >= 1 else { throw ValidationError("--scopes must be at least 1") }
+        guard (1...Transaction.maximumKeysPerCall).contains(keysPerTransaction) else { throw ValidationError("--keys-per-transaction must be from 1 to \(Transaction.maximumKeysPerCall)") }
         guard (1...JobQueue.maximumBatchSize).contains(batchSize) else { throw ValidationError("--batch-size must be from 1 to \(JobQueue.maximumBatchSize)") }
         guard (1...64).contains(workers), (1...10_000).contains(workerConcurrency) else { throw ValidationError("--workers must be 1…64 and --worker-concurrency 1…10000") }
     }
@@ -112,6 +118,7 @@ struct BenchCommand: AsyncParsableCommand {
     func run() async throws {
         switch scenario {
         case .lock: try await runLock()
+        case .lockSession, .manyKeys: try await runLockScenario()
         case .counter: try await runCounter()
         case .queue: try await runQueue()
         }
@@ -134,6 +141,7 @@ struct BenchCommand: AsyncParsableCommand {
         print("  enqueue, batches of \(report.enqueueBatchSize): \(Int(report.enqueueBatchJobsPerSecond)) jobs/s; per batch p50 \(report.enqueueBatch.p50Micros) µs, p99 \(report.enqueueBatch.p99Micros) µs")
         print("  drain (\(report.drainWorkers) workers × \(report.drainConcurrency)): \(Int(report.drainJobsPerSecond)) jobs/s; client CPU \(String(format: "%.1f", report.drainClientCPUMicrosPerJob)) µs/job")
         print("  pickup latency (idle queue): p50 \(report.pickup.p50Micros) µs, p90 \(report.pickup.p90Micros) µs, p99 \(report.pickup.p99Micros) µs")
+        print("  peak memory: \(String(format: "%.0f", peakMemoryMegabytes())) MiB")
     }
 
     static func secondsOf(_ duration: Duration) -> Double { seconds(duration) }
@@ -156,7 +164,7 @@ struct BenchCommand: AsyncParsableCommand {
         if json {
             try printJSON(rows)
         } else {
-            print("scenario counter, concurrency \(concurrency), \(scopes) scopes")
+            print("scenario counter, concurrency \(concurrency), \(scopes) scopes; peak memory \(String(format: "%.0f", peakMemoryMegabytes())) MiB")
             for row in rows {
                 print("  \(row.strategy):")
                 print("    ours:    \(row.ours.summary); client CPU \(String(format: "%.1f", row.oursCPUMicrosPerOperation)) µs/op")
@@ -164,6 +172,32 @@ struct BenchCommand: AsyncParsableCommand {
                 if let ratio = row.ratio { print("    ratio ours/pgbench: \(String(format: "%.2f", ratio))×") }
             }
         }
+    }
+
+    @Option(help: "many-keys: keys locked per transaction.")
+    var keysPerTransaction = 10
+
+    func runLockScenario() async throws {
+        let measured = try parseDuration(duration)
+        let warmupDuration = try parseDuration(warmup)
+        let logger = makeLogger("pglock.bench")
+        let progress = Progress(quiet: json)
+        let (concurrency, keys, executor, noPgbench, scenario, perTransaction) = (self.concurrency, self.keys, self.executor, self.noPgbench, self.scenario, self.keysPerTransaction)
+        let report = try await database.withClient(maximumConnections: concurrency + 2, progress: progress, logger: logger) { client, target in
+            progress.done("using \(target.description)")
+            let settings = try target.connectionSettings()
+            let harness = BenchHarness(settings: settings, concurrency: concurrency, warmup: warmupDuration, duration: measured, executor: executor, logger: logger)
+            let pgbench = noPgbench ? nil : PgbenchRunner.locate().map { PgbenchRunner(executable: $0, settings: settings) }
+            if scenario == .lockSession {
+                return try await LockScenariosBench.lockSession(harness: harness, client: client, keys: keys, pgbench: pgbench, progress: progress)
+            }
+            return try await LockScenariosBench.manyKeys(harness: harness, client: client, keys: keys, perTransaction: perTransaction, pgbench: pgbench, progress: progress)
+        }
+        if json { return try printJSON(report) }
+        print("scenario \(report.scenario), concurrency \(report.concurrency)")
+        print("  ours:    \(report.ours.summary); client CPU \(String(format: "%.1f", report.oursCPUMicrosPerOperation)) µs/op; peak memory \(String(format: "%.0f", report.peakMemoryMegabytes)) MiB")
+        if let pgbench = report.pgbench { print("  pgbench: \(pgbench.summary)") }
+        if let ratio = report.ratio { print("  ratio ours/pgbench: \(String(format: "%.2f", ratio))×") }
     }
 
     func printJSON<T: Encodable>(_ value: T) throws {
@@ -231,7 +265,8 @@ struct BenchCommand: AsyncParsableCommand {
                 ours: ours, oursCPUMicrosPerOperation: oursCPU,
                 driverCeiling: ceiling?.0, driverCeilingCPUMicrosPerOperation: ceiling?.1,
                 pgbench: pgbench, ratio: pgbench.map { ours.opsPerSecond / max($0.opsPerSecond, 1) },
-                ratioToDriverCeiling: ceiling.map { ours.opsPerSecond / max($0.0.opsPerSecond, 1) }
+                ratioToDriverCeiling: ceiling.map { ours.opsPerSecond / max($0.0.opsPerSecond, 1) },
+                peakMemoryMegabytes: peakMemoryMegabytes()
             )
         }
         if json {
@@ -247,6 +282,7 @@ struct BenchCommand: AsyncParsableCommand {
             if let pgbench = report.pgbench { print("  pgbench:        \(pgbench.summary)") }
             if let ratio = report.ratio { print("  ratio ours/pgbench: \(String(format: "%.2f", ratio))×") }
             if let ratio = report.ratioToDriverCeiling { print("  ratio ours/driver ceiling: \(String(format: "%.2f", ratio))×") }
+            print("  peak memory: \(String(format: "%.0f", report.peakMemoryMegabytes)) MiB")
         }
     }
 
