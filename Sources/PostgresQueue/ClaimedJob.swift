@@ -47,8 +47,12 @@ public struct ClaimedJob: Sendable, Hashable {
     ///
     /// - Throws: ``PostgresLocks/PostgresLocksError/Code/payloadCoding`` when it does not decode.
     public func decodePayload<Payload: Decodable>(as type: Payload.Type = Payload.self) throws -> Payload {
+        try decodePayload(as: type, using: JSONDecoder())
+    }
+
+    func decodePayload<Payload: Decodable>(as type: Payload.Type, using decoder: JSONDecoder) throws -> Payload {
         do {
-            return try JSONDecoder().decode(Payload.self, from: Data(payloadJSON.utf8))
+            return try decoder.decode(Payload.self, from: Data(payloadJSON.utf8))
         } catch {
             throw PostgresLocksError(
                 code: .payloadCoding,

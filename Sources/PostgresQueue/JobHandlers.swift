@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import PostgresLocks
 import PostgresNIO
@@ -64,8 +65,9 @@ public struct JobHandlers: Sendable {
         as payload: Payload.Type = Payload.self,
         _ handler: @escaping @Sendable (Payload, JobContext) async throws -> Void
     ) {
+        let decoder = JSONDecoder()  // one per kind: made once, not per job
         handlers[kind] = { job, context in
-            let decoded = try job.decodePayload(as: Payload.self)
+            let decoded = try job.decodePayload(as: Payload.self, using: decoder)
             try await handler(decoded, context)
         }
     }
