@@ -71,6 +71,30 @@ struct DatabaseOptions: ParsableArguments {
         }
     }
 
+    /// Runs `body` with a small client on the server given by `--database-url` or
+    /// `DATABASE_URL` (commands that act on *your* server never start a throwaway one).
+    ///
+    /// - Parameter purpose: completes "… needs --database-url or DATABASE_URL: <purpose>".
+    func withExplicitClient<Result: Sendable>(
+        maximumConnections: Int,
+        applicationName: String,
+        purpose: String,
+        _ body: @Sendable (PostgresClient) async throws -> Result
+    ) async throws -> Result {
+        guard let settings = try explicitSettings() else {
+            throw ValidationError("give --database-url or set DATABASE_URL: \(purpose)")
+        }
+        var configuration = try settings.makeClientConfiguration()
+        configuration.options.maximumConnections = maximumConnections
+        configuration.options.additionalStartupParameters = [("application_name", settings.applicationName ?? applicationName)]
+        let client = PostgresClient(configuration: configuration, backgroundLogger: makeBackgroundLogger())
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await client.run() }
+            defer { group.cancelAll() }
+            return try await body(client)
+        }
+    }
+
     private static func run<Result: Sendable>(
         configuration: PostgresClient.Configuration,
         target: Target,

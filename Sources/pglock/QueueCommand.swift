@@ -26,18 +26,10 @@ struct QueueCommand: AsyncParsableCommand {
 
         /// Runs `body` with a client on the server given by --database-url / DATABASE_URL.
         func withQueue<T: Sendable>(_ body: @Sendable (JobQueue, PostgresClient, Logger) async throws -> T) async throws -> T {
-            guard let settings = try database.explicitSettings() else {
-                throw ValidationError("pglock queue needs --database-url or DATABASE_URL (the queue lives on your server)")
-            }
             let queue = try JobQueue(schema: schema)
-            var configuration = try settings.makeClientConfiguration()
-            configuration.options.maximumConnections = 4
-            let client = PostgresClient(configuration: configuration, backgroundLogger: makeBackgroundLogger())
             let logger = makeLogger("pglock.queue")
-            return try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { await client.run() }
-                defer { group.cancelAll() }
-                return try await body(queue, client, logger)
+            return try await database.withExplicitClient(maximumConnections: 4, applicationName: "pglock queue", purpose: "the queue lives on your server") { client in
+                try await body(queue, client, logger)
             }
         }
 
@@ -96,10 +88,9 @@ struct QueueCommand: AsyncParsableCommand {
         @Argument(help: "The job's id.") var id: Int64
 
         func run() async throws {
-            let id = self.id
-            let changed = try await options.withQueue { queue, client, logger in try await queue.retry(id: id, on: client, logger: logger) }
-            print(changed ? "job \(id) is available again" : "job \(id) is not dead or cancelled: nothing changed")
-            if !changed { throw ExitCode(1) }
+            try await changeOneJob(id, options: options, done: "is available again", notChanged: "is not dead or cancelled") { queue, id, client, logger in
+                try await queue.retry(id: id, on: client, logger: logger)
+            }
         }
     }
 
@@ -109,11 +100,20 @@ struct QueueCommand: AsyncParsableCommand {
         @Argument(help: "The job's id.") var id: Int64
 
         func run() async throws {
-            let id = self.id
-            let changed = try await options.withQueue { queue, client, logger in try await queue.cancel(id: id, on: client, logger: logger) }
-            print(changed ? "job \(id) cancelled" : "job \(id) is not available or running: nothing changed")
-            if !changed { throw ExitCode(1) }
+            try await changeOneJob(id, options: options, done: "cancelled", notChanged: "is not available or running") { queue, id, client, logger in
+                try await queue.cancel(id: id, on: client, logger: logger)
+            }
         }
+    }
+
+    /// Runs an admin action on one job and reports it; exits 1 if nothing changed.
+    static func changeOneJob(
+        _ id: Int64, options: Options, done: String, notChanged: String,
+        _ action: @escaping @Sendable (JobQueue, Int64, PostgresClient, Logger) async throws -> Bool
+    ) async throws {
+        let changed = try await options.withQueue { queue, client, logger in try await action(queue, id, client, logger) }
+        print(changed ? "job \(id) \(done)" : "job \(id) \(notChanged): nothing changed")
+        if !changed { throw ExitCode(1) }
     }
 
     struct Purge: AsyncParsableCommand {

@@ -56,16 +56,7 @@ struct RunCommand: AsyncParsableCommand {
         let lockKey = try LockKey(text: key)
         let wait: LockWait = tryOnly ? .immediately : try timeout.map { .timeout(try parseDuration($0)) } ?? .forever
         let arguments = command.first == "--" ? Array(command.dropFirst()) : command
-        guard let settings = try database.explicitSettings() else {
-            throw ValidationError("pglock run locks across machines: give --database-url or set DATABASE_URL")
-        }
-        var configuration = try settings.makeClientConfiguration()
-        configuration.options.maximumConnections = 2
-        configuration.options.additionalStartupParameters = [("application_name", "pglock run")]
-        let client = PostgresClient(configuration: configuration, backgroundLogger: makeBackgroundLogger())
-        let status: Int32 = try await withThrowingTaskGroup(of: Int32?.self) { group in
-            group.addTask { await client.run(); return nil }
-            defer { group.cancelAll() }
+        let status: Int32 = try await database.withExplicitClient(maximumConnections: 2, applicationName: "pglock run", purpose: "pglock run locks across machines") { client in
             do {
                 return try await client.withSessionAdvisoryLock(lockKey, mode: shared ? .shared : .exclusive, wait: wait, logger: logger) {
                     try await Self.runChild(arguments)

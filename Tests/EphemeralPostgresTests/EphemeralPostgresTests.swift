@@ -79,14 +79,8 @@ struct EphemeralPostgresTests {
             workingDirectory: FilePath("/tmp"),
             input: .none, output: .sequence, error: .discarded
         ) { execution in
-            var line = Data()
-            outer: for try await chunk in execution.standardOutput {
-                for byte in chunk.withUnsafeBytes({ Array($0) }) {
-                    if byte == 0x0A { break outer }
-                    line.append(byte)
-                }
-            }
-            let report = try JSONDecoder().decode(EphemeralReport.self, from: line)
+            let line = try await firstLine(of: execution.standardOutput)
+            let report = try JSONDecoder().decode(EphemeralReport.self, from: Data(line.utf8))
             #expect(report.answer == 42)
             #expect(FileManager.default.fileExists(atPath: report.baseDirectory))
             try execution.send(signal: .kill)

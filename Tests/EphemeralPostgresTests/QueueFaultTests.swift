@@ -8,6 +8,7 @@ import PostgresQueue
 import ServiceLifecycle
 import Subprocess
 import Testing
+@testable import pglock
 #if canImport(System)
 import System
 #else
@@ -31,14 +32,8 @@ struct QueueFaultTests {
                 arguments: ["queue", "work", "--database-url", db.settings.redactedURL, "--schema", "q", "--lease", "1s"],
                 input: .none, output: .sequence, error: .discarded
             ) { execution in
-                var line = Data()
-                outer: for try await chunk in execution.standardOutput {
-                    for byte in chunk.withUnsafeBytes({ Array($0) }) {
-                        if byte == 0x0A { break outer }
-                        line.append(byte)
-                    }
-                }
-                #expect(String(decoding: line, as: UTF8.self) == "holding \(id)")
+                let line = try await firstLine(of: execution.standardOutput)
+                #expect(line == "holding \(id)")
                 try execution.send(signal: .kill)
             }
             let staleToken = try await db.scalar("SELECT lease_token FROM q.jobs WHERE id = \(id)", as: UUID.self)

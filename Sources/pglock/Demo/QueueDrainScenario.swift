@@ -103,15 +103,9 @@ struct QueueDrainScenario: DemoScenario {
             environment: .inherit.updating(settings.password.map { ["PGPASSWORD": $0] } ?? [:]),
             input: .none, output: .sequence, error: .discarded
         ) { execution in
-            var line = Data()
-            outer: for try await chunk in execution.standardOutput {
-                for byte in chunk.withUnsafeBytes({ Array($0) }) {
-                    if byte == 0x0A { break outer }
-                    line.append(byte)
-                }
-            }
+            let line = try await firstLine(of: execution.standardOutput)
             try execution.send(signal: .kill)
-            return String(decoding: line, as: UTF8.self).hasPrefix("holding ")
+            return line.hasPrefix("holding ")
         }
         return result.closureResult
     }

@@ -19,18 +19,9 @@ struct MonitorOptions: ParsableArguments {
 
     /// Runs `body` with a small client on the server to watch (never a throwaway one).
     func withClient<T: Sendable>(_ body: @Sendable (PostgresClient, Logger) async throws -> T) async throws -> T {
-        guard let settings = try database.explicitSettings() else {
-            throw ValidationError("give --database-url or DATABASE_URL: the server to look at")
-        }
-        var configuration = try settings.makeClientConfiguration()
-        configuration.options.maximumConnections = 2
-        configuration.options.additionalStartupParameters = [("application_name", "pglock monitor")]
-        let client = PostgresClient(configuration: configuration, backgroundLogger: makeBackgroundLogger())
         let logger = makeLogger("pglock.monitor")
-        return try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { await client.run() }
-            defer { group.cancelAll() }
-            return try await body(client, logger)
+        return try await database.withExplicitClient(maximumConnections: 2, applicationName: "pglock monitor", purpose: "the server to look at") { client in
+            try await body(client, logger)
         }
     }
 }
