@@ -76,11 +76,6 @@ public final class QueueWorker: Service {
         }
     }
 
-    private enum JobEvent: Sendable {
-        case finished
-        case graceExpired
-    }
-
     private func work(stopping: StopFlag, wake: WakeSignal) async throws {
         let inFlight = InFlightJobs()
         let refillThreshold = max(1, min(configuration.claimBatchSize, configuration.concurrency) / 2)
@@ -94,7 +89,10 @@ public final class QueueWorker: Service {
             background.addTask { await self.tick(every: self.configuration.heartbeat) { await self.heartbeat(inFlight) } }
             background.addTask { await self.writeCompletions(completions) }
 
-            await withTaskGroup(of: JobEvent.self) { jobs in
+            // A discarding group: a finished job's task is freed at once (a plain task group
+            // keeps every child's result until it is read).
+            let jobDone = WakeSignal()
+            await withDiscardingTaskGroup { jobs in
                 // Claim while there is room and work; otherwise wait for a wake-up (a
                 // notification, the poll tick, a finished job).
                 for await _ in wake.stream {
@@ -127,7 +125,7 @@ public final class QueueWorker: Service {
                             jobs.addTask {
                                 await self.runJob(job, inFlight: inFlight, completions: completions, givenBack: givenBack)
                                 wake.signal()
-                                return .finished
+                                jobDone.signal()
                             }
                         }
                         if claimed.count < asked { break }
@@ -135,24 +133,23 @@ public final class QueueWorker: Service {
                 }
                 // Shutting down: let running jobs finish within the grace period, then cancel
                 // them (their leases are given back below).
-                guard inFlight.count > 0 else { jobs.cancelAll(); return }
+                guard inFlight.count > 0 else { return }
                 logger.info("stopping: waiting for running jobs", metadata: ["running": "\(inFlight.count)"])
+                let graceOver = StopFlag()
                 let grace = configuration.shutdownGracePeriod
                 jobs.addTask {
                     try? await Task.sleep(for: grace)
-                    return .graceExpired
+                    graceOver.set()
+                    jobDone.signal()
                 }
-                while let event = await jobs.next() {
-                    switch event {
-                    case .finished:
-                        if inFlight.count == 0 { jobs.cancelAll() }
-                    case .graceExpired:
-                        if inFlight.count > 0 {
-                            logger.warning("grace period over: cancelling running jobs and giving their leases back", metadata: ["running": "\(inFlight.count)"])
-                        }
-                        jobs.cancelAll()
+                for await _ in jobDone.stream {
+                    if inFlight.count == 0 { break }
+                    if graceOver.isSet {
+                        logger.warning("grace period over: cancelling running jobs and giving their leases back", metadata: ["running": "\(inFlight.count)"])
+                        break
                     }
                 }
+                jobs.cancelAll()
             }
             wake.finish()
             background.cancelAll()

@@ -72,6 +72,9 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "queue: concurrent jobs per worker.")
     var workerConcurrency = 500
 
+    @Flag(help: ArgumentHelp("queue: measure the drain only (for profiling).", visibility: .hidden))
+    var drainOnly = false
+
     @Flag(help: "Skip the driver-ceiling side (plain PostgresNIO futures on the event loop, the same statements).")
     var noDriverCeiling = false
 
@@ -129,17 +132,21 @@ struct BenchCommand: AsyncParsableCommand {
         let warmupDuration = try parseDuration(warmup)
         let logger = makeLogger("pglock.bench")
         let progress = Progress(quiet: json)
-        let (concurrency, executor, batchSize, workers, workerConcurrency) = (self.concurrency, self.executor, self.batchSize, self.workers, self.workerConcurrency)
+        let (concurrency, executor, batchSize, workers, workerConcurrency, noPgbench, drainOnly) = (self.concurrency, self.executor, self.batchSize, self.workers, self.workerConcurrency, self.noPgbench, self.drainOnly)
         let report = try await database.withClient(maximumConnections: max(concurrency, workers * 4) + 4, progress: progress, logger: logger) { client, target in
             progress.done("using \(target.description)")
             let harness = BenchHarness(settings: try target.connectionSettings(), concurrency: concurrency, warmup: warmupDuration, duration: measured, executor: executor, logger: logger)
-            return try await QueueBench.run(harness: harness, client: client, batchSize: batchSize, workers: workers, workerConcurrency: workerConcurrency, progress: progress)
+            let pgbench = noPgbench ? nil : PgbenchRunner.locate().map { PgbenchRunner(executable: $0, settings: harness.settings) }
+            return try await QueueBench.run(harness: harness, client: client, batchSize: batchSize, workers: workers, workerConcurrency: workerConcurrency, pgbench: pgbench, drainOnly: drainOnly, progress: progress)
         }
         if json { return try printJSON(report) }
         print("scenario queue")
         print("  enqueue, 1 job per call (\(concurrency) producers): \(report.enqueueSingle.summary)")
         print("  enqueue, batches of \(report.enqueueBatchSize): \(Int(report.enqueueBatchJobsPerSecond)) jobs/s; per batch p50 \(report.enqueueBatch.p50Micros) µs, p99 \(report.enqueueBatch.p99Micros) µs")
         print("  drain (\(report.drainWorkers) workers × \(report.drainConcurrency)): \(Int(report.drainJobsPerSecond)) jobs/s; client CPU \(String(format: "%.1f", report.drainClientCPUMicrosPerJob)) µs/job")
+        if let rate = report.pgbenchDrainJobsPerSecond, let ratio = report.ratioToPgbench {
+            print("  drain by pgbench, same claim + complete SQL (\(report.drainWorkers) clients): \(Int(rate)) jobs/s; ratio ours/pgbench \(String(format: "%.2f", ratio))×")
+        }
         print("  pickup latency (idle queue): p50 \(report.pickup.p50Micros) µs, p90 \(report.pickup.p90Micros) µs, p99 \(report.pickup.p99Micros) µs")
         print("  peak memory: \(String(format: "%.0f", peakMemoryMegabytes())) MiB")
     }

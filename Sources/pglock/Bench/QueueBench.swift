@@ -21,6 +21,9 @@ enum QueueBench {
         var drainConcurrency: Int
         var drainClientCPUMicrosPerJob: Double
         var pickup: LatencyStats
+        /// pgbench claiming and completing batches with the same statements, no worker.
+        var pgbenchDrainJobsPerSecond: Double?
+        var ratioToPgbench: Double?
     }
 
     struct Noop: Codable, Sendable {
@@ -33,6 +36,8 @@ enum QueueBench {
         batchSize: Int,
         workers: Int,
         workerConcurrency: Int,
+        pgbench: PgbenchRunner?,
+        drainOnly: Bool = false,
         progress: Progress
     ) async throws -> Report {
         let logger = harness.logger
@@ -40,32 +45,29 @@ enum QueueBench {
         try await client.checkedQuery("DROP SCHEMA IF EXISTS pglock_bench_queue CASCADE", logger: logger)
         try await queue.migrate(on: client, logger: logger)
 
-        progress.step("enqueue, one job per call: \(harness.concurrency) producers")
-        let single = try await harness.measure { connection, worker, _ in
-            try await queue.enqueue(try NewJob(kind: "noop", payloadJSON: #"{"n":1}"#, queue: "single"), on: client, logger: logger)
-        }.stats
-        progress.done(single.summary)
+        var single = LatencyStats(histogram: LatencyStats.emptyHistogram(), seconds: 1)
+        var batched = single
+        if !drainOnly {
+            progress.step("enqueue, one job per call: \(harness.concurrency) producers")
+            single = try await harness.measure { connection, worker, _ in
+                try await queue.enqueue(try NewJob(kind: "noop", payloadJSON: #"{"n":1}"#, queue: "single"), on: client, logger: logger)
+            }.stats
+            progress.done(single.summary)
 
-        progress.step("enqueue, batches of \(batchSize): \(harness.concurrency) producers")
-        let batch = try NewJob(kind: "noop", payloadJSON: #"{"n":1}"#, queue: "batch")
-        let jobs = Array(repeating: batch, count: batchSize)
-        let batched = try await harness.measure { _, _, _ in
-            try await queue.enqueue(jobs, on: client, logger: logger)
-        }.stats
-        progress.done("\(Int(batched.opsPerSecond * Double(batchSize))) jobs/s; per batch: \(batched.summary)")
+            progress.step("enqueue, batches of \(batchSize): \(harness.concurrency) producers")
+            let batch = try NewJob(kind: "noop", payloadJSON: #"{"n":1}"#, queue: "batch")
+            let jobs = Array(repeating: batch, count: batchSize)
+            batched = try await harness.measure { _, _, _ in
+                try await queue.enqueue(jobs, on: client, logger: logger)
+            }.stats
+            progress.done("\(Int(batched.opsPerSecond * Double(batchSize))) jobs/s; per batch: \(batched.summary)")
+        }
 
         // Drain: preload enough no-op jobs for the measured time, then let workers burn them down.
         let seconds = BenchCommand.secondsOf(harness.duration)
         let preload = max(10_000, Int(60_000 * seconds))
         progress.step("drain: preloading \(preload) no-op jobs")
-        try await client.checkedQuery("TRUNCATE \(identifier: queue.jobsTable)", logger: logger)
-        var remaining = preload
-        while remaining > 0 {
-            let count = min(remaining, 5_000)
-            try await queue.enqueue(Array(repeating: try NewJob(kind: "noop", payloadJSON: #"{"n":1}"#, queue: "drain"), count: count), on: client, logger: logger)
-            remaining -= count
-        }
-        try await client.checkedQuery("VACUUM ANALYZE \(identifier: queue.jobsTable)", logger: logger)
+        try await self.preload(preload, queue: queue, client: client, logger: logger)
         progress.step("drain: \(workers) workers × \(workerConcurrency) concurrent no-op jobs for \(format(harness.duration))")
         var handlers = JobHandlers()
         handlers.register("noop") { (_: Noop, _) in }
@@ -90,6 +92,34 @@ enum QueueBench {
         let drainCPU = Double(processCPUMicros() - cpuBefore) / Double(max(drained, 1))
         let drainRate = Double(drained) / seconds
         progress.done("\(Int(drainRate)) jobs/s (\(drained) completed in \(format(harness.duration)), left \(preload - drained); \(String(format: "%.1f", drainCPU)) µs client CPU/job)")
+
+        // The same claim and completion statements run by pgbench (no handlers, no leases kept):
+        // what this schema allows on this machine.
+        var pgbenchRate: Double?
+        if let pgbench {
+            progress.step("drain by pgbench: claim \(min(workerConcurrency, 1000)) + complete them, \(workers) clients")
+            try await self.preload(preload, queue: queue, client: client, logger: logger)
+            let table = queue.jobsTable.quoted
+            let claim = min(workerConcurrency, 1000)
+            let script = """
+                WITH c AS (SELECT id FROM \(table) WHERE state = 'available' AND queue = 'drain' AND run_at <= now() ORDER BY priority, run_at, id LIMIT \(claim) FOR NO KEY UPDATE SKIP LOCKED) UPDATE \(table) j SET state = 'running', attempt = j.attempt + 1, attempted_at = now(), lease_owner = 'pgbench-' || :client_id, lease_token = gen_random_uuid(), lease_expires_at = now() + interval '60 seconds' FROM c WHERE j.id = c.id;
+                UPDATE \(table) SET state = 'completed', finished_at = now(), lease_token = NULL, lease_expires_at = NULL WHERE state = 'running' AND lease_owner = 'pgbench-' || :client_id;
+
+                """
+            _ = try await pgbench.run(script: script, clients: workers, threads: min(workers, 2), duration: max(1, Int(seconds)), variables: [:])
+            let done = try await client.checkedQuery("SELECT count(*)::int8 FROM \(identifier: queue.jobsTable) WHERE state = 'completed'", logger: logger).rows[0].decode(Int64.self)
+            pgbenchRate = Double(done) / seconds
+            progress.done("\(Int(pgbenchRate!)) jobs/s")
+        }
+
+        if drainOnly {
+            return Report(
+                enqueueSingle: single, enqueueBatch: batched, enqueueBatchSize: batchSize, enqueueBatchJobsPerSecond: 0,
+                drainJobsPerSecond: drainRate, drainJobs: drained, drainSeconds: elapsed, drainWorkers: workers,
+                drainConcurrency: workerConcurrency, drainClientCPUMicrosPerJob: drainCPU, pickup: single,
+                pgbenchDrainJobsPerSecond: pgbenchRate, ratioToPgbench: pgbenchRate.map { drainRate / max($0, 1) }
+            )
+        }
 
         // Pickup latency: one idle worker, a job at a time, from the enqueue call to the handler.
         progress.step("pickup latency: idle worker, 200 jobs one at a time")
@@ -123,7 +153,20 @@ enum QueueBench {
             enqueueSingle: single, enqueueBatch: batched, enqueueBatchSize: batchSize,
             enqueueBatchJobsPerSecond: batched.opsPerSecond * Double(batchSize),
             drainJobsPerSecond: drainRate, drainJobs: drained, drainSeconds: elapsed, drainWorkers: workers,
-            drainConcurrency: workerConcurrency, drainClientCPUMicrosPerJob: drainCPU, pickup: pickup
+            drainConcurrency: workerConcurrency, drainClientCPUMicrosPerJob: drainCPU, pickup: pickup,
+            pgbenchDrainJobsPerSecond: pgbenchRate, ratioToPgbench: pgbenchRate.map { drainRate / max($0, 1) }
         )
+    }
+
+    /// Empties the jobs table and fills it with `count` no-op jobs of queue `drain`.
+    static func preload(_ count: Int, queue: JobQueue, client: PostgresClient, logger: Logger) async throws {
+        try await client.checkedQuery("TRUNCATE \(identifier: queue.jobsTable)", logger: logger)
+        var remaining = count
+        while remaining > 0 {
+            let batch = min(remaining, 5_000)
+            try await queue.enqueue(Array(repeating: try NewJob(kind: "noop", payloadJSON: #"{"n":1}"#, queue: "drain"), count: batch), on: client, logger: logger)
+            remaining -= batch
+        }
+        try await client.checkedQuery("VACUUM ANALYZE \(identifier: queue.jobsTable)", logger: logger)
     }
 }
