@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs every `pglock bench` scenario (release build, throwaway server) and keeps the JSON
+# reports in bench-results/, for BENCHMARKS.md. Run it on a quiet machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+swift build -c release --product pglock
+mkdir -p bench-results
+pglock=.build/release/pglock
+run() { local name=$1; shift; echo "== $name: pglock bench $*" >&2; "$pglock" bench "$@" --json > "bench-results/$name.json"; }
+run lock          lock --duration 10s --warmup 2s
+run lock-1        lock --duration 10s --warmup 2s --concurrency 1 --no-driver-ceiling
+run lock-session  lock-session --duration 10s --warmup 2s
+run many-keys     many-keys --duration 10s --warmup 2s
+run counter       counter --duration 10s --warmup 2s
+run queue         queue --duration 10s --warmup 2s
+if "$pglock" bench --help | grep -q ingest; then run ingest ingest --duration 10s --warmup 2s; fi
+echo "reports in bench-results/" >&2
