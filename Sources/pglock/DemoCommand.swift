@@ -31,7 +31,7 @@ struct DemoCommand: AsyncParsableCommand {
         let logger = makeLogger("pglock.demo")
         let progress = Progress(quiet: false)
         let started = ContinuousClock.now
-        let scenarios: [any DemoScenario] = [VersionRaceScenario()]
+        let scenarios: [any DemoScenario] = [VersionRaceScenario(), IngestionScenario()]
         let outcomes = try await database.withClient(maximumConnections: 24, progress: progress, logger: logger) { client, target in
             progress.done("using \(target.description)")
             let context = DemoContext(client: client, logger: logger, progress: progress, keepTables: keepTables)

@@ -11,11 +11,12 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure a scenario against pgbench running the same SQL on the same server, in the same run.",
-        discussion: "Scenarios: lock (BEGIN; exclusive transaction lock on a random key; COMMIT)."
+        discussion: "Scenarios: lock (BEGIN; exclusive transaction lock on a random key; COMMIT); ingest (producers send batches of keyed events with 20% duplicates through ExactlyOnceIngestion)."
     )
 
     enum Scenario: String, ExpressibleByArgument, CaseIterable {
         case lock
+        case ingest
     }
 
     @Argument(help: "The scenario: \(Scenario.allCases.map(\.rawValue).joined(separator: ", ")).")
@@ -46,6 +47,9 @@ struct BenchCommand: AsyncParsableCommand {
         case eventLoop = "event-loop"
         case global
     }
+
+    @Option(help: "ingest: events per batch, a number or a range such as 100-1000.")
+    var batchSize = "100-1000"
 
     @Flag(help: "Skip the driver-ceiling side (plain PostgresNIO futures on the event loop, the same statements).")
     var noDriverCeiling = false
@@ -86,6 +90,7 @@ struct BenchCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        if scenario == .ingest { return try await runIngestBench() }
         let measured = try parseDuration(duration)
         let warmupDuration = try parseDuration(warmup)
         let logger = makeLogger("pglock.bench")
