@@ -16,6 +16,18 @@ extension ExactlyOnceIngestion {
     /// `handler` may run more than once for the same events when a transaction is re-run
     /// (the earlier run was rolled back): keep its effects in the database, in `tx`.
     ///
+    /// - Parameters:
+    ///   - events: the batch, in any order; events with the same key are duplicates, and only
+    ///     the first of them can be new.
+    ///   - key: each event's business key.
+    ///   - client: where connections are leased from (one per transaction), and the client
+    ///     that cancels a server-side wait if the task is cancelled.
+    ///   - retry: when a transaction is re-run (deadlock, serialization failure).
+    ///   - options: isolation level and timeouts of each transaction.
+    ///   - logger: where statements are logged.
+    ///   - handler: receives each transaction and its new events (first occurrences, in batch
+    ///     order); not called for a transaction with no new event.
+    /// - Returns: what was stored, over all transactions.
     /// - Throws: ``PostgresLocksError/Code/invalidArgument`` before anything is sent, for a bad
     ///   key; ``IngestionInterrupted`` or the failing transaction's error.
     @discardableResult
@@ -42,8 +54,17 @@ extension ExactlyOnceIngestion {
     /// pool lease per batch); otherwise the same as
     /// ``ingest(_:keyedBy:client:retry:options:logger:isolation:handler:)``.
     ///
-    /// - Parameter canceller: if given, cancelling the task also ends a server-side wait for
-    ///   another producer's transaction.
+    /// - Parameters:
+    ///   - events: the batch, in any order.
+    ///   - key: each event's business key.
+    ///   - connection: the connection every transaction runs on, one after another.
+    ///   - canceller: if given, cancelling the task also ends a server-side wait for another
+    ///     producer's transaction (through `pg_cancel_backend` on a connection of this client).
+    ///   - retry: when a transaction is re-run (deadlock, serialization failure).
+    ///   - options: isolation level and timeouts of each transaction.
+    ///   - logger: where statements are logged.
+    ///   - handler: receives each transaction and its new events.
+    /// - Returns: what was stored, over all transactions.
     @discardableResult
     public func ingest<Event: Sendable>(
         _ events: [Event],
