@@ -138,7 +138,10 @@ extension ExactlyOnceIngestion {
             report.newKeys += inserted.map { batch.keys[$0] }
             report.distinctKeyCount += range.count
             report.committedTransactions += 1
-            report.eventCount += batch.eventCount(in: range)
+            let events = batch.eventCount(in: range)
+            report.eventCount += events
+            Counter(label: "pglocks_ingestion_events_total", dimensions: [("outcome", "new")]).increment(by: inserted.count)
+            Counter(label: "pglocks_ingestion_events_total", dimensions: [("outcome", "duplicate")]).increment(by: events - inserted.count)
         }
         return report
     }

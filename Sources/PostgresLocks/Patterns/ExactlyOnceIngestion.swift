@@ -1,5 +1,4 @@
 import Logging
-import Metrics
 import PostgresNIO
 
 /// Ingests batches of events keyed by a business key so that each key is stored **once** and
@@ -95,7 +94,8 @@ public struct ExactlyOnceIngestion<Key: IngestionKey>: Sendable {
     ///     producer's transaction (through `pg_cancel_backend` on a connection of this client).
     ///   - handler: receives the transaction and the new events (first occurrences, in batch
     ///     order); not called when no event is new.
-    /// - Returns: what was stored.
+    /// - Returns: what was stored (``IngestionReport/committedTransactions`` is 0: committing
+    ///   is yours).
     /// - Throws: ``PostgresLocksError/Code/invalidArgument`` before anything is sent, for a
     ///   bad key or more than ``maximumKeysPerTransaction`` distinct keys; otherwise the
     ///   statement's or the handler's error.
@@ -147,7 +147,6 @@ public struct ExactlyOnceIngestion<Key: IngestionKey>: Sendable {
         }
         let returned = try result.rows[0].decode([Key].self)
         let positions = batch.insertedPositions(in: range, returned: returned)
-        Counter(label: "pglocks_ingestion_events_total", dimensions: [("outcome", "new")]).increment(by: positions.count)
         if !positions.isEmpty {
             let newEvents = positions.map { batch.firstEventIndex[$0] }.sorted().map { events[$0] }
             try await handler(transaction, newEvents)
