@@ -214,6 +214,31 @@ struct ExactlyOnceIngestionTests {
         }
     }
 
+    @Test func aProducerWhoseConnectionDiesMidBatchResendsWithoutLossOrDuplicate() async throws {
+        try await TestDatabase.withDatabase { db in
+            let ingestion = try await makeTables(db)
+            let events = (0..<50).map { Event(key: "k\($0)", producer: 1) }
+            let connection = try await db.makeConnection()
+            let error = await #expect(throws: PostgresLocksError.self) {
+                try await ingestion.ingest(events, keyedBy: \.key, connection: connection, logger: db.logger) { tx, new in
+                    try await recordSideEffects(tx, new)
+                    // The server ends this session while the transaction is open.
+                    let pid = try await tx.query("SELECT pg_backend_pid()").rows[0].decode(Int32.self)
+                    try await db.query("SELECT pg_terminate_backend(\(pid))")
+                    try await tx.query("SELECT 1")
+                }
+            }
+            #expect(error?.code == .connectionLost)
+            try? await connection.close()
+            #expect(try await db.scalar("SELECT count(*)::int FROM ingested", as: Int.self) == 0)
+
+            let report = try await ingestion.ingest(events + events, keyedBy: \.key, client: db.client, logger: db.logger, handler: recordSideEffects)
+            #expect(report.newEventCount == 50)
+            #expect(try await db.scalar("SELECT count(*)::int FROM ingested", as: Int.self) == 50)
+            #expect(try await db.scalar("SELECT count(*)::int FROM side_effects", as: Int.self) == 50)
+        }
+    }
+
     @Test func cancellingAProducerThatWaitsForAnotherEndsTheServerSideWait() async throws {
         try await TestDatabase.withDatabase { db in
             let ingestion = try await makeTables(db)
