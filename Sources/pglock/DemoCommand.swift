@@ -39,7 +39,7 @@ struct DemoCommand: AsyncParsableCommand {
         let logger = makeLogger("pglock.demo")
         let progress = Progress(quiet: false)
         let started = ContinuousClock.now
-        let scenarios: [any DemoScenario] = [VersionRaceScenario(), ManyKeysScenario(), SingletonScenario(), EntityAndRowLockScenario(), LeaderFailoverScenario(), QueueDrainScenario()]
+        let scenarios: [any DemoScenario] = [VersionRaceScenario(), IngestionScenario(), ManyKeysScenario(), SingletonScenario(), EntityAndRowLockScenario(), LeaderFailoverScenario(), QueueDrainScenario()]
         let outcomes = try await database.withClient(maximumConnections: 24, ephemeralConfiguration: Self.serverConfiguration, progress: progress, logger: logger) { client, target in
             progress.done("using \(target.description)")
             let context = DemoContext(client: client, settings: try target.connectionSettings(), logger: logger, progress: progress, keepTables: keepTables)

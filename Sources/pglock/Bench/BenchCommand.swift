@@ -16,7 +16,8 @@ struct BenchCommand: AsyncParsableCommand {
         Scenarios: lock (BEGIN; exclusive transaction lock on a random key; COMMIT); lock-session \
         (session lock and unlock); many-keys (BEGIN; --keys-per-transaction sorted keys; COMMIT); \
         counter (each gapless-counter strategy, or --strategy, over --scopes scopes); queue \
-        (enqueue single and batch, drain, idle pickup latency).
+        (enqueue single and batch, drain, idle pickup latency); ingest (producers send batches of \
+        keyed events with 20% duplicates through ExactlyOnceIngestion).
         """
     )
 
@@ -26,6 +27,7 @@ struct BenchCommand: AsyncParsableCommand {
         case manyKeys = "many-keys"
         case counter
         case queue
+        case ingest
     }
 
     @Argument(help: "The scenario: \(Scenario.allCases.map(\.rawValue).joined(separator: ", ")).")
@@ -64,7 +66,7 @@ struct BenchCommand: AsyncParsableCommand {
     var scopes = 1_000
 
     @Option(help: "queue: jobs per enqueue batch.")
-    var batchSize = 1_000
+    var enqueueBatchSize = 1_000
 
     @Option(help: "queue: drain workers (QueueWorker services in this process).")
     var workers = 2
@@ -74,6 +76,9 @@ struct BenchCommand: AsyncParsableCommand {
 
     @Flag(help: ArgumentHelp("queue: measure the drain only (for profiling).", visibility: .hidden))
     var drainOnly = false
+
+    @Option(help: "ingest: events per batch, a number or a range such as 100-1000.")
+    var batchSize = "100-1000"
 
     @Flag(help: "Skip the driver-ceiling side (plain PostgresNIO futures on the event loop, the same statements).")
     var noDriverCeiling = false
@@ -114,12 +119,13 @@ struct BenchCommand: AsyncParsableCommand {
         guard keys >= 1 else { throw ValidationError("--keys must be at least 1") }
         guard scopes >= 1 else { throw ValidationError("--scopes must be at least 1") }
         guard (1...Transaction.maximumKeysPerCall).contains(keysPerTransaction) else { throw ValidationError("--keys-per-transaction must be from 1 to \(Transaction.maximumKeysPerCall)") }
-        guard (1...JobQueue.maximumBatchSize).contains(batchSize) else { throw ValidationError("--batch-size must be from 1 to \(JobQueue.maximumBatchSize)") }
+        guard (1...JobQueue.maximumBatchSize).contains(enqueueBatchSize) else { throw ValidationError("--enqueue-batch-size must be from 1 to \(JobQueue.maximumBatchSize)") }
         guard (1...64).contains(workers), (1...10_000).contains(workerConcurrency) else { throw ValidationError("--workers must be 1…64 and --worker-concurrency 1…10000") }
     }
 
     func run() async throws {
         switch scenario {
+        case .ingest: try await runIngestBench()
         case .lock: try await runLock()
         case .lockSession, .manyKeys: try await runLockScenario()
         case .counter: try await runCounter()
@@ -132,7 +138,7 @@ struct BenchCommand: AsyncParsableCommand {
         let warmupDuration = try parseDuration(warmup)
         let logger = makeLogger("pglock.bench")
         let progress = Progress(quiet: json)
-        let (concurrency, executor, batchSize, workers, workerConcurrency, noPgbench, drainOnly) = (self.concurrency, self.executor, self.batchSize, self.workers, self.workerConcurrency, self.noPgbench, self.drainOnly)
+        let (concurrency, executor, batchSize, workers, workerConcurrency, noPgbench, drainOnly) = (self.concurrency, self.executor, self.enqueueBatchSize, self.workers, self.workerConcurrency, self.noPgbench, self.drainOnly)
         let report = try await database.withClient(maximumConnections: max(concurrency, workers * 4) + 4, progress: progress, logger: logger) { client, target in
             progress.done("using \(target.description)")
             let harness = BenchHarness(settings: try target.connectionSettings(), concurrency: concurrency, warmup: warmupDuration, duration: measured, executor: executor, logger: logger)

@@ -1,0 +1,148 @@
+import Logging
+import Metrics
+import PostgresNIO
+
+extension ExactlyOnceIngestion {
+    /// Ingests `events` in transactions of its own on connections leased from `client`: the
+    /// distinct keys are sorted and split into runs of at most ``maximumKeysPerTransaction``,
+    /// and each run is stored, and handled, in one transaction, re-run on a deadlock or
+    /// serialization failure following `retry`.
+    ///
+    /// Exactly-once holds **per key**. If a transaction fails after earlier ones committed,
+    /// ``IngestionInterrupted`` says which keys are committed and which are not; if the first
+    /// one fails, nothing was committed and its error is thrown as it is. Either way, sending
+    /// the same batch again is safe.
+    ///
+    /// `handler` may run more than once for the same events when a transaction is re-run
+    /// (the earlier run was rolled back): keep its effects in the database, in `tx`.
+    ///
+    /// - Parameters:
+    ///   - events: the batch, in any order; events with the same key are duplicates, and only
+    ///     the first of them can be new.
+    ///   - key: each event's business key.
+    ///   - client: where connections are leased from (one per transaction), and the client
+    ///     that cancels a server-side wait if the task is cancelled.
+    ///   - retry: when a transaction is re-run (deadlock, serialization failure).
+    ///   - options: isolation level and timeouts of each transaction.
+    ///   - logger: where statements are logged.
+    ///   - handler: receives each transaction and its new events (first occurrences, in batch
+    ///     order); not called for a transaction with no new event.
+    /// - Returns: what was stored, over all transactions.
+    /// - Throws: ``PostgresLocksError/Code/invalidArgument`` before anything is sent, for a bad
+    ///   key; ``IngestionInterrupted`` or the failing transaction's error.
+    @discardableResult
+    public func ingest<Event: Sendable>(
+        _ events: [Event],
+        keyedBy key: (Event) throws -> Key,
+        client: PostgresClient,
+        retry: RetryPolicy = .default,
+        options: TransactionOptions = .default,
+        logger: Logger,
+        isolation: isolated (any Actor)? = #isolation,
+        handler: (Transaction, [Event]) async throws -> Void
+    ) async throws -> IngestionReport<Key> {
+        try retry.validate()
+        let batch = try IngestionBatch(eventKeys: events.map(key), maximumKeyBytes: Self.maximumKeyBytes)
+        return try await ingestSplit(batch, logger: logger) { range in
+            try await client.withRetryingTransaction(policy: retry, options: options, logger: logger) { tx in
+                try await ingestChunk(batch, range: range, events: events, in: tx, canceller: client, handler: handler)
+            }
+        }
+    }
+
+    /// Ingests `events` in transactions of its own on `connection` (a dedicated connection, no
+    /// pool lease per batch); otherwise the same as
+    /// ``ingest(_:keyedBy:client:retry:options:logger:isolation:handler:)``.
+    ///
+    /// - Parameters:
+    ///   - events: the batch, in any order.
+    ///   - key: each event's business key.
+    ///   - connection: the connection every transaction runs on, one after another.
+    ///   - canceller: if given, cancelling the task also ends a server-side wait for another
+    ///     producer's transaction (through `pg_cancel_backend` on a connection of this client).
+    ///   - retry: when a transaction is re-run (deadlock, serialization failure).
+    ///   - options: isolation level and timeouts of each transaction.
+    ///   - logger: where statements are logged.
+    ///   - handler: receives each transaction and its new events.
+    /// - Returns: what was stored, over all transactions.
+    @discardableResult
+    public func ingest<Event: Sendable>(
+        _ events: [Event],
+        keyedBy key: (Event) throws -> Key,
+        connection: PostgresConnection,
+        canceller: PostgresClient? = nil,
+        retry: RetryPolicy = .default,
+        options: TransactionOptions = .default,
+        logger: Logger,
+        isolation: isolated (any Actor)? = #isolation,
+        handler: (Transaction, [Event]) async throws -> Void
+    ) async throws -> IngestionReport<Key> {
+        try retry.validate()
+        let batch = try IngestionBatch(eventKeys: events.map(key), maximumKeyBytes: Self.maximumKeyBytes)
+        return try await ingestSplit(batch, logger: logger) { range in
+            var generator = SystemRandomNumberGenerator()
+            var attempt = 1
+            while true {
+                do {
+                    return try await connection.withCheckedTransaction(options: options, logger: logger, attempt: attempt) { tx in
+                        try await ingestChunk(batch, range: range, events: events, in: tx, canceller: canceller, handler: handler)
+                    }
+                } catch {
+                    guard retry.shouldRetry(error, afterAttempt: attempt) else { throw error }
+                    let code = (error as? PostgresLocksError)?.code.name ?? "unknown"
+                    Counter(label: "pglocks_transaction_retries_total", dimensions: [("reason", code)]).increment()
+                    logger.debug("retrying ingestion transaction", metadata: ["attempt": "\(attempt)", "reason": "\(code)"])
+                    try await Task.sleep(for: retry.backoff(afterAttempt: attempt, using: &generator))
+                    attempt += 1
+                }
+            }
+        }
+    }
+
+    /// Bare keys (the events are the keys) on a pool; see
+    /// ``ingest(_:keyedBy:client:retry:options:logger:isolation:handler:)``.
+    @discardableResult
+    public func ingest(
+        keys: [Key],
+        client: PostgresClient,
+        retry: RetryPolicy = .default,
+        options: TransactionOptions = .default,
+        logger: Logger,
+        isolation: isolated (any Actor)? = #isolation,
+        handler: (Transaction, [Key]) async throws -> Void = { _, _ in }
+    ) async throws -> IngestionReport<Key> {
+        try await ingest(keys, keyedBy: { $0 }, client: client, retry: retry, options: options, logger: logger, handler: handler)
+    }
+
+    /// Runs one transaction per chunk, in ascending key order, and assembles the report.
+    private func ingestSplit(
+        _ batch: IngestionBatch<Key>,
+        logger: Logger,
+        isolation: isolated (any Actor)? = #isolation,
+        _ runChunk: (Range<Int>) async throws -> [Int]
+    ) async throws -> IngestionReport<Key> {
+        var report = IngestionReport<Key>()
+        let chunks = batch.chunks(maximum: maximumKeysPerTransaction)
+        for (number, range) in chunks.enumerated() {
+            let inserted: [Int]
+            do {
+                inserted = try await runChunk(range)
+            } catch {
+                guard number > 0 else { throw error }
+                Counter(label: "pglocks_ingestion_interrupted_total").increment()
+                logger.warning("ingestion interrupted after \(number) of \(chunks.count) transactions committed", metadata: ["error": "\(error)"])
+                throw IngestionInterrupted(
+                    committed: report, uncommittedKeys: Array(batch.keys[range.lowerBound...]), underlying: error
+                )
+            }
+            report.newKeys += inserted.map { batch.keys[$0] }
+            report.distinctKeyCount += range.count
+            report.committedTransactions += 1
+            let events = batch.eventCount(in: range)
+            report.eventCount += events
+            Counter(label: "pglocks_ingestion_events_total", dimensions: [("outcome", "new")]).increment(by: inserted.count)
+            Counter(label: "pglocks_ingestion_events_total", dimensions: [("outcome", "duplicate")]).increment(by: events - inserted.count)
+        }
+        return report
+    }
+}

@@ -1,0 +1,92 @@
+import Logging
+import PostgresLocks
+import PostgresNIO
+
+/// Several producers send batches of keyed events, a share of them duplicates of what other
+/// producers send at the same moment. ``ExactlyOnceIngestion`` stores each key once, and the
+/// handler (an insert into a side table, in the same transaction) runs once per distinct key.
+struct IngestionScenario: DemoScenario {
+    var name: String { "exactly-once ingestion" }
+    var producers = 8
+    var batchesPerProducer = 25
+    var batchSize = 400
+    /// The share of each batch taken from keys other producers send in the same round.
+    var duplicateShare = 0.3
+
+    func run(context: DemoContext) async throws -> [ScenarioOutcome] {
+        let logger = context.logger
+        let ingestion = try ExactlyOnceIngestion<String>(table: QualifiedName("pglock_demo_ingested"))
+        let sideTable = try QualifiedName("pglock_demo_ingest_effects")
+        try await context.client.withCheckedTransaction(logger: logger) { tx in
+            try await tx.query("DROP TABLE IF EXISTS \(identifier: ingestion.table)")
+            try await tx.query("DROP TABLE IF EXISTS \(identifier: sideTable)")
+            try await ingestion.createTableIfNeeded(in: tx)
+            try await tx.query("CREATE TABLE \(identifier: sideTable) (key text NOT NULL, producer int NOT NULL)")
+        }
+
+        // Round r of producer p: its own keys, plus keys of other producers' round r.
+        let own = Int(Double(batchSize) * (1 - duplicateShare))
+        var generator = SystemRandomNumberGenerator()
+        var plan: [[[String]]] = []
+        var distinct = Set<String>()
+        for producer in 0..<producers {
+            var batches: [[String]] = []
+            for round in 0..<batchesPerProducer {
+                var keys = (0..<own).map { "evt-\(producer)-\(round)-\($0)" }
+                while keys.count < batchSize {
+                    keys.append("evt-\(Int.random(in: 0..<producers, using: &generator))-\(round)-\(Int.random(in: 0..<own, using: &generator))")
+                }
+                keys.shuffle(using: &generator)
+                distinct.formUnion(keys)
+                batches.append(keys)
+            }
+            plan.append(batches)
+        }
+        let total = producers * batchesPerProducer * batchSize
+        context.progress.step("\(name): \(producers) producers × \(batchesPerProducer) batches of \(batchSize) events, \(total - distinct.count) duplicates across producers")
+
+        let started = ContinuousClock.now
+        let newCounts = try await withThrowingTaskGroup(of: Int.self) { group in
+            for producer in 0..<producers {
+                let batches = plan[producer]
+                group.addTask {
+                    var new = 0
+                    for keys in batches {
+                        let report = try await ingestion.ingest(keys: keys, client: context.client, logger: logger) { tx, newKeys in
+                            try await tx.query("""
+                                INSERT INTO \(identifier: sideTable) (key, producer) SELECT k, \(Int32(producer)) FROM unnest(\(newKeys)::text[]) AS u(k)
+                                """)
+                        }
+                        new += report.newEventCount
+                    }
+                    return new
+                }
+            }
+            var sum = 0
+            for try await count in group { sum += count }
+            return sum
+        }
+        let elapsed = ContinuousClock.now - started
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+
+        let (stored, effects, effectKeys) = try await context.client.withCheckedTransaction(logger: logger) { tx in
+            let stored = try await tx.query("SELECT count(*)::int8 FROM \(identifier: ingestion.table)").rows[0].decode(Int64.self)
+            let effects = try await tx.query("SELECT count(*)::int8, count(DISTINCT key)::int8 FROM \(identifier: sideTable)").rows[0].decode((Int64, Int64).self)
+            return (stored, effects.0, effects.1)
+        }
+        let expected = Int64(distinct.count)
+        let detail = "\(total) events, \(expected) distinct keys: \(stored) stored, \(effects) handler effects on \(effectKeys) keys, \(newCounts) reported new"
+        context.progress.done(detail)
+        if !context.keepTables {
+            try await context.client.withCheckedTransaction(logger: logger) { tx in
+                try await tx.query("DROP TABLE IF EXISTS \(identifier: ingestion.table)")
+                try await tx.query("DROP TABLE IF EXISTS \(identifier: sideTable)")
+            }
+        }
+        return [ScenarioOutcome(
+            scenario: name, check: "each key stored once; handler effects = distinct keys",
+            passed: stored == expected && effects == expected && effectKeys == expected && Int64(newCounts) == expected,
+            detail: detail, throughput: Double(total) / seconds, unit: "events/s"
+        )]
+    }
+}
