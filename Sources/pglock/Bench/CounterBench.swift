@@ -20,13 +20,14 @@ enum CounterBench {
         let header = "\\set s random(1, :scopes)\nBEGIN;\n"
         switch counter.strategy {
         case .counterRow:
-            return header + "INSERT INTO \(table) AS c (\(scope), \(number)) VALUES ('scope-' || :s::text, 1) ON CONFLICT (\(scope)) DO UPDATE SET \(number) = c.\(number) + 1 RETURNING \(number);\nCOMMIT;\n"
+            return header + "INSERT INTO \(table) AS c (\(scope), \(number)) VALUES ('scope-' || CAST(:s AS text), 1) ON CONFLICT (\(scope)) DO UPDATE SET \(number) = c.\(number) + 1 RETURNING \(number);\nCOMMIT;\n"
         case .advisoryLock:
             // The same key as LockKey.hashed("<table>:scope-N"): the first 8 bytes of MD5, signed.
-            return header + "SELECT pg_advisory_xact_lock(('x' || substr(md5('\(counter.table.unquotedText):scope-' || :s::text), 1, 16))::bit(64)::bigint);\n"
-                + "INSERT INTO \(table) (\(scope), \(number)) SELECT 'scope-' || :s::text, COALESCE(MAX(\(number)), 0) + 1 FROM \(table) WHERE \(scope) = 'scope-' || :s::text RETURNING \(number);\nCOMMIT;\n"
+            // (chr(58) is ':', which pgbench would read as the start of a variable.)
+            return header + "SELECT pg_advisory_xact_lock(('x' || substr(md5('\(counter.table.unquotedText)' || chr(58) || 'scope-' || CAST(:s AS text)), 1, 16))::bit(64)::bigint);\n"
+                + "INSERT INTO \(table) (\(scope), \(number)) SELECT 'scope-' || CAST(:s AS text), COALESCE(MAX(\(number)), 0) + 1 FROM \(table) WHERE \(scope) = 'scope-' || CAST(:s AS text) RETURNING \(number);\nCOMMIT;\n"
         case .uniqueIndexRetry:
-            return header + "INSERT INTO \(table) (\(scope), \(number)) SELECT 'scope-' || :s::text, COALESCE(MAX(\(number)), 0) + 1 FROM \(table) WHERE \(scope) = 'scope-' || :s::text ON CONFLICT DO NOTHING RETURNING \(number);\nCOMMIT;\n"
+            return header + "INSERT INTO \(table) (\(scope), \(number)) SELECT 'scope-' || CAST(:s AS text), COALESCE(MAX(\(number)), 0) + 1 FROM \(table) WHERE \(scope) = 'scope-' || CAST(:s AS text) ON CONFLICT DO NOTHING RETURNING \(number);\nCOMMIT;\n"
         }
     }
 
