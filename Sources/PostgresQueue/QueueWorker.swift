@@ -41,6 +41,10 @@ public final class QueueWorker: Service {
     private let leaseLostCounter: Counter
     private let pickupTimer: Metrics.Timer
     private let depthGauge: Gauge
+    private let stopping = StopFlag()
+
+    /// Whether graceful shutdown has begun: the worker claims nothing more.
+    public var isShuttingDown: Bool { stopping.isSet }
 
     /// A worker of `queue` with `handlers`.
     public init(queue: JobQueue, client: PostgresClient, handlers: JobHandlers, configuration: Configuration = Configuration(), logger: Logger) {
@@ -66,7 +70,7 @@ public final class QueueWorker: Service {
         guard !handlers.kinds.isEmpty else {
             throw PostgresLocksError(code: .invalidArgument, message: "the worker has no handlers: register at least one job kind")
         }
-        let stopping = StopFlag()
+        let stopping = self.stopping
         let wake = WakeSignal()
         try await withGracefulShutdownHandler {
             try await self.work(stopping: stopping, wake: wake)

@@ -150,6 +150,7 @@ struct QueueTests {
                 try await queue.enqueue((0..<5).map { try NewJob(kind: "slow", payload: Work(n: $0)) }, on: db.client, logger: db.logger)
                 try await waitUntil("two jobs run") { started.value == 2 }
                 await group.triggerGracefulShutdown()
+                try await waitUntil("the worker is shutting down") { worker.isShuttingDown }
                 // Shutting down: the running two finish once released; nothing new is claimed.
                 releaseContinuation.yield()
                 releaseContinuation.yield()
