@@ -54,6 +54,7 @@ struct DatabaseOptions: ParsableArguments {
         _ body: @Sendable (PostgresClient, Target) async throws -> Result
     ) async throws -> Result {
         if let settings = try explicitSettings() {
+            try await settings.checkConnection(logger: logger)  // fail fast with the real reason, not after the pool's retries
             var configuration = try settings.makeClientConfiguration()
             configuration.options.maximumConnections = maximumConnections
             configuration.options.additionalStartupParameters = [("application_name", settings.applicationName ?? "pglock")]

@@ -30,6 +30,7 @@ struct QueueCommand: AsyncParsableCommand {
                 throw ValidationError("pglock queue needs --database-url or DATABASE_URL (the queue lives on your server)")
             }
             let queue = try JobQueue(schema: schema)
+            try await settings.checkConnection(logger: makeLogger("pglock.queue"))  // fail fast with the real reason
             var configuration = try settings.makeClientConfiguration()
             configuration.options.maximumConnections = 4
             let client = PostgresClient(configuration: configuration, backgroundLogger: makeBackgroundLogger())

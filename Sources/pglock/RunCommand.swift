@@ -59,6 +59,7 @@ struct RunCommand: AsyncParsableCommand {
         guard let settings = try database.explicitSettings() else {
             throw ValidationError("pglock run locks across machines: give --database-url or set DATABASE_URL")
         }
+        try await settings.checkConnection(logger: logger)  // fail fast with the real reason, not after the pool's retries
         var configuration = try settings.makeClientConfiguration()
         configuration.options.maximumConnections = 2
         configuration.options.additionalStartupParameters = [("application_name", "pglock run")]

@@ -22,6 +22,7 @@ struct MonitorOptions: ParsableArguments {
         guard let settings = try database.explicitSettings() else {
             throw ValidationError("give --database-url or DATABASE_URL: the server to look at")
         }
+        try await settings.checkConnection(logger: makeLogger("pglock.monitor"))  // fail fast with the real reason
         var configuration = try settings.makeClientConfiguration()
         configuration.options.maximumConnections = 2
         configuration.options.additionalStartupParameters = [("application_name", "pglock monitor")]
