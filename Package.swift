@@ -125,6 +125,22 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .testTarget(
+            name: "ReliabilityTests",
+            dependencies: [
+                "PostgresLocks",
+                "PostgresQueue",
+                "EphemeralPostgres",
+                "PostgresLocksTestSupport",
+                "pglock",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Subprocess", package: "swift-subprocess"),
+            ],
+            exclude: ["README.md"],
+            swiftSettings: swiftSettings
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

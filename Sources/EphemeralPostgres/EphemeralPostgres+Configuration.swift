@@ -27,6 +27,11 @@ extension EphemeralPostgres {
         public var temporaryDirectoryParent: String
         /// How long `pg_ctl` waits for the server to start or stop.
         public var startTimeoutSeconds: Int
+        /// Serve TLS on the TCP listener with a self-signed certificate made by `openssl` at
+        /// start (nil: no TLS, the default). See ``EphemeralPostgres/tlsCertificatePath``.
+        public var tls: TLS?
+        /// How TCP clients authenticate (Unix-socket clients are always trusted).
+        public var hostAuthentication: HostAuthentication
 
         /// A configuration with durable defaults.
         public init(
@@ -39,7 +44,9 @@ extension EphemeralPostgres {
             superuser: String = "postgres",
             searchPath: [String] = PostgresBinaries.searchPath(),
             temporaryDirectoryParent: String = "/tmp",
-            startTimeoutSeconds: Int = 60
+            startTimeoutSeconds: Int = 60,
+            tls: TLS? = nil,
+            hostAuthentication: HostAuthentication = .trust
         ) {
             self.maxConnections = maxConnections
             self.maxLocksPerTransaction = maxLocksPerTransaction
@@ -51,6 +58,8 @@ extension EphemeralPostgres {
             self.searchPath = searchPath
             self.temporaryDirectoryParent = temporaryDirectoryParent
             self.startTimeoutSeconds = startTimeoutSeconds
+            self.tls = tls
+            self.hostAuthentication = hostAuthentication
         }
 
         /// The lines appended to `postgresql.conf`; pure, so it can be tested without a server.
@@ -64,6 +73,9 @@ extension EphemeralPostgres {
             ]
             if disableDurability {
                 all += [("fsync", "off"), ("synchronous_commit", "off"), ("full_page_writes", "off")]
+            }
+            if tls != nil {
+                all += [("ssl", "on"), ("ssl_cert_file", TLS.certificateFile), ("ssl_key_file", TLS.keyFile)]
             }
             all += settings.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
             return try all.map { name, value in

@@ -91,6 +91,7 @@ public final class EphemeralPostgres: Sendable {
         _ configuration: Configuration = Configuration(),
         logger: Logger = Logger(label: "EphemeralPostgres")
     ) async throws -> EphemeralPostgres {
+        try configuration.tls?.validate()
         let binaries = try PostgresBinaries.locate(searchPath: configuration.searchPath)
         let owner = try ProcessOwner.forServer(unprivilegedUser: configuration.unprivilegedUser)
 
@@ -160,6 +161,8 @@ public final class EphemeralPostgres: Sendable {
         guard mkdir(socketDirectory, 0o700) == 0, owner.map({ chown(socketDirectory, $0.uid, $0.gid) == 0 }) ?? true else {
             throw EphemeralPostgresError(code: .fileSystem, message: "could not create the socket folder \(socketDirectory)")
         }
+        try await prepareTLS()
+        try writeHostAuthentication()
 
         // A port that is free now; if another process takes it first, start fails and we retry.
         var lastError: (any Error)?
@@ -290,7 +293,8 @@ public final class EphemeralPostgres: Sendable {
         var errorTail: String { String(standardError.suffix(2000)).trimmingCharacters(in: .whitespacesAndNewlines) }
     }
 
-    private func run(_ executable: String, _ arguments: [String]) async throws -> ProcessResult {
+    /// Runs a program as the server's owner in the base folder.
+    func run(_ executable: String, _ arguments: [String]) async throws -> ProcessResult {
         let command = ProcessOwner.command(owner, executable, arguments)
         let result = try await Subprocess.run(
             .path(FilePath(command.executable)),

@@ -20,6 +20,8 @@ public struct EphemeralPostgresError: Error, Sendable, Hashable, CustomStringCon
         public static let startFailed = Code("startFailed")
         /// The server did not stop.
         public static let stopFailed = Code("stopFailed")
+        /// The TLS certificate could not be made (openssl missing or failing).
+        public static let tlsSetupFailed = Code("tlsSetupFailed")
         /// The server was already shut down and its folder removed.
         public static let shutDown = Code("shutDown")
 

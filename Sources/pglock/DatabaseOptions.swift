@@ -54,6 +54,7 @@ struct DatabaseOptions: ParsableArguments {
         _ body: @Sendable (PostgresClient, Target) async throws -> Result
     ) async throws -> Result {
         if let settings = try explicitSettings() {
+            try await settings.checkConnection(logger: logger)  // fail fast with the real reason, not after the pool's retries
             var configuration = try settings.makeClientConfiguration()
             configuration.options.maximumConnections = maximumConnections
             configuration.options.additionalStartupParameters = [("application_name", settings.applicationName ?? "pglock")]
@@ -84,6 +85,7 @@ struct DatabaseOptions: ParsableArguments {
         guard let settings = try explicitSettings() else {
             throw ValidationError("give --database-url or set DATABASE_URL: \(purpose)")
         }
+        try await settings.checkConnection(logger: makeLogger("pglock"))  // fail fast with the real reason, not after the pool's retries
         var configuration = try settings.makeClientConfiguration()
         configuration.options.maximumConnections = maximumConnections
         configuration.options.additionalStartupParameters = [("application_name", settings.applicationName ?? applicationName)]

@@ -10,6 +10,6 @@ struct PGLock: AsyncParsableCommand {
         Without --database-url (or DATABASE_URL), commands that need a server start a throwaway \
         local PostgreSQL and remove it when they finish.
         """,
-        subcommands: [DemoCommand.self, RunCommand.self, LocksCommand.self, TopCommand.self, DoctorCommand.self, QueueCommand.self, BenchCommand.self, EphemeralCommand.self]
+        subcommands: [DemoCommand.self, RunCommand.self, LocksCommand.self, TopCommand.self, DoctorCommand.self, QueueCommand.self, BenchCommand.self, SoakCommand.self, EphemeralCommand.self]
     )
 }

@@ -60,6 +60,9 @@ public struct PostgresLocksError: Error, Sendable, CustomStringConvertible, Cust
         public static let leaseLost = Code("leaseLost")
         /// A queue job's payload could not be encoded or decoded as the handler's type.
         public static let payloadCoding = Code("payloadCoding")
+        /// The connection settings require TLS (`sslmode=require`, `verify-ca`, `verify-full`)
+        /// and the server does not offer it.
+        public static let tlsUnavailable = Code("tlsUnavailable")
         /// Any other server error; ``PostgresLocksError/sqlState`` holds its SQLSTATE.
         public static let server = Code("server")
         /// Any other client-side driver error.
@@ -162,6 +165,13 @@ extension PostgresLocksError {
             self.init(code: .connectionLost, message: "the connection to the server was lost (\(error.code))", underlying: error)
         case .queryCancelled:
             self.init(code: .queryCanceled, message: "the query was cancelled", underlying: error)
+        case .sslUnsupported:
+            self.init(
+                code: .tlsUnavailable,
+                message: "the server does not offer TLS, and the connection settings require it",
+                hint: "enable ssl on the server, or use sslmode=prefer (or disable) if an unencrypted connection is acceptable",
+                underlying: error
+            )
         default:
             self.init(code: .client, message: "driver error: \(error.code)", underlying: error)
         }

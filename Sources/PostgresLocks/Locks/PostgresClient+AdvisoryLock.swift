@@ -94,7 +94,12 @@ extension PostgresClient {
                     throw PostgresLocksError(code: .lockTimeout, message: "advisory lock \(key) is held by another session")
                 }
                 let outcome = await connection.runGuardingSession(key: key, heartbeat: heartbeat, logger: logger, body)
-                await connection.releaseSessionLock(key, mode: mode, expectHeld: true, logger: logger)
+                if case .failure(let error as PostgresLocksError) = outcome, error.code == .lockLost {
+                    // The session is gone or unanswering: never send it more statements.
+                    await connection.closeDiscardingErrors()
+                } else {
+                    await connection.releaseSessionLock(key, mode: mode, expectHeld: true, logger: logger)
+                }
                 return try outcome.get()
             }
         } catch {
@@ -211,10 +216,32 @@ extension PostgresConnection {
                 group.addTask {
                     while true {
                         do { try await Task.sleep(for: heartbeat) } catch { return .watchEnded }
-                        do {
-                            try await self.runStatement("SELECT 1", logger: logger)
-                        } catch {
-                            return Task.isCancelled ? .watchEnded : .lost("a heartbeat failed: \(error)")
+                        // A heartbeat that gets no answer within another interval counts as a
+                        // lost session too: the lock can no longer be vouched for.
+                        let answered = await withTaskGroup(of: Bool?.self) { probe -> Bool? in
+                            probe.addTask {
+                                do {
+                                    try await self.runStatement("SELECT 1", logger: logger)
+                                    return true
+                                } catch {
+                                    return Task.isCancelled ? nil : false
+                                }
+                            }
+                            probe.addTask {
+                                do { try await Task.sleep(for: heartbeat * 2) } catch { return nil }
+                                // Closing fails the unanswered statement, so this group can end.
+                                await self.closeDiscardingErrors()
+                                return false
+                            }
+                            let first = await probe.next() ?? nil
+                            probe.cancelAll()
+                            return first
+                        }
+                        guard let answered else { return .watchEnded }
+                        if !answered {
+                            if Task.isCancelled { return .watchEnded }
+                            await self.closeDiscardingErrors()
+                            return .lost("a heartbeat failed or got no answer within \(heartbeat * 2)")
                         }
                     }
                 }

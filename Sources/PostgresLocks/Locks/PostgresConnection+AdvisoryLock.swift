@@ -10,7 +10,9 @@ extension PostgresConnection {
     /// connection would then hold the lock. Here, cancellation runs `pg_cancel_backend(pid)`
     /// from another pooled connection; the waiting statement then fails with 57014 and this
     /// function throws `CancellationError`. If the lock was granted just before the cancel
-    /// arrived, the caller's cleanup (rollback or unlock) releases it.
+    /// arrived, the caller's cleanup (rollback or unlock) releases it. The cancel never lands
+    /// on a later statement (see ``LockWaitCancel``): if it cannot be settled, the connection
+    /// is closed.
     func runCancellableLockStatement(
         _ query: PostgresQuery,
         canceller: PostgresClient,
@@ -18,26 +20,30 @@ extension PostgresConnection {
     ) async throws -> PostgresQueryResult {
         let pid = try await backendPID(logger: logger)
         try Task.checkCancellation()
-        let result: PostgresQueryResult
+        let cancel = LockWaitCancel()
+        let outcome: Result<PostgresQueryResult, any Error>
         do {
-            result = try await withTaskCancellationHandler {
+            outcome = .success(try await withTaskCancellationHandler {
                 try await runStatement(query, logger: logger)
             } onCancel: {
-                Task {
-                    do {
-                        try await canceller.withConnection { other in
-                            try await other.runStatement("SELECT pg_cancel_backend(\(pid))", logger: logger)
-                        }
-                    } catch {
-                        logger.warning("could not cancel a lock wait on the server", metadata: ["pid": "\(pid)", "error": "\(error)"])
-                    }
-                }
-            }
-        } catch let error as PostgresLocksError where error.code == .queryCanceled && Task.isCancelled {
-            throw CancellationError()
+                cancel.request(pid: pid, canceller: canceller, logger: logger)
+            })
+        } catch {
+            outcome = .failure(error)
         }
-        try Task.checkCancellation()
-        return result
+        if await !cancel.statementEnded() {
+            logger.warning("a cancel of a lock wait could not be settled; closing the connection so it cannot cancel a later statement", metadata: ["pid": "\(pid)"])
+            await closeDiscardingErrors()
+        }
+        switch outcome {
+        case .failure(let error as PostgresLocksError) where error.code == .queryCanceled && Task.isCancelled:
+            throw CancellationError()
+        case .failure(let error):
+            throw error
+        case .success(let result):
+            try Task.checkCancellation()
+            return result
+        }
     }
 }
 

@@ -1,0 +1,84 @@
+import PostgresLocks
+
+/// What a soak run does: how long, how many workers of each kind, and which faults.
+/// A count of 0 turns that kind of work off.
+struct SoakConfiguration: Sendable {
+    /// How long the faulty phase lasts (the queue drains afterwards).
+    var duration: Duration
+    /// Tasks running `withAdvisoryLock` critical sections.
+    var lockWorkers = 6
+    /// Keys they contend on (each guards one counter row).
+    var lockKeys = 3
+    /// Tasks allocating gapless numbers.
+    var counterWorkers = 6
+    /// Scopes per counter.
+    var counterScopes = 2
+    /// The counters' strategies (one counter table each).
+    var counterStrategies: [GaplessCounter.Strategy] = GaplessCounter.Strategy.allCases
+    /// A random pause of up to this long after each lock section and each number, so the run
+    /// keeps its concurrency without using every CPU cycle (zero: none).
+    var pause: Duration = .zero
+    /// `QueueWorker` services.
+    var queueWorkers = 2
+    /// Jobs each queue worker runs at once.
+    var queueConcurrency = 4
+    /// Jobs per enqueue (0: no queue work).
+    var jobsPerBatch = 20
+    /// Time between enqueues.
+    var enqueueInterval: Duration = .milliseconds(150)
+    /// Lock waits per storm wave (0: no storm).
+    var stormTasks = 0
+    /// Contended keys the storm waits on.
+    var stormKeys = 4
+    /// The shortest and longest `.timeout` of a storm wait.
+    var stormTimeouts: (Duration, Duration) = (.milliseconds(5), .milliseconds(150))
+    /// The pause between storm waves.
+    var stormWavePause: Duration = .zero
+    /// The latest moment after its start that a storm wait is cancelled.
+    var stormLatestCancel: Duration = .milliseconds(250)
+    /// A backend of the run's sessions is terminated this often on average (nil: never).
+    var terminateEvery: Duration? = .milliseconds(200)
+    /// The server is restarted this often (needs ``restart``).
+    var restartEvery: Duration?
+    /// Restarts the server (stop immediately, start again on the same data).
+    var restart: (@Sendable () async throws -> Void)?
+    /// Progress is reported this often through ``progress``.
+    var reportEvery: Duration?
+    /// Receives the tallies and the time elapsed, every ``reportEvery``.
+    var progress: (@Sendable (SoakTallies.Snapshot, Duration) -> Void)?
+    /// How long the queue may take to finish its jobs once the faults stop.
+    var drainTimeout: Duration = .seconds(60)
+    /// How far past its deadline (or its cancellation) a call may return before it counts as hung.
+    var hangBound: Duration = .seconds(5)
+    /// The run's pool size.
+    var maximumConnections = 40
+    /// Keep the run's tables afterwards.
+    var keepTables = false
+
+    /// A configuration running for `duration` with the default mix.
+    init(duration: Duration) {
+        self.duration = duration
+    }
+
+    func validate() throws {
+        let counts = [lockWorkers, lockKeys, counterWorkers, counterScopes, queueWorkers, queueConcurrency, jobsPerBatch, stormTasks, stormKeys]
+        guard counts.allSatisfy({ $0 >= 0 }), duration > .zero, maximumConnections >= 2 else {
+            throw PostgresLocksError(code: .invalidArgument, message: "soak counts must not be negative, the duration must be positive and the pool at least 2")
+        }
+        guard lockWorkers == 0 || lockKeys > 0, counterWorkers == 0 || (counterScopes > 0 && !counterStrategies.isEmpty), stormTasks == 0 || stormKeys > 0 else {
+            throw PostgresLocksError(code: .invalidArgument, message: "workers need at least one key, scope and strategy to work on")
+        }
+        guard stormTimeouts.0 > .zero, stormTimeouts.1 >= stormTimeouts.0 else {
+            throw PostgresLocksError(code: .invalidArgument, message: "storm timeouts must be positive and ordered")
+        }
+        guard pause >= .zero, stormWavePause >= .zero else {
+            throw PostgresLocksError(code: .invalidArgument, message: "pauses must not be negative")
+        }
+        if let terminateEvery, terminateEvery <= .zero {
+            throw PostgresLocksError(code: .invalidArgument, message: "terminateEvery must be positive")
+        }
+        if let restartEvery, restartEvery <= .zero {
+            throw PostgresLocksError(code: .invalidArgument, message: "restartEvery must be positive")
+        }
+    }
+}

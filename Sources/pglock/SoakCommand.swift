@@ -1,0 +1,119 @@
+import ArgumentParser
+import EphemeralPostgres
+import Foundation
+import Logging
+import PostgresLocks
+
+/// `pglock soak`: the fault suite's workload, run for longer, for manual use.
+struct SoakCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "soak",
+        abstract: "Run locks, gapless counters, queue work and cancellation storms under injected faults, then check every invariant.",
+        discussion: """
+        Faults: a backend of the run's sessions is terminated every --terminate-every on average; on a \
+        throwaway server (no --database-url) the server is also restarted every --restart-every. \
+        Afterwards the run checks, in the database: no overlapping critical sections, no lost update, \
+        no confirmed commit missing, gapless unique numbers, every job completed with exactly one side \
+        effect, no advisory lock left, no hung call. Tallies are printed every --report-every on \
+        standard error; the verdict goes to standard output. Exit status 1 if any invariant broke.
+
+        With --database-url the run creates a schema of its own (pglocks_soak_<random>) and drops it \
+        afterwards; it only terminates its own sessions (found by application_name).
+        """
+    )
+
+    @Option(help: "How long to run under faults (e.g. 30s, 10m).")
+    var duration = "10m"
+
+    @Option(help: "Terminate one of the run's backends this often on average (e.g. 200ms); 'never' to turn off.")
+    var terminateEvery = "200ms"
+
+    @Option(help: "Restart the throwaway server this often (ignored with --database-url); 'never' to turn off.")
+    var restartEvery = "60s"
+
+    @Option(help: "Print tallies this often.")
+    var reportEvery = "10s"
+
+    @Option(help: "Tasks running lock critical sections.")
+    var lockWorkers = 6
+
+    @Option(help: "Tasks allocating gapless numbers.")
+    var counterWorkers = 6
+
+    @Option(help: "Queue workers (each runs 4 jobs at once).")
+    var queueWorkers = 2
+
+    @Option(help: "Lock waits per cancellation-storm wave (0: no storm).")
+    var stormTasks = 60
+
+    @Option(help: "Pause up to this long after each lock section and number (e.g. 5ms), to run with less CPU; 'none' for full speed.")
+    var pause = "none"
+
+    @Option(help: "Pause this long between storm waves; 'none' for back to back.")
+    var stormPause = "none"
+
+    @Flag(help: "Print the final report as JSON (the summary goes to standard error).")
+    var json = false
+
+    @Flag(help: "Keep the run's tables afterwards.")
+    var keep = false
+
+    @OptionGroup var database: DatabaseOptions
+
+    func run() async throws {
+        var configuration = SoakConfiguration(duration: try parseDuration(duration))
+        configuration.terminateEvery = terminateEvery == "never" ? nil : try parseDuration(terminateEvery)
+        let restartInterval = restartEvery == "never" ? nil : try parseDuration(restartEvery)
+        configuration.reportEvery = try parseDuration(reportEvery)
+        configuration.lockWorkers = lockWorkers
+        configuration.counterWorkers = counterWorkers
+        configuration.queueWorkers = queueWorkers
+        configuration.stormTasks = stormTasks
+        configuration.pause = pause == "none" ? .zero : try parseDuration(pause)
+        configuration.stormWavePause = stormPause == "none" ? .zero : try parseDuration(stormPause)
+        configuration.keepTables = keep
+        configuration.maximumConnections = 60
+        configuration.progress = { tallies, elapsed in
+            FileHandle.standardError.write(Data("[\(format(elapsed))] \(tallies.line)\n".utf8))
+        }
+        try configuration.validate()
+
+        // Faults make the library warn on every broken connection: errors only, unless asked.
+        var logger = makeLogger("pglock.soak")
+        if ProcessInfo.processInfo.environment["PGLOCK_LOG_LEVEL"] == nil { logger.logLevel = .error }
+        let progress = Progress(quiet: false)
+        let report: SoakReport
+        if let settings = try database.explicitSettings() {
+            try await settings.checkConnection(logger: logger)
+            progress.step("soaking \(settings.redactedURL) for \(format(configuration.duration)) (no restarts against an existing server)")
+            report = try await SoakWorkload(settings: settings, configuration: configuration).run(logger: logger)
+        } else {
+            // Durable when it will be restarted (a crash must lose nothing committed); otherwise fast.
+            progress.step("starting a throwaway PostgreSQL (\(restartInterval == nil ? "no restarts: fsync off" : "durable: restarts must lose nothing committed"))")
+            let serverConfiguration = EphemeralPostgres.Configuration(
+                maxConnections: 200, disableDurability: restartInterval == nil, settings: ["deadlock_timeout": "100ms"]
+            )
+            report = try await EphemeralPostgres.withServer(serverConfiguration, logger: logger) { server in
+                var configuration = configuration
+                if let restartInterval {
+                    configuration.restartEvery = restartInterval
+                    configuration.restart = {
+                        try await server.stopServer(immediate: true)
+                        try await server.startServer()
+                    }
+                }
+                progress.step("soaking for \(format(configuration.duration))")
+                return try await SoakWorkload(settings: try ConnectionSettings(url: server.url()), configuration: configuration).run(logger: logger)
+            }
+        }
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            FileHandle.standardError.write(Data((report.summary + "\n").utf8))
+        } else {
+            print(report.summary)
+        }
+        if !report.passed { throw ExitCode.failure }
+    }
+}
