@@ -49,7 +49,7 @@ private func holders(of key: LockKey, _ db: TestContext) async throws -> [Int32]
 /// retry interval, so all of them are rarely queued at the same instant.
 private func waitForQueuedFollowers(_ elections: [LeaderElection], _ db: TestContext) async throws {
     let seen = LockedBox<Set<Int32>>([])
-    try await waitUntil("every follower is seen queued on the lock") {
+    try await waitUntil(timeout: .seconds(60), "every follower is seen queued on the lock") {
         let followers = elections.filter { !$0.isLeader }
         let pids = Set(followers.compactMap(\.sessionBackendPID))
         guard elections.count - followers.count == 1, pids.count == followers.count else { return false }
@@ -140,7 +140,7 @@ struct LeaderElectionTests {
                             }
                         }
                     }
-                    try await waitUntil("one candidate leads and all are connected") {
+                    try await waitUntil(timeout: .seconds(60), "one candidate leads and all are connected") {
                         elections.filter(\.isLeader).count == 1 && elections.allSatisfy { $0.sessionBackendPID != nil }
                     }
                     // The followers keep queueing on the lock; leadership must neither move nor double.
@@ -169,7 +169,7 @@ struct LeaderElectionTests {
             #expect(warnings.value.isEmpty, "\(warnings.value)")
             // A follower stopped while queued closes its connection; its backend can be granted
             // the lock the resigning leader released a moment before it sees the close and exits.
-            try await waitUntil("no session holds the lock") { try await holders(of: .hashed("scheduler"), db).isEmpty }
+            try await waitUntil(timeout: .seconds(60), "no session holds the lock") { try await holders(of: .hashed("scheduler"), db).isEmpty }
         }
     }
 
@@ -178,7 +178,7 @@ struct LeaderElectionTests {
             try await db.query("CREATE TABLE ledger (term bigint NOT NULL, note text NOT NULL)")
             let elections = try ["a", "b", "c"].map { try makeElection(db, instance: $0) }
             try await withRunning(elections) {
-                try await waitUntil("one candidate leads") { elections.contains { $0.isLeader } }
+                try await waitUntil(timeout: .seconds(60), "one candidate leads") { elections.contains { $0.isLeader } }
                 try await waitForQueuedFollowers(elections, db)
                 let old = try #require(elections.first { $0.isLeader })
                 let oldToken = try #require(old.currentToken)
@@ -215,7 +215,7 @@ struct LeaderElectionTests {
                 #expect(notes == ["before failover", "new leader"])
 
                 // The killed instance reconnects and queues as a follower.
-                try await waitUntil("the old leader reconnects") { old.sessionBackendPID.map { $0 != oldPID } ?? false }
+                try await waitUntil(timeout: .seconds(60), "the old leader reconnects") { old.sessionBackendPID.map { $0 != oldPID } ?? false }
                 #expect(!old.isLeader)
                 #expect(elections.filter(\.isLeader).count == 1)
             }
@@ -230,7 +230,7 @@ struct LeaderElectionTests {
                 try makeElection(db, instance: $0, heartbeatInterval: .milliseconds(200), responseTimeout: .milliseconds(800))
             }
             try await withRunning(elections) {
-                try await waitUntil("one candidate leads") { elections.contains { $0.isLeader } }
+                try await waitUntil(timeout: .seconds(60), "one candidate leads") { elections.contains { $0.isLeader } }
                 try await waitForQueuedFollowers(elections, db)
                 let old = try #require(elections.first { $0.isLeader })
                 let other = try #require(elections.first { $0 !== old })
@@ -243,7 +243,7 @@ struct LeaderElectionTests {
                 #expect(kill(oldPID, SIGSTOP) == 0)
                 let noticed: Duration
                 do {
-                    try await waitUntil("the leader notices that its server went silent") { !old.isLeader }
+                    try await waitUntil(timeout: .seconds(60), "the leader notices that its server went silent") { !old.isLeader }
                     noticed = ContinuousClock.now - frozen
                     // Nobody else may lead while the frozen session holds the lock.
                     #expect(!other.isLeader)
@@ -258,7 +258,7 @@ struct LeaderElectionTests {
                 #expect(noticed < .seconds(3))
 
                 // Resumed, the backend finds its client gone and exits; a queued session takes over.
-                try await waitUntil("a new term starts") { elections.contains { ($0.currentToken?.term ?? 0) == oldToken.term + 1 } }
+                try await waitUntil(timeout: .seconds(60), "a new term starts") { elections.contains { ($0.currentToken?.term ?? 0) == oldToken.term + 1 } }
                 let error = await #expect(throws: PostgresLocksError.self) { try await fencedWrite(db, oldToken, note: "silent leader") }
                 #expect(error?.code == .fenced)
             }
@@ -271,7 +271,7 @@ struct LeaderElectionTests {
             // A long response timeout: the new leader's term bump waits for the test's transaction.
             let elections = try ["a", "b"].map { try makeElection(db, instance: $0, responseTimeout: .seconds(30)) }
             try await withRunning(elections) {
-                try await waitUntil("one candidate leads") { elections.contains { $0.isLeader } }
+                try await waitUntil(timeout: .seconds(60), "one candidate leads") { elections.contains { $0.isLeader } }
                 try await waitForQueuedFollowers(elections, db)
                 let old = try #require(elections.first { $0.isLeader })
                 let other = try #require(elections.first { $0 !== old })
@@ -286,11 +286,11 @@ struct LeaderElectionTests {
                     for await _ in release { break }
                     try await tx.query("INSERT INTO ledger (term, note) VALUES (\(oldToken.term), 'in flight')")
                 }
-                try await waitUntil("the fenced transaction has checked its term") { checked.value }
+                try await waitUntil(timeout: .seconds(60), "the fenced transaction has checked its term") { checked.value }
                 #expect(try await db.scalar("SELECT pg_terminate_backend(\(oldPID))", as: Bool.self))
 
                 // The other candidate takes the lock, but its term bump waits for the row share lock.
-                try await waitUntil("the new term waits for the fenced transaction") {
+                try await waitUntil(timeout: .seconds(60), "the new term waits for the fenced transaction") {
                     try await db.scalar("""
                         SELECT count(*)::int FROM pg_locks l JOIN pg_stat_activity a USING (pid)
                         WHERE NOT l.granted AND l.locktype IN ('transactionid', 'tuple') AND a.application_name = 'pglocks-leader'
@@ -301,7 +301,7 @@ struct LeaderElectionTests {
                 #expect(try await storedTerm(db).0 == oldToken.term)
                 releaseContinuation.yield()
                 try await write
-                try await waitUntil("the other candidate leads") { other.isLeader }
+                try await waitUntil(timeout: .seconds(60), "the other candidate leads") { other.isLeader }
                 #expect(other.currentToken?.term == oldToken.term + 1)
                 #expect(try await db.scalar("SELECT count(*)::int FROM ledger WHERE term = \(oldToken.term)", as: Int.self) == 1)
                 // From now on the old token is fenced.
@@ -325,17 +325,17 @@ struct LeaderElectionTests {
                         firstReturned.withLock { $0 = true }
                     }
                 }
-                try await waitUntil("the first candidate leads") { first.isLeader }
+                try await waitUntil(timeout: .seconds(60), "the first candidate leads") { first.isLeader }
                 let firstPID = try #require(first.sessionBackendPID)
                 let firstToken = try #require(first.currentToken)
                 let firstChanges = first.leadershipChanges()
                 try await withRunning(others) {
-                    try await waitUntil("the others queue") { others.allSatisfy { $0.sessionBackendPID != nil } }
+                    try await waitUntil(timeout: .seconds(60), "the others queue") { others.allSatisfy { $0.sessionBackendPID != nil } }
                     #expect(!others.contains { $0.isLeader })
 
                     let started = ContinuousClock.now
                     try #require(trigger.value).triggerGracefulShutdown()
-                    try await waitUntil("the first returns and another candidate leads") {
+                    try await waitUntil(timeout: .seconds(60), "the first returns and another candidate leads") {
                         firstReturned.value && others.contains { $0.isLeader }
                     }
                     print("leader handover on graceful shutdown: \(milliseconds(ContinuousClock.now - started)) ms")
@@ -343,7 +343,7 @@ struct LeaderElectionTests {
                     #expect(new.currentToken?.term == firstToken.term + 1)
                     #expect(try await advisoryLocks(of: firstPID, db) == 0)
                     #expect(try await holders(of: .hashed("scheduler"), db) == [new.sessionBackendPID!])
-                    try await waitUntil("the resigned session is gone") {
+                    try await waitUntil(timeout: .seconds(60), "the resigned session is gone") {
                         try await db.scalar("SELECT count(*)::int FROM pg_stat_activity WHERE pid = \(firstPID)", as: Int.self) == 0
                     }
                 }
@@ -363,14 +363,14 @@ struct LeaderElectionTests {
             let first = try makeElection(db, instance: "first")
             let second = try makeElection(db, instance: "second")
             let running = Task { try await first.run() }
-            try await waitUntil("the first candidate leads") { first.isLeader }
+            try await waitUntil(timeout: .seconds(60), "the first candidate leads") { first.isLeader }
             let firstPID = try #require(first.sessionBackendPID)
             try await withRunning([second]) {
-                try await waitUntil("the second candidate queues") { second.sessionBackendPID != nil }
+                try await waitUntil(timeout: .seconds(60), "the second candidate queues") { second.sessionBackendPID != nil }
                 let started = ContinuousClock.now
                 running.cancel()
                 try await running.value
-                try await waitUntil("the second candidate leads") { second.isLeader }
+                try await waitUntil(timeout: .seconds(60), "the second candidate leads") { second.isLeader }
                 print("leader handover on cancellation: \(milliseconds(ContinuousClock.now - started)) ms")
                 #expect(!first.isLeader)
                 #expect(try await advisoryLocks(of: firstPID, db) == 0)
@@ -392,14 +392,14 @@ struct LeaderElectionTests {
                     cancelled.withLock { $0 = Task.isCancelled }
                     continuation.finish()
                 } }
-                try await waitUntil("the work runs as leader") { started.value != nil }
+                try await waitUntil(timeout: .seconds(60), "the work runs as leader") { started.value != nil }
                 let pid = try #require(election.sessionBackendPID)
                 #expect(try await db.scalar("SELECT pg_terminate_backend(\(pid))", as: Bool.self))
                 let error = await #expect(throws: PostgresLocksError.self) { try await work.value }
                 #expect(error?.code == .lockLost)
                 #expect(cancelled.value)
                 // The instance leads again after reconnecting, in a new term.
-                try await waitUntil("the instance leads again") { (election.currentToken?.term ?? 0) > (started.value?.term ?? 0) }
+                try await waitUntil(timeout: .seconds(60), "the instance leads again") { (election.currentToken?.term ?? 0) > (started.value?.term ?? 0) }
             }
         }
     }
