@@ -80,21 +80,8 @@ extension ExactlyOnceIngestion {
         try retry.validate()
         let batch = try IngestionBatch(eventKeys: events.map(key), maximumKeyBytes: Self.maximumKeyBytes)
         return try await ingestSplit(batch, logger: logger) { range in
-            var generator = SystemRandomNumberGenerator()
-            var attempt = 1
-            while true {
-                do {
-                    return try await connection.withCheckedTransaction(options: options, logger: logger, attempt: attempt) { tx in
-                        try await ingestChunk(batch, range: range, events: events, in: tx, canceller: canceller, handler: handler)
-                    }
-                } catch {
-                    guard retry.shouldRetry(error, afterAttempt: attempt) else { throw error }
-                    let code = (error as? PostgresLocksError)?.code.name ?? "unknown"
-                    Counter(label: "pglocks_transaction_retries_total", dimensions: [("reason", code)]).increment()
-                    logger.debug("retrying ingestion transaction", metadata: ["attempt": "\(attempt)", "reason": "\(code)"])
-                    try await Task.sleep(for: retry.backoff(afterAttempt: attempt, using: &generator))
-                    attempt += 1
-                }
+            try await connection.withRetryingTransaction(policy: retry, options: options, logger: logger) { tx in
+                try await ingestChunk(batch, range: range, events: events, in: tx, canceller: canceller, handler: handler)
             }
         }
     }

@@ -26,25 +26,59 @@ extension PostgresClient {
         _ body: (Transaction) async throws -> Result
     ) async throws -> sending Result {
         try policy.validate()
-        var generator = SystemRandomNumberGenerator()
-        var attempt = 1
-        while true {
-            do {
-                let value = try await self.withCheckedTransaction(options: options, logger: logger, attempt: attempt) { transaction in
-                    Box(try await body(transaction))
-                }
-                return value.value
-            } catch {
-                guard policy.shouldRetry(error, afterAttempt: attempt) else { throw error }
-                let code = (error as? PostgresLocksError)?.code.name ?? "unknown"
-                let delay = policy.backoff(afterAttempt: attempt, using: &generator)
-                Counter(label: "pglocks_transaction_retries_total", dimensions: [("reason", code)]).increment()
-                logger.debug("retrying transaction", metadata: [
-                    "attempt": "\(attempt)", "reason": "\(code)", "backoff_ms": "\(RetryPolicy.nanoseconds(delay) / 1_000_000)",
-                ])
-                try await Task.sleep(for: delay)
-                attempt += 1
+        let box = try await retryWholeTransaction(policy: policy, logger: logger) { attempt in
+            try await self.withCheckedTransaction(options: options, logger: logger, attempt: attempt) { transaction in
+                Box(try await body(transaction))
             }
+        }
+        return box.value
+    }
+}
+
+extension PostgresConnection {
+    /// Runs `body` in a checked transaction on this connection and re-runs the whole
+    /// transaction on a deadlock or serialization failure, following `policy`; see
+    /// ``PostgresNIO/PostgresClient/withRetryingTransaction(policy:options:logger:isolation:_:)``.
+    public func withRetryingTransaction<Result>(
+        policy: RetryPolicy = .default,
+        options: TransactionOptions = .default,
+        logger: Logger,
+        isolation: isolated (any Actor)? = #isolation,
+        _ body: (Transaction) async throws -> Result
+    ) async throws -> sending Result {
+        try policy.validate()
+        let box = try await retryWholeTransaction(policy: policy, logger: logger) { attempt in
+            try await self.withCheckedTransaction(options: options, logger: logger, attempt: attempt) { transaction in
+                Box(try await body(transaction))
+            }
+        }
+        return box.value
+    }
+}
+
+/// The one retry loop: runs `attemptOnce(attempt)` and, when it fails with an error `policy`
+/// retries, waits the policy's backoff and runs it again with the next attempt number.
+func retryWholeTransaction<Value>(
+    policy: RetryPolicy,
+    logger: Logger,
+    isolation: isolated (any Actor)? = #isolation,
+    _ attemptOnce: (Int) async throws -> Value
+) async throws -> Value {
+    var generator = SystemRandomNumberGenerator()
+    var attempt = 1
+    while true {
+        do {
+            return try await attemptOnce(attempt)
+        } catch {
+            guard policy.shouldRetry(error, afterAttempt: attempt) else { throw error }
+            let code = (error as? PostgresLocksError)?.code.name ?? "unknown"
+            let delay = policy.backoff(afterAttempt: attempt, using: &generator)
+            Counter(label: "pglocks_transaction_retries_total", dimensions: [("reason", code)]).increment()
+            logger.debug("retrying transaction", metadata: [
+                "attempt": "\(attempt)", "reason": "\(code)", "backoff_ms": "\(RetryPolicy.nanoseconds(delay) / 1_000_000)",
+            ])
+            try await Task.sleep(for: delay)
+            attempt += 1
         }
     }
 }
