@@ -1,3 +1,4 @@
+import NIOCore
 import EphemeralPostgres
 import Logging
 import PostgresLocks
@@ -140,6 +141,20 @@ struct CheckedTransactionTests {
             }
             #expect(error?.code == .connectionLost)
         }
+    }
+
+    @Test func socketErrorsOfPreparedStatementsBecomeConnectionLost() {
+        // PostgresNIO's prepared-query API (used for the hot statements) passes socket errors
+        // through untyped; they must read as connectionLost, which retry loops recognize.
+        for error: any Error in [
+            IOError(errnoCode: 104, reason: "read(descriptor:pointer:size:)"),
+            ChannelError.ioOnClosedChannel,
+            PostgresError.connectionClosed,
+            PostgresError.protocol("Unexpected connection close"),
+        ] {
+            #expect((PostgresLocksError.wrap(error) as? PostgresLocksError)?.code == .connectionLost, "\(error)")
+        }
+        #expect((PostgresLocksError.wrap(PostgresError.protocol("something else")) as? PostgresLocksError)?.code == .client)
     }
 
     @Test func sqlStatesBecomeTypedErrors() async throws {

@@ -14,6 +14,7 @@ final class ConnectionWatch: Sendable {
         var backendPID: Int32?
         var nextToken: UInt64 = 0
         var waiters: [UInt64: @Sendable () -> Void] = [:]
+        var prepared: [String: PreparedQuery] = [:]
     }
 
     private let state = Mutex(State())
@@ -58,6 +59,34 @@ final class ConnectionWatch: Sendable {
     /// Whether the connection has closed.
     var isClosed: Bool { state.withLock { $0.closed } }
 
+    /// The statement prepared for `sql` on this connection, if any.
+    func preparedStatement(_ sql: String) -> PreparedQuery? {
+        state.withLock { $0.prepared[sql] }
+    }
+
+    /// Remembers the statement prepared for `sql`; returns false (and keeps nothing) when the
+    /// connection already holds ``StatementPreparation/capacityPerConnection`` statements.
+    @discardableResult
+    func storePreparedStatement(_ prepared: PreparedQuery, for sql: String) -> Bool {
+        state.withLock { state in
+            guard state.prepared[sql] == nil else { return true }
+            guard state.prepared.count < StatementPreparation.capacityPerConnection else { return false }
+            state.prepared[sql] = prepared
+            return true
+        }
+    }
+
+    /// Whether another statement could be kept prepared on this connection.
+    var hasRoomForPreparedStatements: Bool {
+        state.withLock { $0.prepared.count < StatementPreparation.capacityPerConnection }
+    }
+
+    /// Forgets every prepared statement: the server no longer has them (`DEALLOCATE ALL` or
+    /// `DISCARD ALL` drop them all at once).
+    func forgetPreparedStatements() {
+        state.withLock { $0.prepared.removeAll() }
+    }
+
     func unregister(_ token: UInt64) {
         state.withLock { _ = $0.waiters.removeValue(forKey: token) }
     }
@@ -100,9 +129,57 @@ extension PostgresConnection {
     /// - driver errors are mapped to ``PostgresLocksError``.
     @discardableResult
     func runStatement(_ query: PostgresQuery, logger: Logger) async throws -> PostgresQueryResult {
+        try await whileOpen { self.query(query, logger: logger) }
+    }
+
+    /// Runs one of the library's hot statements as a named prepared statement (prepared on
+    /// first use on this connection), with the same guarantees as ``runStatement(_:logger:)``,
+    /// and returns all of its rows. Runs it unnamed when ``StatementPreparation`` is off or the
+    /// connection's share of prepared statements is used up.
+    ///
+    /// If the server no longer has the statement (26000, after a `DEALLOCATE ALL` or
+    /// `DISCARD ALL` sent by someone else), every statement is prepared again on its next use;
+    /// a statement sent `outsideTransaction` (nothing ran, nothing is aborted) is retried at
+    /// once, one inside a transaction throws (the transaction is aborted).
+    @discardableResult
+    func runPrepared(_ statement: PreparedSQL, outsideTransaction: Bool = false, logger: Logger) async throws -> [PostgresRow] {
+        guard StatementPreparation.isEnabled else {
+            return try await runStatement(statement.query, logger: logger).rows
+        }
+        let watch = ConnectionWatch.watch(self)
+        let binds = statement.postgresData
+        let sql = statement.sql
+        do {
+            if let prepared = watch.preparedStatement(sql) {
+                return try await whileOpen { prepared.execute(binds) }
+            }
+            guard watch.hasRoomForPreparedStatements else {
+                return try await runStatement(statement.query, logger: logger).rows
+            }
+            return try await whileOpen {
+                self.prepare(query: sql).flatMap { prepared in
+                    if watch.storePreparedStatement(prepared, for: sql) {
+                        return prepared.execute(binds)
+                    }
+                    // Raced past the capacity: run it once and free it.
+                    return prepared.execute(binds).flatMap { rows in prepared.deallocate().map { rows } }
+                }
+            }
+        } catch let error as PostgresLocksError where error.sqlState == "26000" {
+            watch.forgetPreparedStatements()
+            guard outsideTransaction else { throw error }
+            return try await runPrepared(statement, outsideTransaction: false, logger: logger)
+        }
+    }
+
+    /// Waits for the future `start` returns, throwing ``PostgresLocksError/Code/connectionLost``
+    /// at once if the connection is closed or closes before the result arrives (PostgresNIO
+    /// never completes a statement written to a closed connection), and mapping driver errors
+    /// to ``PostgresLocksError``.
+    func whileOpen<Value: Sendable>(_ start: @escaping @Sendable () -> EventLoopFuture<Value>) async throws -> Value {
         guard !self.isClosed else { throw PostgresLocksError.connectionLost("before sending a statement") }
         let watch = ConnectionWatch.watch(self)
-        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<PostgresQueryResult, any Error>) in
+        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Value, any Error>) in
             let once = ResumeOnce(continuation)
             guard let token = watch.register({
                 once.resume(with: .failure(PostgresLocksError.connectionLost("while a statement was running")))
@@ -110,7 +187,7 @@ extension PostgresConnection {
                 once.resume(with: .failure(PostgresLocksError.connectionLost("before sending a statement")))
                 return
             }
-            self.query(query, logger: logger).whenComplete { result in
+            start().whenComplete { result in
                 watch.unregister(token)
                 once.resume(with: result.mapError { PostgresLocksError.wrap($0) })
             }

@@ -1,3 +1,4 @@
+import NIOCore
 import PostgresNIO
 
 /// The one error type thrown by `PostgresLocks` for database outcomes.
@@ -136,6 +137,11 @@ extension PostgresLocksError {
             return error
         case let psql as PSQLError:
             return PostgresLocksError(psql)
+        case let legacy as PostgresError:
+            return PostgresLocksError(legacy)
+        case is IOError, is ChannelError:
+            // PostgresNIO's older API (prepared queries) passes socket errors through as they are.
+            return PostgresLocksError(code: .connectionLost, message: "the connection to the server was lost (\(error))", underlying: error)
         default:
             if String(describing: type(of: error)) == "ConnectionPoolError" {
                 return PostgresLocksError(code: .connectionLost, message: "the connection pool could not provide a connection: \(error)", underlying: error)
@@ -148,18 +154,9 @@ extension PostgresLocksError {
     public init(_ error: PSQLError) {
         switch error.code {
         case .server:
-            let state = error.serverInfo?[.sqlState] ?? "XX000"
-            let code = Self.code(forSQLState: state)
-            var hint = error.serverInfo?[.hint]
-            if code == .lockTableFull {
-                hint = "the server's lock table is full: raise max_locks_per_transaction (it sizes a shared table of max_locks_per_transaction × (max_connections + max_prepared_transactions) entries) or take fewer keys per transaction"
-            }
             self.init(
-                code: code,
-                message: error.serverInfo?[.message] ?? "server error",
-                sqlState: state,
-                hint: hint,
-                underlying: error
+                serverState: error.serverInfo?[.sqlState], message: error.serverInfo?[.message],
+                hint: error.serverInfo?[.hint], underlying: error
             )
         case .serverClosedConnection, .clientClosedConnection, .connectionError, .uncleanShutdown, .poolClosed:
             self.init(code: .connectionLost, message: "the connection to the server was lost (\(error.code))", underlying: error)
@@ -175,6 +172,34 @@ extension PostgresLocksError {
         default:
             self.init(code: .client, message: "driver error: \(error.code)", underlying: error)
         }
+    }
+
+    /// Maps an error of PostgresNIO's older API (its prepared queries) to a `PostgresLocksError`.
+    public init(_ error: PostgresError) {
+        switch error {
+        case .server(let response):
+            self.init(
+                serverState: response.fields[.sqlState], message: response.fields[.message],
+                hint: response.fields[.hint], underlying: error
+            )
+        case .connectionClosed:
+            self.init(code: .connectionLost, message: "the connection to the server was lost", underlying: error)
+        case .protocol(let text) where text == "Unexpected connection close":
+            self.init(code: .connectionLost, message: "the connection to the server was lost (\(text))", underlying: error)
+        case .protocol(let text):
+            self.init(code: .client, message: "driver error: \(text)", underlying: error)
+        }
+    }
+
+    /// An error the server sent: its SQLSTATE mapped to a ``Code``.
+    private init(serverState: String?, message: String?, hint: String?, underlying: any Error) {
+        let state = serverState ?? "XX000"
+        let code = Self.code(forSQLState: state)
+        var hint = hint
+        if code == .lockTableFull {
+            hint = "the server's lock table is full: raise max_locks_per_transaction (it sizes a shared table of max_locks_per_transaction × (max_connections + max_prepared_transactions) entries) or take fewer keys per transaction"
+        }
+        self.init(code: code, message: message ?? "server error", sqlState: state, hint: hint, underlying: underlying)
     }
 
     static func connectionLost(_ context: String) -> PostgresLocksError {

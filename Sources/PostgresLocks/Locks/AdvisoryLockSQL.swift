@@ -23,20 +23,13 @@ enum AdvisoryLockSQL {
         mode == .exclusive ? "pg_advisory_unlock" : "pg_advisory_unlock_shared"
     }
 
-    /// `SELECT fn(key)` or `SELECT fn(namespace, id)`, with the key bound.
-    static func call(_ function: String, key: LockKey) -> PostgresQuery {
-        var interpolation = PostgresQuery.StringInterpolation(literalCapacity: 64, interpolationCount: 2)
-        interpolation.appendLiteral("SELECT \(function)(")
-        if let value = key.int64Value {
-            interpolation.appendInterpolation(value)
-            interpolation.appendLiteral("::int8)")
-        } else if let pair = key.pairValue {
-            interpolation.appendInterpolation(pair.namespace)
-            interpolation.appendLiteral("::int4, ")
-            interpolation.appendInterpolation(pair.id)
-            interpolation.appendLiteral("::int4)")
+    /// `SELECT fn(key)::text` or `SELECT fn(namespace, id)::text`, with the key bound (the result
+    /// as text: see ``PreparedSQL``).
+    static func call(_ function: String, key: LockKey) -> PreparedSQL {
+        if let pair = key.pairValue {
+            return PreparedSQL("SELECT \(function)($1::int4, $2::int4)::text", [.int32(pair.namespace), .int32(pair.id)])
         }
-        return PostgresQuery(stringInterpolation: interpolation)
+        return PreparedSQL("SELECT \(function)($1::int8)::text", [.int64(key.int64Value ?? 0)])
     }
 
     /// Whether this backend holds `key` in `mode` (granted), from `pg_locks`.

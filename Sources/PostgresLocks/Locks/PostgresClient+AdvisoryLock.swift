@@ -151,7 +151,7 @@ extension PostgresConnection {
         switch wait {
         case .immediately:
             let function = AdvisoryLockSQL.lockFunction(scope: .session, mode: mode, try: true)
-            return try await runStatement(AdvisoryLockSQL.call(function, key: key), logger: logger).rows[0].decode(Bool.self)
+            return try await runPrepared(AdvisoryLockSQL.call(function, key: key), outsideTransaction: true, logger: logger)[0].boolFromText()
         case .forever:
             let function = AdvisoryLockSQL.lockFunction(scope: .session, mode: mode, try: false)
             _ = try await runCancellableLockStatement(AdvisoryLockSQL.call(function, key: key), canceller: canceller, logger: logger)
@@ -181,7 +181,7 @@ extension PostgresConnection {
         guard !isClosed else { return }
         do {
             let function = AdvisoryLockSQL.unlockFunction(mode: mode)
-            let released = try await runStatement(AdvisoryLockSQL.call(function, key: key), logger: logger).rows[0].decode(Bool.self)
+            let released = try await runPrepared(AdvisoryLockSQL.call(function, key: key), outsideTransaction: true, logger: logger)[0].boolFromText()
             if released == expectHeld || !expectHeld { return }
             logger.warning("session lock was not held at release; closing the connection", metadata: ["key": "\(key)"])
         } catch {

@@ -59,10 +59,10 @@ extension PostgresClient {
                     pids.append(pid)
                 }
                 let key = LockKey.pair(namespace: Self.environmentCheckNamespace, id: Int32.random(in: 1...Int32.max))
-                let tryLock = AdvisoryLockSQL.call(AdvisoryLockSQL.lockFunction(scope: .session, mode: .exclusive, try: true), key: key)
-                let firstGot = try await first.runStatement(tryLock, logger: logger).rows[0].decode(Bool.self)
+                let tryLock = AdvisoryLockSQL.call(AdvisoryLockSQL.lockFunction(scope: .session, mode: .exclusive, try: true), key: key).query
+                let firstGot = try await first.runStatement(tryLock, logger: logger).rows[0].boolFromText()
                 let secondGot = try await withConnection { second in
-                    let got = try await second.runStatement(tryLock, logger: logger).rows[0].decode(Bool.self)
+                    let got = try await second.runStatement(tryLock, logger: logger).rows[0].boolFromText()
                     if got { await second.releaseSessionLock(key, mode: .exclusive, expectHeld: true, logger: logger) }
                     return got
                 }

@@ -18,13 +18,32 @@ extension PostgresConnection {
         canceller: PostgresClient,
         logger: Logger
     ) async throws -> PostgresQueryResult {
+        try await runCancellable(canceller: canceller, logger: logger) { try await self.runStatement(query, logger: logger) }
+    }
+
+    /// ``runCancellableLockStatement(_:canceller:logger:)`` for one of the library's prepared
+    /// lock statements; returns its rows.
+    @discardableResult
+    func runCancellableLockStatement(
+        _ statement: PreparedSQL,
+        canceller: PostgresClient,
+        logger: Logger
+    ) async throws -> [PostgresRow] {
+        try await runCancellable(canceller: canceller, logger: logger) { try await self.runPrepared(statement, logger: logger) }
+    }
+
+    private func runCancellable<Value: Sendable>(
+        canceller: PostgresClient,
+        logger: Logger,
+        _ run: () async throws -> Value
+    ) async throws -> Value {
         let pid = try await backendPID(logger: logger)
         try Task.checkCancellation()
         let cancel = LockWaitCancel()
-        let outcome: Result<PostgresQueryResult, any Error>
+        let outcome: Result<Value, any Error>
         do {
             outcome = .success(try await withTaskCancellationHandler {
-                try await runStatement(query, logger: logger)
+                try await run()
             } onCancel: {
                 cancel.request(pid: pid, canceller: canceller, logger: logger)
             })
@@ -72,7 +91,7 @@ extension Transaction {
         // Ask without waiting first: free locks (the common case) cost one round trip, and a
         // refusal tells the metrics the lock was contended before the server-side wait.
         let tryStatement = AdvisoryLockSQL.call(AdvisoryLockSQL.lockFunction(scope: .transaction, mode: mode, try: true), key: key)
-        if try await query(tryStatement).rows[0].decode(Bool.self) {
+        if try await queryPrepared(tryStatement)[0].boolFromText() {
             LockMetrics.record(.acquired(contended: false), scope: .transaction, mode: mode, keys: 1, waited: nil, logger: logger, key: "\(key)")
             return true
         }
@@ -108,7 +127,7 @@ extension Transaction {
     /// An error whose code is in `expiresWith` (the setting expiring) is thrown as
     /// ``PostgresLocksError/Code/lockTimeout`` with `timeoutMessage`.
     func waitInSavepoint(
-        _ statement: PostgresQuery,
+        _ statement: PreparedSQL,
         setting: String,
         value: String,
         expiresWith: Set<PostgresLocksError.Code>,
@@ -128,7 +147,7 @@ extension Transaction {
     }
 
     /// Runs a lock statement that may wait, marking the transaction aborted if it fails.
-    func runLockWait(_ statement: PostgresQuery, canceller: PostgresClient) async throws {
+    func runLockWait(_ statement: PreparedSQL, canceller: PostgresClient) async throws {
         do {
             _ = try await connection.runCancellableLockStatement(statement, canceller: canceller, logger: logger)
         } catch {

@@ -53,15 +53,15 @@ extension Transaction {
         }
     }
 
-    private func takeManyKeys(_ sorted: [LockRequest], statement: PostgresQuery, wait: LockWait, canceller: PostgresClient) async throws -> Bool {
+    private func takeManyKeys(_ sorted: [LockRequest], statement: PreparedSQL, wait: LockWait, canceller: PostgresClient) async throws -> Bool {
         switch wait {
         case .immediately:
             // Try each; if any is taken, roll back to the savepoint, which releases the others.
             struct NotAll: Error {}
             do {
                 try await withSavepoint {
-                    let rows = try await query(statement).rows
-                    guard try rows.allSatisfy({ try $0.decode(Bool.self) }) else { throw NotAll() }
+                    let rows = try await queryPrepared(statement)
+                    guard try rows.allSatisfy({ try $0.boolFromText() }) else { throw NotAll() }
                 }
                 return true
             } catch is NotAll {
@@ -84,7 +84,7 @@ extension Transaction {
     /// in array order and the select list is evaluated row by row, so the locks are requested
     /// in exactly the sorted order. (No `ORDER BY` or `LIMIT`, which could change when the
     /// lock functions run.)
-    static func manyKeysStatement(_ sorted: [LockRequest], try isTry: Bool) -> PostgresQuery {
+    static func manyKeysStatement(_ sorted: [LockRequest], try isTry: Bool) -> PreparedSQL {
         var isPair: [Bool] = [], bigKeys: [Int64] = [], namespaces: [Int32] = [], ids: [Int32] = [], shared: [Bool] = []
         for request in sorted {
             if let value = request.key.int64Value {
@@ -96,13 +96,16 @@ extension Transaction {
         }
         let exclusiveFunction = AdvisoryLockSQL.lockFunction(scope: .transaction, mode: .exclusive, try: isTry)
         let sharedFunction = AdvisoryLockSQL.lockFunction(scope: .transaction, mode: .shared, try: isTry)
-        return """
-            SELECT CASE WHEN p THEN
-                       CASE WHEN s THEN \(unescaped: sharedFunction)(a, b) ELSE \(unescaped: exclusiveFunction)(a, b) END
-                   ELSE
-                       CASE WHEN s THEN \(unescaped: sharedFunction)(k) ELSE \(unescaped: exclusiveFunction)(k) END
-                   END
-            FROM unnest(\(isPair)::bool[], \(bigKeys)::int8[], \(namespaces)::int4[], \(ids)::int4[], \(shared)::bool[]) AS t(p, k, a, b, s)
+        return PreparedSQL(
             """
+            SELECT (CASE WHEN p THEN
+                        CASE WHEN s THEN \(sharedFunction)(a, b) ELSE \(exclusiveFunction)(a, b) END
+                    ELSE
+                        CASE WHEN s THEN \(sharedFunction)(k) ELSE \(exclusiveFunction)(k) END
+                    END)::text
+            FROM unnest($1::bool[], $2::int8[], $3::int4[], $4::int4[], $5::bool[]) AS t(p, k, a, b, s)
+            """,
+            [.boolArray(isPair), .int64Array(bigKeys), .int32Array(namespaces), .int32Array(ids), .boolArray(shared)]
+        )
     }
 }

@@ -85,20 +85,20 @@ public struct GaplessCounter: Sendable {
         guard !scope.isEmpty else { throw PostgresLocksError.invalidArgument("the counter scope is empty") }
         switch strategy {
         case .counterRow:
-            return try await transaction.query(counterRowStatement(scope: scope)).rows[0].decode(Int64.self)
+            return try await transaction.queryPrepared(counterRowStatement(scope: scope))[0].int64FromText()
         case .advisoryLock:
             // The lock must come from an earlier statement: under READ COMMITTED a statement's
             // snapshot is taken when it starts, before a lock inside it is granted, so the MAX
             // would be read from before the previous holder committed.
-            try await transaction.query(AdvisoryLockSQL.call("pg_advisory_xact_lock", key: lockKey(scope: scope)))
-            return try await transaction.query(maxPlusOneStatement(scope: scope, onConflictDoNothing: false)).rows[0].decode(Int64.self)
+            try await transaction.queryPrepared(AdvisoryLockSQL.call("pg_advisory_xact_lock", key: lockKey(scope: scope)))
+            return try await transaction.queryPrepared(maxPlusOneStatement(scope: scope, onConflictDoNothing: false))[0].int64FromText()
         case .uniqueIndexRetry:
             // ON CONFLICT DO NOTHING waits for a concurrent insert of the same number; if that
             // one commits, nothing is inserted (no row back) and the next statement, with a new
             // snapshot, sees its number. No 23505, so no savepoint round trips.
             for _ in 0..<maximumAttempts {
-                let rows = try await transaction.query(maxPlusOneStatement(scope: scope, onConflictDoNothing: true)).rows
-                if let row = rows.first { return try row.decode(Int64.self) }
+                let rows = try await transaction.queryPrepared(maxPlusOneStatement(scope: scope, onConflictDoNothing: true))
+                if let row = rows.first { return try row.int64FromText() }
             }
             throw PostgresLocksError(
                 code: .serializationFailure,
@@ -120,7 +120,7 @@ public struct GaplessCounter: Sendable {
         try await client.withCheckedTransaction(logger: logger) { tx in
             // Concurrent CREATE TABLE IF NOT EXISTS can still collide in the catalog (23505 on
             // pg_type): serialize creators on a key derived from the table name.
-            try await tx.query(AdvisoryLockSQL.call("pg_advisory_xact_lock", key: .hashed("pglocks.create:\(table.unquotedText)")))
+            try await tx.query(AdvisoryLockSQL.call("pg_advisory_xact_lock", key: .hashed("pglocks.create:\(table.unquotedText)")).query)
             try await tx.query(createTableStatement())
         }
     }
@@ -134,21 +134,32 @@ public struct GaplessCounter: Sendable {
         }
     }
 
-    func counterRowStatement(scope: String) -> PostgresQuery {
-        """
-        INSERT INTO \(identifier: table) AS c (\(identifier: scopeColumn), \(identifier: numberColumn)) VALUES (\(scope), 1)
-        ON CONFLICT (\(identifier: scopeColumn)) DO UPDATE SET \(identifier: numberColumn) = c.\(identifier: numberColumn) + 1
-        RETURNING \(identifier: numberColumn)
-        """
+    /// The counter's statements: fixed texts and validated, quoted identifiers, with the scope
+    /// bound; prepared once per connection (``StatementPreparation``); the number comes back as
+    /// text (see ``PreparedSQL``).
+    func counterRowStatement(scope: String) -> PreparedSQL {
+        let table = table.quoted, scopeColumn = scopeColumn.quoted, numberColumn = numberColumn.quoted
+        return PreparedSQL(
+            """
+            INSERT INTO \(table) AS c (\(scopeColumn), \(numberColumn)) VALUES ($1, 1)
+            ON CONFLICT (\(scopeColumn)) DO UPDATE SET \(numberColumn) = c.\(numberColumn) + 1
+            RETURNING \(numberColumn)::text
+            """,
+            [.text(scope)]
+        )
     }
 
-    func maxPlusOneStatement(scope: String, onConflictDoNothing: Bool) -> PostgresQuery {
+    func maxPlusOneStatement(scope: String, onConflictDoNothing: Bool) -> PreparedSQL {
+        let table = table.quoted, scopeColumn = scopeColumn.quoted, numberColumn = numberColumn.quoted
         let conflictClause = onConflictDoNothing ? "ON CONFLICT DO NOTHING" : ""
-        return """
-            INSERT INTO \(identifier: table) (\(identifier: scopeColumn), \(identifier: numberColumn))
-            SELECT \(scope), COALESCE(MAX(\(identifier: numberColumn)), 0) + 1 FROM \(identifier: table) WHERE \(identifier: scopeColumn) = \(scope)
-            \(unescaped: conflictClause) RETURNING \(identifier: numberColumn)
+        return PreparedSQL(
             """
+            INSERT INTO \(table) (\(scopeColumn), \(numberColumn))
+            SELECT $1, COALESCE(MAX(\(numberColumn)), 0) + 1 FROM \(table) WHERE \(scopeColumn) = $1
+            \(conflictClause) RETURNING \(numberColumn)::text
+            """,
+            [.text(scope)]
+        )
     }
 }
 

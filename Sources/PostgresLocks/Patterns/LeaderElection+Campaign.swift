@@ -145,7 +145,7 @@ extension LeaderElection {
             let exists = try await connection.runStatement(LeaderTermsSQL.exists(table), logger: logger).rows[0].decode(Bool.self)
             if exists { return }
             try await connection.withCheckedTransaction(logger: logger) { tx in
-                try await tx.query(AdvisoryLockSQL.call(AdvisoryLockSQL.lockFunction(scope: .transaction, mode: .exclusive, try: false), key: LeaderTermsSQL.creationLock(table)))
+                try await tx.query(AdvisoryLockSQL.call(AdvisoryLockSQL.lockFunction(scope: .transaction, mode: .exclusive, try: false), key: LeaderTermsSQL.creationLock(table)).query)
                 try await tx.query(LeaderTermsSQL.create(table))
             }
         }
@@ -170,7 +170,7 @@ extension LeaderElection {
                 // it on purpose), so there is nothing to roll back and nothing to warn about.
                 try await connection.runStatement("BEGIN", logger: logger)
                 try await connection.runStatement("SELECT set_config('lock_timeout', \(lockTimeout), true)", logger: logger)
-                try await connection.runStatement(AdvisoryLockSQL.call(AdvisoryLockSQL.lockFunction(scope: .session, mode: .exclusive, try: false), key: key), logger: logger)
+                try await connection.runStatement(AdvisoryLockSQL.call(AdvisoryLockSQL.lockFunction(scope: .session, mode: .exclusive, try: false), key: key).query, logger: logger)
                 try await connection.runStatement("COMMIT", logger: logger)
             }
             return true
@@ -218,7 +218,7 @@ extension LeaderElection {
         let configuration = self.configuration
         let logger = configuration.logger
         let released = try await connection.runWithin(configuration.responseTimeout, "releasing the leader lock", logger: logger) {
-            try await connection.runStatement(AdvisoryLockSQL.call(AdvisoryLockSQL.unlockFunction(mode: .exclusive), key: configuration.key), logger: logger).rows[0].decode(Bool.self)
+            try await connection.runStatement(AdvisoryLockSQL.call(AdvisoryLockSQL.unlockFunction(mode: .exclusive), key: configuration.key).query, logger: logger).rows[0].boolFromText()
         }
         if !released {
             logger.warning("the leader lock was not held at resignation", metadata: ["election": "\(configuration.name)"])

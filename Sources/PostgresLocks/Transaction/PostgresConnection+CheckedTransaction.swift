@@ -38,7 +38,7 @@ extension PostgresConnection {
     ) async throws -> sending Result {
         let timeouts = try options.timeoutSettings()
         let transaction = Transaction(connection: self, logger: logger, attempt: attempt)
-        try await self.runStatement(PostgresQuery(unsafeSQL: options.beginStatement), logger: logger)
+        try await self.runPrepared(PreparedSQL(options.beginStatement), outsideTransaction: true, logger: logger)
 
         let value: Result
         do {

@@ -45,6 +45,18 @@ public final class Transaction: Sendable {
         }
     }
 
+    /// Runs one of the library's hot statements, prepared (see ``StatementPreparation``), and
+    /// returns its rows.
+    @discardableResult
+    func queryPrepared(_ statement: PreparedSQL) async throws -> [PostgresRow] {
+        do {
+            return try await connection.runPrepared(statement, logger: logger)
+        } catch {
+            recordAbort(error)
+            throw error
+        }
+    }
+
     /// The error that aborted this transaction, if a statement failed.
     public var abortingError: (any Error)? {
         state.withLock { $0.abortingError }

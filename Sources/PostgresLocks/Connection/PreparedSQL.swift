@@ -1,0 +1,85 @@
+import PostgresNIO
+
+/// One of the library's hot statements: a fixed SQL text and its bound values, run as a named
+/// prepared statement on each connection (see ``StatementPreparation``).
+///
+/// The text is built only from fixed texts and validated, quoted identifiers; every value is a
+/// bound parameter. The same statement can be run unnamed through ``query``.
+struct PreparedSQL: Sendable {
+    /// A bound value.
+    enum Value: Sendable {
+        case int64(Int64)
+        case int32(Int32)
+        case text(String)
+        case bool(Bool)
+        case int64Array([Int64])
+        case int32Array([Int32])
+        case boolArray([Bool])
+    }
+
+    /// The statement text, with `$1`, `$2`, … for the values.
+    let sql: String
+    /// The values, in parameter order.
+    let values: [Value]
+
+    init(_ sql: String, _ values: [Value] = []) {
+        self.sql = sql
+        self.values = values
+    }
+
+    /// The statement as an unnamed one (parsed on every run).
+    var query: PostgresQuery {
+        var bindings = PostgresBindings(capacity: values.count)
+        for value in values {
+            switch value {
+            case .int64(let value): bindings.append(value)
+            case .int32(let value): bindings.append(value)
+            case .text(let value): bindings.append(value)
+            case .bool(let value): bindings.append(value)
+            case .int64Array(let value): bindings.append(value)
+            case .int32Array(let value): bindings.append(value)
+            case .boolArray(let value): bindings.append(value)
+            }
+        }
+        return PostgresQuery(unsafeSQL: sql, binds: bindings)
+    }
+
+    /// The values in the form PostgresNIO's prepared-query API binds.
+    var postgresData: [PostgresData] {
+        values.map { value in
+            switch value {
+            case .int64(let value): return PostgresData(int64: value)
+            case .int32(let value): return PostgresData(int32: value)
+            case .text(let value): return PostgresData(string: value)
+            case .bool(let value): return PostgresData(bool: value)
+            case .int64Array(let value): return PostgresData(array: value.map { PostgresData(int64: $0) }, elementType: .int8)
+            case .int32Array(let value): return PostgresData(array: value.map { PostgresData(int32: $0) }, elementType: .int4)
+            case .boolArray(let value): return PostgresData(array: value.map { PostgresData(bool: $0) }, elementType: .bool)
+            }
+        }
+    }
+}
+
+// Hot statements return their values as `text`: PostgresNIO 1.33's prepared-query API
+// describes result columns as text while it asks the server for binary, so a prepared
+// `bool` or `int8` column cannot be decoded as such. A `text` column reads the same in both
+// formats.
+extension PostgresRow {
+    /// The first column of a hot statement's row, a `bool` sent as text.
+    func boolFromText() throws -> Bool {
+        switch try decode(String.self) {
+        case "true", "t": return true
+        case "false", "f": return false
+        case let other: throw PostgresLocksError(code: .client, message: "expected a boolean, got \(other.debugDescription)")
+        }
+    }
+
+    /// The first column of a hot statement's row, an `int8` sent as text.
+    func int64FromText() throws -> Int64 {
+        let text = try decode(String.self)
+        guard let value = Int64(text) else {
+            throw PostgresLocksError(code: .client, message: "expected an integer, got \(text.debugDescription)")
+        }
+        return value
+    }
+}

@@ -1,0 +1,84 @@
+import Logging
+import PostgresLocks
+import PostgresLocksTestSupport
+import PostgresNIO
+import Testing
+
+/// The library's hot statements run as prepared statements, once per connection; serialized
+/// because one test turns preparation off process-wide.
+@Suite("Prepared hot statements", .serialized)
+struct StatementPreparationTests {
+    private static func preparedStatements(on connection: PostgresConnection, logger: Logger) async throws -> [String] {
+        try await connection.query("SELECT statement FROM pg_prepared_statements ORDER BY statement", logger: logger)
+            .collect().map { try $0.decode(String.self) }
+    }
+
+    @Test func hotStatementsArePreparedOncePerConnection() async throws {
+        try await TestDatabase.withDatabase { db in
+            try await db.withConnections(1) { connections in
+                let connection = connections[0]
+                for key in 1...5 {
+                    try await connection.withAdvisoryLock(.int64(Int64(key)), canceller: db.client, logger: db.logger) { _ in }
+                }
+                let statements = try await Self.preparedStatements(on: connection, logger: db.logger)
+                #expect(statements == ["BEGIN", "SELECT pg_try_advisory_xact_lock($1::int8)::text"])
+            }
+        }
+    }
+
+    @Test func preparedCounterAndLockStatementsReturnTheRightValues() async throws {
+        // PostgresNIO 1.33's prepared-query API mislabels result formats; the hot statements
+        // return text so that booleans and numbers decode correctly.
+        try await TestDatabase.withDatabase { db in
+            let counter = try GaplessCounter(table: "numbers")
+            try await counter.createTable(on: db.client, logger: db.logger)
+            try await db.withConnections(2) { connections in
+                var numbers: [Int64] = []
+                for _ in 1...3 {
+                    numbers.append(try await connections[0].withCheckedTransaction(logger: db.logger) { tx in
+                        try await counter.next(scope: "a", in: tx)
+                    })
+                }
+                #expect(numbers == [1, 2, 3])
+                let outcomes = try await connections[0].withCheckedTransaction(logger: db.logger) { tx in
+                    let first = try await tx.advisoryLock(.int64(77), wait: .immediately, canceller: db.client)
+                    let (taken, pair) = try await connections[1].withCheckedTransaction(logger: db.logger) { other in
+                        (try await other.advisoryLock(.int64(77), wait: .immediately, canceller: db.client),
+                         try await other.advisoryLock(.pair(namespace: 1, id: 2), wait: .immediately, canceller: db.client))
+                    }
+                    return [first, taken, pair]
+                }
+                #expect(outcomes == [true, false, true])
+            }
+        }
+    }
+
+    @Test func discardedStatementsArePreparedAgain() async throws {
+        // DISCARD ALL (or DEALLOCATE ALL) sent by someone else drops the server's prepared
+        // statements; the next transaction must not fail for it.
+        try await TestDatabase.withDatabase { db in
+            try await db.withConnections(1) { connections in
+                let connection = connections[0]
+                try await connection.withAdvisoryLock(.int64(1), canceller: db.client, logger: db.logger) { _ in }
+                _ = try await connection.query("DISCARD ALL", logger: db.logger).collect()
+                #expect(try await Self.preparedStatements(on: connection, logger: db.logger).isEmpty)
+                try await connection.withAdvisoryLock(.int64(2), canceller: db.client, logger: db.logger) { _ in }
+                #expect(try await Self.preparedStatements(on: connection, logger: db.logger).count == 2)
+                let leftover = try await db.scalar("SELECT count(*)::int FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database())", as: Int.self)
+                #expect(leftover == 0)
+            }
+        }
+    }
+
+    @Test func statementsRunUnnamedWhenPreparationIsTurnedOff() async throws {
+        StatementPreparation.isEnabled = false
+        defer { StatementPreparation.isEnabled = true }
+        try await TestDatabase.withDatabase { db in
+            try await db.withConnections(1) { connections in
+                let connection = connections[0]
+                try await connection.withAdvisoryLock(.int64(3), canceller: db.client, logger: db.logger) { _ in }
+                #expect(try await Self.preparedStatements(on: connection, logger: db.logger).isEmpty)
+            }
+        }
+    }
+}
