@@ -8,14 +8,19 @@ import PostgresLocks
 struct SoakCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "soak",
-        abstract: "Run locks, gapless counters, queue work and cancellation storms under injected faults, then check every invariant.",
+        abstract: "Run locks, gapless counters, exactly-once ingestion, queue work and cancellation storms under injected faults, then check every invariant.",
         discussion: """
         Faults: a backend of the run's sessions is terminated every --terminate-every on average; on a \
         throwaway server (no --database-url) the server is also restarted every --restart-every. \
         Afterwards the run checks, in the database: no overlapping critical sections, no lost update, \
-        no confirmed commit missing, gapless unique numbers, every job completed with exactly one side \
-        effect, no advisory lock left, no hung call. Tallies are printed every --report-every on \
-        standard error; the verdict goes to standard output. Exit status 1 if any invariant broke.
+        no confirmed commit missing, gapless unique numbers, every ingested key stored once with exactly \
+        one handler effect (none missing that a client saw accepted), every job completed with exactly \
+        one side effect, no advisory lock left, no hung call. Tallies are printed every --report-every \
+        on standard error; the verdict goes to standard output. Exit status 1 if any invariant broke.
+
+        The default mix: 6 lock workers, 6 counter workers, 6 ingestion workers (batches of 24 keys, \
+        about 30% of them duplicates, a batch broken by a fault sent again until accepted), 2 queue \
+        workers and storm waves of 60 lock waits.
 
         With --database-url the run creates a schema of its own (pglocks_soak_<random>) and drops it \
         afterwards; it only terminates its own sessions (found by application_name).
@@ -39,6 +44,9 @@ struct SoakCommand: AsyncParsableCommand {
 
     @Option(help: "Tasks allocating gapless numbers.")
     var counterWorkers = 6
+
+    @Option(help: "Tasks ingesting batches of business keys (about 30% duplicates) through ExactlyOnceIngestion.")
+    var ingestWorkers = 6
 
     @Option(help: "Queue workers (each runs 4 jobs at once).")
     var queueWorkers = 2
@@ -67,6 +75,7 @@ struct SoakCommand: AsyncParsableCommand {
         configuration.reportEvery = try parseDuration(reportEvery)
         configuration.lockWorkers = lockWorkers
         configuration.counterWorkers = counterWorkers
+        configuration.ingestWorkers = ingestWorkers
         configuration.queueWorkers = queueWorkers
         configuration.stormTasks = stormTasks
         configuration.pause = pause == "none" ? .zero : try parseDuration(pause)

@@ -9,7 +9,8 @@ import SystemPackage
 #endif
 @testable import pglock
 
-/// The fault suite: the library under injected faults, its promises checked in the database
+/// The fault suite: the library under injected faults (lock sections, gapless counters,
+/// exactly-once ingestion, queue work, cancellation storms), its promises checked in the database
 /// afterwards. Serialized: each scenario loads the machine on its own. The workload is
 /// `pglock soak`'s (Sources/pglock/Soak), here run for seconds instead of minutes.
 ///
@@ -30,7 +31,7 @@ struct FaultTests {
         try await afterTheOtherTests()
         let report = try await runSoak("advisory-lock critical sections, backends terminated", [
             "--duration", "8s", "--terminate-every", "100ms", "--restart-every", "never",
-            "--lock-workers", "6", "--counter-workers", "0", "--queue-workers", "0", "--storm-tasks", "0", "--pause", "10ms",
+            "--lock-workers", "6", "--counter-workers", "0", "--ingest-workers", "0", "--queue-workers", "0", "--storm-tasks", "0", "--pause", "10ms",
         ])
         expectClean(report)
         #expect(report.tallies.terminations >= 20)
@@ -41,7 +42,7 @@ struct FaultTests {
         try await afterTheOtherTests()
         let report = try await runSoak("gapless counters (3 strategies), backends terminated", [
             "--duration", "8s", "--terminate-every", "100ms", "--restart-every", "never",
-            "--lock-workers", "0", "--counter-workers", "6", "--queue-workers", "0", "--storm-tasks", "0", "--pause", "10ms",
+            "--lock-workers", "0", "--counter-workers", "6", "--ingest-workers", "0", "--queue-workers", "0", "--storm-tasks", "0", "--pause", "10ms",
         ])
         expectClean(report)
         #expect(report.tallies.terminations >= 20)
@@ -52,23 +53,38 @@ struct FaultTests {
         try await afterTheOtherTests()
         let report = try await runSoak("queue work, backends terminated", [
             "--duration", "8s", "--terminate-every", "100ms", "--restart-every", "never",
-            "--lock-workers", "0", "--counter-workers", "0", "--queue-workers", "2", "--storm-tasks", "0",
+            "--lock-workers", "0", "--counter-workers", "0", "--ingest-workers", "0", "--queue-workers", "2", "--storm-tasks", "0",
         ])
         expectClean(report)
         #expect(report.tallies.terminations >= 20)
         #expect(report.tallies.jobsEnqueued >= 100)
     }
 
+    @Test func eachIngestedKeysHandlerRunsOnceWhileBackendsAreTerminated() async throws {
+        // Batches of 24 keys, about 30% of them repeats of recent keys (often still in another
+        // worker's open transaction), split into transactions of 8 keys; half the workers on the
+        // pool, half on a dedicated connection; a batch a fault broke is sent again until accepted.
+        try await afterTheOtherTests()
+        let report = try await runSoak("exactly-once ingestion, backends terminated", [
+            "--duration", "8s", "--terminate-every", "100ms", "--restart-every", "never",
+            "--lock-workers", "0", "--counter-workers", "0", "--ingest-workers", "4", "--queue-workers", "0", "--storm-tasks", "0", "--pause", "10ms",
+        ])
+        expectClean(report)
+        #expect(report.tallies.terminations >= 20)
+        #expect(report.tallies.ingestedKeys >= 100)
+    }
+
     @Test func nothingCommittedIsLostAndNothingIsDoneTwiceAcrossServerRestarts() async throws {
         // A durable server, stopped with -m immediate (a crash, then recovery on the same data).
         try await afterTheOtherTests()
-        let report = try await runSoak("locks and counters, server restarted", [
+        let report = try await runSoak("locks, counters and ingestion, server restarted", [
             "--duration", "10s", "--restart-every", "2500ms", "--terminate-every", "300ms",
-            "--lock-workers", "4", "--counter-workers", "4", "--queue-workers", "0", "--storm-tasks", "0", "--pause", "10ms",
+            "--lock-workers", "4", "--counter-workers", "4", "--ingest-workers", "2", "--queue-workers", "0", "--storm-tasks", "0", "--pause", "10ms",
         ])
         expectClean(report)
         #expect(report.tallies.restarts >= 1)
         #expect(report.tallies.lockSections >= 20 && report.tallies.numbers >= 20)
+        #expect(report.tallies.ingestedKeys >= 20)
     }
 
     @Test func cancellationAndTimeoutStormsLeakNoLockAndHangNoCall() async throws {
@@ -78,7 +94,7 @@ struct FaultTests {
         try await afterTheOtherTests()
         let report = try await runSoak("cancellation and timeout storm", [
             "--duration", "6s", "--terminate-every", "never", "--restart-every", "never",
-            "--lock-workers", "0", "--counter-workers", "0", "--queue-workers", "0", "--storm-tasks", "150", "--storm-pause", "200ms",
+            "--lock-workers", "0", "--counter-workers", "0", "--ingest-workers", "0", "--queue-workers", "0", "--storm-tasks", "150", "--storm-pause", "200ms",
         ])
         expectClean(report)
         #expect(report.tallies.stormCalls >= 300)  // two waves of 150 at least
@@ -96,7 +112,7 @@ struct FaultTests {
                     .path(FilePath("/usr/bin/nice")),
                     arguments: [
                         "-n", "19", try pglockExecutable(), "soak", "--duration", "3s", "--report-every", "1s", "--terminate-every", "300ms",
-                        "--storm-tasks", "10", "--lock-workers", "2", "--counter-workers", "2", "--queue-workers", "1", "--database-url", db.settings.redactedURL,
+                        "--storm-tasks", "10", "--lock-workers", "2", "--counter-workers", "2", "--ingest-workers", "2", "--queue-workers", "1", "--database-url", db.settings.redactedURL,
                     ],
                     input: .none, output: .string(limit: 1 << 20), error: .string(limit: 1 << 20)
                 )

@@ -79,8 +79,10 @@ final class FaultFigures: Sendable {
     func record(_ name: String, _ report: SoakReport) {
         let t = report.tallies, f = report.findings
         let line = "\(name): \(t.terminations) terminated, \(t.restarts) restarts, \(t.stormCancelled) cancelled, \(t.stormTimedOut) timed out | "
-            + "\(t.lockSections) lock sections, \(t.numbers) numbers, \(t.jobsEnqueued) jobs, \(t.stormCalls) storm calls | "
-            + "duplicates \(f.duplicateNumbers + f.duplicateEffects), gaps \(f.gaps), lost jobs \(f.lostJobs), lost commits \(f.lostCommits), "
+            + "\(t.lockSections) lock sections, \(t.numbers) numbers, \(t.ingestBatches) ingest batches (\(t.ingestEvents) keys sent, \(t.ingestedKeys) new), "
+            + "\(t.jobsEnqueued) jobs, \(t.stormCalls) storm calls | "
+            + "duplicates \(f.duplicateNumbers + f.duplicateEffects + f.duplicateIngestions), gaps \(f.gaps), lost jobs \(f.lostJobs), "
+            + "lost commits \(f.lostCommits + f.lostIngestedKeys), ingest effect mismatches \(f.ingestEffectMismatches), "
             + "exclusion violations \(f.exclusionViolations), leaked locks \(f.leakedLocks), hung \(f.hungCalls)"
         let all = lines.withLock { $0.append(line); return $0 }
         let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()

@@ -15,7 +15,16 @@ struct SoakConfiguration: Sendable {
     var counterScopes = 2
     /// The counters' strategies (one counter table each).
     var counterStrategies: [GaplessCounter.Strategy] = GaplessCounter.Strategy.allCases
-    /// A random pause of up to this long after each lock section and each number, so the run
+    /// Tasks ingesting batches of business keys through `ExactlyOnceIngestion` (half of them on
+    /// a dedicated connection, half on the pool).
+    var ingestWorkers = 6
+    /// Keys (events) per ingestion batch, duplicates included.
+    var ingestBatchSize = 24
+    /// The share of a batch's keys that repeat recent keys, 0…1.
+    var ingestDuplicateShare = 0.3
+    /// Distinct keys per ingestion transaction (a batch is split into several).
+    var ingestKeysPerTransaction = 8
+    /// A random pause of up to this long after each lock section, number and ingestion batch, so the run
     /// keeps its concurrency without using every CPU cycle (zero: none).
     var pause: Duration = .zero
     /// `QueueWorker` services.
@@ -61,12 +70,16 @@ struct SoakConfiguration: Sendable {
     }
 
     func validate() throws {
-        let counts = [lockWorkers, lockKeys, counterWorkers, counterScopes, queueWorkers, queueConcurrency, jobsPerBatch, stormTasks, stormKeys]
+        let counts = [lockWorkers, lockKeys, counterWorkers, counterScopes, ingestWorkers, queueWorkers, queueConcurrency, jobsPerBatch, stormTasks, stormKeys]
         guard counts.allSatisfy({ $0 >= 0 }), duration > .zero, maximumConnections >= 2 else {
             throw PostgresLocksError(code: .invalidArgument, message: "soak counts must not be negative, the duration must be positive and the pool at least 2")
         }
         guard lockWorkers == 0 || lockKeys > 0, counterWorkers == 0 || (counterScopes > 0 && !counterStrategies.isEmpty), stormTasks == 0 || stormKeys > 0 else {
             throw PostgresLocksError(code: .invalidArgument, message: "workers need at least one key, scope and strategy to work on")
+        }
+        guard ingestWorkers == 0 || (ingestBatchSize > 0 && (0...1).contains(ingestDuplicateShare)
+            && (1...ExactlyOnceIngestion<String>.maximumAllowedKeysPerTransaction).contains(ingestKeysPerTransaction)) else {
+            throw PostgresLocksError(code: .invalidArgument, message: "ingestion batches need at least one key, a duplicate share from 0 to 1 and 1…100,000 keys per transaction")
         }
         guard stormTimeouts.0 > .zero, stormTimeouts.1 >= stormTimeouts.0 else {
             throw PostgresLocksError(code: .invalidArgument, message: "storm timeouts must be positive and ordered")

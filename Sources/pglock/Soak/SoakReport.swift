@@ -15,6 +15,13 @@ struct SoakFindings: Sendable, Codable, Hashable {
     var gaps = 0
     /// Scopes whose counter table disagrees with the numbers recorded alongside.
     var counterMismatches = 0
+    /// Ingested keys stored or handled more than once: effect rows of one key committed twice,
+    /// or a key reported new to two calls.
+    var duplicateIngestions = 0
+    /// Stored keys without their handler's effect, and effects without their stored key.
+    var ingestEffectMismatches = 0
+    /// Keys a client saw accepted that are missing from the key table.
+    var lostIngestedKeys = 0
     /// Jobs not completed at the end (or confirmed enqueued and missing).
     var lostJobs = 0
     /// Jobs whose side effect was written more than once.
@@ -39,6 +46,9 @@ struct SoakFindings: Sendable, Codable, Hashable {
         add(duplicateNumbers, "duplicate numbers")
         add(gaps, "gaps")
         add(counterMismatches, "counter mismatches")
+        add(duplicateIngestions, "keys ingested or handled twice")
+        add(ingestEffectMismatches, "ingested keys without their effect (or effects without their key)")
+        add(lostIngestedKeys, "accepted keys missing")
         add(lostJobs, "lost jobs")
         add(duplicateEffects, "duplicate job effects")
         add(orphanEffects, "orphan job effects")
@@ -55,6 +65,9 @@ struct SoakFindings: Sendable, Codable, Hashable {
         duplicateNumbers += other.duplicateNumbers
         gaps += other.gaps
         counterMismatches += other.counterMismatches
+        duplicateIngestions += other.duplicateIngestions
+        ingestEffectMismatches += other.ingestEffectMismatches
+        lostIngestedKeys += other.lostIngestedKeys
         lostJobs += other.lostJobs
         duplicateEffects += other.duplicateEffects
         orphanEffects += other.orphanEffects
@@ -86,9 +99,9 @@ struct SoakReport: Sendable, Codable {
         var lines = [
             String(format: "soak: %.1f s under faults", seconds),
             "faults injected: \(t.terminations) backends terminated, \(t.restarts) server restarts, \(t.stormCancelled) cancellations, \(t.stormTimedOut) lock timeouts",
-            "operations: \(t.lockSections) lock sections, \(t.numbers) gapless numbers, \(t.jobsEnqueued) jobs (\(t.handlerRuns) handler runs), \(t.stormCalls) storm calls (\(t.stormAcquired) granted)",
+            "operations: \(t.lockSections) lock sections, \(t.numbers) gapless numbers, \(t.ingestBatches) ingest batches (\(t.ingestEvents) keys sent, \(t.ingestedKeys) new), \(t.jobsEnqueued) jobs (\(t.handlerRuns) handler runs), \(t.stormCalls) storm calls (\(t.stormAcquired) granted)",
             "retried after a fault: \(t.retried); ambiguous commits: \(t.ambiguousCommits); max cancel latency \(t.maxCancelLatencyMilliseconds) ms; max timeout overshoot \(t.maxTimeoutOvershootMilliseconds) ms",
-            "found: \(f.exclusionViolations) exclusion violations, \(f.lostUpdates) lost updates, \(f.lostCommits) lost commits, \(f.duplicateNumbers) duplicates, \(f.gaps) gaps, \(f.counterMismatches) counter mismatches, \(f.lostJobs) lost jobs, \(f.duplicateEffects) duplicate effects, \(f.orphanEffects) orphan effects, \(f.leakedLocks) leaked locks, \(f.hungCalls) hung calls",
+            "found: \(f.exclusionViolations) exclusion violations, \(f.lostUpdates) lost updates, \(f.lostCommits) lost commits, \(f.duplicateNumbers) duplicates, \(f.gaps) gaps, \(f.counterMismatches) counter mismatches, \(f.duplicateIngestions) duplicate ingestions, \(f.ingestEffectMismatches) ingest effect mismatches, \(f.lostIngestedKeys) lost ingested keys, \(f.lostJobs) lost jobs, \(f.duplicateEffects) duplicate effects, \(f.orphanEffects) orphan effects, \(f.leakedLocks) leaked locks, \(f.hungCalls) hung calls",
         ]
         if t.strayCancels > 0 {
             lines.append("stray cancels (calls failed as cancelled that nobody cancelled): \(t.strayCancels)")

@@ -14,6 +14,12 @@ final class SoakTallies: Sendable {
         var lockSections = 0
         /// Gapless numbers allocated and confirmed committed.
         var numbers = 0
+        /// Ingestion batches accepted (a batch resent after a fault counts once, when accepted).
+        var ingestBatches = 0
+        /// Events (keys) sent for ingestion, duplicates and resends included.
+        var ingestEvents = 0
+        /// Keys reported new to an ingestion call (committed, the handler's effect with them).
+        var ingestedKeys = 0
         /// Jobs enqueued and confirmed.
         var jobsEnqueued = 0
         /// Handler runs (attempts), including runs a fault interrupted.
@@ -95,7 +101,7 @@ extension SoakTallies.Snapshot {
     /// One line for progress output.
     var line: String {
         "faults \(terminations) terminated + \(restarts) restarts + \(stormCancelled) cancelled + \(stormTimedOut) timed out; "
-            + "ops \(lockSections) lock sections, \(numbers) numbers, \(jobsEnqueued) jobs (\(handlerRuns) handler runs); "
+            + "ops \(lockSections) lock sections, \(numbers) numbers, \(ingestedKeys) ingested keys (\(ingestBatches) batches), \(jobsEnqueued) jobs (\(handlerRuns) handler runs); "
             + "\(retried) retried, \(ambiguousCommits) ambiguous commits, \(hungCalls) hung, \(unexpectedErrors) unexpected errors"
     }
 }

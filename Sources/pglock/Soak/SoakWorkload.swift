@@ -7,13 +7,16 @@ import Synchronization
 
 /// A workload that runs the library under injected faults and then checks, in the database,
 /// that its promises held: mutual exclusion, gapless unique numbers, every job done exactly
-/// once, no lock left behind, no call hung.
+/// once, every ingested key stored and handled exactly once, no lock left behind, no call hung.
 ///
-/// It drives four kinds of work at once, each optional:
+/// It drives five kinds of work at once, each optional:
 /// - **lock workers**: `withAdvisoryLock` critical sections that read a counter row and write
 ///   it back plus one (a lost update shows if two ever overlap), logging each operation;
 /// - **counter workers**: ``GaplessCounter`` numbers from every strategy, each recorded next
 ///   to the number in the same transaction;
+/// - **ingestion workers**: batches of business keys, many of them duplicates (across workers
+///   and resends), stored through ``ExactlyOnceIngestion`` with a handler that writes one side
+///   effect per new key in the same transaction; a batch a fault broke is sent again;
 /// - **queue work**: jobs enqueued in batches, worked by ``QueueWorker``s whose handlers write a
 ///   side effect and complete the job in one transaction;
 /// - **a cancellation storm**: waves of lock waits on contended keys, cancelled at random
@@ -86,6 +89,9 @@ struct SoakWorkload: Sendable {
                 for worker in 0..<configuration.counterWorkers {
                     work.addTask { await runCounterWorker(worker, context: context, state: state, stop: stopWork) }
                 }
+                for worker in 0..<configuration.ingestWorkers {
+                    work.addTask { await runIngestWorker(worker, context: context, state: state, stop: stopWork) }
+                }
                 if configuration.jobsPerBatch > 0 && configuration.queueWorkers > 0 {
                     work.addTask { await queue.enqueue(until: stopWork, tallies: tallies, classify: { self.classify($0) }) }
                 }
@@ -120,6 +126,7 @@ struct SoakWorkload: Sendable {
         findings.leakedLocks = try await leakedLocks(context)
         findings.add(try await checkLocks(context, state: state))
         findings.add(try await checkCounters(context, state: state))
+        findings.add(try await checkIngestion(context, state: state))
         findings.add(try await queue.check(context))
         findings.hungCalls = tallies.snapshot.hungCalls
         return SoakReport(
@@ -156,6 +163,7 @@ struct SoakWorkload: Sendable {
         for counter in try counters() {
             try await counter.createTable(on: client, logger: logger)
         }
+        try await createIngestionTables(context)
     }
 
     /// One counter per strategy.
@@ -200,8 +208,8 @@ struct SoakContext: Sendable {
     let logger: Logger
 }
 
-/// What the workers remember for the checks: operations confirmed committed, and when each
-/// critical section ran.
+/// What the workers remember for the checks: operations confirmed committed, when each
+/// critical section ran, and which ingested keys clients saw accepted.
 final class SoakState: Sendable {
     struct Section: Sendable {
         var key: Int32
@@ -215,6 +223,12 @@ final class SoakState: Sendable {
     let confirmedCounterOps = Mutex<Set<Int64>>([])
     let sections = Mutex<[Int64: Section]>([:])
     let inside = Mutex<[Int32: Int]>([:])
+    /// The number of the next new ingestion key (keys are `k<number>`).
+    let nextIngestKey = Mutex<Int>(0)
+    /// Keys of ingestion calls that returned (or of their committed transactions): stored.
+    let acceptedIngestKeys = Mutex<Set<String>>([])
+    /// How many calls reported each key as new (exactly once means never more than 1).
+    let ingestNewKeyReports = Mutex<[String: Int]>([:])
 
     /// A new operation id, unique within the run.
     func newOp() -> Int64 { nextOp.withLock { $0 += 1; return $0 } }
