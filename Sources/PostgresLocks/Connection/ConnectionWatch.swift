@@ -129,7 +129,7 @@ extension PostgresConnection {
     /// - driver errors are mapped to ``PostgresLocksError``.
     @discardableResult
     func runStatement(_ query: PostgresQuery, logger: Logger) async throws -> PostgresQueryResult {
-        try await whileOpen { self.query(query, logger: logger) }
+        try await whileOpen(ConnectionWatch.watch(self)) { self.query(query, logger: logger) }
     }
 
     /// Runs one of the library's hot statements as a named prepared statement (prepared on
@@ -151,12 +151,12 @@ extension PostgresConnection {
         let sql = statement.sql
         do {
             if let prepared = watch.preparedStatement(sql) {
-                return try await whileOpen { prepared.execute(binds) }
+                return try await whileOpen(watch) { prepared.execute(binds) }
             }
             guard watch.hasRoomForPreparedStatements else {
                 return try await runStatement(statement.query, logger: logger).rows
             }
-            return try await whileOpen {
+            return try await whileOpen(watch) {
                 self.prepare(query: sql).flatMap { prepared in
                     if watch.storePreparedStatement(prepared, for: sql) {
                         return prepared.execute(binds)
@@ -172,13 +172,15 @@ extension PostgresConnection {
         }
     }
 
-    /// Waits for the future `start` returns, throwing ``PostgresLocksError/Code/connectionLost``
+    /// Waits for the future `start` returns (`watch` is this connection's), throwing ``PostgresLocksError/Code/connectionLost``
     /// at once if the connection is closed or closes before the result arrives (PostgresNIO
     /// never completes a statement written to a closed connection), and mapping driver errors
     /// to ``PostgresLocksError``.
-    func whileOpen<Value: Sendable>(_ start: @escaping @Sendable () -> EventLoopFuture<Value>) async throws -> Value {
+    func whileOpen<Value: Sendable>(
+        _ watch: ConnectionWatch,
+        _ start: @escaping @Sendable () -> EventLoopFuture<Value>
+    ) async throws -> Value {
         guard !self.isClosed else { throw PostgresLocksError.connectionLost("before sending a statement") }
-        let watch = ConnectionWatch.watch(self)
         return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Value, any Error>) in
             let once = ResumeOnce(continuation)
             guard let token = watch.register({

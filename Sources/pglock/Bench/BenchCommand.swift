@@ -47,7 +47,7 @@ struct BenchCommand: AsyncParsableCommand {
 
     @Option(help: ArgumentHelp(
         "How our side drives the lock loop: \(LockVariant.allCases.map(\.rawValue).joined(separator: ", ")).",
-        discussion: "connection (default): the library's withAdvisoryLock on one dedicated connection per worker, as pgbench has; library: PostgresClient.withAdvisoryLock, leasing from the pool each time; raw-prepared / raw-futures: plain PostgresNIO without the library."
+        discussion: "connection (default): the library's withAdvisoryLock on one dedicated connection per worker, as pgbench has; library: PostgresClient.withAdvisoryLock, leasing from the pool each time; raw-prepared / raw-futures: plain PostgresNIO without the library, statements prepared; raw-unnamed: the same futures with unnamed statements (parsed on every run)."
     ))
     var variant: LockVariant = .connection
 
@@ -79,6 +79,9 @@ struct BenchCommand: AsyncParsableCommand {
 
     @Option(help: "ingest: events per batch, a number or a range such as 100-1000.")
     var batchSize = "100-1000"
+
+    @Flag(help: "Run the library's hot statements unnamed (StatementPreparation off), to measure what preparing them gives.")
+    var noPreparedStatements = false
 
     @Flag(help: "Skip the driver-ceiling side (plain PostgresNIO futures on the event loop, the same statements).")
     var noDriverCeiling = false
@@ -124,6 +127,7 @@ struct BenchCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        if noPreparedStatements { StatementPreparation.isEnabled = false }
         switch scenario {
         case .ingest: try await runIngestBench()
         case .lock: try await runLock()

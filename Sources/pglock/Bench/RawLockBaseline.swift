@@ -3,7 +3,6 @@ import Foundation
 import Histogram
 import Logging
 import NIOCore
-import NIOPosix
 import PostgresLocks
 import PostgresNIO
 
@@ -62,10 +61,7 @@ extension BenchCommand {
         _ body: ([PostgresConnection]) async throws -> Result
     ) async throws -> Result {
         let configuration = try settings.makeConnectionConfiguration()
-        let experimentLoops = ProcessInfo.processInfo.environment["PGLOCK_BENCH_EVENT_LOOPS"].flatMap(Int.init)
-        let ownGroup = experimentLoops.map { MultiThreadedEventLoopGroup(numberOfThreads: $0) }
-        defer { if let ownGroup { ownGroup.shutdownGracefully { _ in } } }
-        let group: any EventLoopGroup = ownGroup ?? PostgresClient.defaultEventLoopGroup
+        let group = PostgresClient.defaultEventLoopGroup
         var connections: [PostgresConnection] = []
         do {
             for id in 0..<count {
@@ -124,28 +120,6 @@ extension BenchCommand {
                 if began >= end { promise.succeed(); return }
                 let key = Int64.random(in: 1...Int64(keys))
                 begin.execute().flatMap { _ in lock.execute([PostgresData(int64: key)]) }.flatMap { _ in commit.execute() }.whenComplete { result in
-                    switch result {
-                    case .failure(let error): promise.fail(error)
-                    case .success:
-                        if began >= measureFrom { box.value.recordMicros(since: began, clock: clock) }
-                        step()
-                    }
-                }
-            }
-            eventLoop.execute { step() }
-            try await promise.futureResult.get()
-            histogram = box.value
-        case .rawUnnamed where ProcessInfo.processInfo.environment["PGLOCK_MIXED"] != nil:
-            let begin = try await connection.prepare(query: "BEGIN").get()
-            let lock = try await connection.prepare(query: "SELECT 1::int4 FROM pg_advisory_xact_lock($1)").get()
-            let eventLoop = connection.eventLoop
-            let box = EventLoopBox(histogram)
-            let promise = eventLoop.makePromise(of: Void.self)
-            @Sendable func step() {
-                let began = clock.now
-                if began >= end { promise.succeed(); return }
-                let key = Int64.random(in: 1...Int64(keys))
-                begin.execute().flatMap { _ in lock.execute([PostgresData(int64: key)]) }.flatMap { _ in connection.query("COMMIT", logger: logger) }.whenComplete { result in
                     switch result {
                     case .failure(let error): promise.fail(error)
                     case .success:
