@@ -83,7 +83,7 @@ struct BenchCommand: AsyncParsableCommand {
     @Flag(help: "Run the library's hot statements unnamed (StatementPreparation off), to measure what preparing them gives.")
     var noPreparedStatements = false
 
-    @Flag(help: "Skip the driver-ceiling side (plain PostgresNIO futures on the event loop, the same statements).")
+    @Flag(help: "Skip the driver-ceiling side (lock and counter-row: plain PostgresNIO, the same statements prepared).")
     var noDriverCeiling = false
 
     @Flag(help: "Skip the pgbench side.")
@@ -168,7 +168,7 @@ struct BenchCommand: AsyncParsableCommand {
         let warmupDuration = try parseDuration(warmup)
         let logger = makeLogger("pglock.bench")
         let progress = Progress(quiet: json)
-        let (concurrency, scopes, executor, noPgbench) = (self.concurrency, self.scopes, self.executor, self.noPgbench)
+        let (concurrency, scopes, executor, noPgbench, noDriverCeiling) = (self.concurrency, self.scopes, self.executor, self.noPgbench, self.noDriverCeiling)
         let strategies = strategy.map { [$0] } ?? GaplessCounter.Strategy.allCases
         let rows = try await database.withClient(maximumConnections: concurrency + 2, progress: progress, logger: logger) { client, target in
             progress.done("using \(target.description)")
@@ -176,7 +176,10 @@ struct BenchCommand: AsyncParsableCommand {
             let harness = BenchHarness(settings: settings, concurrency: concurrency, warmup: warmupDuration, duration: measured, executor: executor, logger: logger)
             let pgbench = noPgbench ? nil : PgbenchRunner.locate().map { PgbenchRunner(executable: $0, settings: settings) }
             if !noPgbench && pgbench == nil { progress.done("pgbench not found (apt-get install postgresql-contrib): skipped") }
-            return try await CounterBench.run(strategies: strategies, scopes: scopes, harness: harness, client: client, pgbench: pgbench, progress: progress)
+            return try await CounterBench.run(
+                strategies: strategies, scopes: scopes, harness: harness, client: client, pgbench: pgbench,
+                driverCeiling: !noDriverCeiling, progress: progress
+            )
         }
         if json {
             try printJSON(rows)
@@ -185,8 +188,12 @@ struct BenchCommand: AsyncParsableCommand {
             for row in rows {
                 print("  \(row.strategy):")
                 print("    ours:    \(row.ours.summary); client CPU \(String(format: "%.1f", row.oursCPUMicrosPerOperation)) µs/op")
+                if let ceiling = row.driverCeiling, let cpu = row.driverCeilingCPUMicrosPerOperation {
+                    print("    driver ceiling: \(ceiling.summary); client CPU \(String(format: "%.1f", cpu)) µs/op")
+                }
                 if let pgbench = row.pgbench { print("    pgbench: \(pgbench.summary)") }
                 if let ratio = row.ratio { print("    ratio ours/pgbench: \(String(format: "%.2f", ratio))×") }
+                if let ratio = row.ratioToDriverCeiling { print("    ratio ours/driver ceiling: \(String(format: "%.2f", ratio))×") }
             }
         }
     }

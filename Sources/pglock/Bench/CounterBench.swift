@@ -2,6 +2,7 @@ import ArgumentParser
 import Logging
 import PostgresLocks
 import PostgresNIO
+import Synchronization
 
 /// `pglock bench counter`: each gapless-counter strategy, ours against pgbench running the
 /// same statements.
@@ -10,8 +11,30 @@ enum CounterBench {
         var strategy: String
         var ours: LatencyStats
         var oursCPUMicrosPerOperation: Double
+        var driverCeiling: LatencyStats?
+        var driverCeilingCPUMicrosPerOperation: Double?
+        var ratioToDriverCeiling: Double?
         var pgbench: LatencyStats?
         var ratio: Double?
+    }
+
+    /// Per-worker prepared statements of the driver-ceiling side.
+    final class PreparedPerWorker: Sendable {
+        private let statements = Mutex<[Int: [PreparedQuery]]>([:])
+
+        func get(_ worker: Int, prepare: () async throws -> [PreparedQuery]) async throws -> [PreparedQuery] {
+            if let existing = statements.withLock({ $0[worker] }) { return existing }
+            let made = try await prepare()
+            statements.withLock { $0[worker] = made }
+            return made
+        }
+    }
+
+    /// What the driver-ceiling side runs for the counter row: the library's statement text,
+    /// prepared by plain PostgresNIO.
+    static func counterRowSQL(_ counter: GaplessCounter) -> String {
+        let table = counter.table.quoted, scope = counter.scopeColumn.quoted, number = counter.numberColumn.quoted
+        return "INSERT INTO \(table) AS c (\(scope), \(number)) VALUES ($1, 1) ON CONFLICT (\(scope)) DO UPDATE SET \(number) = c.\(number) + 1 RETURNING \(number)::text"
     }
 
     /// The pgbench script doing what `GaplessCounter.next` sends for `strategy`, in a transaction.
@@ -37,6 +60,7 @@ enum CounterBench {
         harness: BenchHarness,
         client: PostgresClient,
         pgbench: PgbenchRunner?,
+        driverCeiling: Bool,
         progress: Progress
     ) async throws -> [Row] {
         var rows: [Row] = []
@@ -54,6 +78,23 @@ enum CounterBench {
             }
             progress.done(ours.summary)
             var row = Row(strategy: strategy.rawValue, ours: ours, oursCPUMicrosPerOperation: cpu)
+            if driverCeiling && strategy == .counterRow {
+                try await client.withConnection { try await $0.query("TRUNCATE \(identifier: counter.table)", logger: harness.logger) }
+                progress.step("driver ceiling: plain PostgresNIO, the same three statements prepared, one await per transaction")
+                let sql = counterRowSQL(counter)
+                let prepared = PreparedPerWorker()
+                let (ceiling, ceilingCPU) = try await harness.measure { connection, worker, random in
+                    let statements = try await prepared.get(worker) {
+                        [try await connection.prepare(query: "BEGIN").get(), try await connection.prepare(query: sql).get(), try await connection.prepare(query: "COMMIT").get()]
+                    }
+                    let scope = PostgresData(string: "scope-\(Int.random(in: 1...scopes, using: &random))")
+                    _ = try await statements[0].execute().flatMap { _ in statements[1].execute([scope]) }.flatMap { _ in statements[2].execute() }.get()
+                }
+                progress.done(ceiling.summary)
+                row.driverCeiling = ceiling
+                row.driverCeilingCPUMicrosPerOperation = ceilingCPU
+                row.ratioToDriverCeiling = ours.opsPerSecond / max(ceiling.opsPerSecond, 1)
+            }
             if let pgbench {
                 try await client.withConnection { try await $0.query("TRUNCATE \(identifier: counter.table)", logger: harness.logger) }
                 progress.step("pgbench: the same statements")
