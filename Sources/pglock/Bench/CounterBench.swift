@@ -67,7 +67,7 @@ enum CounterBench {
         for strategy in strategies {
             let counter = try GaplessCounter(table: "bench_counter_\(strategy.rawValue.replacingOccurrences(of: "-", with: "_"))", strategy: strategy)
             try await counter.createTable(on: client, logger: harness.logger)
-            try await client.withConnection { try await $0.query("TRUNCATE \(identifier: counter.table)", logger: harness.logger) }
+            _ = try await client.withConnection { try await $0.query("TRUNCATE \(identifier: counter.table)", logger: harness.logger) }
             progress.step("ours: \(strategy.rawValue), \(harness.concurrency) workers over \(scopes) scopes, BEGIN; next number; COMMIT")
             let logger = harness.logger
             let (ours, cpu) = try await harness.measure { connection, _, random in
@@ -79,7 +79,7 @@ enum CounterBench {
             progress.done(ours.summary)
             var row = Row(strategy: strategy.rawValue, ours: ours, oursCPUMicrosPerOperation: cpu)
             if driverCeiling && strategy == .counterRow {
-                try await client.withConnection { try await $0.query("TRUNCATE \(identifier: counter.table)", logger: harness.logger) }
+                _ = try await client.withConnection { try await $0.query("TRUNCATE \(identifier: counter.table)", logger: harness.logger) }
                 progress.step("driver ceiling: plain PostgresNIO, the same three statements prepared, one await per transaction")
                 let sql = counterRowSQL(counter)
                 let prepared = PreparedPerWorker()
@@ -96,7 +96,7 @@ enum CounterBench {
                 row.ratioToDriverCeiling = ours.opsPerSecond / max(ceiling.opsPerSecond, 1)
             }
             if let pgbench {
-                try await client.withConnection { try await $0.query("TRUNCATE \(identifier: counter.table)", logger: harness.logger) }
+                _ = try await client.withConnection { try await $0.query("TRUNCATE \(identifier: counter.table)", logger: harness.logger) }
                 progress.step("pgbench: the same statements")
                 let stats = try await pgbench.run(
                     script: pgbenchScript(counter), clients: harness.concurrency, threads: min(harness.concurrency, 2),
