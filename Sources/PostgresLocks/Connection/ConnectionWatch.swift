@@ -121,7 +121,8 @@ final class ResumeOnce<Value: Sendable>: Sendable {
 extension PostgresConnection {
     /// Runs one statement, reads all of its rows, and returns them with the command tag.
     ///
-    /// This is the only way `PostgresLocks` talks to the server. It closes three driver traps:
+    /// This and ``runPrepared(_:outsideTransaction:logger:)`` are the only ways `PostgresLocks`
+    /// talks to the server. Both close three driver traps:
     /// - every row is read, so an error raised while producing rows (a 40P01 from
     ///   `SELECT pg_advisory_xact_lock(…)`) is thrown instead of dropped;
     /// - a closed connection makes the call throw ``PostgresLocksError/Code/connectionLost``

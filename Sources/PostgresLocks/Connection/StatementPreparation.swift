@@ -3,9 +3,10 @@ import Synchronization
 /// Whether the library runs its hot statements (`BEGIN`, lock calls, counter updates, queue
 /// claims) as named prepared statements, prepared once per connection.
 ///
-/// On by default: a prepared statement skips the server's parse and plan and the client's
-/// encoding of them, which `pglock bench lock` measures at about 1.4× the throughput of
-/// unnamed statements. Turn it off before using the library when connections go through a
+/// On by default: a prepared statement skips the server's parse and plan, which matters when
+/// the server shares the client's cores. `pglock bench counter` measured the default counter
+/// at 1.3–1.5× the throughput of unnamed statements, `pglock bench lock` at 1.05–1.2× (its
+/// statement is trivial to plan). Turn it off before using the library when connections go through a
 /// pooler that does not keep prepared statements across server sessions (PgBouncer before
 /// 1.21 in transaction mode, or later versions with `max_prepared_statements = 0`):
 ///
