@@ -112,50 +112,50 @@ extension BenchCommand {
             let begin = try await connection.prepare(query: "BEGIN").get()
             let lock = try await connection.prepare(query: "SELECT 1::int4 FROM pg_advisory_xact_lock($1)").get()
             let commit = try await connection.prepare(query: "COMMIT").get()
-            let eventLoop = connection.eventLoop
-            let box = EventLoopBox(histogram)
-            let promise = eventLoop.makePromise(of: Void.self)
-            @Sendable func step() {
-                let began = clock.now
-                if began >= end { promise.succeed(); return }
-                let key = Int64.random(in: 1...Int64(keys))
-                begin.execute().flatMap { _ in lock.execute([PostgresData(int64: key)]) }.flatMap { _ in commit.execute() }.whenComplete { result in
-                    switch result {
-                    case .failure(let error): promise.fail(error)
-                    case .success:
-                        if began >= measureFrom { box.value.recordMicros(since: began, clock: clock) }
-                        step()
-                    }
-                }
+            histogram = try await chainOnEventLoop(connection.eventLoop, keys: keys, measureFrom: measureFrom, end: end) { key in
+                begin.execute().flatMap { _ in lock.execute([PostgresData(int64: key)]) }.flatMap { _ in commit.execute() }.map { _ in }
             }
-            eventLoop.execute { step() }
-            try await promise.futureResult.get()
-            histogram = box.value
         case .rawUnnamed:
-            let eventLoop = connection.eventLoop
-            let box = EventLoopBox(histogram)
-            let promise = eventLoop.makePromise(of: Void.self)
-            @Sendable func step() {
-                let began = clock.now
-                if began >= end { promise.succeed(); return }
-                let key = Int64.random(in: 1...Int64(keys))
+            histogram = try await chainOnEventLoop(connection.eventLoop, keys: keys, measureFrom: measureFrom, end: end) { key in
                 connection.query("BEGIN", logger: logger)
                     .flatMap { _ in connection.query("SELECT 1::int4 FROM pg_advisory_xact_lock(\(key))", logger: logger) }
                     .flatMap { _ in connection.query("COMMIT", logger: logger) }
-                    .whenComplete { result in
-                        switch result {
-                        case .failure(let error): promise.fail(error)
-                        case .success:
-                            if began >= measureFrom { box.value.recordMicros(since: began, clock: clock) }
-                            step()
-                        }
-                    }
+                    .map { _ in }
             }
-            eventLoop.execute { step() }
-            try await promise.futureResult.get()
-            histogram = box.value
         }
         return histogram
+    }
+}
+
+extension BenchCommand {
+    /// Runs `transaction` (one lock transaction as a chain of futures) back to back on
+    /// `eventLoop` until `end`, each started from the previous one's callback with no task in
+    /// between, and returns the latencies measured after `measureFrom`.
+    static func chainOnEventLoop(
+        _ eventLoop: any EventLoop,
+        keys: Int,
+        measureFrom: ContinuousClock.Instant,
+        end: ContinuousClock.Instant,
+        transaction: @escaping @Sendable (Int64) -> EventLoopFuture<Void>
+    ) async throws -> Histogram<UInt64> {
+        let clock = ContinuousClock()
+        let box = EventLoopBox(LatencyStats.emptyHistogram())
+        let promise = eventLoop.makePromise(of: Void.self)
+        @Sendable func step() {
+            let began = clock.now
+            if began >= end { promise.succeed(); return }
+            transaction(Int64.random(in: 1...Int64(keys))).whenComplete { result in
+                switch result {
+                case .failure(let error): promise.fail(error)
+                case .success:
+                    if began >= measureFrom { box.value.recordMicros(since: began, clock: clock) }
+                    step()
+                }
+            }
+        }
+        eventLoop.execute { step() }
+        try await promise.futureResult.get()
+        return box.value
     }
 }
 
