@@ -56,7 +56,7 @@ struct EphemeralPostgresTests {
         // Through setpriv (posix_spawn), not swift-subprocess's user switch (fork in a threaded process).
         let result = try await Subprocess.run(
             .path(FilePath("/usr/bin/setpriv")),
-            arguments: ["--reuid=\(entry.pointee.pw_uid)", "--regid=\(entry.pointee.pw_gid)", "--clear-groups", "--", try pglockBinary(), "ephemeral"],
+            arguments: ["--reuid=\(entry.pointee.pw_uid)", "--regid=\(entry.pointee.pw_gid)", "--clear-groups", "--", try pglockExecutable(), "ephemeral"],
             environment: .inherit.updating(["HOME": "/tmp"]),
             workingDirectory: FilePath("/tmp"),
             output: .string(limit: 1 << 16), error: .string(limit: 1 << 16)
@@ -75,7 +75,7 @@ struct EphemeralPostgresTests {
         // `pglock ephemeral --hold` starts a server and waits; SIGKILL gives it no chance to clean
         // up, so only the watchdog (which sees its lifeline pipe close) can remove the server.
         let report = try await Subprocess.run(
-            .path(FilePath(try pglockBinary())), arguments: ["ephemeral", "--hold"],
+            .path(FilePath(try pglockExecutable())), arguments: ["ephemeral", "--hold"],
             workingDirectory: FilePath("/tmp"),
             input: .none, output: .sequence, error: .discarded
         ) { execution in
@@ -130,19 +130,6 @@ func processExists(_ pid: Int32) -> Bool {
     guard kill(pid, 0) == 0 else { return false }
     let status = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
     return !status.contains(") Z ")
-}
-
-/// The `pglock` executable built next to this test bundle.
-func pglockBinary() throws -> String {
-    let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-    var folder = executable.deletingLastPathComponent()
-    // The test binary may sit inside a bundle folder (`….xctest/...`).
-    for _ in 0..<4 {
-        let candidate = folder.appendingPathComponent("pglock").path
-        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-        folder = folder.deletingLastPathComponent()
-    }
-    throw TestFailure("the pglock executable was not found next to \(executable.path); run `swift build` first")
 }
 
 private func withClient<T: Sendable>(_ server: EphemeralPostgres, _ body: @Sendable (PostgresClient) async throws -> T) async throws -> T {

@@ -14,7 +14,7 @@ import SystemPackage
 
 private func pglock(_ arguments: [String]) async throws -> (status: Int32, output: String) {
     let result = try await Subprocess.run(
-        .path(FilePath(try pglockBinary())), arguments: Arguments(arguments),
+        .path(FilePath(try pglockExecutable())), arguments: Arguments(arguments),
         output: .string(limit: 1 << 20), error: .string(limit: 1 << 16)
     )
     guard case .exited(let code) = result.terminationStatus else { return (-1, "") }

@@ -28,7 +28,7 @@ struct QueueFaultTests {
             let id = try await queue.enqueue(try NewJob(kind: "hold", payloadJSON: "{}"), on: db.client, logger: db.logger).ids[0]
             // A separate worker process takes the job and holds it; then it is killed outright.
             _ = try await Subprocess.run(
-                .path(FilePath(try pglockBinary())),
+                .path(FilePath(try pglockExecutable())),
                 arguments: ["queue", "work", "--database-url", db.settings.redactedURL, "--schema", "q", "--lease", "1s"],
                 input: .none, output: .sequence, error: .discarded
             ) { execution in

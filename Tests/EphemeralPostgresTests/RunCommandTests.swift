@@ -14,7 +14,7 @@ import SystemPackage
 struct RunCommandTests {
     private func pglockRun(_ arguments: [String], url: String) async throws -> (status: Int32, output: String) {
         let result = try await Subprocess.run(
-            .path(FilePath(try pglockBinary())),
+            .path(FilePath(try pglockExecutable())),
             arguments: Arguments(["run", "--database-url", url] + arguments),
             output: .string(limit: 1 << 16), error: .string(limit: 1 << 16)
         )

@@ -91,18 +91,6 @@ final class FaultFigures: Sendable {
     }
 }
 
-/// The `pglock` executable next to the test bundle.
-func pglockExecutable() throws -> String {
-    let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-    var folder = executable.deletingLastPathComponent()
-    for _ in 0..<4 {
-        let candidate = folder.appendingPathComponent("pglock").path
-        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-        folder = folder.deletingLastPathComponent()
-    }
-    throw TestFailure("the pglock executable was not found next to \(executable.path); run `swift build` first")
-}
-
 /// A log handler that keeps every message with its metadata, at every level.
 struct CapturingLogHandler: LogHandler {
     let messages: LockedBox<[String]>

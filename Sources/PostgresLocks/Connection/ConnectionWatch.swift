@@ -148,14 +148,15 @@ extension PostgresConnection {
             return try await runStatement(statement.query, logger: logger).rows
         }
         let watch = ConnectionWatch.watch(self)
-        let binds = statement.postgresData
         let sql = statement.sql
         do {
-            if let prepared = watch.preparedStatement(sql) {
-                return try await whileOpen(watch) { prepared.execute(binds) }
-            }
-            guard watch.hasRoomForPreparedStatements else {
+            let cached = watch.preparedStatement(sql)
+            guard cached != nil || watch.hasRoomForPreparedStatements else {
                 return try await runStatement(statement.query, logger: logger).rows
+            }
+            let binds = statement.postgresData
+            if let prepared = cached {
+                return try await whileOpen(watch) { prepared.execute(binds) }
             }
             return try await whileOpen(watch) {
                 self.prepare(query: sql).flatMap { prepared in
