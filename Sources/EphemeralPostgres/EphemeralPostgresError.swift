@@ -24,6 +24,8 @@ public struct EphemeralPostgresError: Error, Sendable, Hashable, CustomStringCon
         public static let tlsSetupFailed = Code("tlsSetupFailed")
         /// The server was already shut down and its folder removed.
         public static let shutDown = Code("shutDown")
+        /// The `pgbouncer` program is not installed where we look.
+        public static let pgbouncerNotFound = Code("pgbouncerNotFound")
 
         public var description: String { name }
     }

@@ -320,6 +320,16 @@ public final class QueueWorker: Service {
                     let connection = try await PostgresConnection.connect(configuration: listenConfiguration, id: Int.random(in: 1...Int(Int32.max)), logger: logger)
                     failures = 0
                     do {
+                        try await connection.requireServerSession(for: "the queue's LISTEN", secondConnection: listenConfiguration, logger: logger)
+                    } catch let error as PostgresLocksError where error.code == .transactionPooling {
+                        // Notifications would go to whichever server process the pooler picked.
+                        logger.warning("cannot LISTEN through a transaction-pooling proxy; the worker polls for jobs instead", metadata: [
+                            "queue": "\(queueName)", "pollInterval": "\(configuration.pollInterval)",
+                        ])
+                        try? await connection.close()
+                        break
+                    }
+                    do {
                         try await connection.listen(on: channel) { notifications in
                             wake.signal()  // jobs may have arrived while not listening
                             for try await notification in notifications where notification.payload == queueName {

@@ -13,6 +13,15 @@ struct DatabaseOptions: ParsableArguments {
     ))
     var databaseURL: String?
 
+    @Option(name: .customLong("connect-timeout"), help: ArgumentHelp(
+        "How long to wait for a connection to --database-url, e.g. 5s (default: the URL's connect_timeout, else $PGCONNECT_TIMEOUT, else \(Self.defaultConnectTimeoutSeconds)s). An unreachable server makes the command fail within it.",
+        valueName: "duration"
+    ))
+    var connectTimeout: String?
+
+    /// The connect timeout when neither the option, the URL nor `PGCONNECT_TIMEOUT` gives one.
+    static let defaultConnectTimeoutSeconds = 10
+
     /// Where the command's server is, for progress output (never shows a password).
     enum Target: Sendable {
         case existing(ConnectionSettings)
@@ -35,14 +44,26 @@ struct DatabaseOptions: ParsableArguments {
     }
 
     /// The settings to use, or nil for a throwaway server.
+    ///
+    /// The connect timeout is `--connect-timeout`, else the URL's `connect_timeout`, else
+    /// `PGCONNECT_TIMEOUT`, else ``defaultConnectTimeoutSeconds``.
     func explicitSettings(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> ConnectionSettings? {
+        var settings: ConnectionSettings
         if let databaseURL {
-            return try ConnectionSettings(url: databaseURL, environment: environment)
+            settings = try ConnectionSettings(url: databaseURL, environment: environment)
+        } else if let url = environment[ConnectionSettings.urlVariable], !url.isEmpty {
+            settings = try ConnectionSettings(url: url, environment: environment)
+        } else {
+            return nil
         }
-        if let url = environment[ConnectionSettings.urlVariable], !url.isEmpty {
-            return try ConnectionSettings(url: url, environment: environment)
+        if let connectTimeout {
+            let duration = try parseDuration(connectTimeout)
+            // Whole seconds, as libpq's connect_timeout; at least one.
+            settings.connectTimeoutSeconds = max(1, Int((Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18).rounded(.up)))
+        } else if settings.connectTimeoutSeconds == nil {
+            settings.connectTimeoutSeconds = Self.defaultConnectTimeoutSeconds
         }
-        return nil
+        return settings
     }
 
     /// Runs `body` with a running client on the chosen server; a throwaway server is always removed afterwards.
@@ -55,8 +76,7 @@ struct DatabaseOptions: ParsableArguments {
     ) async throws -> Result {
         if let settings = try explicitSettings() {
             try await settings.checkConnection(logger: logger)  // fail fast with the real reason, not after the pool's retries
-            var configuration = try settings.makeClientConfiguration()
-            configuration.options.maximumConnections = maximumConnections
+            var configuration = try settings.makeClientConfiguration(poolSize: maximumConnections)
             configuration.options.additionalStartupParameters = [("application_name", settings.applicationName ?? "pglock")]
             return try await Self.run(configuration: configuration, target: .existing(settings), logger: logger, body)
         }
@@ -65,7 +85,7 @@ struct DatabaseOptions: ParsableArguments {
         return try await EphemeralPostgres.withServer(ephemeralConfiguration, logger: logger) { server in
             progress.done("started in \(format(ContinuousClock.now - started)) (\(server.binaries.directory))")
             var configuration = server.clientConfiguration(applicationName: "pglock")
-            configuration.options.maximumConnections = maximumConnections
+            try configuration.options.useRecommendedPool(connections: maximumConnections)
             let result = try await Self.run(configuration: configuration, target: .ephemeral(server), logger: logger, body)
             progress.step("removing the throwaway PostgreSQL")
             return result
@@ -86,8 +106,7 @@ struct DatabaseOptions: ParsableArguments {
             throw ValidationError("give --database-url or set DATABASE_URL: \(purpose)")
         }
         try await settings.checkConnection(logger: makeLogger("pglock"))  // fail fast with the real reason, not after the pool's retries
-        var configuration = try settings.makeClientConfiguration()
-        configuration.options.maximumConnections = maximumConnections
+        var configuration = try settings.makeClientConfiguration(poolSize: maximumConnections)
         configuration.options.additionalStartupParameters = [("application_name", settings.applicationName ?? applicationName)]
         let client = PostgresClient(configuration: configuration, backgroundLogger: makeBackgroundLogger())
         return try await withThrowingTaskGroup(of: Void.self) { group in

@@ -13,6 +13,8 @@ struct DemoContext: Sendable {
     var logger: Logger
     var progress: Progress
     var keepTables: Bool
+    /// The connection faults survived so far (read before and after each scenario).
+    var faults = FaultTally()
 }
 
 /// `pglock demo`: the main job. Runs the seed scenarios with checked invariants.
@@ -42,10 +44,27 @@ struct DemoCommand: AsyncParsableCommand {
         let scenarios: [any DemoScenario] = [VersionRaceScenario(), IngestionScenario(), ManyKeysScenario(), SingletonScenario(), EntityAndRowLockScenario(), LeaderFailoverScenario(), QueueDrainScenario()]
         let outcomes = try await database.withClient(maximumConnections: 24, ephemeralConfiguration: Self.serverConfiguration, progress: progress, logger: logger) { client, target in
             progress.done("using \(target.description)")
-            let context = DemoContext(client: client, settings: try target.connectionSettings(), logger: logger, progress: progress, keepTables: keepTables)
+            // Dedicated connections (leader election) carry the pool's application_name too, so
+            // whoever watches or terminates the demo's sessions finds all of them.
+            var settings = try target.connectionSettings()
+            settings.applicationName = settings.applicationName ?? "pglock"
+            let context = DemoContext(client: client, settings: settings, logger: logger, progress: progress, keepTables: keepTables)
+            let pooling = await client.connectionPooling(logger: logger)
+            if pooling == .transactionPooling {
+                progress.done("transaction pooling detected: scenarios that need a server session are skipped")
+            }
             var outcomes: [ScenarioOutcome] = []
             for scenario in scenarios {
-                outcomes += try await scenario.run(context: context)
+                if scenario.needsServerSession && pooling == .transactionPooling {
+                    outcomes.append(.skipped(scenario.name, reason: "needs a session (transaction pooling detected)"))
+                    continue
+                }
+                let before = context.faults.snapshot
+                var rows = try await scenario.run(context: context)
+                let faults = context.faults.snapshot - before
+                if !rows.isEmpty { rows[rows.count - 1].faults = faults }  // once per scenario, on its last row
+                if !faults.isZero { progress.done(faults.summary) }
+                outcomes += rows
             }
             return outcomes
         }

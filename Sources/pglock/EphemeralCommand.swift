@@ -4,8 +4,9 @@ import Foundation
 import PostgresNIO
 
 /// `pglock ephemeral`: starts a throwaway server, checks it answers, prints where it is as JSON,
-/// then stops it, or with `--hold` keeps it until the process ends. Used by the tests to check
-/// EphemeralPostgres as another user and when its owner is killed.
+/// then stops it, or with `--hold` keeps it until the process ends. With `--pgbouncer MODE` it
+/// also starts a throwaway PgBouncer in front of the server. Used by the tests to check
+/// EphemeralPostgres and EphemeralPgBouncer as another user and when their owner is killed.
 struct EphemeralCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ephemeral",
@@ -13,8 +14,11 @@ struct EphemeralCommand: AsyncParsableCommand {
         shouldDisplay: false
     )
 
-    @Flag(help: "Keep the server until this process ends (print the JSON line, then wait).")
+    @Flag(help: "Keep the server until this process or its parent ends (print the JSON line, then wait).")
     var hold = false
+
+    @Option(help: "Also start a PgBouncer in front of the server, in this pool mode (session, transaction or statement).")
+    var pgbouncer: String?
 
     struct Report: Codable {
         var url: String
@@ -22,24 +26,51 @@ struct EphemeralCommand: AsyncParsableCommand {
         var postmasterPID: Int32?
         var userID: UInt32
         var answer: Int
+        /// The pooler's URL, with `--pgbouncer`.
+        var pgbouncerURL: String?
+        /// The pooler's folder, with `--pgbouncer`.
+        var pgbouncerDirectory: String?
+        /// The pooler's process id, with `--pgbouncer`.
+        var pgbouncerPID: Int32?
+        /// `SELECT 6 * 7` answered through the pooler, with `--pgbouncer`.
+        var pgbouncerAnswer: Int?
+    }
+
+    func validate() throws {
+        if let pgbouncer, EphemeralPgBouncer.PoolMode(rawValue: pgbouncer) == nil {
+            throw ValidationError("--pgbouncer must be session, transaction or statement, not '\(pgbouncer)'")
+        }
     }
 
     func run() async throws {
         let logger = makeLogger("pglock.ephemeral")
         let server = try await EphemeralPostgres.start(EphemeralPostgres.Configuration(disableDurability: true), logger: logger)
-        let answer = try await Self.ask(server: server)
-        let report = Report(url: server.url(), baseDirectory: server.baseDirectory, postmasterPID: server.postmasterPID, userID: getuid(), answer: answer)
+        let answer = try await Self.ask(server.clientConfiguration())
+        var report = Report(url: server.url(), baseDirectory: server.baseDirectory, postmasterPID: server.postmasterPID, userID: getuid(), answer: answer)
+        var pooler: EphemeralPgBouncer?
+        if let mode = pgbouncer.flatMap(EphemeralPgBouncer.PoolMode.init(rawValue:)) {
+            let started = try await EphemeralPgBouncer.start(in: server, poolMode: mode, logger: logger)
+            pooler = started
+            report.pgbouncerURL = started.url()
+            report.pgbouncerDirectory = started.baseDirectory
+            report.pgbouncerPID = started.pid
+            report.pgbouncerAnswer = try await Self.ask(started.clientConfiguration())
+        }
         FileHandle.standardOutput.write(try JSONEncoder().encode(report) + Data("\n".utf8))
         if hold {
-            // Wait until the process is ended from outside (the test kills it).
-            let (stream, _) = AsyncStream<Never>.makeStream()
-            for await _ in stream {}
+            // Wait until the process is ended from outside (the test kills it), or until the
+            // process that started this one is gone (a test run that died first): then clean up.
+            let parent = getppid()
+            while getppid() == parent {
+                try await Task.sleep(for: .milliseconds(250))
+            }
         }
+        await pooler?.shutdown()
         await server.shutdown()
     }
 
-    static func ask(server: EphemeralPostgres) async throws -> Int {
-        let client = PostgresClient(configuration: server.clientConfiguration(), backgroundLogger: makeLogger("pglock.ephemeral"))
+    static func ask(_ configuration: PostgresClient.Configuration) async throws -> Int {
+        let client = PostgresClient(configuration: configuration, backgroundLogger: makeLogger("pglock.ephemeral"))
         return try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await client.run() }
             defer { group.cancelAll() }

@@ -15,12 +15,14 @@ struct RunCommand: AsyncParsableCommand {
         commandName: "run",
         abstract: "Hold a session advisory lock while a command runs (like flock(1), across machines).",
         discussion: """
-        KEY is an integer (int8 key), NS:ID (two int4 keys), or a name hashed with seed 002's \
-        scheme (first 8 bytes of MD5, big-endian, signed), so Python services lock the same names.
+        KEY is an integer (int8 key), NS:ID (two int4 keys), or a name hashed to 64 bits (first 8 \
+        bytes of MD5, big-endian, signed), so Python services lock the same names.
 
         Exit status: the command's own; \(RunCommand.notAcquiredExitCode) when --try or --timeout \
         did not get the lock; \(RunCommand.lockLostExitCode) when the lock was lost while the command \
-        ran (the command is terminated); 128+N when the command died of signal N.
+        ran (the command is terminated); \(RunCommand.sessionUnavailableExitCode) when the URL goes through a \
+        transaction-pooling proxy, which cannot hold a session lock (the command is not run); 128+N when \
+        the command died of signal N.
         """
     )
 
@@ -28,6 +30,9 @@ struct RunCommand: AsyncParsableCommand {
     static let notAcquiredExitCode: Int32 = 75
     /// Exit status when the lock was lost while the command ran.
     static let lockLostExitCode: Int32 = 76
+    /// Exit status when the connection cannot hold a session lock (a transaction-pooling
+    /// proxy is in the way; EX_CONFIG): the command was not run.
+    static let sessionUnavailableExitCode: Int32 = 78
 
     @Option(name: .customLong("lock"), help: "The key: an integer, NS:ID, or a name.")
     var key: String
@@ -64,6 +69,9 @@ struct RunCommand: AsyncParsableCommand {
             } catch let error as PostgresLocksError where error.code == .lockTimeout {
                 FileHandle.standardError.write(Data("pglock: lock \(lockKey) not acquired: \(error.message)\n".utf8))
                 return Self.notAcquiredExitCode
+            } catch let error as PostgresLocksError where error.code == .transactionPooling {
+                FileHandle.standardError.write(Data("pglock: lock \(lockKey) refused, the command was not run: \(error.message) (\(error.hint ?? ""))\n".utf8))
+                return Self.sessionUnavailableExitCode
             } catch let error as PostgresLocksError where error.code == .lockLost {
                 FileHandle.standardError.write(Data("pglock: lock \(lockKey) lost while the command ran; it was terminated\n".utf8))
                 return Self.lockLostExitCode

@@ -24,8 +24,35 @@ struct SoakCommand: AsyncParsableCommand {
 
         With --database-url the run creates a schema of its own (pglocks_soak_<random>) and drops it \
         afterwards; it only terminates its own sessions (found by application_name).
+
+        With --pooled-locks N the run is a memory soak instead: N PostgresClient.withAdvisoryLock \
+        calls by --tasks tasks through the pool (--pool fixed, the library's recommended \
+        configuration, or driver-defaults, PostgresNIO's), no faults; the resident size is sampled \
+        while they run and must stay within --rss-bound MiB of its value after the warm-up. \
+        Exit status 1 beyond it, or if a call failed.
         """
     )
+
+    @Option(help: "Run the pooled-lock memory soak: this many withAdvisoryLock calls through the pool (e.g. 1000000).")
+    var pooledLocks: Int?
+
+    @Option(help: "pooled locks: tasks making calls at once.")
+    var tasks = 8
+
+    @Option(help: "the pool's configuration: recommended (the library's), fixed (minimum = maximum), driver-defaults (PostgresNIO's), or one cause alone: fixed-keep-alive, lazy-no-keep-alive. Also used by the fault soak.")
+    var pool: PoolChoice = .recommended
+
+    @Option(help: "pooled locks: the pool's size.")
+    var poolSize = ConnectionSettings.defaultPoolSize
+
+    @Option(help: "pooled locks: calls before the baseline resident size is taken.")
+    var warmupCalls = 20_000
+
+    @Option(help: "pooled locks: how far the resident size may rise above the baseline, in MiB.")
+    var rssBound = 16.0
+
+    @Option(help: "pooled locks: stay idle this long after the calls and sample again (e.g. 100s); 'none' to skip.")
+    var linger = "none"
 
     @Option(help: "How long to run under faults (e.g. 30s, 10m).")
     var duration = "10m"
@@ -69,6 +96,7 @@ struct SoakCommand: AsyncParsableCommand {
     @OptionGroup var database: DatabaseOptions
 
     func run() async throws {
+        if let pooledLocks { return try await runPooledLocks(pooledLocks) }
         var configuration = SoakConfiguration(duration: try parseDuration(duration))
         configuration.terminateEvery = terminateEvery == "never" ? nil : try parseDuration(terminateEvery)
         let restartInterval = restartEvery == "never" ? nil : try parseDuration(restartEvery)
@@ -82,6 +110,7 @@ struct SoakCommand: AsyncParsableCommand {
         configuration.stormWavePause = stormPause == "none" ? .zero : try parseDuration(stormPause)
         configuration.keepTables = keep
         configuration.maximumConnections = 60
+        configuration.pool = pool
         configuration.progress = { tallies, elapsed in
             FileHandle.standardError.write(Data("[\(format(elapsed))] \(tallies.line)\n".utf8))
         }
@@ -115,14 +144,49 @@ struct SoakCommand: AsyncParsableCommand {
                 return try await SoakWorkload(settings: try ConnectionSettings(url: server.url()), configuration: configuration).run(logger: logger)
             }
         }
+        try finish(report, summary: report.summary, passed: report.passed)
+    }
+
+    /// `--pooled-locks N`: the memory soak of the pooled path.
+    func runPooledLocks(_ calls: Int) async throws {
+        var configuration = PooledLockSoak.Configuration()
+        configuration.calls = calls
+        configuration.warmupCalls = warmupCalls
+        configuration.tasks = tasks
+        configuration.pool = pool
+        configuration.poolSize = poolSize
+        configuration.boundMiB = rssBound
+        configuration.sampleEvery = .milliseconds(250)
+        configuration.linger = linger == "none" ? .zero : try parseDuration(linger)
+        configuration.progress = { line in FileHandle.standardError.write(Data("  \(line)\n".utf8)) }
+        let logger = makeLogger("pglock.soak")
+        let progress = Progress(quiet: false)
+        let report: PooledLockSoak.Report
+        if let settings = try database.explicitSettings() {
+            try await settings.checkConnection(logger: logger)
+            progress.step("pooled-lock soak on \(settings.redactedURL): \(pool.describe(size: poolSize))")
+            report = try await PooledLockSoak(settings: settings, configuration: configuration).run(logger: logger)
+        } else {
+            progress.step("starting a throwaway PostgreSQL (fsync off)")
+            report = try await EphemeralPostgres.withServer(EphemeralPostgres.Configuration(disableDurability: true), logger: logger) { server in
+                progress.step("pooled-lock soak: \(pool.describe(size: poolSize))")
+                return try await PooledLockSoak(settings: try ConnectionSettings(url: server.url()), configuration: configuration).run(logger: logger)
+            }
+        }
+        try finish(report, summary: report.summary, passed: report.passed)
+    }
+
+    /// Prints a report (JSON on standard output and the summary on standard error with
+    /// `--json`, the summary alone otherwise) and fails the command when it did not pass.
+    private func finish(_ report: some Encodable, summary: String, passed: Bool) throws {
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             print(String(decoding: try encoder.encode(report), as: UTF8.self))
-            FileHandle.standardError.write(Data((report.summary + "\n").utf8))
+            FileHandle.standardError.write(Data((summary + "\n").utf8))
         } else {
-            print(report.summary)
+            print(summary)
         }
-        if !report.passed { throw ExitCode.failure }
+        if !passed { throw ExitCode.failure }
     }
 }

@@ -78,6 +78,7 @@ struct QueueFaultTests {
         let settings = try ConnectionSettings(url: server.url())
         var configuration = try settings.makeClientConfiguration()
         configuration.options.maximumConnections = 20
+        configuration.options.minimumConnections = 0  // opened on demand, as before the default fixed pool
         let client = PostgresClient(configuration: configuration, backgroundLogger: TestDatabase.backgroundLogger)
         let logger = TestDatabase.logger
         try await withThrowingTaskGroup(of: Void.self) { clientTask in

@@ -69,8 +69,10 @@ public enum TestDatabase {
             try await connection.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(try SQLIdentifier(database).quoted)"), logger: logger).collect()
         }
         let settings = server.settings(database: database)
-        var configuration = try settings.makeClientConfiguration()
-        configuration.options.maximumConnections = maximumConnections
+        var configuration = try settings.makeClientConfiguration(poolSize: maximumConnections)
+        // Tests that lease "the same connection again" must not lose it to the 2 s idle timeout
+        // on a loaded machine.
+        configuration.options.connectionIdleTimeout = .seconds(60)
         let client = PostgresClient(configuration: configuration, backgroundLogger: backgroundLogger)
         let context = TestContext(client: client, settings: settings, server: server, logger: logger)
         let result: Result

@@ -355,7 +355,7 @@ struct AdvisoryLockTests {
         try await TestDatabase.withDatabase { db in
             let environment = try await db.client.checkAdvisoryLockEnvironment(logger: db.logger)
             #expect(environment.sessionIsStable)
-            #expect(environment.advisoryLocksExclude)
+            #expect(environment.advisoryLocksExclude == true)
         }
     }
 

@@ -4,9 +4,9 @@ import PostgresLocksTestSupport
 import PostgresNIO
 import Testing
 
-/// The library's hot statements run as prepared statements, once per connection; serialized
-/// because one test turns preparation off process-wide.
-@Suite("Prepared hot statements", .serialized)
+/// The library's hot statements run as prepared statements, once per connection, unless a
+/// client or connection turns it off.
+@Suite("Prepared hot statements")
 struct StatementPreparationTests {
     private static func preparedStatements(on connection: PostgresConnection, logger: Logger) async throws -> [String] {
         try await connection.query("SELECT statement FROM pg_prepared_statements ORDER BY statement", logger: logger)
@@ -70,14 +70,37 @@ struct StatementPreparationTests {
         }
     }
 
-    @Test func statementsRunUnnamedWhenPreparationIsTurnedOff() async throws {
-        StatementPreparation.isEnabled = false
-        defer { StatementPreparation.isEnabled = true }
+    @Test func statementsRunUnnamedOnAConnectionWithPreparationDisabled() async throws {
         try await TestDatabase.withDatabase { db in
-            try await db.withConnections(1) { connections in
-                let connection = connections[0]
-                try await connection.withAdvisoryLock(.int64(3), canceller: db.client, logger: db.logger) { _ in }
-                #expect(try await Self.preparedStatements(on: connection, logger: db.logger).isEmpty)
+            try await db.withConnections(2) { connections in
+                connections[0].statementPreparation = .disabled
+                for connection in connections {
+                    try await connection.withAdvisoryLock(.int64(3), canceller: db.client, logger: db.logger) { _ in }
+                }
+                #expect(try await Self.preparedStatements(on: connections[0], logger: db.logger).isEmpty)
+                #expect(try await Self.preparedStatements(on: connections[1], logger: db.logger).count == 2)
+            }
+        }
+    }
+
+    @Test func preparationIsASettingOfEachClient() async throws {
+        try await TestDatabase.withDatabase { db in
+            let other = PostgresClient(configuration: try db.settings.makeClientConfiguration(), backgroundLogger: TestDatabase.backgroundLogger)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { await other.run() }
+                defer { group.cancelAll() }
+                other.statementPreparation = .disabled
+                #expect(other.statementPreparation == .disabled)
+                #expect(db.client.statementPreparation == .automatic)
+                let pid: (PostgresClient) async throws -> (Int32, Int) = { client in
+                    try await client.withAdvisoryLock(.int64(4), logger: db.logger) { tx in
+                        try await tx.query("SELECT pg_backend_pid(), (SELECT count(*)::int FROM pg_prepared_statements)").rows[0].decode((Int32, Int).self)
+                    }
+                }
+                let (_, preparedOnOther) = try await pid(other)
+                let (_, preparedOnDefault) = try await pid(db.client)
+                #expect(preparedOnOther == 0)
+                #expect(preparedOnDefault == 2)
             }
         }
     }

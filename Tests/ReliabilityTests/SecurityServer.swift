@@ -57,6 +57,7 @@ struct SecurityServer: Sendable {
 func withClient<T: Sendable>(_ settings: ConnectionSettings, backgroundLogger: Logger = TestDatabase.backgroundLogger, _ body: @Sendable (PostgresClient) async throws -> T) async throws -> T {
     var configuration = try settings.makeClientConfiguration()
     configuration.options.maximumConnections = 4
+    configuration.options.minimumConnections = 0  // opened on demand, below the default fixed pool
     let client = PostgresClient(configuration: configuration, backgroundLogger: backgroundLogger)
     return try await withThrowingTaskGroup(of: Void.self) { group in
         group.addTask { await client.run() }

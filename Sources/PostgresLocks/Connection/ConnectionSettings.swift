@@ -407,14 +407,22 @@ extension ConnectionSettings {
     /// The `application_name` used when none is given.
     public static let defaultApplicationName = "postgres-locks"
 
-    /// A `PostgresClient` configuration for these settings.
+    /// A `PostgresClient` configuration for these settings, with at most `poolSize`
+    /// connections, in the pool the library recommends: its memory does not grow with the
+    /// calls it serves, and it survives a server restart (see
+    /// ``PostgresNIO/PostgresClient/Configuration/Options-swift.struct/useRecommendedPool(connections:idleTimeout:)``
+    /// and the `PoolConfiguration` article). To change the size afterwards, set
+    /// `maximumConnections`; keep `minimumConnections` at 0.
     ///
     /// TLS follows `sslMode`: `disable` turns it off; `allow`/`prefer` use it when offered
     /// without verification; `require` insists without verification (as libpq does without a
     /// root certificate); `verify-ca` and `verify-full` verify against `sslrootcert`
     /// (or the system's roots), `verify-full` also checks the host name.
     /// Unix sockets never use TLS.
-    public func makeClientConfiguration() throws -> PostgresClient.Configuration {
+    ///
+    /// - Parameter poolSize: the most connections, at least 1; every process using these
+    ///   settings may hold that many server connections.
+    public func makeClientConfiguration(poolSize: Int = ConnectionSettings.defaultPoolSize) throws -> PostgresClient.Configuration {
         var configuration: PostgresClient.Configuration
         switch host {
         case .unixSocketDirectory:
@@ -426,6 +434,7 @@ extension ConnectionSettings {
             configuration.options.connectTimeout = .seconds(connectTimeoutSeconds)
         }
         configuration.options.additionalStartupParameters = [("application_name", applicationName ?? Self.defaultApplicationName)]
+        try configuration.options.useRecommendedPool(connections: poolSize)
         return configuration
     }
 

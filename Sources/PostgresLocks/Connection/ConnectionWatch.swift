@@ -15,9 +15,19 @@ final class ConnectionWatch: Sendable {
         var nextToken: UInt64 = 0
         var waiters: [UInt64: @Sendable () -> Void] = [:]
         var prepared: [String: PreparedQuery] = [:]
+        var clientState: LibraryClientState?
+        var localPreparation = StatementPreparation.automatic
+        var runsUnnamed = false
+        var fallbackLogged = false
+        var statementsLost = 0
+        var pooling: ConnectionPooling?
+        var libraryTransactionOpen = false
     }
 
     private let state = Mutex(State())
+
+    /// The connection's transaction status, from the server's `ReadyForQuery` messages.
+    let transactionStatus = TransactionStatusTracker()
 
     private static let registry = Mutex<[ObjectIdentifier: ConnectionWatch]>([:])
 
@@ -31,6 +41,7 @@ final class ConnectionWatch: Sendable {
             return (watch, true)
         }
         if isNew {
+            watch.transactionStatus.install(on: connection)
             connection.closeFuture.whenComplete { _ in
                 registry.withLock { _ = $0.removeValue(forKey: id) }
                 watch.markClosed()
@@ -58,6 +69,72 @@ final class ConnectionWatch: Sendable {
 
     /// Whether the connection has closed.
     var isClosed: Bool { state.withLock { $0.closed } }
+
+    /// The client this connection was last leased from by a library call, whose settings and
+    /// findings it follows.
+    var clientState: LibraryClientState? {
+        get { state.withLock { $0.clientState } }
+        set { state.withLock { $0.clientState = newValue } }
+    }
+
+    /// The preparation setting for this connection when it is not leased through a client.
+    var localPreparation: StatementPreparation {
+        get { state.withLock { $0.localPreparation } }
+        set { state.withLock { $0.localPreparation = newValue } }
+    }
+
+    /// Whether a checked transaction sent `BEGIN` on this connection and has not seen its
+    /// `COMMIT` or `ROLLBACK` answered.
+    var libraryTransactionOpen: Bool {
+        get { state.withLock { $0.libraryTransactionOpen } }
+        set { state.withLock { $0.libraryTransactionOpen = newValue } }
+    }
+
+    /// What a pooling probe run on this connection found (nil: none ran).
+    var pooling: ConnectionPooling? {
+        get { state.withLock { $0.pooling } }
+        set { state.withLock { $0.pooling = newValue } }
+    }
+
+    /// Whether hot statements run unnamed on this connection now.
+    var runsUnnamed: Bool {
+        state.withLock { state in
+            if let client = state.clientState { return client.runsUnnamed.load(ordering: .relaxed) }
+            return state.runsUnnamed || state.localPreparation == .disabled
+        }
+    }
+
+    /// Whether server process ids may be cached for this connection: not behind transaction
+    /// pooling, where each transaction may run on another process.
+    var serverProcessIsStable: Bool {
+        state.withLock { ($0.clientState?.pooling ?? $0.pooling) != .transactionPooling }
+    }
+
+    /// Counts a statement the server no longer had (26000); returns how many this connection
+    /// has seen.
+    func countLostStatement() -> Int {
+        state.withLock { state in
+            state.statementsLost += 1
+            return state.statementsLost
+        }
+    }
+
+    /// Switches hot statements to unnamed ones (for the client this connection came from, or
+    /// for this connection alone), logging the reason once.
+    func fallBackToUnnamedStatements(reason: String, logger: Logger) {
+        if let client = clientState {
+            client.fallBackToUnnamedStatements(reason: reason, logger: logger)
+            return
+        }
+        let first = state.withLock { state -> Bool in
+            state.runsUnnamed = true
+            defer { state.fallbackLogged = true }
+            return !state.fallbackLogged
+        }
+        if first {
+            logger.notice("running the library's statements unnamed on this connection from now on", metadata: ["reason": "\(reason)"])
+        }
+    }
 
     /// The statement prepared for `sql` on this connection, if any.
     func preparedStatement(_ sql: String) -> PreparedQuery? {
@@ -135,20 +212,22 @@ extension PostgresConnection {
 
     /// Runs one of the library's hot statements as a named prepared statement (prepared on
     /// first use on this connection), with the same guarantees as ``runStatement(_:logger:)``,
-    /// and returns all of its rows. Runs it unnamed when ``StatementPreparation`` is off or the
+    /// and returns all of its rows. Runs it unnamed when ``StatementPreparation`` is disabled or fell back, or the
     /// connection's share of prepared statements is used up.
     ///
     /// If the server no longer has the statement (26000, after a `DEALLOCATE ALL` or
-    /// `DISCARD ALL` sent by someone else), every statement is prepared again on its next use;
+    /// `DISCARD ALL` sent by someone else), every statement is prepared again on its next use
+    /// (and the connection falls back to unnamed statements when it happens again);
     /// a statement sent `outsideTransaction` (nothing ran, nothing is aborted) is retried at
     /// once, one inside a transaction throws (the transaction is aborted).
     @discardableResult
     func runPrepared(_ statement: PreparedSQL, outsideTransaction: Bool = false, logger: Logger) async throws -> [PostgresRow] {
-        guard StatementPreparation.isEnabled else {
+        let watch = ConnectionWatch.watch(self)
+        if watch.runsUnnamed {
             return try await runStatement(statement.query, logger: logger).rows
         }
-        let watch = ConnectionWatch.watch(self)
         let sql = statement.sql
+        var preparedNow = false
         do {
             let cached = watch.preparedStatement(sql)
             guard cached != nil || watch.hasRoomForPreparedStatements else {
@@ -158,6 +237,7 @@ extension PostgresConnection {
             if let prepared = cached {
                 return try await whileOpen(watch) { prepared.execute(binds) }
             }
+            preparedNow = true
             return try await whileOpen(watch) {
                 self.prepare(query: sql).flatMap { prepared in
                     if watch.storePreparedStatement(prepared, for: sql) {
@@ -169,6 +249,15 @@ extension PostgresConnection {
             }
         } catch let error as PostgresLocksError where error.sqlState == "26000" {
             watch.forgetPreparedStatements()
+            // Once (a `DEALLOCATE ALL` or `DISCARD ALL` sent by someone else) the statements are
+            // prepared again. Lost on the very call that prepared it, or lost again: the
+            // connection's server session changes under it (a transaction pooler).
+            if preparedNow || watch.countLostStatement() >= 2 {
+                watch.fallBackToUnnamedStatements(
+                    reason: "the server lost statements the library had prepared on this connection (SQLSTATE 26000): its server session changes between transactions, as behind a transaction-pooling proxy",
+                    logger: logger
+                )
+            }
             guard outsideTransaction else { throw error }
             return try await runPrepared(statement, outsideTransaction: false, logger: logger)
         }
@@ -193,7 +282,15 @@ extension PostgresConnection {
             }
             start().whenComplete { result in
                 watch.unregister(token)
-                once.resume(with: result.mapError { PostgresLocksError.wrap($0) })
+                once.resume(with: result.mapError { error in
+                    let mapped = PostgresLocksError.wrap(error)
+                    if (mapped as? PostgresLocksError)?.code == .connectionLost {
+                        // The session may be gone before the socket says so: the last
+                        // transaction status is no longer to be trusted.
+                        watch.transactionStatus.forget()
+                    }
+                    return mapped
+                })
             }
         }
     }
@@ -203,9 +300,10 @@ extension PostgresConnection {
     /// The server process serving this connection (`pg_backend_pid()`), asked once per connection.
     func backendPID(logger: Logger) async throws -> Int32 {
         let watch = ConnectionWatch.watch(self)
-        if let pid = watch.backendPID { return pid }
+        let stable = watch.serverProcessIsStable
+        if stable, let pid = watch.backendPID { return pid }
         let pid = try await runStatement("SELECT pg_backend_pid()", logger: logger).rows[0].decode(Int32.self)
-        watch.backendPID = pid
+        if stable { watch.backendPID = pid }
         return pid
     }
 

@@ -17,12 +17,8 @@ extension PostgresClient {
     /// ``PostgresNIO/PostgresConnection/checkedQuery(_:logger:)`` (autocommit).
     @discardableResult
     public func checkedQuery(_ query: PostgresQuery, logger: Logger) async throws -> PostgresQueryResult {
-        do {
-            return try await withConnection { connection in
-                try await connection.runStatement(query, logger: logger)
-            }
-        } catch {
-            throw PostgresLocksError.wrap(error)
+        try await withLibraryConnection(logger: logger) { connection in
+            try await connection.runStatement(query, logger: logger)
         }
     }
 }

@@ -64,6 +64,16 @@ public struct PostgresLocksError: Error, Sendable, CustomStringConvertible, Cust
         /// The connection settings require TLS (`sslmode=require`, `verify-ca`, `verify-full`)
         /// and the server does not offer it.
         public static let tlsUnavailable = Code("tlsUnavailable")
+        /// The connection was lost while `COMMIT` was in flight, and whether the transaction
+        /// committed could not be settled: ``PostgresLocksError/transactionID`` holds its
+        /// transaction id when it was read, so the caller can ask `pg_xact_status` later.
+        public static let commitOutcomeUnknown = Code("commitOutcomeUnknown")
+        /// A checked transaction was started on a connection that is already inside a
+        /// transaction (opened by an ORM or by hand): nothing was sent.
+        public static let nestedTransaction = Code("nestedTransaction")
+        /// A feature that needs a server session (session locks, singletons, leader election,
+        /// `LISTEN`) was refused because the connection goes through a transaction-pooling proxy.
+        public static let transactionPooling = Code("transactionPooling")
         /// Any other server error; ``PostgresLocksError/sqlState`` holds its SQLSTATE.
         public static let server = Code("server")
         /// Any other client-side driver error.
@@ -82,6 +92,9 @@ public struct PostgresLocksError: Error, Sendable, CustomStringConvertible, Cust
     public var hint: String?
     /// The error this one was made from, kept for debugging (`String(reflecting:)`).
     public var underlying: (any Error)?
+    /// The transaction id (`pg_current_xact_id()`) of a transaction whose `COMMIT` outcome is
+    /// unknown (``Code/commitOutcomeUnknown``), when it was read before `COMMIT`.
+    public var transactionID: UInt64?
 
     /// Creates an error.
     public init(code: Code, message: String, sqlState: String? = nil, hint: String? = nil, underlying: (any Error)? = nil) {
@@ -144,7 +157,7 @@ extension PostgresLocksError {
             return PostgresLocksError(code: .connectionLost, message: "the connection to the server was lost (\(error))", underlying: error)
         default:
             if String(describing: type(of: error)) == "ConnectionPoolError" {
-                return PostgresLocksError(code: .connectionLost, message: "the connection pool could not provide a connection: \(error)", underlying: error)
+                return poolFailure(error)
             }
             return error
         }
@@ -158,7 +171,9 @@ extension PostgresLocksError {
                 serverState: error.serverInfo?[.sqlState], message: error.serverInfo?[.message],
                 hint: error.serverInfo?[.hint], underlying: error
             )
-        case .serverClosedConnection, .clientClosedConnection, .connectionError, .uncleanShutdown, .poolClosed:
+        case .connectionError:
+            self = Self.connectFailure(error)
+        case .serverClosedConnection, .clientClosedConnection, .uncleanShutdown, .poolClosed:
             self.init(code: .connectionLost, message: "the connection to the server was lost (\(error.code))", underlying: error)
         case .queryCancelled:
             self.init(code: .queryCanceled, message: "the query was cancelled", underlying: error)

@@ -37,12 +37,8 @@ extension PostgresClient {
         isolation: isolated (any Actor)? = #isolation,
         _ body: (Transaction) async throws -> sending Result
     ) async throws -> sending Result {
-        do {
-            return try await withConnection { connection in
-                try await connection.withAdvisoryLocks(requests, wait: wait, options: options, canceller: self, logger: logger, body)
-            }
-        } catch {
-            throw PostgresLocksError.wrap(error)
+        try await withLibraryConnection(logger: logger) { connection in
+            try await connection.withAdvisoryLocks(requests, wait: wait, options: options, canceller: self, logger: logger, body)
         }
     }
 
@@ -58,9 +54,13 @@ extension PostgresClient {
     ///   cancelled and the call throws ``PostgresLocksError/Code/lockLost``.
     /// - **Cancellation** while waiting ends the server-side wait and leaves no lock held.
     ///
+    /// - **Never without the lock behind a pooler**: behind a transaction-pooling proxy (found
+    ///   by ``PostgresNIO/PostgresClient/connectionPooling(logger:)`` on the client's first call)
+    ///   the call throws ``PostgresLocksError/Code/transactionPooling`` before taking anything,
+    ///   and each heartbeat checks that the connection's server process still holds the lock.
+    ///
     /// `body` must not run statements on the lock's connection (it is not given one); use the
-    /// client for its own work. Behind a transaction-pooling proxy session locks do not work:
-    /// run ``PostgresClient/checkAdvisoryLockEnvironment(logger:)`` once at startup.
+    /// client for its own work.
     public func withSessionAdvisoryLock<Result: Sendable>(
         _ key: LockKey,
         mode: LockMode = .exclusive,
@@ -73,8 +73,9 @@ extension PostgresClient {
             throw PostgresLocksError.invalidArgument("heartbeat must be positive; found \(heartbeat)")
         }
         _ = try wait.lockTimeoutSetting()
+        let verifyHolder = try await requireServerSession(for: "a session advisory lock", logger: logger)
         do {
-            return try await withConnection { connection in
+            return try await withLibraryConnection(logger: logger) { connection in
                 let acquired: Bool
                 let started = ContinuousClock.now
                 do {
@@ -93,7 +94,16 @@ extension PostgresClient {
                 guard acquired else {
                     throw PostgresLocksError(code: .lockTimeout, message: "advisory lock \(key) is held by another session")
                 }
-                let outcome = await connection.runGuardingSession(key: key, heartbeat: heartbeat, logger: logger, body)
+                if verifyHolder {
+                    // The pooling probe could not tell: make sure this session holds the lock
+                    // before the body runs.
+                    let held = try await connection.runStatement(AdvisoryLockSQL.isHeld(key, mode: mode), logger: logger).rows[0].decode(Int64.self)
+                    guard held > 0 else {
+                        await connection.closeDiscardingErrors()
+                        throw PostgresLocksError.transactionPooling(feature: "a session advisory lock")
+                    }
+                }
+                let outcome = await connection.runGuardingSession(key: key, mode: mode, heartbeat: heartbeat, logger: logger, body)
                 if case .failure(let error as PostgresLocksError) = outcome, error.code == .lockLost {
                     // The session is gone or unanswering: never send it more statements.
                     await connection.closeDiscardingErrors()
@@ -194,6 +204,7 @@ extension PostgresConnection {
     /// fails), `body` is cancelled and the result is ``PostgresLocksError/Code/lockLost``.
     func runGuardingSession<Result: Sendable>(
         key: LockKey,
+        mode: LockMode,
         heartbeat: Duration?,
         logger: Logger,
         _ body: @escaping @Sendable () async throws -> Result
@@ -221,8 +232,11 @@ extension PostgresConnection {
                         let answered = await withTaskGroup(of: Bool?.self) { probe -> Bool? in
                             probe.addTask {
                                 do {
-                                    try await self.runStatement("SELECT 1", logger: logger)
-                                    return true
+                                    // The heartbeat asks whether this session still holds the
+                                    // lock: a server process that changed under the connection
+                                    // (an undetected transaction pooler) shows as a lost lock.
+                                    let held = try await self.runStatement(AdvisoryLockSQL.isHeld(key, mode: mode), logger: logger).rows[0].decode(Int64.self)
+                                    return held > 0
                                 } catch {
                                     return Task.isCancelled ? nil : false
                                 }
@@ -241,7 +255,7 @@ extension PostgresConnection {
                         if !answered {
                             if Task.isCancelled { return .watchEnded }
                             await self.closeDiscardingErrors()
-                            return .lost("a heartbeat failed or got no answer within \(heartbeat * 2)")
+                            return .lost("a heartbeat failed, found the lock no longer held by this session, or got no answer within \(heartbeat * 2)")
                         }
                     }
                 }

@@ -11,6 +11,9 @@ public struct ServerDiagnosis: Sendable, Hashable, Codable {
         public var serverVersion: String
         /// The pooling-proxy and exclusion probes.
         public var environment: AdvisoryLockEnvironment
+        /// The pooling proxy's name and version when one answered for itself (e.g.
+        /// `PgBouncer 1.18.0`), from ``ConnectionSettings/identifyPooler(logger:)``.
+        public var poolerName: String?
         /// `max_locks_per_transaction`.
         public var maxLocksPerTransaction: Int
         /// `max_connections`.
@@ -71,20 +74,40 @@ public struct ServerDiagnosis: Sendable, Hashable, Codable {
             detail: major >= 14 ? "PostgreSQL \(facts.serverVersion)"
                 : "PostgreSQL \(facts.serverVersion): \(major >= 12 ? "works; pg_locks.waitstart (wait times) needs 14" : "older than 12 is not supported")"
         ))
-        verdicts.append(Verdict(
-            check: "pooling proxy",
-            level: facts.environment.sessionIsStable ? .ok : .failure,
-            detail: facts.environment.sessionIsStable
-                ? "one connection kept its server process across transactions: session locks work"
-                : "the server process changed between two transactions: a transaction-pooling proxy is in the way; use transaction-scoped locks or connect directly"
-        ))
-        verdicts.append(Verdict(
-            check: "advisory locks exclude",
-            level: facts.environment.advisoryLocksExclude ? .ok : .failure,
-            detail: facts.environment.advisoryLocksExclude
-                ? "a second session was refused a held exclusive key"
-                : "two sessions both got the same exclusive key: this server's advisory locks do not exclude"
-        ))
+        let pooler = facts.poolerName.map { " (\($0))" } ?? ""
+        switch facts.environment.pooling {
+        case .transactionPooling:
+            verdicts.append(Verdict(
+                check: "pooling proxy",
+                level: .warning,
+                detail: "transaction pooling\(pooler): two client connections were served by one server process. Transaction-scoped locks, many keys, counters, ingestion, retrying transactions and the queue work (the library's statements run unnamed here); session locks, singletons, leader election, pglock run and LISTEN are refused with transactionPooling. For those, use session pool mode or a direct URL to the server"
+            ))
+        case .sessionPerConnection:
+            verdicts.append(Verdict(
+                check: "pooling proxy",
+                level: .ok,
+                detail: facts.poolerName.map { "\($0) in session mode (or another mode that keeps one server session per client connection): session locks work" }
+                    ?? "none in transaction mode: each connection keeps its server session, session locks work"
+            ))
+        case .unknown:
+            verdicts.append(Verdict(
+                check: "pooling proxy",
+                level: .warning,
+                detail: "could not tell\(pooler): the probe needs two connections at once"
+            ))
+        }
+        switch facts.environment.advisoryLocksExclude {
+        case true?:
+            verdicts.append(Verdict(check: "advisory locks exclude", level: .ok, detail: "a second session was refused a held exclusive key"))
+        case false?:
+            verdicts.append(Verdict(check: "advisory locks exclude", level: .failure, detail: "two sessions both got the same exclusive key: this server's advisory locks do not exclude"))
+        case nil:
+            verdicts.append(Verdict(
+                check: "advisory locks exclude",
+                level: .warning,
+                detail: "not checked: behind transaction pooling two client connections can share one server session, which may take a lock it holds again; check against the server directly"
+            ))
+        }
         let capacity = facts.lockTableCapacity
         let use = capacity > 0 ? Double(facts.locksInUse) / Double(capacity) : 1
         verdicts.append(Verdict(
@@ -124,8 +147,12 @@ public struct ServerDiagnosis: Sendable, Hashable, Codable {
 
 extension PostgresClient {
     /// Reads the server's facts and judges them; see ``ServerDiagnosis``.
-    public func diagnose(logger: Logger) async throws -> ServerDiagnosis {
+    ///
+    /// - Parameter settings: how this client connects, if known: used to ask a pooling proxy
+    ///   for its name (``ConnectionSettings/identifyPooler(logger:)``).
+    public func diagnose(settings: ConnectionSettings? = nil, logger: Logger) async throws -> ServerDiagnosis {
         let environment = try await inspectAdvisoryLockEnvironment(logger: logger)
+        let poolerName = await settings?.identifyPooler(logger: logger)
         let row = try await checkedQuery("""
             SELECT current_setting('server_version_num')::int, current_setting('server_version'),
                    current_setting('max_locks_per_transaction')::int, current_setting('max_connections')::int,
@@ -138,7 +165,7 @@ extension PostgresClient {
         let (version, versionText, maxLocks, maxConnections, maxPrepared, locks, idle, deadlock, lockTimeout, statementTimeout) =
             try row.decode((Int, String, Int, Int, Int, Int, Int, Int, Int, Int).self)
         let facts = ServerDiagnosis.Facts(
-            serverVersionNumber: version, serverVersion: versionText, environment: environment,
+            serverVersionNumber: version, serverVersion: versionText, environment: environment, poolerName: poolerName,
             maxLocksPerTransaction: maxLocks, maxConnections: maxConnections, maxPreparedTransactions: maxPrepared,
             locksInUse: locks, idleInTransactionTimeoutMilliseconds: idle, deadlockTimeoutMilliseconds: deadlock,
             lockTimeoutMilliseconds: lockTimeout, statementTimeoutMilliseconds: statementTimeout

@@ -22,7 +22,11 @@ extension ExactlyOnceIngestion {
     ///   - key: each event's business key.
     ///   - client: where connections are leased from (one per transaction), and the client
     ///     that cancels a server-side wait if the task is cancelled.
-    ///   - retry: when a transaction is re-run (deadlock, serialization failure).
+    ///   - retry: when a transaction is re-run (deadlock, serialization failure). The default,
+    ///     ``RetryPolicy/resolvingCommitOutcome``, also re-runs a transaction whose connection
+    ///     was lost before `COMMIT` and settles one lost while `COMMIT` was in flight, so the
+    ///     report (and ``IngestionInterrupted``) says exactly what committed; it costs one
+    ///     statement per transaction. Pass ``RetryPolicy/default`` to skip it.
     ///   - options: isolation level and timeouts of each transaction.
     ///   - logger: where statements are logged.
     ///   - handler: receives each transaction and its new events (first occurrences, in batch
@@ -35,7 +39,7 @@ extension ExactlyOnceIngestion {
         _ events: [Event],
         keyedBy key: (Event) throws -> Key,
         client: PostgresClient,
-        retry: RetryPolicy = .default,
+        retry: RetryPolicy = .resolvingCommitOutcome,
         options: TransactionOptions = .default,
         logger: Logger,
         isolation: isolated (any Actor)? = #isolation,
@@ -60,7 +64,10 @@ extension ExactlyOnceIngestion {
     ///   - connection: the connection every transaction runs on, one after another.
     ///   - canceller: if given, cancelling the task also ends a server-side wait for another
     ///     producer's transaction (through `pg_cancel_backend` on a connection of this client).
-    ///   - retry: when a transaction is re-run (deadlock, serialization failure).
+    ///   - retry: when a transaction is re-run (deadlock, serialization failure). A lost
+    ///     connection is not re-run here (it is gone); with ``RetryPolicy/resolveCommitOutcome``
+    ///     (the default) a `COMMIT` lost in flight throws
+    ///     ``PostgresLocksError/Code/commitOutcomeUnknown`` with its transaction id.
     ///   - options: isolation level and timeouts of each transaction.
     ///   - logger: where statements are logged.
     ///   - handler: receives each transaction and its new events.
@@ -71,7 +78,7 @@ extension ExactlyOnceIngestion {
         keyedBy key: (Event) throws -> Key,
         connection: PostgresConnection,
         canceller: PostgresClient? = nil,
-        retry: RetryPolicy = .default,
+        retry: RetryPolicy = .resolvingCommitOutcome,
         options: TransactionOptions = .default,
         logger: Logger,
         isolation: isolated (any Actor)? = #isolation,
@@ -92,7 +99,7 @@ extension ExactlyOnceIngestion {
     public func ingest(
         keys: [Key],
         client: PostgresClient,
-        retry: RetryPolicy = .default,
+        retry: RetryPolicy = .resolvingCommitOutcome,
         options: TransactionOptions = .default,
         logger: Logger,
         isolation: isolated (any Actor)? = #isolation,

@@ -166,14 +166,27 @@ public struct GaplessCounter: Sendable {
 extension PostgresClient {
     /// Opens a checked transaction, allocates the next number of `scope` with `counter`, runs
     /// `body` with it in the same transaction, and commits; see ``GaplessCounter``.
+    ///
+    /// With a `retry` policy the whole transaction (number and body) is re-run following it, so
+    /// `body` must keep its effects in the database. ``RetryPolicy/resolvingCommitOutcome`` also
+    /// re-runs after a lost connection without ever using a number twice: a transaction lost
+    /// before `COMMIT` was rolled back (its number is handed out again), and one lost while
+    /// `COMMIT` was in flight is settled with `pg_xact_status` before anything is re-run.
     public func withNextNumber<Result>(
         from counter: GaplessCounter,
         scope: String,
+        retry: RetryPolicy? = nil,
         logger: Logger,
         isolation: isolated (any Actor)? = #isolation,
         _ body: (Int64, Transaction) async throws -> sending Result
     ) async throws -> sending Result {
-        try await withCheckedTransaction(logger: logger) { tx in
+        if let retry {
+            return try await withRetryingTransaction(policy: retry, logger: logger) { tx in
+                let number = try await counter.next(scope: scope, in: tx)
+                return try await body(number, tx)
+            }
+        }
+        return try await withCheckedTransaction(logger: logger) { tx in
             let number = try await counter.next(scope: scope, in: tx)
             return try await body(number, tx)
         }

@@ -80,6 +80,11 @@ extension LeaderElection {
         let unregister = connection.onClose { closed.fire() }
         defer { unregister() }
 
+        // A leader's lock is a session lock: refuse (permanently) behind transaction pooling.
+        let probeConfiguration = connectionConfiguration
+        try await connection.runWithin(configuration.responseTimeout * 4, "probing for a transaction pooler", logger: logger) {
+            try await connection.requireServerSession(for: "leader election", secondConnection: probeConfiguration, logger: logger)
+        }
         let pid = try await connection.runWithin(configuration.responseTimeout, "reading the backend pid", logger: logger) {
             try await connection.backendPID(logger: logger)
         }
@@ -229,6 +234,7 @@ extension LeaderElection {
     /// schema (3D, 3F), and permission, syntax or missing-object errors (class 42).
     static func isPermanent(_ error: any Error) -> Bool {
         let mapped = PostgresLocksError.wrap(error)
+        if let error = mapped as? PostgresLocksError, error.code == .transactionPooling { return true }
         guard let error = mapped as? PostgresLocksError, let state = error.sqlState else { return false }
         return ["28", "3D", "3F", "42"].contains(String(state.prefix(2)))
     }

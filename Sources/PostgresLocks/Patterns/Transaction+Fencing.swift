@@ -3,11 +3,16 @@ extension Transaction {
     /// keeps it current until the transaction ends; run it before the writes it guards.
     ///
     /// ```swift
-    /// try await client.withCheckedTransaction(logger: logger) { tx in
+    /// try await client.withRetryingTransaction(policy: .resolvingCommitOutcome, logger: logger) { tx in
     ///     try await tx.requireCurrentTerm(token)
     ///     try await tx.query("INSERT INTO runs (job, started_by_term) VALUES (\(job), \(token.term))")
     /// }
     /// ```
+    ///
+    /// A fenced write is safe to re-run once nothing was committed: each run checks the term
+    /// again. ``RetryPolicy/resolvingCommitOutcome`` re-runs it after a lost connection only when
+    /// the server rolled it back, and settles a `COMMIT` lost in flight, so the write is never
+    /// applied twice.
     ///
     /// The check reads the term row `FOR SHARE`. A new leader's term bump updates that row, so
     /// it waits until this transaction commits or rolls back: the guarded writes are ordered

@@ -12,6 +12,12 @@ extension PostgresClient {
     /// that a rolled-back attempt would leave behind. Any other error is thrown at once; when
     /// attempts run out, the last error is thrown.
     ///
+    /// A lost connection is re-run on a new connection only when the policy says so
+    /// (``RetryPolicy/retryOnConnectionLoss``) and nothing was committed; a `COMMIT` lost in
+    /// flight is settled with `pg_xact_status` when ``RetryPolicy/resolveCommitOutcome`` is set
+    /// (committed: its result is returned, the body is not run again), and otherwise throws
+    /// ``PostgresLocksError/Code/commitOutcomeUnknown``. See <doc:Transactions>.
+    ///
     /// ```swift
     /// try await client.withRetryingTransaction(logger: logger) { tx in
     ///     try await tx.query("UPDATE accounts SET balance = balance - 10 WHERE id = \(from)")
@@ -26,9 +32,19 @@ extension PostgresClient {
         _ body: (Transaction) async throws -> Result
     ) async throws -> sending Result {
         try policy.validate()
-        let box = try await retryWholeTransaction(policy: policy, logger: logger) { attempt in
-            try await self.withCheckedTransaction(options: options, logger: logger, attempt: attempt) { transaction in
-                Box(try await body(transaction))
+        let box = try await retryWholeTransaction(policy: policy, reconnects: true, logger: logger) { attempt in
+            guard policy.resolveCommitOutcome else {
+                return try await self.withCheckedTransaction(options: options, logger: logger, attempt: attempt) { transaction in
+                    Box(try await body(transaction))
+                }
+            }
+            do {
+                return try await self.withCheckedTransaction(options: options, logger: logger, attempt: attempt, readsTransactionID: true) { transaction in
+                    Box(try await body(transaction))
+                }
+            } catch let unsettled as UnsettledCommit<Box<Result>> {
+                // Committed: the result. Aborted: connectionLost, re-run below if the policy allows.
+                return try await self.settle(unsettled, within: policy.commitOutcomeWait, logger: logger)
             }
         }
         return box.value
@@ -39,6 +55,11 @@ extension PostgresConnection {
     /// Runs `body` in a checked transaction on this connection and re-runs the whole
     /// transaction on a deadlock or serialization failure, following `policy`; see
     /// ``PostgresNIO/PostgresClient/withRetryingTransaction(policy:options:logger:isolation:_:)``.
+    ///
+    /// A lost connection is never re-run here (the connection is gone). With
+    /// ``RetryPolicy/resolveCommitOutcome``, a `COMMIT` lost in flight throws
+    /// ``PostgresLocksError/Code/commitOutcomeUnknown`` carrying the transaction id, which
+    /// ``PostgresNIO/PostgresClient/transactionStatus(_:logger:)`` can settle on another connection.
     public func withRetryingTransaction<Result>(
         policy: RetryPolicy = .default,
         options: TransactionOptions = .default,
@@ -47,9 +68,15 @@ extension PostgresConnection {
         _ body: (Transaction) async throws -> Result
     ) async throws -> sending Result {
         try policy.validate()
-        let box = try await retryWholeTransaction(policy: policy, logger: logger) { attempt in
-            try await self.withCheckedTransaction(options: options, logger: logger, attempt: attempt) { transaction in
-                Box(try await body(transaction))
+        let box = try await retryWholeTransaction(policy: policy, reconnects: false, logger: logger) { attempt in
+            do {
+                return try await self.withCheckedTransaction(
+                    options: options, logger: logger, attempt: attempt, readsTransactionID: policy.resolveCommitOutcome
+                ) { transaction in
+                    Box(try await body(transaction))
+                }
+            } catch let unsettled as UnsettledCommit<Box<Result>> {
+                throw unsettled.error
             }
         }
         return box.value
@@ -57,9 +84,11 @@ extension PostgresConnection {
 }
 
 /// The one retry loop: runs `attemptOnce(attempt)` and, when it fails with an error `policy`
-/// retries, waits the policy's backoff and runs it again with the next attempt number.
+/// retries, waits the policy's backoff and runs it again with the next attempt number. A lost
+/// connection is retried only where each attempt gets a new connection (`reconnects`).
 func retryWholeTransaction<Value>(
     policy: RetryPolicy,
+    reconnects: Bool,
     logger: Logger,
     isolation: isolated (any Actor)? = #isolation,
     _ attemptOnce: (Int) async throws -> Value
@@ -71,11 +100,12 @@ func retryWholeTransaction<Value>(
             return try await attemptOnce(attempt)
         } catch {
             guard policy.shouldRetry(error, afterAttempt: attempt) else { throw error }
-            let code = (error as? PostgresLocksError)?.code.name ?? "unknown"
+            let code = (error as? PostgresLocksError)?.code ?? .client
+            guard reconnects || code != .connectionLost else { throw error }
             let delay = policy.backoff(afterAttempt: attempt, using: &generator)
-            Counter(label: "pglocks_transaction_retries_total", dimensions: [("reason", code)]).increment()
+            Counter(label: "pglocks_transaction_retries_total", dimensions: [("reason", code.name)]).increment()
             logger.debug("retrying transaction", metadata: [
-                "attempt": "\(attempt)", "reason": "\(code)", "backoff_ms": "\(RetryPolicy.nanoseconds(delay) / 1_000_000)",
+                "attempt": "\(attempt)", "reason": "\(code.name)", "backoff_ms": "\(RetryPolicy.nanoseconds(delay) / 1_000_000)",
             ])
             try await Task.sleep(for: delay)
             attempt += 1

@@ -10,7 +10,10 @@ extension PostgresConnection {
     /// - throws ``PostgresLocksError/Code/transactionAborted`` when the body caught an error that
     ///   aborted the transaction, or when `COMMIT` answers `ROLLBACK`: nothing was committed;
     /// - throws ``PostgresLocksError/Code/connectionLost`` promptly when the server closes the
-    ///   connection, instead of waiting forever;
+    ///   connection, instead of waiting forever; `connectionLost` means the connection was lost
+    ///   before `COMMIT` was sent, so the server rolled the transaction back. A connection lost
+    ///   while `COMMIT` was in flight throws ``PostgresLocksError/Code/commitOutcomeUnknown``:
+    ///   it may have committed (``RetryPolicy/resolveCommitOutcome`` settles it);
     /// - maps SQLSTATEs to ``PostgresLocksError/Code``;
     /// - closes the connection when it cannot confirm the rollback, so an open transaction
     ///   never goes back into a pool.
@@ -29,15 +32,21 @@ extension PostgresConnection {
         try await withCheckedTransaction(options: options, logger: logger, attempt: 1, body)
     }
 
+    /// The checked transaction. With `readsTransactionID`, the transaction id is read before
+    /// `COMMIT`, and a `COMMIT` lost in flight throws ``UnsettledCommit`` (carrying the id and
+    /// the body's result) for the caller to settle; see ``RetryPolicy/resolveCommitOutcome``.
     func withCheckedTransaction<Result>(
         options: TransactionOptions,
         logger: Logger,
         attempt: Int,
+        readsTransactionID: Bool = false,
         isolation: isolated (any Actor)? = #isolation,
         _ body: (Transaction) async throws -> sending Result
     ) async throws -> sending Result {
         let timeouts = try options.timeoutSettings()
+        try await refuseNestedTransaction(logger: logger)
         let transaction = Transaction(connection: self, logger: logger, attempt: attempt)
+        ConnectionWatch.watch(self).libraryTransactionOpen = true
         try await self.runPrepared(PreparedSQL(options.beginStatement), outsideTransaction: true, logger: logger)
 
         let value: Result
@@ -63,7 +72,38 @@ extension PostgresConnection {
             )
         }
 
-        let commit = try await self.runStatement("COMMIT", logger: logger)
+        // Optional (RetryPolicy.resolveCommitOutcome): the id a lost COMMIT is settled by. NULL
+        // when the transaction wrote nothing: then there is nothing to commit.
+        var transactionID: UInt64?
+        if readsTransactionID {
+            do {
+                transactionID = try await transaction.queryPrepared(CommitOutcomeSQL.currentTransactionID).first
+                    .flatMap { try $0.decode(String?.self) }.flatMap(UInt64.init)
+            } catch {
+                await self.rollbackAfterFailure(logger: logger)
+                throw PostgresLocksError.wrap(error)
+            }
+        }
+
+        // A connection already closed: COMMIT is never sent, the server rolls back (or has).
+        guard !self.isClosed else {
+            throw PostgresLocksError(
+                code: .connectionLost,
+                message: "the connection to the server was lost before COMMIT was sent: the server rolls the transaction back, nothing was committed"
+            )
+        }
+        let commit: PostgresQueryResult
+        do {
+            commit = try await self.runStatement("COMMIT", logger: logger)
+            ConnectionWatch.watch(self).libraryTransactionOpen = false
+        } catch {
+            // A server's answer (a deferred constraint, 40001 at commit) means not committed.
+            // A lost connection means COMMIT may or may not have been applied.
+            let wrapped = PostgresLocksError.wrap(error)
+            let lost = (wrapped as? PostgresLocksError).map { $0.code == .connectionLost || ($0.sqlState == nil && self.isClosed) } ?? false
+            guard lost else { throw wrapped }
+            throw CommitOutcomeSQL.lostCommit(wrapped, readsTransactionID: readsTransactionID, transactionID: transactionID, value: value)
+        }
         if commit.metadata.command == "ROLLBACK" {
             throw PostgresLocksError(
                 code: .transactionAborted,
@@ -73,14 +113,58 @@ extension PostgresConnection {
         return value
     }
 
+    /// Throws ``PostgresLocksError/Code/nestedTransaction`` when this connection is already
+    /// inside a transaction block (opened by an ORM or by hand): a checked transaction's
+    /// `BEGIN` would only warn, and its `COMMIT` would end the outer transaction early.
+    ///
+    /// The status comes from the last `ReadyForQuery` the server sent (see
+    /// ``TransactionStatusTracker``), so nothing is sent. On a connection the library has not
+    /// seen answer yet, or one whose last statement lost the connection (the session may be
+    /// gone before the socket says so), or one where a transaction the library began was never
+    /// seen to end, one read-only `SELECT 1` asks first.
+    func refuseNestedTransaction(logger: Logger) async throws {
+        guard !isClosed else { throw PostgresLocksError.connectionLost("before sending a statement") }
+        let watch = ConnectionWatch.watch(self)
+        let tracker = watch.transactionStatus
+        var status = tracker.status
+        // A transaction block the library opened itself and did not see end (its connection
+        // failed mid-way) is not someone else's: ask the server instead of trusting the status.
+        if status == nil || (status != .idle && watch.libraryTransactionOpen) {
+            do {
+                try await runStatement("SELECT 1", logger: logger)
+            } catch let error as PostgresLocksError where error.code == .inFailedTransaction {
+                // Refused because a transaction block failed: the status below says so.
+            }
+            status = tracker.status
+            if status != .idle && watch.libraryTransactionOpen {
+                // Still inside the library's own interrupted transaction: never build on it.
+                await closeDiscardingErrors()
+                throw PostgresLocksError.connectionLost("a transaction this library began on the connection was never seen to end; the connection was closed")
+            }
+        }
+        switch status {
+        case .inTransaction?, .failed?:
+            throw PostgresLocksError(
+                code: .nestedTransaction,
+                message: "this connection is already inside a transaction\(status == .failed ? " (a failed one)" : ""), opened outside this call (by an ORM's transaction or a BEGIN sent by hand): a checked transaction here would COMMIT that outer transaction early. Nothing was sent.",
+                hint: "run the work on a connection that is not in a transaction, or inside the outer transaction itself rather than as a transaction of its own"
+            )
+        case .idle?, nil:
+            return
+        }
+    }
+
     /// Rolls back after the body failed. If the rollback cannot be confirmed on a live
     /// connection, the connection is closed so its open transaction cannot be reused.
     func rollbackAfterFailure(logger: Logger) async {
         guard !self.isClosed else { return }
         do {
             try await self.runStatement("ROLLBACK", logger: logger)
+            ConnectionWatch.watch(self).libraryTransactionOpen = false
         } catch {
-            logger.warning("ROLLBACK failed; closing the connection so its state is not reused", metadata: ["error": "\(error)"])
+            // A lost connection is expected under faults (the server rolled back); anything else is worth a warning.
+            let level: Logger.Level = (error as? PostgresLocksError)?.code == .connectionLost ? .debug : .warning
+            logger.log(level: level, "ROLLBACK failed; closing the connection so its state is not reused", metadata: ["error": "\(error)"])
             await self.closeDiscardingErrors()
         }
     }
@@ -104,19 +188,20 @@ extension PostgresClient {
         try await withCheckedTransaction(options: options, logger: logger, attempt: 1, body)
     }
 
+    /// The checked transaction on a leased connection; `readsTransactionID` as on
+    /// `PostgresConnection` (a ``UnsettledCommit`` is thrown for the caller to settle).
     func withCheckedTransaction<Result>(
         options: TransactionOptions,
         logger: Logger,
         attempt: Int,
+        readsTransactionID: Bool = false,
         isolation: isolated (any Actor)? = #isolation,
         _ body: (Transaction) async throws -> sending Result
     ) async throws -> sending Result {
-        do {
-            return try await self.withConnection { connection in
-                try await connection.withCheckedTransaction(options: options, logger: logger, attempt: attempt, body)
-            }
-        } catch {
-            throw PostgresLocksError.wrap(error)
+        try await self.withLibraryConnection(logger: logger) { connection in
+            try await connection.withCheckedTransaction(
+                options: options, logger: logger, attempt: attempt, readsTransactionID: readsTransactionID, body
+            )
         }
     }
 }

@@ -17,7 +17,8 @@ struct BenchCommand: AsyncParsableCommand {
         (session lock and unlock); many-keys (BEGIN; --keys-per-transaction sorted keys; COMMIT); \
         counter (each gapless-counter strategy, or --strategy, over --scopes scopes); queue \
         (enqueue single and batch, drain, idle pickup latency); ingest (producers send batches of \
-        keyed events with 20% duplicates through ExactlyOnceIngestion).
+        keyed events with 20% duplicates through ExactlyOnceIngestion); commit-outcome (the \
+        default retry policy against resolvingCommitOutcome, interleaved rounds).
         """
     )
 
@@ -28,6 +29,7 @@ struct BenchCommand: AsyncParsableCommand {
         case counter
         case queue
         case ingest
+        case commitOutcome = "commit-outcome"
     }
 
     @Argument(help: "The scenario: \(Scenario.allCases.map(\.rawValue).joined(separator: ", ")).")
@@ -80,6 +82,15 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "ingest: events per batch, a number or a range such as 100-1000.")
     var batchSize = "100-1000"
 
+    @Option(help: ArgumentHelp(
+        "The pool of the pooled scenarios (lock --variant library, lock-session, queue): recommended, fixed, driver-defaults, fixed-keep-alive or lazy-no-keep-alive.",
+        discussion: "recommended (default): the library's configuration, ConnectionSettings.makeClientConfiguration(poolSize:): 0 to --pool-size connections, 2 s idle timeout, no keep-alive queries; fixed: minimum = maximum (flat, but stopped by PostgresNIO when the server restarts); driver-defaults: PostgresNIO's defaults (0 to --pool-size connections, 60 s idle timeout, keep-alive every 30 s), which keep memory per call. Memory growth per operation is reported either way."
+    ))
+    var pool: PoolChoice = .recommended
+
+    @Option(help: "The pool size of the pooled scenarios (default: --concurrency + 2).")
+    var poolSize: Int?
+
     @Flag(help: "Run the library's hot statements unnamed (StatementPreparation off), to measure what preparing them gives.")
     var noPreparedStatements = false
 
@@ -115,6 +126,8 @@ struct BenchCommand: AsyncParsableCommand {
         var ratio: Double?
         var ratioToDriverCeiling: Double?
         var peakMemoryMegabytes: Double = 0
+        /// The pool of `ours`, when it goes through one (variant library).
+        var pool: String?
     }
 
     func validate() throws {
@@ -124,17 +137,35 @@ struct BenchCommand: AsyncParsableCommand {
         guard (1...Transaction.maximumKeysPerCall).contains(keysPerTransaction) else { throw ValidationError("--keys-per-transaction must be from 1 to \(Transaction.maximumKeysPerCall)") }
         guard (1...JobQueue.maximumBatchSize).contains(enqueueBatchSize) else { throw ValidationError("--enqueue-batch-size must be from 1 to \(JobQueue.maximumBatchSize)") }
         guard (1...64).contains(workers), (1...10_000).contains(workerConcurrency) else { throw ValidationError("--workers must be 1…64 and --worker-concurrency 1…10000") }
+        if let poolSize, !(1...1_000).contains(poolSize) { throw ValidationError("--pool-size must be from 1 to 1000") }
     }
 
     func run() async throws {
-        if noPreparedStatements { StatementPreparation.isEnabled = false }
+        if noPreparedStatements { BenchCommand.preparation = .disabled }
         switch scenario {
         case .ingest: try await runIngestBench()
         case .lock: try await runLock()
         case .lockSession, .manyKeys: try await runLockScenario()
         case .counter: try await runCounter()
         case .queue: try await runQueue()
+        case .commitOutcome: try await runCommitOutcome()
         }
+    }
+
+    /// `commit-outcome`: the default retry policy against `resolvingCommitOutcome`, interleaved.
+    func runCommitOutcome() async throws {
+        let (measured, warmupDuration) = (try parseDuration(duration), try parseDuration(warmup))
+        let logger = makeLogger("pglock.bench")
+        let progress = Progress(quiet: json)
+        let (concurrency, executor, keys, scopes) = (self.concurrency, self.executor, self.keys, self.scopes)
+        let rows = try await database.withClient(maximumConnections: concurrency + 2, progress: progress, logger: logger) { client, target in
+            progress.done("using \(target.description)")
+            client.statementPreparation = Self.preparation
+            let harness = BenchHarness(settings: try target.connectionSettings(), concurrency: concurrency, warmup: warmupDuration, duration: measured, executor: executor, logger: logger)
+            return try await CommitOutcomeBench.run(harness: harness, client: client, rounds: 3, keys: keys, scopes: scopes, progress: progress)
+        }
+        if json { return try printJSON(rows) }
+        CommitOutcomeBench.printReport(rows, concurrency: concurrency)
     }
 
     func runQueue() async throws {
@@ -143,11 +174,16 @@ struct BenchCommand: AsyncParsableCommand {
         let logger = makeLogger("pglock.bench")
         let progress = Progress(quiet: json)
         let (concurrency, executor, batchSize, workers, workerConcurrency, noPgbench, drainOnly) = (self.concurrency, self.executor, self.enqueueBatchSize, self.workers, self.workerConcurrency, self.noPgbench, self.drainOnly)
-        let report = try await database.withClient(maximumConnections: max(concurrency, workers * 4) + 4, progress: progress, logger: logger) { client, target in
+        let (pool, size) = (self.pool, self.poolSize ?? max(concurrency, workers * 4) + 4)
+        let report = try await database.withClient(maximumConnections: 2, progress: progress, logger: logger) { _, target in
             progress.done("using \(target.description)")
             let harness = BenchHarness(settings: try target.connectionSettings(), concurrency: concurrency, warmup: warmupDuration, duration: measured, executor: executor, logger: logger)
             let pgbench = noPgbench ? nil : PgbenchRunner.locate().map { PgbenchRunner(executable: $0, settings: harness.settings) }
-            return try await QueueBench.run(harness: harness, client: client, batchSize: batchSize, workers: workers, workerConcurrency: workerConcurrency, pgbench: pgbench, drainOnly: drainOnly, progress: progress)
+            return try await Self.withPooledClient(settings: harness.settings, pool: pool, size: size, progress: progress) { client in
+                var report = try await QueueBench.run(harness: harness, client: client, batchSize: batchSize, workers: workers, workerConcurrency: workerConcurrency, pgbench: pgbench, drainOnly: drainOnly, progress: progress)
+                report.pool = pool.describe(size: size)
+                return report
+            }
         }
         if json { return try printJSON(report) }
         print("scenario queue")
@@ -158,6 +194,8 @@ struct BenchCommand: AsyncParsableCommand {
             print("  drain by pgbench, same claim + complete SQL (\(report.drainWorkers) clients): \(Int(rate)) jobs/s; ratio ours/pgbench \(String(format: "%.2f", ratio))×")
         }
         print("  pickup latency (idle queue): p50 \(report.pickup.p50Micros) µs, p90 \(report.pickup.p90Micros) µs, p99 \(report.pickup.p99Micros) µs")
+        print("  pool: \(report.pool ?? "?")")
+        print("  memory growth: enqueue \(bytesPerOperation(report.enqueueSingle.residentGrowthBytesPerOperation)) per call, batch enqueue \(bytesPerOperation(report.enqueueBatch.residentGrowthBytesPerOperation)) per batch, drain \(bytesPerOperation(report.drainResidentGrowthBytesPerJob)) per job")
         print("  peak memory: \(String(format: "%.0f", peakMemoryMegabytes())) MiB")
     }
 
@@ -172,6 +210,7 @@ struct BenchCommand: AsyncParsableCommand {
         let strategies = strategy.map { [$0] } ?? GaplessCounter.Strategy.allCases
         let rows = try await database.withClient(maximumConnections: concurrency + 2, progress: progress, logger: logger) { client, target in
             progress.done("using \(target.description)")
+            client.statementPreparation = Self.preparation
             let settings = try target.connectionSettings()
             let harness = BenchHarness(settings: settings, concurrency: concurrency, warmup: warmupDuration, duration: measured, executor: executor, logger: logger)
             let pgbench = noPgbench ? nil : PgbenchRunner.locate().map { PgbenchRunner(executable: $0, settings: settings) }
@@ -207,18 +246,24 @@ struct BenchCommand: AsyncParsableCommand {
         let logger = makeLogger("pglock.bench")
         let progress = Progress(quiet: json)
         let (concurrency, keys, executor, noPgbench, scenario, perTransaction) = (self.concurrency, self.keys, self.executor, self.noPgbench, self.scenario, self.keysPerTransaction)
+        let (pool, size) = (self.pool, self.poolSize ?? concurrency + 2)
         let report = try await database.withClient(maximumConnections: concurrency + 2, progress: progress, logger: logger) { client, target in
             progress.done("using \(target.description)")
+            client.statementPreparation = Self.preparation
             let settings = try target.connectionSettings()
             let harness = BenchHarness(settings: settings, concurrency: concurrency, warmup: warmupDuration, duration: measured, executor: executor, logger: logger)
             let pgbench = noPgbench ? nil : PgbenchRunner.locate().map { PgbenchRunner(executable: $0, settings: settings) }
             if scenario == .lockSession {
-                return try await LockScenariosBench.lockSession(harness: harness, client: client, keys: keys, pgbench: pgbench, progress: progress)
+                return try await Self.withPooledClient(settings: settings, pool: pool, size: size, progress: progress) { pooled in
+                    var report = try await LockScenariosBench.lockSession(harness: harness, client: pooled, keys: keys, pgbench: pgbench, progress: progress)
+                    report.pool = pool.describe(size: size)
+                    return report
+                }
             }
             return try await LockScenariosBench.manyKeys(harness: harness, client: client, keys: keys, perTransaction: perTransaction, pgbench: pgbench, progress: progress)
         }
         if json { return try printJSON(report) }
-        print("scenario \(report.scenario), concurrency \(report.concurrency)")
+        print("scenario \(report.scenario), concurrency \(report.concurrency)\(report.pool.map { ", \($0)" } ?? "")")
         print("  ours:    \(report.ours.summary); client CPU \(String(format: "%.1f", report.oursCPUMicrosPerOperation)) µs/op; peak memory \(String(format: "%.0f", report.peakMemoryMegabytes)) MiB")
         if let pgbench = report.pgbench { print("  pgbench: \(pgbench.summary)") }
         if let ratio = report.ratio { print("  ratio ours/pgbench: \(String(format: "%.2f", ratio))×") }
@@ -241,14 +286,18 @@ struct BenchCommand: AsyncParsableCommand {
         let noDriverCeiling = self.noDriverCeiling
         let variant = self.variant
         let executor = self.executor
+        let (pool, size) = (self.pool, self.poolSize ?? concurrency + 2)
         let report = try await database.withClient(maximumConnections: concurrency + 2, progress: progress, logger: logger) { client, target in
             progress.done("using \(target.description)")
+            client.statementPreparation = Self.preparation
             let settings = try target.connectionSettings()
             func measure(_ variant: LockVariant, executor: ExecutorChoice) async throws -> (LatencyStats, Double) {
                 let cpuBefore = processCPUMicros()
                 let stats: LatencyStats
                 if variant == .library {
-                    stats = try await Self.runLockScenario(client: client, concurrency: concurrency, keys: keys, warmup: warmupDuration, duration: measured, logger: logger)
+                    stats = try await Self.withPooledClient(settings: settings, pool: pool, size: size, progress: progress) { pooled in
+                        try await Self.runLockScenario(client: pooled, concurrency: concurrency, keys: keys, warmup: warmupDuration, duration: measured, logger: logger)
+                    }
                 } else {
                     stats = try await Self.runDedicatedLockScenario(
                         variant: variant, executor: executor, settings: settings, client: client, concurrency: concurrency,
@@ -290,7 +339,8 @@ struct BenchCommand: AsyncParsableCommand {
                 driverCeiling: ceiling?.0, driverCeilingCPUMicrosPerOperation: ceiling?.1,
                 pgbench: pgbench, ratio: pgbench.map { ours.opsPerSecond / max($0.opsPerSecond, 1) },
                 ratioToDriverCeiling: ceiling.map { ours.opsPerSecond / max($0.0.opsPerSecond, 1) },
-                peakMemoryMegabytes: peakMemoryMegabytes()
+                peakMemoryMegabytes: peakMemoryMegabytes(),
+                pool: variant == .library ? pool.describe(size: size) : nil
             )
         }
         if json {
@@ -298,7 +348,7 @@ struct BenchCommand: AsyncParsableCommand {
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             print(String(decoding: try encoder.encode(report), as: UTF8.self))
         } else {
-            print("scenario \(report.scenario), concurrency \(report.concurrency), variant \(report.variant), executor \(report.executor)")
+            print("scenario \(report.scenario), concurrency \(report.concurrency), variant \(report.variant), executor \(report.executor)\(report.pool.map { ", \($0)" } ?? "")")
             print("  ours:           \(report.ours.summary); client CPU \(String(format: "%.1f", report.oursCPUMicrosPerOperation)) µs/op")
             if let ceiling = report.driverCeiling, let cpu = report.driverCeilingCPUMicrosPerOperation {
                 print("  driver ceiling: \(ceiling.summary); client CPU \(String(format: "%.1f", cpu)) µs/op")
@@ -350,6 +400,7 @@ struct BenchCommand: AsyncParsableCommand {
         let start = clock.now
         let measureFrom = start + warmup
         let end = measureFrom + duration
+        let window = ResidentWindow(startingAt: measureFrom)
         let histogram = try await withThrowingTaskGroup(of: Histogram<UInt64>.self) { group in
             for _ in 0..<concurrency {
                 group.addTask {
@@ -374,8 +425,13 @@ struct BenchCommand: AsyncParsableCommand {
             return total
         }
         let seconds = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-        return LatencyStats(histogram: histogram, seconds: seconds)
+        return await LatencyStats(histogram: histogram, seconds: seconds).with(residentGrowth: window)
     }
+}
+
+/// "123 bytes" (or "n/a" when not measured).
+func bytesPerOperation(_ value: Double?) -> String {
+    value.map { String(format: "%.0f bytes", $0) } ?? "n/a"
 }
 
 /// A duration in seconds.

@@ -20,10 +20,12 @@ struct BenchHarness: Sendable {
     ) async throws -> (stats: LatencyStats, cpuMicrosPerOperation: Double) {
         let cpuBefore = processCPUMicros()
         let warmup = self.warmup, duration = self.duration, executor = self.executor
+        let window = SoakBox<ResidentWindow?>(nil)
         let histogram = try await BenchCommand.withDedicatedConnections(settings: settings, count: concurrency, logger: logger) { connections in
             let clock = ContinuousClock()
             let measureFrom = clock.now + warmup
             let end = measureFrom + duration
+            window.withLock { $0 = ResidentWindow(startingAt: measureFrom) }
             return try await withThrowingTaskGroup(of: Histogram<UInt64>.self) { group in
                 for (worker, connection) in connections.enumerated() {
                     group.addTask {
@@ -49,7 +51,8 @@ struct BenchHarness: Sendable {
                 return total
             }
         }
-        let stats = LatencyStats(histogram: histogram, seconds: seconds(duration))
+        var stats = LatencyStats(histogram: histogram, seconds: seconds(duration))
+        if let window = window.withLock({ $0 }) { stats = await stats.with(residentGrowth: window) }
         let wholeRun = Double(stats.operations) * (seconds(warmup) + seconds(duration)) / max(seconds(duration), 0.001)
         return (stats, Double(processCPUMicros() - cpuBefore) / max(wholeRun, 1))
     }

@@ -9,6 +9,9 @@ struct LatencyStats: Codable, Sendable {
     var p90Micros: UInt64
     var p99Micros: UInt64
     var p999Micros: UInt64
+    /// How much the resident size grew per operation over the measured window, in bytes (nil
+    /// where not measured, as for pgbench). Near 0 for a client that keeps nothing per call.
+    var residentGrowthBytesPerOperation: Double?
 
     init(histogram: Histogram<UInt64>, seconds: Double) {
         operations = histogram.totalCount
@@ -25,6 +28,10 @@ struct LatencyStats: Codable, Sendable {
     }
 
     var summary: String {
-        "\(Int(opsPerSecond.rounded())) ops/s, p50 \(p50Micros) µs, p90 \(p90Micros) µs, p99 \(p99Micros) µs, p99.9 \(p999Micros) µs (\(operations) ops in \(String(format: "%.1f", seconds)) s)"
+        var text = "\(Int(opsPerSecond.rounded())) ops/s, p50 \(p50Micros) µs, p90 \(p90Micros) µs, p99 \(p99Micros) µs, p99.9 \(p999Micros) µs (\(operations) ops in \(String(format: "%.1f", seconds)) s)"
+        if let growth = residentGrowthBytesPerOperation {
+            text += String(format: "; memory growth %.0f bytes/op", growth)
+        }
+        return text
     }
 }

@@ -14,6 +14,8 @@ enum LockScenariosBench {
         var pgbench: LatencyStats?
         var ratio: Double?
         var peakMemoryMegabytes: Double
+        /// The pool of `ours`, when it goes through one (lock-session).
+        var pool: String?
     }
 
     /// Session lock and unlock of a random key per operation, through `withSessionAdvisoryLock`

@@ -24,6 +24,10 @@ enum QueueBench {
         /// pgbench claiming and completing batches with the same statements, no worker.
         var pgbenchDrainJobsPerSecond: Double?
         var ratioToPgbench: Double?
+        /// How much the resident size grew per completed job while draining, in bytes.
+        var drainResidentGrowthBytesPerJob: Double?
+        /// The pool every step goes through.
+        var pool: String?
     }
 
     struct Noop: Codable, Sendable {
@@ -79,6 +83,7 @@ enum QueueBench {
         }
         let group = ServiceGroup(services: workerList, gracefulShutdownSignals: [], cancellationSignals: [], logger: logger)
         let cpuBefore = processCPUMicros()
+        let residentBefore = residentBytes()
         let started = ContinuousClock.now
         let drained: Int = try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
@@ -90,8 +95,9 @@ enum QueueBench {
         }
         let elapsed = BenchCommand.secondsOf(ContinuousClock.now - started)
         let drainCPU = Double(processCPUMicros() - cpuBefore) / Double(max(drained, 1))
+        let drainGrowth = residentBefore.flatMap { before in residentBytes().map { Double($0 - before) / Double(max(drained, 1)) } }
         let drainRate = Double(drained) / seconds
-        progress.done("\(Int(drainRate)) jobs/s (\(drained) completed in \(format(harness.duration)), left \(preload - drained); \(String(format: "%.1f", drainCPU)) µs client CPU/job)")
+        progress.done("\(Int(drainRate)) jobs/s (\(drained) completed in \(format(harness.duration)), left \(preload - drained); \(String(format: "%.1f", drainCPU)) µs client CPU/job; memory growth \(bytesPerOperation(drainGrowth))/job)")
 
         // The same claim and completion statements run by pgbench (no handlers, no leases kept):
         // what this schema allows on this machine.
@@ -117,7 +123,8 @@ enum QueueBench {
                 enqueueSingle: single, enqueueBatch: batched, enqueueBatchSize: batchSize, enqueueBatchJobsPerSecond: 0,
                 drainJobsPerSecond: drainRate, drainJobs: drained, drainSeconds: elapsed, drainWorkers: workers,
                 drainConcurrency: workerConcurrency, drainClientCPUMicrosPerJob: drainCPU, pickup: single,
-                pgbenchDrainJobsPerSecond: pgbenchRate, ratioToPgbench: pgbenchRate.map { drainRate / max($0, 1) }
+                pgbenchDrainJobsPerSecond: pgbenchRate, ratioToPgbench: pgbenchRate.map { drainRate / max($0, 1) },
+                drainResidentGrowthBytesPerJob: drainGrowth
             )
         }
 
@@ -154,7 +161,8 @@ enum QueueBench {
             enqueueBatchJobsPerSecond: batched.opsPerSecond * Double(batchSize),
             drainJobsPerSecond: drainRate, drainJobs: drained, drainSeconds: elapsed, drainWorkers: workers,
             drainConcurrency: workerConcurrency, drainClientCPUMicrosPerJob: drainCPU, pickup: pickup,
-            pgbenchDrainJobsPerSecond: pgbenchRate, ratioToPgbench: pgbenchRate.map { drainRate / max($0, 1) }
+            pgbenchDrainJobsPerSecond: pgbenchRate, ratioToPgbench: pgbenchRate.map { drainRate / max($0, 1) },
+            drainResidentGrowthBytesPerJob: drainGrowth
         )
     }
 

@@ -65,7 +65,9 @@ extension BenchCommand {
         var connections: [PostgresConnection] = []
         do {
             for id in 0..<count {
-                connections.append(try await PostgresConnection.connect(on: group.next(), configuration: configuration, id: id, logger: logger))
+                let connection = try await PostgresConnection.connect(on: group.next(), configuration: configuration, id: id, logger: logger)
+                connection.statementPreparation = preparation
+                connections.append(connection)
             }
             let result = try await body(connections)
             for connection in connections { try? await connection.close() }

@@ -4,7 +4,9 @@ import PostgresNIO
 
 /// Seed 004's per-entity serialization and row locks: read-then-write updates serialized per
 /// account while accounts run in parallel; workers claiming rows with `SKIP LOCKED` get
-/// disjoint rows; `NOWAIT` on a locked row fails at once with the typed error.
+/// disjoint rows; `NOWAIT` on a locked row fails at once with the typed error. The updates and
+/// claims are retrying transactions (``RetryPolicy/resolvingCommitOutcome``): a lost connection
+/// re-runs only what did not commit, so every increment and every claim counts once.
 struct EntityAndRowLockScenario: DemoScenario {
     var name: String { "entity & row locks" }
     var accounts = 4
@@ -17,7 +19,7 @@ struct EntityAndRowLockScenario: DemoScenario {
         let balances = try QualifiedName("pglock_demo_balances")
         let tasks = try QualifiedName("pglock_demo_tasks")
         let (accounts, updatesPerWorker, rows) = (self.accounts, self.updatesPerWorker, self.rows)
-        try await client.withCheckedTransaction(logger: logger) { tx in
+        try await context.idempotentTransaction { tx in
             try await tx.query("DROP TABLE IF EXISTS \(identifier: balances), \(identifier: tasks)")
             try await tx.query("CREATE TABLE \(identifier: balances) (account int PRIMARY KEY, n int NOT NULL)")
             try await tx.query("INSERT INTO \(identifier: balances) SELECT g, 0 FROM generate_series(1, \(accounts)) g")
@@ -32,7 +34,9 @@ struct EntityAndRowLockScenario: DemoScenario {
                 group.addTask {
                     for step in 0..<updatesPerWorker {
                         let account = Int32((worker + step) % accounts + 1)
-                        try await client.withEntityLock(namespace: 0x5047_4C4B, id: account, logger: logger) { tx in
+                        // withEntityLock's lock and work, in a transaction re-run after a lost connection.
+                        try await context.transaction { tx in
+                            try await tx.advisoryLock(.pair(namespace: 0x5047_4C4B, id: account), canceller: client)
                             let n = try await tx.query("SELECT n FROM \(identifier: balances) WHERE account = \(account)").rows[0].decode(Int.self)
                             try await tx.query("UPDATE \(identifier: balances) SET n = \(n + 1) WHERE account = \(account)")
                         }
@@ -42,7 +46,7 @@ struct EntityAndRowLockScenario: DemoScenario {
             try await group.waitForAll()
         }
         let entityElapsed = ContinuousClock.now - started
-        let total = try await client.checkedQuery("SELECT sum(n)::int8 FROM \(identifier: balances)", logger: logger).rows[0].decode(Int64.self)
+        let total = try await context.idempotentQuery("SELECT sum(n)::int8 FROM \(identifier: balances)").rows[0].decode(Int64.self)
         let expected = Int64(workers * updatesPerWorker)
         let entityDetail = "\(total) of \(expected) increments kept (read, then write, no row lock)"
         context.progress.done(entityDetail)
@@ -54,7 +58,7 @@ struct EntityAndRowLockScenario: DemoScenario {
             for worker in 0..<workers {
                 group.addTask {
                     while true {
-                        let count = try await client.withCheckedTransaction(logger: logger) { tx in
+                        let count = try await context.transaction { tx in
                             let ids = try await tx.query("SELECT id FROM \(identifier: tasks) WHERE claimed_by IS NULL ORDER BY id LIMIT 10 \(rowLock: claim)").rows.map { try $0.decode(Int32.self) }
                             if !ids.isEmpty {
                                 try await tx.query("UPDATE \(identifier: tasks) SET claimed_by = \(worker), claims = claims + 1 WHERE id = ANY(\(ids))")
@@ -68,26 +72,28 @@ struct EntityAndRowLockScenario: DemoScenario {
             try await group.waitForAll()
         }
         let claimElapsed = ContinuousClock.now - claimStarted
-        let (badClaims, claimers) = try await client.checkedQuery(
-            "SELECT count(*) FILTER (WHERE claims <> 1)::int8, count(DISTINCT claimed_by)::int8 FROM \(identifier: tasks)", logger: logger
+        let (badClaims, claimers) = try await context.idempotentQuery(
+            "SELECT count(*) FILTER (WHERE claims <> 1)::int8, count(DISTINCT claimed_by)::int8 FROM \(identifier: tasks)"
         ).rows[0].decode((Int64, Int64).self)
 
-        // NOWAIT: a second transaction asking for a row the first one holds fails at once.
-        let noWaitCode: String = try await client.withCheckedTransaction(logger: logger) { tx in
+        // NOWAIT: a second transaction asking for a row the first one holds fails at once. The
+        // answer counts only if the first transaction then commits (its session, and so its row
+        // lock, lived throughout); a lost connection on either side runs the pair again.
+        let noWaitCode: String = try await context.idempotentTransaction { tx in
             try await tx.query("SELECT id FROM \(identifier: tasks) WHERE id = 1 \(rowLock: RowLock(.update))")
             do {
                 try await client.withCheckedTransaction(logger: logger) { other in
                     try await other.query("SELECT id FROM \(identifier: tasks) WHERE id = 1 \(rowLock: RowLock(.update, waiting: .noWait))")
                 }
                 return "granted"
-            } catch let error as PostgresLocksError {
+            } catch let error as PostgresLocksError where !DemoContext.isConnectionFault(error) {
                 return error.code.name
             }
         }
         let rowDetail = "\(rows) rows, \(badClaims) claimed twice or never, \(claimers) workers shared them; NOWAIT on a held row: \(noWaitCode)"
         context.progress.done(rowDetail)
         if !context.keepTables {
-            try await client.checkedQuery("DROP TABLE IF EXISTS \(identifier: balances), \(identifier: tasks)", logger: logger)
+            try await context.idempotentQuery("DROP TABLE IF EXISTS \(identifier: balances), \(identifier: tasks)")
         }
         return [
             ScenarioOutcome(

@@ -17,7 +17,7 @@ struct IngestionScenario: DemoScenario {
         let logger = context.logger
         let ingestion = try ExactlyOnceIngestion<String>(table: QualifiedName("pglock_demo_ingested"))
         let sideTable = try QualifiedName("pglock_demo_ingest_effects")
-        try await context.client.withCheckedTransaction(logger: logger) { tx in
+        try await context.idempotentTransaction { tx in
             try await tx.query("DROP TABLE IF EXISTS \(identifier: ingestion.table)")
             try await tx.query("DROP TABLE IF EXISTS \(identifier: sideTable)")
             try await ingestion.createTableIfNeeded(in: tx)
@@ -52,7 +52,10 @@ struct IngestionScenario: DemoScenario {
                 group.addTask {
                     var new = 0
                     for keys in batches {
-                        let report = try await ingestion.ingest(keys: keys, client: context.client, logger: logger) { tx, newKeys in
+                        // Re-run after a lost connection only when nothing was committed; a COMMIT
+                        // lost in flight is settled first, so the report counts each key once.
+                        let report = try await ingestion.ingest(keys: keys, client: context.client, retry: DemoContext.retryPolicy, logger: logger) { tx, newKeys in
+                            if tx.attempt > 1 { context.faults.rerun() }
                             try await tx.query("""
                                 INSERT INTO \(identifier: sideTable) (key, producer) SELECT k, \(Int32(producer)) FROM unnest(\(newKeys)::text[]) AS u(k)
                                 """)
@@ -69,7 +72,7 @@ struct IngestionScenario: DemoScenario {
         let elapsed = ContinuousClock.now - started
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
 
-        let (stored, effects, effectKeys) = try await context.client.withCheckedTransaction(logger: logger) { tx in
+        let (stored, effects, effectKeys) = try await context.idempotentTransaction { tx in
             let stored = try await tx.query("SELECT count(*)::int8 FROM \(identifier: ingestion.table)").rows[0].decode(Int64.self)
             let effects = try await tx.query("SELECT count(*)::int8, count(DISTINCT key)::int8 FROM \(identifier: sideTable)").rows[0].decode((Int64, Int64).self)
             return (stored, effects.0, effects.1)
@@ -78,7 +81,7 @@ struct IngestionScenario: DemoScenario {
         let detail = "\(total) events, \(expected) distinct keys: \(stored) stored, \(effects) handler effects on \(effectKeys) keys, \(newCounts) reported new"
         context.progress.done(detail)
         if !context.keepTables {
-            try await context.client.withCheckedTransaction(logger: logger) { tx in
+            try await context.idempotentTransaction { tx in
                 try await tx.query("DROP TABLE IF EXISTS \(identifier: ingestion.table)")
                 try await tx.query("DROP TABLE IF EXISTS \(identifier: sideTable)")
             }

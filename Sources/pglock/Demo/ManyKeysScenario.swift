@@ -28,15 +28,20 @@ struct ManyKeysScenario: DemoScenario {
         return outcomes
     }
 
+    /// Counts committed transactions and deadlocks. A transaction whose connection was lost
+    /// (it only read) is counted as a loss and not re-run: the loop goes on with new keys.
     private func race(context: DemoContext, sorted: Bool) async throws -> (Int, Int) {
-        let client = context.client, logger = context.logger, keySpace = self.keySpace
+        let client = context.client, logger = context.logger, keySpace = self.keySpace, faults = context.faults
         let end = ContinuousClock.now + duration
+        // A worker that has not committed anything by the end (the server was restarting all
+        // along) goes on until its first commit, for at most 30 s more.
+        let giveUp = end + .seconds(30)
         return try await withThrowingTaskGroup(of: (Int, Int).self) { group in
             for _ in 0..<workers {
                 group.addTask {
                     var done = 0, deadlocks = 0
                     var random = SystemRandomNumberGenerator()
-                    while ContinuousClock.now < end {
+                    while ContinuousClock.now < end || (done == 0 && ContinuousClock.now < giveUp) {
                         let count = Int.random(in: 2...6, using: &random)
                         let keys = (0..<count).map { _ in LockKey.pair(namespace: 0x5047_4C4B, id: Int32(Int64.random(in: 1...keySpace, using: &random))) }
                         do {
@@ -51,6 +56,9 @@ struct ManyKeysScenario: DemoScenario {
                             done += 1
                         } catch let error as PostgresLocksError where error.code == .deadlock {
                             deadlocks += 1
+                        } catch where DemoContext.isConnectionFault(error) {
+                            faults.connectionLost()
+                            try await Task.sleep(for: .milliseconds(10))
                         }
                     }
                     return (done, deadlocks)

@@ -12,8 +12,19 @@ struct ScenarioOutcome: Codable, Sendable {
     var throughput: Double?
     /// What the throughput counts ("tx/s").
     var unit: String?
+    /// Set when the scenario did not run here (it needs what this server path lacks).
+    var skipped: Bool?
+    /// The connection faults the scenario went through (lost connections retried,
+    /// transactions re-run), counted over the whole scenario; set on its last row.
+    var faults: FaultCounts?
+
+    /// A row for a scenario that was not run, saying why.
+    static func skipped(_ scenario: String, reason: String) -> ScenarioOutcome {
+        ScenarioOutcome(scenario: scenario, check: "-", passed: nil, detail: "skipped: \(reason)", skipped: true)
+    }
 
     var resultText: String {
+        if skipped == true { return "skipped" }
         switch passed {
         case true?: return "PASS"
         case false?: return "FAIL"
@@ -26,8 +37,15 @@ struct ScenarioOutcome: Codable, Sendable {
 protocol DemoScenario: Sendable {
     /// A short name.
     var name: String { get }
+    /// Whether it needs server sessions of its own (session locks, leader election), which a
+    /// transaction-pooling proxy does not give.
+    var needsServerSession: Bool { get }
     /// Runs and returns the report rows.
     func run(context: DemoContext) async throws -> [ScenarioOutcome]
+}
+
+extension DemoScenario {
+    var needsServerSession: Bool { false }
 }
 
 /// Renders report rows as a plain-text table.
@@ -35,7 +53,9 @@ func renderTable(_ outcomes: [ScenarioOutcome]) -> String {
     let header = ["scenario", "check", "result", "figures", "throughput"]
     let rows = outcomes.map { outcome -> [String] in
         let throughput = outcome.throughput.map { "\(Int($0.rounded())) \(outcome.unit ?? "ops/s")" } ?? "-"
-        return [outcome.scenario, outcome.check, outcome.resultText, outcome.detail, throughput]
+        var detail = outcome.detail
+        if let faults = outcome.faults, !faults.isZero { detail += "; \(faults.summary)" }
+        return [outcome.scenario, outcome.check, outcome.resultText, detail, throughput]
     }
     let widths = header.indices.map { column in
         ([header] + rows).map { $0[column].count }.max() ?? 0

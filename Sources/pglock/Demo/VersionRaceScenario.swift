@@ -6,7 +6,9 @@ import PostgresNIO
 /// and insert it. Without a lock, two writers read the same maximum and store the same version;
 /// with an advisory transaction lock on the tenant, taken by an earlier statement than the
 /// `MAX`, every tenant's versions are exactly 1…n; and the same with ``GaplessCounter``'s
-/// default strategy (one counter row per tenant).
+/// default strategy (one counter row per tenant). Each insert is a retrying transaction that
+/// survives lost connections without ever storing a row twice
+/// (``RetryPolicy/resolvingCommitOutcome``), so the checks hold while backends are terminated.
 struct VersionRaceScenario: DemoScenario {
     var name: String { "version race" }
     var tenants = 4
@@ -19,7 +21,7 @@ struct VersionRaceScenario: DemoScenario {
     func run(context: DemoContext) async throws -> [ScenarioOutcome] {
         let table = try QualifiedName("pglock_demo_versions")
         let logger = context.logger
-        try await context.client.withCheckedTransaction(logger: logger) { tx in
+        try await context.idempotentTransaction { tx in
             try await tx.query("DROP TABLE IF EXISTS \(identifier: table)")
             try await tx.query("""
                 CREATE TABLE \(identifier: table) (
@@ -33,10 +35,8 @@ struct VersionRaceScenario: DemoScenario {
         }
 
         let counter = try GaplessCounter(table: "pglock_demo_version_counters")
-        try await counter.createTable(on: context.client, logger: logger)
-        try await context.client.withCheckedTransaction(logger: logger) { tx in
-            try await tx.query("TRUNCATE \(identifier: counter.table)")
-        }
+        try await context.idempotent { try await counter.createTable(on: context.client, logger: logger) }
+        try await context.idempotentQuery("TRUNCATE \(identifier: counter.table)")
 
         var outcomes: [ScenarioOutcome] = []
         for mode in Mode.allCases {
@@ -47,7 +47,7 @@ struct VersionRaceScenario: DemoScenario {
                     group.addTask {
                         for index in 0..<insertsPerWriter {
                             let tenant = (writer + index) % tenants
-                            try await insertNextVersion(client: context.client, table: table, mode: mode, counter: counter, tenant: tenant, logger: logger)
+                            try await insertNextVersion(context: context, table: table, mode: mode, counter: counter, tenant: tenant)
                         }
                     }
                 }
@@ -57,21 +57,17 @@ struct VersionRaceScenario: DemoScenario {
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
             let total = writers * insertsPerWriter
 
-            let rows = try await context.client.withCheckedTransaction(logger: logger) { tx in
-                try await tx.query("""
-                    SELECT count(*)::int8, (count(*) - count(DISTINCT (tenant, version)))::int8
-                    FROM \(identifier: table) WHERE mode = \(mode.rawValue)
-                    """)
-            }
+            let rows = try await context.idempotentQuery("""
+                SELECT count(*)::int8, (count(*) - count(DISTINCT (tenant, version)))::int8
+                FROM \(identifier: table) WHERE mode = \(mode.rawValue)
+                """)
             let (count, duplicates) = try rows.rows[0].decode((Int64, Int64).self)
-            let gapRows = try await context.client.withCheckedTransaction(logger: logger) { tx in
-                // Per tenant: numbers missing from 1…max (a gap) once duplicates are set aside.
-                try await tx.query("""
-                    SELECT COALESCE(sum(max_version - distinct_versions), 0)::int8
-                    FROM (SELECT tenant, max(version) AS max_version, count(DISTINCT version) AS distinct_versions
-                          FROM \(identifier: table) WHERE mode = \(mode.rawValue) GROUP BY tenant) per_tenant
-                    """)
-            }
+            // Per tenant: numbers missing from 1…max (a gap) once duplicates are set aside.
+            let gapRows = try await context.idempotentQuery("""
+                SELECT COALESCE(sum(max_version - distinct_versions), 0)::int8
+                FROM (SELECT tenant, max(version) AS max_version, count(DISTINCT version) AS distinct_versions
+                      FROM \(identifier: table) WHERE mode = \(mode.rawValue) GROUP BY tenant) per_tenant
+                """)
             let gaps = try gapRows.rows[0].decode(Int64.self)
             let detail = "\(count)/\(total) rows, \(duplicates) duplicate versions, \(gaps) gaps"
             if mode != .naive {
@@ -89,7 +85,7 @@ struct VersionRaceScenario: DemoScenario {
             context.progress.done(detail)
         }
         if !context.keepTables {
-            try await context.client.withCheckedTransaction(logger: logger) { tx in
+            try await context.idempotentTransaction { tx in
                 try await tx.query("DROP TABLE IF EXISTS \(identifier: table)")
                 try await tx.query("DROP TABLE IF EXISTS \(identifier: counter.table)")
             }
@@ -111,8 +107,11 @@ struct VersionRaceScenario: DemoScenario {
         }
     }
 
-    private func insertNextVersion(client: PostgresClient, table: QualifiedName, mode: Mode, counter: GaplessCounter, tenant: Int, logger: Logger) async throws {
-        try await client.withCheckedTransaction(logger: logger) { tx in
+    /// One writer's insert, in a transaction re-run after a lost connection (nothing was
+    /// committed, or a `COMMIT` lost in flight was found aborted), so each call stores exactly one row.
+    private func insertNextVersion(context: DemoContext, table: QualifiedName, mode: Mode, counter: GaplessCounter, tenant: Int) async throws {
+        let client = context.client
+        try await context.transaction { tx in
             let next: Int64
             switch mode {
             case .naive, .advisoryLock:

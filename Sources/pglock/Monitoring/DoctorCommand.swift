@@ -8,7 +8,7 @@ import PostgresNIO
 struct DoctorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "doctor",
-        abstract: "Check a server: version, pooling proxy, advisory-lock exclusion, lock-table capacity and use, timeouts.",
+        abstract: "Check a server: version, pooling proxy (named, with its mode), advisory-lock exclusion, lock-table capacity and use, timeouts.",
         discussion: "Exits with status 1 if a check fails."
     )
 
@@ -18,7 +18,8 @@ struct DoctorCommand: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-        let diagnosis = try await options.withClient { client, logger in try await client.diagnose(logger: logger) }
+        let settings = try options.database.explicitSettings()
+        let diagnosis = try await options.withClient { client, logger in try await client.diagnose(settings: settings, logger: logger) }
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

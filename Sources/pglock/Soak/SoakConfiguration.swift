@@ -61,6 +61,8 @@ struct SoakConfiguration: Sendable {
     var hangBound: Duration = .seconds(5)
     /// The run's pool size.
     var maximumConnections = 40
+    /// The pool of the soak's client.
+    var pool = PoolChoice.recommended
     /// Keep the run's tables afterwards.
     var keepTables = false
 

@@ -54,8 +54,9 @@ struct SoakWorkload: Sendable {
     func run(logger: Logger) async throws -> SoakReport {
         var settings = self.settings
         settings.applicationName = applicationName
-        var clientConfiguration = try settings.makeClientConfiguration()
-        clientConfiguration.options.maximumConnections = configuration.maximumConnections
+        // The library's recommended pool unless asked otherwise (`--pool fixed` shows the pool
+        // PostgresNIO stops the process over when the server restarts).
+        let clientConfiguration = try configuration.pool.configuration(settings: settings, size: configuration.maximumConnections)
         var background = Logger(label: "pglock.soak.pool")
         background.logLevel = .critical
         let client = PostgresClient(configuration: clientConfiguration, backgroundLogger: background)
@@ -178,7 +179,7 @@ struct SoakWorkload: Sendable {
         if error is CancellationError { return .cancelled }
         guard let error = PostgresLocksError.wrap(error) as? PostgresLocksError else { return .unexpected }
         switch error.code {
-        case .connectionLost, .lockLost: return .fault
+        case .connectionLost, .lockLost, .connectionRefused, .socketNotFound, .connectTimeout, .commitOutcomeUnknown: return .fault
         case .lockTimeout: return .timeout
         case .queryCanceled: return .cancelled
         default:

@@ -23,11 +23,20 @@ struct InvoiceBackend: Sendable {
     let setup: DatabaseSetup
     let logger: Logger
 
+    /// Connections the service keeps open: the HTTP handlers' transactions and the worker's
+    /// 8 concurrent jobs share them. Every instance of the service holds this many.
+    static let poolSize = 12
+
     /// The parts for the database at `settings`. Nothing is connected until the application runs.
     init(settings: ConnectionSettings, logger: Logger) throws {
         self.settings = settings
         self.logger = logger
-        client = PostgresClient(configuration: try settings.makeClientConfiguration(), backgroundLogger: logger)
+        // A fixed pool without keep-alive queries: PostgresNIO's default pool keeps memory for
+        // every request it serves (see the PoolConfiguration article); this one stays flat.
+        // Warns once if someone changes it into a pool that grows.
+        let configuration = try settings.makeClientConfiguration(poolSize: Self.poolSize)
+        configuration.warnIfMemoryGrows(logger: logger)
+        client = PostgresClient(configuration: configuration, backgroundLogger: logger)
         counter = try GaplessCounter(table: "invoice_numbers")
         store = try InvoiceStore(table: "invoices")
         queue = try JobQueue(schema: "invoice_queue")

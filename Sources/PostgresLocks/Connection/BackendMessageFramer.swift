@@ -1,0 +1,74 @@
+/// Follows the message boundaries of the server's side of the PostgreSQL protocol, to read the
+/// transaction status every `ReadyForQuery` carries. Pure: fed bytes as they arrive, in chunks
+/// of any size; unit-tested without a socket.
+///
+/// Every backend message is a type byte and a four-byte big-endian length that counts itself
+/// and the body. `ReadyForQuery` (`Z`, length 5) has one body byte: `I` idle, `T` in a
+/// transaction block, `E` in a failed transaction block.
+struct BackendMessageFramer: Sendable {
+    /// What the last `ReadyForQuery` said.
+    enum TransactionStatus: UInt8, Sendable {
+        /// Not inside a transaction block.
+        case idle = 0x49  // I
+        /// Inside a transaction block.
+        case inTransaction = 0x54  // T
+        /// Inside a failed transaction block (statements are refused until it ends).
+        case failed = 0x45  // E
+    }
+
+    private var headerBytesSeen = 0
+    private var type: UInt8 = 0
+    private var length: UInt32 = 0
+    private var bodyBytesLeft = 0
+    private var wantsStatus = false
+    /// Set when the bytes stop making sense as messages (installed mid-message, or not this
+    /// protocol): nothing is reported after that.
+    private(set) var isLost = false
+
+    /// The message types a server sends after startup.
+    private static let knownTypes: Set<UInt8> = Set("123ACDEGHIKNRSTVWZcdnstv".utf8)
+
+    /// Reads `bytes` and returns the status of the last `ReadyForQuery` that ended in them.
+    mutating func consume(_ bytes: UnsafeRawBufferPointer) -> TransactionStatus? {
+        var last: TransactionStatus?
+        var index = 0
+        let count = bytes.count
+        while index < count && !isLost {
+            if bodyBytesLeft > 0 {
+                if wantsStatus {
+                    wantsStatus = false
+                    guard let status = TransactionStatus(rawValue: bytes[index]) else {
+                        isLost = true
+                        return last
+                    }
+                    last = status
+                    index += 1
+                    bodyBytesLeft -= 1
+                    continue
+                }
+                let skip = min(bodyBytesLeft, count - index)
+                index += skip
+                bodyBytesLeft -= skip
+                continue
+            }
+            let byte = bytes[index]
+            index += 1
+            if headerBytesSeen == 0 {
+                type = byte
+            } else {
+                length = length << 8 | UInt32(byte)
+            }
+            headerBytesSeen += 1
+            guard headerBytesSeen == 5 else { continue }
+            guard Self.knownTypes.contains(type), length >= 4, length < 1 << 30, type != 0x5A || length == 5 else {
+                isLost = true
+                return last
+            }
+            bodyBytesLeft = Int(length) - 4
+            wantsStatus = type == 0x5A  // Z
+            headerBytesSeen = 0
+            length = 0
+        }
+        return last
+    }
+}

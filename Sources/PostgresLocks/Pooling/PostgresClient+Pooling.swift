@@ -1,0 +1,127 @@
+import Logging
+import PostgresNIO
+
+extension PostgresClient {
+    /// How the library runs its hot statements on this client's connections; see
+    /// ``StatementPreparation``. Default `.automatic`.
+    public var statementPreparation: StatementPreparation {
+        get { LibraryClientState.of(self).preparation }
+        set { LibraryClientState.of(self).preparation = newValue }
+    }
+
+    /// Whether this client's connections reach the server through transaction pooling.
+    ///
+    /// The first call through the library on a client runs this probe once (later calls read
+    /// the stored answer): it leases two connections and asks, in turn, which server process
+    /// serves the first, the second, and the first again. The second served by a process that
+    /// served the first, or the first moved to another process, shows transaction pooling. This
+    /// cannot pass by chance on an idle pool, where a pooler hands the second connection the
+    /// process the first just released; comparing the processes of two transactions on one
+    /// connection can. The probe takes no lock and writes nothing.
+    ///
+    /// Returns ``ConnectionPooling/unknown`` when two connections cannot be had within ten
+    /// seconds (a pool of one) or the server refused the probe; that answer is not kept, and
+    /// session features ask again (at most every 30 seconds).
+    public func connectionPooling(logger: Logger) async -> ConnectionPooling {
+        await LibraryClientState.of(self).probeIfNeeded(client: self, logger: logger, retryInconclusive: true)
+    }
+
+    /// Leases a connection for a library call: runs the pooling probe on the client's first
+    /// call, and ties the connection to the client's settings.
+    func withLibraryConnection<Result>(
+        logger: Logger,
+        isolation: isolated (any Actor)? = #isolation,
+        _ body: (PostgresConnection) async throws -> sending Result
+    ) async throws -> sending Result {
+        let state = LibraryClientState.of(self)
+        if !state.probed.load(ordering: .acquiring) {
+            _ = await state.probeIfNeeded(client: self, logger: logger)
+        }
+        do {
+            return try await withConnection { connection in
+                ConnectionWatch.watch(connection).clientState = state
+                return try await body(connection)
+            }
+        } catch {
+            throw PostgresLocksError.wrap(error)
+        }
+    }
+
+    /// Throws ``PostgresLocksError/Code/transactionPooling`` when this client's connections go
+    /// through transaction pooling, before anything that needs a server session starts.
+    /// Returns whether the probe was inconclusive: the caller then checks, once it holds its
+    /// lock, that its own server session holds it.
+    func requireServerSession(for feature: String, logger: Logger) async throws -> Bool {
+        let found = await LibraryClientState.of(self).probeIfNeeded(client: self, logger: logger, retryInconclusive: true)
+        if found == .transactionPooling {
+            throw PostgresLocksError.transactionPooling(feature: feature)
+        }
+        return found == .unknown
+    }
+}
+
+extension PostgresConnection {
+    /// How the library runs its hot statements on this connection; see ``StatementPreparation``.
+    /// A connection leased through a library call on a `PostgresClient` follows the client's
+    /// setting instead.
+    public var statementPreparation: StatementPreparation {
+        get { ConnectionWatch.watch(self).localPreparation }
+        set { ConnectionWatch.watch(self).localPreparation = newValue }
+    }
+
+    /// Runs the pooling probe on this connection and `second`, a connection opened the same
+    /// way (see ``PostgresNIO/PostgresClient/connectionPooling(logger:)``), and records the
+    /// answer for this connection.
+    func probePooling(second: PostgresConnection, logger: Logger) async throws -> ConnectionPooling {
+        let found = try await PoolingProbe.run(first: self, second: second, logger: logger)
+        let watch = ConnectionWatch.watch(self)
+        watch.pooling = found
+        if found == .transactionPooling {
+            watch.fallBackToUnnamedStatements(reason: "a transaction-pooling proxy is between this connection and the server", logger: logger)
+        }
+        return found
+    }
+}
+
+extension PostgresLocksError {
+    /// The refusal of a feature that needs a server session, behind transaction pooling.
+    static func transactionPooling(feature: String) -> PostgresLocksError {
+        PostgresLocksError(
+            code: .transactionPooling,
+            message: "\(feature) needs a server session of its own, and this connection goes through a transaction-pooling proxy (such as PgBouncer with pool_mode = transaction), which hands each transaction to whichever server process is free: a session lock or LISTEN would stay behind on a process this client no longer talks to. Nothing was run.",
+            hint: "use the pooler in session mode (pool_mode = session), or give this feature a direct URL to the server, or use the transaction-scoped form (withAdvisoryLock, which holds the lock for one transaction)"
+        )
+    }
+}
+
+extension PostgresConnection {
+    /// For features that hold a dedicated connection's server session (leader election, the
+    /// queue's `LISTEN`): opens a second connection with `configuration`, runs the pooling
+    /// probe on this connection and that one, closes it, and throws
+    /// ``PostgresLocksError/Code/transactionPooling`` when the sessions are pooled per
+    /// transaction. A probe that cannot run (the second connection refused) does not refuse
+    /// the feature.
+    package func requireServerSession(
+        for feature: String,
+        secondConnection configuration: PostgresConnection.Configuration,
+        logger: Logger
+    ) async throws {
+        let found: ConnectionPooling
+        do {
+            let second = try await PostgresConnection.connect(configuration: configuration, id: Int.random(in: 1...Int(Int32.max)), logger: logger)
+            do {
+                found = try await probePooling(second: second, logger: logger)
+            } catch {
+                await second.closeDiscardingErrors()
+                throw error
+            }
+            await second.closeDiscardingErrors()
+        } catch {
+            logger.debug("the pooling probe could not run", metadata: ["feature": "\(feature)", "error": "\(PostgresLocksError.wrap(error))"])
+            return
+        }
+        if found == .transactionPooling {
+            throw PostgresLocksError.transactionPooling(feature: feature)
+        }
+    }
+}

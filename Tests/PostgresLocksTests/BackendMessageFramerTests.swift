@@ -1,0 +1,85 @@
+@testable import PostgresLocks
+import Testing
+
+/// The framer that reads each `ReadyForQuery`'s transaction status, fed bytes in any split.
+@Suite("Backend message framing")
+struct BackendMessageFramerTests {
+    /// One backend message: type, length (counting itself), body.
+    private static func message(_ type: Character, _ body: [UInt8]) -> [UInt8] {
+        let length = UInt32(body.count + 4)
+        return [type.asciiValue!, UInt8(length >> 24), UInt8(length >> 16 & 0xFF), UInt8(length >> 8 & 0xFF), UInt8(length & 0xFF)] + body
+    }
+
+    private static func ready(_ status: UInt8) -> [UInt8] { message("Z", [status]) }
+
+    /// A result as a server sends it: RowDescription, DataRows, CommandComplete, ReadyForQuery.
+    private static func exchange(ending status: UInt8) -> [UInt8] {
+        message("1", []) + message("2", []) + message("T", Array(repeating: 7, count: 29))
+            + message("D", Array(repeating: 1, count: 300)) + message("D", Array(repeating: 2, count: 11))
+            + message("C", Array("SELECT 2\0".utf8)) + ready(status)
+    }
+
+    private static func feed(_ bytes: [UInt8], in chunks: [Int], into framer: inout BackendMessageFramer) -> [BackendMessageFramer.TransactionStatus] {
+        var seen: [BackendMessageFramer.TransactionStatus] = []
+        var offset = 0
+        var sizes = chunks.makeIterator()
+        while offset < bytes.count {
+            let size = min(sizes.next() ?? bytes.count, bytes.count - offset)
+            let status = bytes[offset..<offset + size].withUnsafeBytes { framer.consume($0) }
+            if let status { seen.append(status) }
+            offset += size
+        }
+        return seen
+    }
+
+    @Test func statusOfTheLastReadyForQueryIsReported() {
+        var framer = BackendMessageFramer()
+        let bytes = Self.exchange(ending: 0x49) + Self.exchange(ending: 0x54)
+        #expect(Self.feed(bytes, in: [bytes.count], into: &framer) == [.inTransaction])
+        #expect(!framer.isLost)
+    }
+
+    @Test func messagesSplitAtEveryByteAreFollowed() {
+        for status: UInt8 in [0x49, 0x54, 0x45] {
+            var framer = BackendMessageFramer()
+            let bytes = Self.exchange(ending: 0x49) + Self.message("N", Array(repeating: 3, count: 40)) + Self.exchange(ending: status)
+            let seen = Self.feed(bytes, in: Array(repeating: 1, count: bytes.count), into: &framer)
+            #expect(seen.count == 2)
+            #expect(seen.last?.rawValue == status)
+            #expect(!framer.isLost)
+        }
+    }
+
+    @Test func chunksOfEverySizeGiveTheSameStatuses() {
+        let bytes = Self.exchange(ending: 0x54) + Self.exchange(ending: 0x45) + Self.exchange(ending: 0x49)
+        for size in 1...64 {
+            var framer = BackendMessageFramer()
+            var seen: [BackendMessageFramer.TransactionStatus] = []
+            var offset = 0
+            while offset < bytes.count {
+                let end = min(offset + size, bytes.count)
+                let chunk = Array(bytes[offset..<end])
+                if let status = chunk.withUnsafeBytes({ framer.consume($0) }) { seen.append(status) }
+                offset = end
+            }
+            #expect(seen.last == .idle, "chunk size \(size)")
+            #expect(!framer.isLost)
+        }
+    }
+
+    @Test func bytesThatAreNotMessagesStopTheReport() {
+        var framer = BackendMessageFramer()
+        let garbage: [UInt8] = [0x00, 0xFF, 0xFF, 0xFF, 0xFF] + Self.ready(0x49)
+        #expect(Self.feed(garbage, in: [garbage.count], into: &framer).isEmpty)
+        #expect(framer.isLost)
+        let afterwards = Self.ready(0x54)
+        #expect(Self.feed(afterwards, in: [afterwards.count], into: &framer).isEmpty)
+    }
+
+    @Test func aReadyForQueryWithAWrongLengthIsNotTrusted() {
+        var framer = BackendMessageFramer()
+        let bytes = Self.message("Z", [0x49, 0x49])
+        #expect(Self.feed(bytes, in: [bytes.count], into: &framer).isEmpty)
+        #expect(framer.isLost)
+    }
+}

@@ -1,0 +1,117 @@
+import Logging
+@testable import PostgresLocks
+import PostgresLocksTestSupport
+import PostgresNIO
+import Testing
+
+/// A checked transaction never nests by accident: on a connection already inside a
+/// transaction (an ORM's, or a BEGIN sent by hand) it throws before sending anything, so it
+/// cannot COMMIT the outer transaction early.
+@Suite("Nested transactions")
+struct NestedTransactionTests {
+    /// What the server last ran on `pid`'s session, and its state.
+    private static func activity(of pid: Int32, _ db: TestContext) async throws -> (state: String, query: String) {
+        let rows = try await db.query("SELECT state, query FROM pg_stat_activity WHERE pid = \(pid)")
+        return try rows[0].decode((String, String).self)
+    }
+
+    private static func raw(_ connection: PostgresConnection, _ sql: String, _ db: TestContext) async throws {
+        _ = try await connection.query(PostgresQuery(unsafeSQL: sql), logger: db.logger).collect()
+    }
+
+    @Test func checkedTransactionInsideAnOpenTransactionThrowsBeforeSendingAnything() async throws {
+        try await TestDatabase.withDatabase { db in
+            try await db.query("CREATE TABLE t (v int)")
+            try await db.withConnections(1) { connections in
+                let connection = connections[0]
+                // The library has seen this connection answer: its status is known.
+                let pid = try await connection.withCheckedTransaction(logger: db.logger) { tx in
+                    try await tx.query("SELECT pg_backend_pid()").rows[0].decode(Int32.self)
+                }
+                try await Self.raw(connection, "BEGIN", db)
+                try await Self.raw(connection, "INSERT INTO t VALUES (1)", db)
+                var bodyRan = false
+                await #expect {
+                    try await connection.withCheckedTransaction(logger: db.logger) { _ in bodyRan = true }
+                } throws: { ($0 as? PostgresLocksError)?.code == .nestedTransaction }
+                #expect(!bodyRan)
+                let seen = try await Self.activity(of: pid, db)
+                #expect(seen.state == "idle in transaction")
+                #expect(seen.query == "INSERT INTO t VALUES (1)")  // nothing was sent after it
+                // The outer transaction is still the caller's: its rollback undoes its work.
+                try await Self.raw(connection, "ROLLBACK", db)
+                #expect(try await db.scalar("SELECT count(*)::int FROM t", as: Int.self) == 0)
+            }
+        }
+    }
+
+    @Test func aConnectionNotSeenBeforeIsAskedWithOneReadOnlyStatement() async throws {
+        try await TestDatabase.withDatabase { db in
+            try await db.query("CREATE TABLE t (v int)")
+            try await db.withConnections(1) { connections in
+                let connection = connections[0]
+                try await Self.raw(connection, "BEGIN", db)
+                try await Self.raw(connection, "INSERT INTO t VALUES (1)", db)
+                let pid = try await connection.query("SELECT pg_backend_pid()", logger: db.logger).collect()[0].decode(Int32.self)
+                let counter = try GaplessCounter(table: "numbers")
+                await #expect {
+                    try await connection.withCheckedTransaction(logger: db.logger) { tx in try await counter.next(scope: "a", in: tx) }
+                } throws: { ($0 as? PostgresLocksError)?.code == .nestedTransaction }
+                let seen = try await Self.activity(of: pid, db)
+                #expect(seen.state == "idle in transaction")
+                #expect(seen.query == "SELECT 1")
+                try await Self.raw(connection, "ROLLBACK", db)
+                #expect(try await db.scalar("SELECT count(*)::int FROM t", as: Int.self) == 0)
+            }
+        }
+    }
+
+    @Test func aFailedOuterTransactionIsRefusedToo() async throws {
+        try await TestDatabase.withDatabase { db in
+            try await db.withConnections(1) { connections in
+                let connection = connections[0]
+                try await connection.withCheckedTransaction(logger: db.logger) { _ in }
+                try await Self.raw(connection, "BEGIN", db)
+                await #expect(throws: (any Error).self) { try await Self.raw(connection, "SELECT 1/0", db) }
+                await #expect {
+                    try await connection.withAdvisoryLock(.int64(5), canceller: db.client, logger: db.logger) { _ in }
+                } throws: { ($0 as? PostgresLocksError)?.code == .nestedTransaction }
+                try await Self.raw(connection, "ROLLBACK", db)
+                // Idle again: checked transactions work.
+                try await connection.withAdvisoryLock(.int64(5), canceller: db.client, logger: db.logger) { _ in }
+            }
+        }
+    }
+
+    @Test func pooledConnectionsInsideAnOpenTransactionAreRefused() async throws {
+        try await TestDatabase.withDatabase { db in
+            try await db.client.withConnection { connection in
+                try await Self.raw(connection, "BEGIN", db)
+                await #expect {
+                    try await connection.withRetryingTransaction(logger: db.logger) { _ in }
+                } throws: { ($0 as? PostgresLocksError)?.code == .nestedTransaction }
+                try await Self.raw(connection, "ROLLBACK", db)
+            }
+        }
+    }
+
+    @Test func transactionStatusIsTrackedOnPostgresNIOConnections() async throws {
+        // The tracker reaches PostgresNIO's internal channel through reflection; this fails if
+        // a PostgresNIO release renames it.
+        try await TestDatabase.withDatabase { db in
+            try await db.withConnections(1) { connections in
+                let connection = connections[0]
+                #expect(TransactionStatusTracker.channel(of: connection) != nil)
+                let tracker = ConnectionWatch.watch(connection).transactionStatus
+                try await connection.checkedQuery("SELECT 1", logger: db.logger)
+                #expect(tracker.status == .idle)
+                try await Self.raw(connection, "BEGIN", db)
+                #expect(tracker.status == .inTransaction)
+                await #expect(throws: (any Error).self) { try await Self.raw(connection, "SELECT 1/0", db) }
+                #expect(tracker.status == .failed)
+                try await Self.raw(connection, "ROLLBACK", db)
+                #expect(tracker.status == .idle)
+            }
+        }
+    }
+}

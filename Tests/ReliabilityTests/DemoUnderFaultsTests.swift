@@ -1,0 +1,208 @@
+import EphemeralPostgres
+import Foundation
+import Logging
+import PostgresLocks
+import PostgresLocksTestSupport
+import PostgresNIO
+import Subprocess
+import Synchronization
+import Testing
+#if canImport(System)
+import System
+#else
+import SystemPackage
+#endif
+@testable import pglock
+
+/// `pglock demo` against a server whose sessions are terminated under it, as a failover or an
+/// administrator does: every scenario must still hold its invariant (checked by the demo in the
+/// database) and the demo must exit 0.
+///
+/// Each test starts a throwaway server of its own, runs the built `pglock demo --json
+/// --database-url <it>` as a subprocess and, while it runs, terminates one of the demo's
+/// backends (`application_name = 'pglock'`, the pool and the leader-election sessions) every
+/// 300–800 ms with `pg_terminate_backend`; one test also crashes the server once mid-run
+/// (`pg_ctl stop -m immediate`, then start on the same data). The server keeps commits across
+/// the crash (`synchronous_commit` on; `fsync` off, which only matters for an operating-system
+/// crash), so a commit the demo was told about cannot vanish.
+@Suite("pglock demo under faults: backends terminated, server restarted", .serialized)
+struct DemoUnderFaultsTests {
+    @Test func demoHoldsEveryInvariantWhileItsBackendsAreTerminated() async throws {
+        try await afterTheOtherTests()
+        let run = try await runDemoUnderFaults(restartAfter: nil)
+        run.expectClean()
+        #expect(run.terminations >= 20, "too few terminations to mean anything: \(run.terminations)")
+        #expect(run.faults.connectionLosses + run.faults.reruns > 0, "the demo never noticed a fault: \(run.summary)")
+    }
+
+    @Test func demoHoldsEveryInvariantWhileItsBackendsAreTerminatedAndTheServerCrashesOnce() async throws {
+        try await afterTheOtherTests()
+        // A moment chosen at random, so that over many runs each scenario gets its turn
+        // (DEMO_FAULTS_RESTART_AFTER_MS picks one, to run a given scenario across the crash again).
+        let chosen = ProcessInfo.processInfo.environment["DEMO_FAULTS_RESTART_AFTER_MS"].flatMap { Int($0) }
+        let restartAfter = Duration.milliseconds(chosen ?? Int.random(in: 5_000...30_000))
+        let run = try await runDemoUnderFaults(restartAfter: restartAfter)
+        run.expectClean()
+        #expect(run.restarted, "the demo finished before the restart at \(restartAfter): \(run.summary)")
+        #expect(run.terminations >= 10, "too few terminations to mean anything: \(run.terminations)")
+    }
+}
+
+/// What a demo run under faults did.
+private struct DemoFaultRun {
+    var status: TerminationStatus
+    var report: DemoReport?
+    var output: String
+    var errors: String
+    var terminations: Int
+    var restarted: Bool
+    var elapsed: Duration
+
+    var faults: FaultCounts {
+        (report?.outcomes ?? []).compactMap(\.faults).reduce(FaultCounts()) {
+            FaultCounts(connectionLosses: $0.connectionLosses + $1.connectionLosses, reruns: $0.reruns + $1.reruns, locksLost: $0.locksLost + $1.locksLost)
+        }
+    }
+
+    var summary: String {
+        "\(format(elapsed)), \(terminations) backends terminated, restarted: \(restarted); demo: \(faults.summary)"
+    }
+
+    func expectClean(sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(status.isSuccess, "pglock demo exited with \(status): \(errors.suffix(4000))", sourceLocation: sourceLocation)
+        guard let report else {
+            Issue.record("pglock demo printed no report: \(output.suffix(1000)) \(errors.suffix(4000))", sourceLocation: sourceLocation)
+            return
+        }
+        let failed = report.outcomes.filter { $0.passed == false }
+        #expect(failed.isEmpty, "FAIL rows: \(failed.map { "\($0.scenario): \($0.check): \($0.detail)" })", sourceLocation: sourceLocation)
+        #expect(report.passed, sourceLocation: sourceLocation)
+        #expect(report.outcomes.contains { $0.passed == true }, "no scenario ran", sourceLocation: sourceLocation)
+    }
+}
+
+/// The demo's `--json` report.
+private struct DemoReport: Decodable {
+    var passed: Bool
+    var seconds: Double
+    var outcomes: [ScenarioOutcome]
+}
+
+/// Runs the demo against a server of its own while terminating its backends; crashes and
+/// restarts the server once `restartAfter` into the run, if given. Bounded to 170 s.
+private func runDemoUnderFaults(restartAfter: Duration?) async throws -> DemoFaultRun {
+    let logger = {
+        var logger = Logger(label: "demo-under-faults")
+        logger.logLevel = .warning
+        return logger
+    }()
+    let configuration = EphemeralPostgres.Configuration(settings: ["fsync": "off", "deadlock_timeout": "100ms"])
+    return try await EphemeralPostgres.withServer(configuration, logger: logger) { server in
+        let url = server.url()
+        let state = FaultInjection()
+        let started = ContinuousClock.now
+        try await withinTimeLimit(.seconds(170), "pglock demo under faults") {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    defer { state.stop() }
+                    let result = try await Subprocess.run(
+                        .path(FilePath(try pglockExecutable())),
+                        arguments: Arguments(["demo", "--json", "--database-url", url]),
+                        input: .none, output: .string(limit: 1 << 22), error: .string(limit: 1 << 22)
+                    )
+                    state.finished(result.terminationStatus, output: result.standardOutput, errors: result.standardError)
+                }
+                group.addTask {
+                    await terminateDemoBackends(server: server, state: state, logger: logger)
+                }
+                if let restartAfter {
+                    group.addTask {
+                        try await Task.sleep(for: restartAfter)
+                        guard !state.isStopped else { return }
+                        print("crashing the server \(format(ContinuousClock.now - started)) into the demo")
+                        try await server.stopServer(immediate: true)
+                        try await server.startServer()
+                        state.restarted()
+                    }
+                }
+                try await group.waitForAll()
+            }
+        }
+        let (status, output, errors) = try #require(state.demoResult)
+        let run = DemoFaultRun(
+            status: status,
+            report: try? JSONDecoder().decode(DemoReport.self, from: Data(output.utf8)),
+            output: output, errors: errors,
+            terminations: state.terminationCount, restarted: state.didRestart,
+            elapsed: ContinuousClock.now - started
+        )
+        print("── pglock demo under faults: \(run.summary)")
+        if let report = run.report {
+            print(renderTable(report.outcomes), terminator: "")
+        }
+        return run
+    }
+}
+
+/// Every 300–800 ms, terminates one backend of the demo (`application_name = 'pglock'`), once
+/// the demo's pool is up (so the demo's first connection check is left alone), until `stop`.
+/// Its own session reconnects after a restart.
+private func terminateDemoBackends(server: EphemeralPostgres, state: FaultInjection, logger: Logger) async {
+    var connection: PostgresConnection?
+    var poolUp = false
+    while !state.isStopped {
+        try? await Task.sleep(for: poolUp ? .milliseconds(Int.random(in: 300...800)) : .milliseconds(50))
+        guard !state.isStopped else { break }
+        do {
+            if connection == nil || connection!.isClosed {
+                if let old = connection { try? await old.close() }
+                connection = nil
+                var settings = try ConnectionSettings(url: server.url())
+                settings.applicationName = "demo-faults"
+                connection = try await PostgresConnection.connect(configuration: try settings.makeConnectionConfiguration(), id: 1, logger: logger)
+            }
+            if !poolUp {
+                let sessions = try await connection!.query(
+                    "SELECT count(*)::int FROM pg_stat_activity WHERE application_name = 'pglock'", logger: logger
+                ).collect()[0].decode(Int.self)
+                poolUp = sessions >= 2
+                continue
+            }
+            let rows = try await connection!.query("""
+                SELECT pg_terminate_backend(pid) FROM (
+                    SELECT pid FROM pg_stat_activity
+                    WHERE application_name = 'pglock' AND pid <> pg_backend_pid()
+                    ORDER BY random() LIMIT 1
+                ) victim
+                """, logger: logger).collect()
+            if let row = rows.first, try row.decode(Bool.self) {
+                state.terminated()
+            }
+        } catch {
+            // The server is restarting, or this session was closed: reconnect on the next tick.
+            if let old = connection { try? await old.close() }
+            connection = nil
+        }
+    }
+    if let connection { try? await connection.close() }
+}
+
+/// What the fault injection shares between its tasks.
+private final class FaultInjection: Sendable {
+    private struct State {
+        var stopped = false
+        var terminations = 0
+        var restarted = false
+        var demo: (TerminationStatus, String, String)?
+    }
+    private let state = Mutex(State())
+
+    func stop() { state.withLock { $0.stopped = true } }
+    var isStopped: Bool { state.withLock { $0.stopped } }
+    func terminated() { state.withLock { $0.terminations += 1 } }
+    var terminationCount: Int { state.withLock { $0.terminations } }
+    func restarted() { state.withLock { $0.restarted = true } }
+    var didRestart: Bool { state.withLock { $0.restarted } }
+    func finished(_ status: TerminationStatus, output: String, errors: String) { state.withLock { $0.demo = (status, output, errors) } }
+    var demoResult: (TerminationStatus, String, String)? { state.withLock { $0.demo } }
+}
