@@ -315,20 +315,19 @@ public final class QueueWorker: Service {
                 }
             }
             var failures = 0
+            // Notifications would go to whichever server process a transaction pooler picked.
+            if await PostgresConnection.probePooling(configuration: listenConfiguration, logger: logger) == .transactionPooling {
+                logger.warning("cannot LISTEN through a transaction-pooling proxy; the worker polls for jobs instead", metadata: [
+                    "queue": "\(queueName)", "pollInterval": "\(configuration.pollInterval)",
+                ])
+                trailing.finish()
+                group.cancelAll()
+                return
+            }
             while !Task.isCancelled {
                 do {
                     let connection = try await PostgresConnection.connect(configuration: listenConfiguration, id: Int.random(in: 1...Int(Int32.max)), logger: logger)
                     failures = 0
-                    do {
-                        try await connection.requireServerSession(for: "the queue's LISTEN", secondConnection: listenConfiguration, logger: logger)
-                    } catch let error as PostgresLocksError where error.code == .transactionPooling {
-                        // Notifications would go to whichever server process the pooler picked.
-                        logger.warning("cannot LISTEN through a transaction-pooling proxy; the worker polls for jobs instead", metadata: [
-                            "queue": "\(queueName)", "pollInterval": "\(configuration.pollInterval)",
-                        ])
-                        try? await connection.close()
-                        break
-                    }
                     do {
                         try await connection.listen(on: channel) { notifications in
                             wake.signal()  // jobs may have arrived while not listening

@@ -28,7 +28,7 @@ public enum TestDatabase {
     /// Settings the shared throwaway server is started with: fast (no fsync), room for many
     /// connections, and a short `deadlock_timeout` so deadlock tests finish quickly.
     public static let serverConfiguration = EphemeralPostgres.Configuration(
-        maxConnections: 400,
+        maxConnections: 800,
         maxLocksPerTransaction: 128,
         disableDurability: true,
         settings: ["deadlock_timeout": "100ms", "shared_buffers": "64MB"]
@@ -74,6 +74,9 @@ public enum TestDatabase {
         // on a loaded machine.
         configuration.options.connectionIdleTimeout = .seconds(60)
         let client = PostgresClient(configuration: configuration, backgroundLogger: backgroundLogger)
+        // The shared server is reached directly: tests that are not about the pooling probe
+        // skip it (tests of the probe make clients of their own, or go through a PgBouncer).
+        client.declareConnectionPooling(.sessionPerConnection, logger: logger)
         let context = TestContext(client: client, settings: settings, server: server, logger: logger)
         let result: Result
         do {

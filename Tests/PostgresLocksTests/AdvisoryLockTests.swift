@@ -54,9 +54,7 @@ struct AdvisoryLockTests {
             try await db.query("CREATE TABLE counter (n int NOT NULL)")
             try await db.query("INSERT INTO counter VALUES (0)")
             let key = LockKey.pair(namespace: 7, id: 1)
-            var connections: [PostgresConnection] = []
-            for _ in 0..<8 { connections.append(try await db.makeConnection()) }
-            defer { Task { [connections] in for connection in connections { try? await connection.close() } } }
+            try await db.withConnections(8) { connections in
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for connection in connections {
                     group.addTask {
@@ -73,6 +71,7 @@ struct AdvisoryLockTests {
                     }
                 }
                 try await group.waitForAll()
+            }
             }
             #expect(try await db.scalar("SELECT n FROM counter", as: Int.self) == 800)
             #expect(try await advisoryLocksHeld(db) == 0)

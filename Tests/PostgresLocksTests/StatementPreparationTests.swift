@@ -97,6 +97,9 @@ struct StatementPreparationTests {
                         try await tx.query("SELECT pg_backend_pid(), (SELECT count(*)::int FROM pg_prepared_statements)").rows[0].decode((Int32, Int).self)
                     }
                 }
+                // Statements are prepared once the client's pooling probe has answered.
+                _ = await db.client.connectionPooling(logger: db.logger)
+                #expect(await other.connectionPooling(logger: db.logger) == .sessionPerConnection)  // probed: a direct server
                 let (_, preparedOnOther) = try await pid(other)
                 let (_, preparedOnDefault) = try await pid(db.client)
                 #expect(preparedOnOther == 0)

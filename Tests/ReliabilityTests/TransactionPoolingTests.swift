@@ -258,6 +258,6 @@ private func runPglock(_ arguments: [String]) async throws -> (Int32, String) {
         arguments: Arguments(arguments),
         output: .string(limit: 1 << 20), error: .string(limit: 1 << 20)
     )
-    guard case .exited(let code) = result.terminationStatus else { return (-1, result.standardOutput ?? "") }
-    return (code, (result.standardOutput ?? "") + (result.standardError ?? ""))
+    guard case .exited(let code) = result.terminationStatus else { return (-1, result.standardOutput) }
+    return (code, result.standardOutput + result.standardError)
 }

@@ -99,7 +99,11 @@ final class ConnectionWatch: Sendable {
     /// Whether hot statements run unnamed on this connection now.
     var runsUnnamed: Bool {
         state.withLock { state in
-            if let client = state.clientState { return client.runsUnnamed.load(ordering: .relaxed) }
+            if let client = state.clientState {
+                // Until the client's pooling probe has answered, nothing is prepared: behind a
+                // transaction pooler a statement prepared now would be missing later.
+                return client.runsUnnamed.load(ordering: .relaxed) || !client.probed.load(ordering: .acquiring)
+            }
             return state.runsUnnamed || state.localPreparation == .disabled
         }
     }

@@ -9,7 +9,13 @@ extension LeaderElection {
         let logger = configuration.logger
         var delay = configuration.reconnectDelay
         var fatal: (any Error)?
-        while !stop.isFired {
+        // A leader's lock is a session lock: refuse behind transaction pooling, before anything.
+        if await PostgresConnection.probePooling(configuration: connectionConfiguration, logger: logger) == .transactionPooling {
+            let refusal = PostgresLocksError.transactionPooling(feature: "leader election")
+            logger.error("leader election refused", metadata: ["election": "\(configuration.name)", "error": "\(refusal)"])
+            fatal = refusal
+        }
+        while !stop.isFired && fatal == nil {
             var connection: PostgresConnection?
             var queued = false
             do {
@@ -80,11 +86,6 @@ extension LeaderElection {
         let unregister = connection.onClose { closed.fire() }
         defer { unregister() }
 
-        // A leader's lock is a session lock: refuse (permanently) behind transaction pooling.
-        let probeConfiguration = connectionConfiguration
-        try await connection.runWithin(configuration.responseTimeout * 4, "probing for a transaction pooler", logger: logger) {
-            try await connection.requireServerSession(for: "leader election", secondConnection: probeConfiguration, logger: logger)
-        }
         let pid = try await connection.runWithin(configuration.responseTimeout, "reading the backend pid", logger: logger) {
             try await connection.backendPID(logger: logger)
         }

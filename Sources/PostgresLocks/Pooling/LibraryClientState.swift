@@ -66,6 +66,25 @@ final class LibraryClientState: Sendable {
         }
     }
 
+    /// Records what the caller says sits between the client and the server, instead of probing.
+    func declare(_ pooling: ConnectionPooling, logger: Logger) {
+        guard pooling != .unknown else { return }
+        state.withLock { $0.pooling = pooling }
+        probed.store(true, ordering: .releasing)
+        record(pooling, logger: logger)
+    }
+
+    /// Starts the pooling probe for `client` in the background unless one ran or runs: calls
+    /// that do not need the answer go on meanwhile (with unnamed statements, see
+    /// ``ConnectionWatch/runsUnnamed``).
+    func startProbeIfNeeded(client: PostgresClient, logger: Logger) {
+        let start = state.withLock { state -> Bool in
+            state.pooling == nil && state.probe == nil && state.lastInconclusiveProbe == nil
+        }
+        guard start else { return }
+        Task { _ = await self.probeIfNeeded(client: client, logger: logger) }
+    }
+
     /// Runs the pooling probe for `client` unless an answer is known (callers arriving
     /// meanwhile wait for the same run) and returns what it found.
     ///

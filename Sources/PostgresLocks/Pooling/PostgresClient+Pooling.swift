@@ -26,8 +26,19 @@ extension PostgresClient {
         await LibraryClientState.of(self).probeIfNeeded(client: self, logger: logger, retryInconclusive: true)
     }
 
-    /// Leases a connection for a library call: runs the pooling probe on the client's first
-    /// call, and ties the connection to the client's settings.
+    /// Tells the library what sits between this client's connections and the server, so it
+    /// does not probe (see ``connectionPooling(logger:)``): for a deployment whose topology is
+    /// known, or a client whose first call must not wait on a probe. `.unknown` is ignored.
+    ///
+    /// Declaring ``ConnectionPooling/sessionPerConnection`` behind a transaction pooler turns
+    /// off the refusal of session features: the session-lock heartbeat's holder check remains.
+    public func declareConnectionPooling(_ pooling: ConnectionPooling, logger: Logger) {
+        LibraryClientState.of(self).declare(pooling, logger: logger)
+    }
+
+    /// Leases a connection for a library call: starts the pooling probe on the client's first
+    /// call (in the background: until it answers, hot statements run unnamed), and ties the
+    /// connection to the client's settings.
     func withLibraryConnection<Result>(
         logger: Logger,
         isolation: isolated (any Actor)? = #isolation,
@@ -35,7 +46,7 @@ extension PostgresClient {
     ) async throws -> sending Result {
         let state = LibraryClientState.of(self)
         if !state.probed.load(ordering: .acquiring) {
-            _ = await state.probeIfNeeded(client: self, logger: logger)
+            state.startProbeIfNeeded(client: self, logger: logger)
         }
         do {
             return try await withConnection { connection in
@@ -68,19 +79,6 @@ extension PostgresConnection {
         get { ConnectionWatch.watch(self).localPreparation }
         set { ConnectionWatch.watch(self).localPreparation = newValue }
     }
-
-    /// Runs the pooling probe on this connection and `second`, a connection opened the same
-    /// way (see ``PostgresNIO/PostgresClient/connectionPooling(logger:)``), and records the
-    /// answer for this connection.
-    func probePooling(second: PostgresConnection, logger: Logger) async throws -> ConnectionPooling {
-        let found = try await PoolingProbe.run(first: self, second: second, logger: logger)
-        let watch = ConnectionWatch.watch(self)
-        watch.pooling = found
-        if found == .transactionPooling {
-            watch.fallBackToUnnamedStatements(reason: "a transaction-pooling proxy is between this connection and the server", logger: logger)
-        }
-        return found
-    }
 }
 
 extension PostgresLocksError {
@@ -96,32 +94,23 @@ extension PostgresLocksError {
 
 extension PostgresConnection {
     /// For features that hold a dedicated connection's server session (leader election, the
-    /// queue's `LISTEN`): opens a second connection with `configuration`, runs the pooling
-    /// probe on this connection and that one, closes it, and throws
-    /// ``PostgresLocksError/Code/transactionPooling`` when the sessions are pooled per
-    /// transaction. A probe that cannot run (the second connection refused) does not refuse
-    /// the feature.
-    package func requireServerSession(
-        for feature: String,
-        secondConnection configuration: PostgresConnection.Configuration,
-        logger: Logger
-    ) async throws {
-        let found: ConnectionPooling
+    /// queue's `LISTEN`): opens two connections with `configuration`, runs the pooling probe on
+    /// them (see ``PostgresNIO/PostgresClient/connectionPooling(logger:)``) and closes them.
+    /// ``ConnectionPooling/unknown`` when they cannot be opened or the probe fails: the caller
+    /// goes on, and its own checks (a session lock's holder in `pg_locks`) still hold.
+    package static func probePooling(configuration: PostgresConnection.Configuration, logger: Logger) async -> ConnectionPooling {
+        var opened: [PostgresConnection] = []
         do {
-            let second = try await PostgresConnection.connect(configuration: configuration, id: Int.random(in: 1...Int(Int32.max)), logger: logger)
-            do {
-                found = try await probePooling(second: second, logger: logger)
-            } catch {
-                await second.closeDiscardingErrors()
-                throw error
+            for _ in 0..<2 {
+                opened.append(try await PostgresConnection.connect(configuration: configuration, id: Int.random(in: 1...Int(Int32.max)), logger: logger))
             }
-            await second.closeDiscardingErrors()
+            let found = try await PoolingProbe.run(first: opened[0], second: opened[1], logger: logger)
+            for connection in opened { await connection.closeDiscardingErrors() }
+            return found
         } catch {
-            logger.debug("the pooling probe could not run", metadata: ["feature": "\(feature)", "error": "\(PostgresLocksError.wrap(error))"])
-            return
-        }
-        if found == .transactionPooling {
-            throw PostgresLocksError.transactionPooling(feature: feature)
+            logger.debug("the pooling probe could not run", metadata: ["error": "\(PostgresLocksError.wrap(error))"])
+            for connection in opened { await connection.closeDiscardingErrors() }
+            return .unknown
         }
     }
 }

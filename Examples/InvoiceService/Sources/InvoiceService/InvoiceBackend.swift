@@ -31,8 +31,8 @@ struct InvoiceBackend: Sendable {
     init(settings: ConnectionSettings, logger: Logger) throws {
         self.settings = settings
         self.logger = logger
-        // A fixed pool without keep-alive queries: PostgresNIO's default pool keeps memory for
-        // every request it serves (see the PoolConfiguration article); this one stays flat.
+        // The recommended pool (no keep-alive queries, 2 s idle timeout): PostgresNIO's default
+        // pool keeps memory for every request it serves (see the PoolConfiguration article).
         // Warns once if someone changes it into a pool that grows.
         let configuration = try settings.makeClientConfiguration(poolSize: Self.poolSize)
         configuration.warnIfMemoryGrows(logger: logger)
