@@ -172,9 +172,7 @@ public struct TestContext: Sendable {
     /// Runs one statement on the pool, reading all rows.
     @discardableResult
     public func query(_ query: PostgresQuery) async throws -> [PostgresRow] {
-        try await client.withConnection { connection in
-            try await connection.query(query, logger: logger).collect()
-        }
+        try await pooledQuery(query, on: client, logger: logger)
     }
 
     /// The first column of the first row, decoded.
@@ -212,4 +210,22 @@ public struct TestFailure: Error, CustomStringConvertible {
     public let description: String
     /// Creates a failure.
     public init(_ description: String) { self.description = description }
+}
+
+/// Runs one statement on `client`'s pool through the library's checked path, reading all rows.
+///
+/// A raw PostgresNIO query waits forever on a connection that has closed, and a pool can hand
+/// out a connection the server has just terminated before it notices; the checked path throws
+/// `connectionLost` before sending instead, and the statement is then sent again on another
+/// connection (a few times; it was never sent).
+public func pooledQuery(_ query: PostgresQuery, on client: PostgresClient, logger: Logger) async throws -> [PostgresRow] {
+    var attempt = 1
+    while true {
+        do {
+            return try await client.checkedQuery(query, logger: logger).rows
+        } catch let error as PostgresLocksError where error.code == .connectionLost && error.message.contains("before sending") && attempt < 5 {
+            attempt += 1
+            try await Task.sleep(for: .milliseconds(50))
+        }
+    }
 }

@@ -205,9 +205,7 @@ public struct PoolerContext: Sendable {
     /// Runs one statement through the pooler's client, reading all rows.
     @discardableResult
     public func query(_ query: PostgresQuery) async throws -> [PostgresRow] {
-        try await client.withConnection { connection in
-            try await connection.query(query, logger: logger).collect()
-        }
+        try await pooledQuery(query, on: client, logger: logger)
     }
 
     /// The first column of the first row, decoded.

@@ -428,7 +428,7 @@ struct LeaderElectionTests {
     @Test func aTermsTableThatCannotBeCreatedEndsRunWithATypedError() async throws {
         try await TestDatabase.withDatabase(maximumConnections: 2) { db in
             let election = try makeElection(db, instance: "a", termsTable: QualifiedName(schema: "no_such_schema", "terms"))
-            let error = try await withinTimeLimit(.seconds(10), "run() with a missing schema") {
+            let error = try await withinTimeLimit(.seconds(30), "run() with a missing schema") {
                 await #expect(throws: PostgresLocksError.self) { try await election.run() }
             }
             #expect(error?.sqlState == "3F000")
