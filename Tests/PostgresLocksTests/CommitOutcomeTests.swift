@@ -44,10 +44,12 @@ struct CommitOutcomeTests {
                     return tx.attempt
                 }
             }
-            #expect(result == 2)
-            #expect(attempts.value == [1, 2])
+            // Re-run once the body could run again (an attempt can end before the body when the
+            // pool hands back the dead connection before it noticed the close).
+            #expect(result > 1)
+            #expect(attempts.value == [1, result])
             #expect(try await db.scalar("SELECT count(*)::int FROM plain_items", as: Int.self) == 1)
-            #expect(try await db.scalar("SELECT attempt FROM plain_items", as: Int.self) == 2)
+            #expect(try await db.scalar("SELECT attempt FROM plain_items", as: Int.self) == result)
         }
     }
 
