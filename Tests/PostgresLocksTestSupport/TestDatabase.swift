@@ -225,7 +225,8 @@ public func pooledQuery(_ query: PostgresQuery, on client: PostgresClient, logge
             return try await client.checkedQuery(query, logger: logger).rows
         } catch let error as PostgresLocksError where error.code == .connectionLost && error.message.contains("before sending") && attempt < 5 {
             attempt += 1
-            await Task.yield()  // the next lease gets another connection once the pool has dropped the closed one
+            // A retry pause, not a synchronizer: the pool's close handling cannot be observed.
+            try await Task.sleep(for: .milliseconds(50))
         }
     }
 }
