@@ -312,7 +312,12 @@ public final class EphemeralPostgres: Sendable {
         return String(text.suffix(2000)).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    static func freeLoopbackPort() throws -> Int {
+    /// A TCP port on 127.0.0.1 that nothing listens on at the moment of the call (bound to
+    /// port 0, read back, closed): for a server or pooler to listen on, or for a client to be
+    /// refused on.
+    ///
+    /// - Throws: ``EphemeralPostgresError`` when no socket can be bound.
+    public static func freeLoopbackPort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw EphemeralPostgresError(code: .fileSystem, message: "socket() failed") }
         defer { close(fd) }

@@ -60,7 +60,7 @@ public struct JobHandlers: Sendable {
     /// Runs `handler` for jobs of `kind`, with the payload decoded as `Payload`. A payload
     /// that does not decode fails the job at once as dead (it would not decode on a retry
     /// either), with the error recorded; the worker goes on.
-    public mutating func register<Payload: Decodable>(
+    public mutating func register<Payload: Decodable & SendableMetatype>(
         _ kind: String,
         as payload: Payload.Type = Payload.self,
         _ handler: @escaping @Sendable (Payload, JobContext) async throws -> Void

@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import EphemeralPostgres
 import Foundation
 import PostgresLocksTestSupport
 import Subprocess
@@ -13,29 +9,10 @@ import System
 import SystemPackage
 #endif
 
-/// A loopback port with nothing listening on it (bound, read, closed).
-private func unusedLoopbackPort() throws -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { throw TestFailure("socket() failed") }
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = 0
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafeMutablePointer(to: &address) { pointer in
-        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { raw in
-            bind(fd, raw, length) == 0 && getsockname(fd, raw, &length) == 0
-        }
-    }
-    guard bound else { throw TestFailure("could not bind a port on 127.0.0.1") }
-    return Int(UInt16(bigEndian: address.sin_port))
-}
-
 @Suite("pglock: an unreachable server")
 struct CommandConnectErrorTests {
     @Test func everyCommandSaysOnOneLineWhyItCannotConnect() async throws {
-        let port = try unusedLoopbackPort()
+        let port = try EphemeralPostgres.freeLoopbackPort()
         let password = "pw-" + UUID().uuidString
         let url = "postgres://postgres:\(password)@127.0.0.1:\(port)/x"
         let commands: [[String]] = [

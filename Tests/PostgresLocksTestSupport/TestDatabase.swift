@@ -138,22 +138,18 @@ public enum TestDatabase {
     }
 }
 
-/// What a test gets from ``TestDatabase/withDatabase(_:maximumConnections:_:)``.
-public struct TestContext: Sendable {
-    /// A running client on the test's own database.
-    public let client: PostgresClient
-    /// Settings for the test's database (to open extra connections).
-    public let settings: ConnectionSettings
-    /// The shared server.
-    public let server: TestDatabase.Server
+/// A test's view of one database reached through a running client: ``TestContext`` (direct)
+/// and ``PoolerContext`` (through a PgBouncer) share these helpers.
+public protocol DatabaseTestContext: Sendable {
+    /// A running client on the test's database.
+    var client: PostgresClient { get }
     /// A logger.
-    public let logger: Logger
+    var logger: Logger { get }
+    /// Opens an unpooled connection to the test's database the way `client` reaches it (close it yourself).
+    func makeConnection() async throws -> PostgresConnection
+}
 
-    /// Opens an unpooled connection to the test's database (close it yourself).
-    public func makeConnection() async throws -> PostgresConnection {
-        try await TestDatabase.makeConnection(settings: settings)
-    }
-
+extension DatabaseTestContext {
     /// Runs `body` with `count` dedicated connections and closes them however it ends (a
     /// PostgresConnection dropped unclosed is a fatal assertion in debug builds).
     public func withConnections<T>(_ count: Int, _ body: ([PostgresConnection]) async throws -> T) async throws -> T {
@@ -169,7 +165,7 @@ public struct TestContext: Sendable {
         }
     }
 
-    /// Runs one statement on the pool, reading all rows.
+    /// Runs one statement on the client's pool, reading all rows.
     @discardableResult
     public func query(_ query: PostgresQuery) async throws -> [PostgresRow] {
         try await pooledQuery(query, on: client, logger: logger)
@@ -180,6 +176,23 @@ public struct TestContext: Sendable {
         let rows = try await self.query(query)
         guard let row = rows.first else { throw TestFailure("no row for \(query.sql)") }
         return try row.decode(T.self)
+    }
+}
+
+/// What a test gets from ``TestDatabase/withDatabase(_:maximumConnections:_:)``.
+public struct TestContext: DatabaseTestContext {
+    /// A running client on the test's own database.
+    public let client: PostgresClient
+    /// Settings for the test's database (to open extra connections).
+    public let settings: ConnectionSettings
+    /// The shared server.
+    public let server: TestDatabase.Server
+    /// A logger.
+    public let logger: Logger
+
+    /// Opens an unpooled connection to the test's database (close it yourself).
+    public func makeConnection() async throws -> PostgresConnection {
+        try await TestDatabase.makeConnection(settings: settings)
     }
 }
 

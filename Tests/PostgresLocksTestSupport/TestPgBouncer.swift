@@ -159,7 +159,7 @@ public struct TestPgBouncerUnavailable: Error, CustomStringConvertible {
 }
 
 /// What a test gets from ``TestPgBouncer/withPooler(mode:database:poolSize:maximumConnections:configuration:_:)``.
-public struct PoolerContext: Sendable {
+public struct PoolerContext: DatabaseTestContext {
     /// A running client whose connections go through the pooler.
     public let client: PostgresClient
     /// Settings for the test's database through the pooler (`postgresql://postgres@127.0.0.1:<port>/<db>?sslmode=disable`).
@@ -186,32 +186,5 @@ public struct PoolerContext: Sendable {
     /// Opens a connection directly to the server, bypassing the pooler (close it yourself).
     public func makeDirectConnection() async throws -> PostgresConnection {
         try await TestDatabase.makeConnection(settings: directSettings)
-    }
-
-    /// Runs `body` with `count` client connections through the pooler, closed however it ends.
-    public func withConnections<T>(_ count: Int, _ body: ([PostgresConnection]) async throws -> T) async throws -> T {
-        var connections: [PostgresConnection] = []
-        do {
-            for _ in 0..<count { connections.append(try await makeConnection()) }
-            let result = try await body(connections)
-            for connection in connections { try? await connection.close() }
-            return result
-        } catch {
-            for connection in connections { try? await connection.close() }
-            throw error
-        }
-    }
-
-    /// Runs one statement through the pooler's client, reading all rows.
-    @discardableResult
-    public func query(_ query: PostgresQuery) async throws -> [PostgresRow] {
-        try await pooledQuery(query, on: client, logger: logger)
-    }
-
-    /// The first column of the first row, decoded.
-    public func scalar<T: PostgresDecodable>(_ query: PostgresQuery, as type: T.Type = T.self) async throws -> T {
-        let rows = try await self.query(query)
-        guard let row = rows.first else { throw TestFailure("no row for \(query.sql)") }
-        return try row.decode(T.self)
     }
 }

@@ -74,15 +74,8 @@ struct CommitOutcomeTests {
     }
 
     @Test func aCommitLostInFlightThatCommittedReturnsItsResultWithoutReRunning() async throws {
-        try await TestDatabase.withDatabase { db in
-            let gate = try await CommitGate.install(db)
-            defer { gate.shutDown() }
-            let task = Task {
-                try await db.client.withRetryingTransaction(policy: .resolvingCommitOutcome, logger: db.logger) { tx in
-                    try await gate.insertItem(tx)
-                    return tx.attempt
-                }
-            }
+        try await CommitGate.withGate { db, gate in
+            let task = gate.startTransaction(policy: .resolvingCommitOutcome)
             let (_, connection) = try await gate.waitForCommit()
             // The client's socket closes while COMMIT waits at the gate; then the gate opens and
             // the server commits for a client that never reads the reply.
@@ -97,15 +90,8 @@ struct CommitOutcomeTests {
     }
 
     @Test func aCommitLostInFlightThatAbortedIsReRunAndTheRowIsWrittenOnce() async throws {
-        try await TestDatabase.withDatabase { db in
-            let gate = try await CommitGate.install(db)
-            defer { gate.shutDown() }
-            let task = Task {
-                try await db.client.withRetryingTransaction(policy: .resolvingCommitOutcome, logger: db.logger) { tx in
-                    try await gate.insertItem(tx)
-                    return tx.attempt
-                }
-            }
+        try await CommitGate.withGate { db, gate in
+            let task = gate.startTransaction(policy: .resolvingCommitOutcome)
             let (pid, _) = try await gate.waitForCommit()
             // The backend is terminated while COMMIT waits at the gate: the transaction aborts.
             try await gate.run("SELECT pg_terminate_backend(\(pid))")
@@ -122,14 +108,8 @@ struct CommitOutcomeTests {
     }
 
     @Test func aCommitLostInFlightWithoutTheOptionIsReportedUnknown() async throws {
-        try await TestDatabase.withDatabase { db in
-            let gate = try await CommitGate.install(db)
-            defer { gate.shutDown() }
-            let task = Task {
-                try await db.client.withRetryingTransaction(logger: db.logger) { tx in
-                    try await gate.insertItem(tx)
-                }
-            }
+        try await CommitGate.withGate { db, gate in
+            let task = gate.startTransaction()
             let (_, connection) = try await gate.waitForCommit()
             try await connection.close()
             try await gate.open()
@@ -146,9 +126,7 @@ struct CommitOutcomeTests {
     }
 
     @Test func anOutcomeThatCannotBeAskedOnADedicatedConnectionStaysUnknownWithItsTransactionID() async throws {
-        try await TestDatabase.withDatabase { db in
-            let gate = try await CommitGate.install(db)
-            defer { gate.shutDown() }
+        try await CommitGate.withGate { db, gate in
             let connection = try await db.makeConnection()
             let transactionID = LockedBox<UInt64?>(nil)
             let task = Task {
@@ -178,16 +156,10 @@ struct CommitOutcomeTests {
     }
 
     @Test func aCommitStillInProgressAfterTheWaitStaysUnknownWithItsTransactionID() async throws {
-        try await TestDatabase.withDatabase { db in
-            let gate = try await CommitGate.install(db)
-            defer { gate.shutDown() }
+        try await CommitGate.withGate { db, gate in
             var policy = RetryPolicy.resolvingCommitOutcome
             policy.commitOutcomeWait = .milliseconds(300)
-            let task = Task { [policy] in
-                try await db.client.withRetryingTransaction(policy: policy, logger: db.logger) { tx in
-                    try await gate.insertItem(tx)
-                }
-            }
+            let task = gate.startTransaction(policy: policy)
             let (pid, connection) = try await gate.waitForCommit()
             try await connection.close()
             // The gate stays shut: the server's COMMIT is still in progress for as long as the
@@ -235,6 +207,28 @@ private final class CommitGate: Sendable {
         let rows = try await observer.query(query, logger: db.logger).collect()
         guard let row = rows.first else { throw TestFailure("no row for \(query.sql)") }
         return try row.decode(T.self)
+    }
+
+    /// Runs `body` on a fresh database with `items`, its gate trigger and a shut gate, and
+    /// closes the gate's connections afterwards.
+    static func withGate(_ test: String = #function, _ body: @Sendable (TestContext, CommitGate) async throws -> Void) async throws {
+        try await TestDatabase.withDatabase(test) { db in
+            let gate = try await install(db)
+            defer { gate.shutDown() }
+            try await body(db, gate)
+        }
+    }
+
+    /// Starts a retrying transaction on the test's client whose body is ``insertItem(_:)``; its
+    /// result is the attempt that returned.
+    func startTransaction(policy: RetryPolicy = .default) -> Task<Int, any Error> {
+        let db = self.db
+        return Task {
+            try await db.client.withRetryingTransaction(policy: policy, logger: db.logger) { tx in
+                try await self.insertItem(tx)
+                return tx.attempt
+            }
+        }
     }
 
     /// Creates `items` and its gate trigger, and shuts the gate.

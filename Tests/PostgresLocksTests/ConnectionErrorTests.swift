@@ -11,14 +11,6 @@ import PostgresLocksTestSupport
 import PostgresNIO
 import Testing
 
-/// A loopback port with nothing listening on it (bound, read, closed).
-private func unusedLoopbackPort() throws -> Int {
-    let listener = try LoopbackListener()
-    let port = listener.port
-    listener.close()
-    return port
-}
-
 /// A TCP socket on 127.0.0.1 that listens but never accepts: the kernel completes the
 /// handshake into the backlog, the client sends its startup, and nothing ever answers.
 private final class LoopbackListener: Sendable {
@@ -65,7 +57,7 @@ private func connectError(_ settings: ConnectionSettings, limit: Duration = .sec
 @Suite("Connection errors say what happened")
 struct ConnectionErrorTests {
     @Test func refusedConnectionNamesHostAndPort() async throws {
-        let port = try unusedLoopbackPort()
+        let port = try EphemeralPostgres.freeLoopbackPort()
         let settings = ConnectionSettings(host: .tcp("127.0.0.1"), port: port, user: "postgres", password: "pw-never-shown", database: "x")
         let (error, elapsed) = try await connectError(settings)
         #expect(error.code == .connectionRefused, "\(error)")
@@ -185,7 +177,7 @@ struct ConnectionErrorTests {
     @Test func poolAgainstAStoppedServerEndsWithATypedError() async throws {
         // What a PostgresClient does when nothing listens: it retries in the background and
         // fails the waiting lease once its circuit breaker trips. The error must be typed.
-        let port = try unusedLoopbackPort()
+        let port = try EphemeralPostgres.freeLoopbackPort()
         let settings = ConnectionSettings(host: .tcp("127.0.0.1"), port: port, user: "postgres", sslMode: .disable, connectTimeoutSeconds: 1)
         let client = PostgresClient(configuration: try settings.makeClientConfiguration(), backgroundLogger: TestDatabase.backgroundLogger)
         let started = ContinuousClock.now

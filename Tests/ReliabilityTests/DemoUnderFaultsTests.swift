@@ -148,43 +148,71 @@ private func runDemoUnderFaults(restartAfter: Duration?) async throws -> DemoFau
 /// the demo's pool is up (so the demo's first connection check is left alone), until `stop`.
 /// Its own session reconnects after a restart.
 private func terminateDemoBackends(server: EphemeralPostgres, state: FaultInjection, logger: Logger) async {
-    var connection: PostgresConnection?
-    var poolUp = false
+    let session = FaultSession(server: server, logger: logger)
+    defer { session.close() }
+    // Waits (a condition, not a pause) until the demo has two sessions open.
+    try? await waitUntil(timeout: .seconds(60), pollEvery: .milliseconds(50), "the demo's pool is up") {
+        if state.isStopped { return true }
+        guard let count = try? await session.scalar(
+            "SELECT count(*)::int FROM pg_stat_activity WHERE application_name = 'pglock'", as: Int.self
+        ) else { return false }
+        return count >= 2
+    }
     while !state.isStopped {
-        try? await Task.sleep(for: poolUp ? .milliseconds(Int.random(in: 300...800)) : .milliseconds(50))
+        // The fault schedule: one termination at a random moment 300–800 ms after the last.
+        try? await Task.sleep(for: .milliseconds(Int.random(in: 300...800)))
         guard !state.isStopped else { break }
+        let terminated = try? await session.scalar("""
+            SELECT coalesce(bool_or(pg_terminate_backend(pid)), false) FROM (
+                SELECT pid FROM pg_stat_activity
+                WHERE application_name = 'pglock' AND pid <> pg_backend_pid()
+                ORDER BY random() LIMIT 1
+            ) victim
+            """, as: Bool.self)
+        if terminated == true { state.terminated() }
+    }
+}
+
+/// The fault injector's own session: (re)connects on demand, so it survives a server restart.
+private final class FaultSession: Sendable {
+    private let server: EphemeralPostgres
+    private let logger: Logger
+    private let connection = Mutex<PostgresConnection?>(nil)
+
+    init(server: EphemeralPostgres, logger: Logger) {
+        self.server = server
+        self.logger = logger
+    }
+
+    /// The first column of the first row; on an error the session is closed and the next call
+    /// reconnects (the server is restarting, or this session was terminated).
+    func scalar<T: PostgresDecodable>(_ query: PostgresQuery, as type: T.Type) async throws -> T {
+        let current: PostgresConnection
+        if let open = connection.withLock({ $0 }), !open.isClosed {
+            current = open
+        } else {
+            var settings = try ConnectionSettings(url: server.url())
+            settings.applicationName = "demo-faults"
+            current = try await PostgresConnection.connect(configuration: try settings.makeConnectionConfiguration(), id: 1, logger: logger)
+            let previous = connection.withLock { slot in defer { slot = current }; return slot }
+            if let previous { Task { try? await previous.close() } }
+        }
         do {
-            if connection == nil || connection!.isClosed {
-                if let old = connection { try? await old.close() }
-                connection = nil
-                var settings = try ConnectionSettings(url: server.url())
-                settings.applicationName = "demo-faults"
-                connection = try await PostgresConnection.connect(configuration: try settings.makeConnectionConfiguration(), id: 1, logger: logger)
-            }
-            if !poolUp {
-                let sessions = try await connection!.query(
-                    "SELECT count(*)::int FROM pg_stat_activity WHERE application_name = 'pglock'", logger: logger
-                ).collect()[0].decode(Int.self)
-                poolUp = sessions >= 2
-                continue
-            }
-            let rows = try await connection!.query("""
-                SELECT pg_terminate_backend(pid) FROM (
-                    SELECT pid FROM pg_stat_activity
-                    WHERE application_name = 'pglock' AND pid <> pg_backend_pid()
-                    ORDER BY random() LIMIT 1
-                ) victim
-                """, logger: logger).collect()
-            if let row = rows.first, try row.decode(Bool.self) {
-                state.terminated()
-            }
+            let rows = try await current.query(query, logger: logger).collect()
+            guard let row = rows.first else { throw TestFailure("no row for \(query.sql)") }
+            return try row.decode(T.self)
         } catch {
-            // The server is restarting, or this session was closed: reconnect on the next tick.
-            if let old = connection { try? await old.close() }
-            connection = nil
+            connection.withLock { if $0 === current { $0 = nil } }
+            Task { try? await current.close() }
+            throw error
         }
     }
-    if let connection { try? await connection.close() }
+
+    /// Closes the session.
+    func close() {
+        guard let open = connection.withLock({ $0.take() }) else { return }
+        Task { try? await open.close() }
+    }
 }
 
 /// What the fault injection shares between its tasks.
