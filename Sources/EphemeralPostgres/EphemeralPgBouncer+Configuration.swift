@@ -43,6 +43,10 @@ extension EphemeralPgBouncer {
         public var temporaryDirectoryParent: String
         /// How long to wait for the pooler to accept connections and answer a query through it.
         public var startTimeout: Duration
+        /// The loopback port to listen on; nil picks a free one (and another if a different
+        /// process takes it first). A fixed port lets a test put a new pooler where an old one
+        /// stood, as a failover puts a new address behind the same URL.
+        public var port: Int?
 
         /// A configuration with the pooler's usual defaults.
         public init(
@@ -54,8 +58,10 @@ extension EphemeralPgBouncer {
             unprivilegedUser: String = "postgres",
             searchPath: [String] = EphemeralPgBouncer.searchPath(),
             temporaryDirectoryParent: String = "/tmp",
-            startTimeout: Duration = .seconds(30)
+            startTimeout: Duration = .seconds(30),
+            port: Int? = nil
         ) {
+            self.port = port
             self.poolSize = poolSize
             self.maxClientConnections = maxClientConnections
             self.ignoredStartupParameters = ignoredStartupParameters

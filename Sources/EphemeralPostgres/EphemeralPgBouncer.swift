@@ -117,12 +117,15 @@ public final class EphemeralPgBouncer: Sendable {
         }
         let owner = try poolerOwner(configuration.unprivilegedUser)
         // Check the settings before anything is made.
+        if let port = configuration.port, !(1...65535).contains(port) {
+            throw EphemeralPostgresError(code: .invalidSetting, message: "port must be in 1...65535; found \(port)")
+        }
         _ = try configuration.iniText(poolMode: poolMode, port: 1, baseDirectory: "/", serverSocketDirectory: server.socketDirectory, serverPort: server.port, user: server.superuser)
 
         // A port that is free now; if another process takes it first, the pooler says so in its
         // log and we start again on another port.
         var lastError: (any Error)?
-        for _ in 0..<5 {
+        for _ in 0..<(configuration.port == nil ? 5 : 1) {
             let pooler = try makeAndLaunch(server: server, poolMode: poolMode, configuration: configuration, executable: executable, owner: owner, logger: logger)
             do {
                 try await pooler.waitUntilServing()
@@ -216,7 +219,7 @@ public final class EphemeralPgBouncer: Sendable {
         let base = String(cString: created)
         let port: Int
         do {
-            port = try EphemeralPostgres.freeLoopbackPort()
+            port = try configuration.port ?? EphemeralPostgres.freeLoopbackPort()
             let ini = try configuration.iniText(
                 poolMode: poolMode, port: port, baseDirectory: base,
                 serverSocketDirectory: server.socketDirectory, serverPort: server.port, user: server.superuser

@@ -300,7 +300,8 @@ public final class QueueWorker: Service {
 
     /// Holds a `LISTEN` on a dedicated connection and signals on every notification for this
     /// worker's queue (and once more `notifyDebounce` later, for notifications an enqueuer
-    /// folded into an earlier one). Reconnects with backoff.
+    /// folded into an earlier one). Reconnects with backoff; before each connect it probes for a
+    /// transaction pooler, and from the first one it finds the worker only polls.
     private func listen(wake: WakeSignal) async {
         guard let listenConfiguration = configuration.listenConfiguration else { return }
         let queueName = configuration.queue
@@ -315,16 +316,15 @@ public final class QueueWorker: Service {
                 }
             }
             var failures = 0
-            // Notifications would go to whichever server process a transaction pooler picked.
-            if await PostgresConnection.probePooling(configuration: listenConfiguration, logger: logger) == .transactionPooling {
-                logger.warning("cannot LISTEN through a transaction-pooling proxy; the worker polls for jobs instead", metadata: [
-                    "queue": "\(queueName)", "pollInterval": "\(configuration.pollInterval)",
-                ])
-                trailing.finish()
-                group.cancelAll()
-                return
-            }
             while !Task.isCancelled {
+                // Before every (re)connect: the URL may lead somewhere else after a failover, and
+                // notifications would go to whichever server process a transaction pooler picked.
+                if await PostgresConnection.probePooling(configuration: listenConfiguration, logger: logger) == .transactionPooling {
+                    logger.warning("cannot LISTEN through a transaction-pooling proxy; the worker polls for jobs instead", metadata: [
+                        "queue": "\(queueName)", "pollInterval": "\(configuration.pollInterval)",
+                    ])
+                    break
+                }
                 do {
                     let connection = try await PostgresConnection.connect(configuration: listenConfiguration, id: Int.random(in: 1...Int(Int32.max)), logger: logger)
                     failures = 0
