@@ -4,44 +4,6 @@ import PostgresLocks
 import PostgresNIO
 import Synchronization
 
-/// What a handler gets besides its payload.
-public struct JobContext: Sendable {
-    /// The job, with its lease.
-    public let job: ClaimedJob
-    /// The queue.
-    public let queue: JobQueue
-    /// A client for the job's own work.
-    public let client: PostgresClient
-    let baseLogger: Logger
-    let completedInTransaction: CompletionFlag
-
-    /// A logger with the job's id, kind and attempt as metadata.
-    public var logger: Logger {
-        var logger = baseLogger
-        logger[metadataKey: "job"] = "\(job.id)"
-        logger[metadataKey: "kind"] = "\(job.kind)"
-        logger[metadataKey: "attempt"] = "\(job.attempt)"
-        return logger
-    }
-
-    /// Completes the job inside the handler's own transaction, so its writes and its
-    /// completion commit together (exactly once, as far as the database is concerned). The
-    /// worker then records nothing more for it.
-    ///
-    /// - Throws: ``PostgresLocks/PostgresLocksError/Code/leaseLost`` if the lease is gone.
-    public func complete(in transaction: Transaction) async throws {
-        try await queue.complete(job.lease, in: transaction)
-        completedInTransaction.set()
-    }
-}
-
-/// Set once a handler completed its job itself.
-final class CompletionFlag: Sendable {
-    private let value = Mutex(false)
-    func set() { value.withLock { $0 = true } }
-    var isSet: Bool { value.withLock { $0 } }
-}
-
 /// The handlers of a worker, one per job kind, each decoding its own `Codable` payload.
 ///
 /// ```swift

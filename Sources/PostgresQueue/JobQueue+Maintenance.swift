@@ -2,14 +2,6 @@ import Logging
 import PostgresLocks
 import PostgresNIO
 
-/// What a reaper pass did.
-public struct ReapResult: Sendable, Hashable, Codable {
-    /// Jobs whose lease expired and that were made available again.
-    public var reclaimed: Int
-    /// Jobs whose lease expired on their last attempt, now dead.
-    public var dead: Int
-}
-
 extension JobQueue {
     /// Reclaims running jobs whose lease expired (their worker died or stopped heartbeating):
     /// they become available again (the attempt stays counted), or dead after their last

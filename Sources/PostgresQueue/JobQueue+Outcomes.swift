@@ -3,16 +3,6 @@ import Logging
 import PostgresLocks
 import PostgresNIO
 
-/// What happened to a failed job.
-public enum FailureOutcome: Sendable, Hashable {
-    /// It will run again at this time.
-    case retryScheduled(at: Date)
-    /// It used its last attempt (or was discarded) and is dead.
-    case dead
-    /// The lease was no longer held: nothing was recorded.
-    case leaseLost
-}
-
 extension JobQueue {
     /// Marks jobs completed, in one statement. Only jobs whose lease is still held are
     /// completed; the rest (reclaimed or cancelled meanwhile) are returned as refused.

@@ -84,10 +84,3 @@ final class LeaseBuffer: Sendable {
 
     var isEmpty: Bool { buffer.withLock { $0.isEmpty } }
 }
-
-/// A flag set once.
-final class StopFlag: Sendable {
-    private let value = Mutex(false)
-    func set() { value.withLock { $0 = true } }
-    var isSet: Bool { value.withLock { $0 } }
-}

@@ -41,7 +41,7 @@ public final class QueueWorker: Service {
     private let leaseLostCounter: Counter
     private let pickupTimer: Metrics.Timer
     private let depthGauge: Gauge
-    private let stopping = StopFlag()
+    private let stopping = SetOnceFlag()
 
     /// Whether graceful shutdown has begun: the worker claims nothing more.
     public var isShuttingDown: Bool { stopping.isSet }
@@ -80,7 +80,7 @@ public final class QueueWorker: Service {
         }
     }
 
-    private func work(stopping: StopFlag, wake: WakeSignal) async throws {
+    private func work(stopping: SetOnceFlag, wake: WakeSignal) async throws {
         let inFlight = InFlightJobs()
         let refillThreshold = max(1, min(configuration.claimBatchSize, configuration.concurrency) / 2)
         let completions = LeaseBuffer()
@@ -139,7 +139,7 @@ public final class QueueWorker: Service {
                 // them (their leases are given back below).
                 guard inFlight.count > 0 else { return }
                 logger.info("stopping: waiting for running jobs", metadata: ["running": "\(inFlight.count)"])
-                let graceOver = StopFlag()
+                let graceOver = SetOnceFlag()
                 let grace = configuration.shutdownGracePeriod
                 jobs.addTask {
                     try? await Task.sleep(for: grace)
@@ -179,7 +179,7 @@ public final class QueueWorker: Service {
 
     /// Runs one job's handler (stopped if its lease is lost) and records the outcome.
     private func runJob(_ job: ClaimedJob, inFlight: InFlightJobs, completions: LeaseBuffer, givenBack: LeaseBuffer) async {
-        let flag = CompletionFlag()
+        let flag = SetOnceFlag()
         let context = JobContext(job: job, queue: queue, client: client, baseLogger: logger, completedInTransaction: flag)
         let handler = handlers.handlers[job.kind]
         // The handler runs in its own task so that the heartbeat can cancel this one job when

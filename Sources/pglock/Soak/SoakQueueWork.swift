@@ -30,7 +30,7 @@ final class SoakQueueWork: Sendable {
     }
 
     /// Enqueues a batch every interval until `stop` is set.
-    func enqueue(until stop: SoakFlag, tallies: SoakTallies, classify: @Sendable (any Error) -> SoakErrorKind) async {
+    func enqueue(until stop: SetOnceFlag, tallies: SoakTallies, classify: @Sendable (any Error) -> SoakErrorKind) async {
         var next = 0
         while !stop.isSet {
             // Back-pressure: keep the backlog small, so a long run drains in seconds at the end.
@@ -38,7 +38,7 @@ final class SoakQueueWork: Sendable {
                 "SELECT count(*) FROM \(identifier: queue.jobsTable) WHERE state IN ('available', 'running')", logger: logger
             ).rows[0].decode(Int64.self)
             if (backlog ?? Int64.max) >= Int64(jobsPerBatch * 10) {
-                _ = await SoakFlag.sleep(enqueueInterval, unless: stop)
+                _ = await SetOnceFlag.sleep(enqueueInterval, unless: stop)
                 continue
             }
             do {
@@ -54,7 +54,7 @@ final class SoakQueueWork: Sendable {
                 default: tallies.unexpected(error, during: "enqueue")
                 }
             }
-            _ = await SoakFlag.sleep(enqueueInterval, unless: stop)
+            _ = await SetOnceFlag.sleep(enqueueInterval, unless: stop)
         }
     }
 

@@ -1,14 +1,10 @@
+import PostgresLocks
 import Synchronization
 
-/// A flag set once, read by many; the way a run tells its tasks to stop.
-final class SoakFlag: Sendable {
-    private let value = Mutex(false)
-    func set() { value.withLock { $0 = true } }
-    var isSet: Bool { value.withLock { $0 } }
-
+extension SetOnceFlag {
     /// Sleeps `duration` in short slices; returns false as soon as `flag` is set (or the task is
     /// cancelled), true if the whole duration passed.
-    static func sleep(_ duration: Duration, unless flag: SoakFlag) async -> Bool {
+    static func sleep(_ duration: Duration, unless flag: SetOnceFlag) async -> Bool {
         let deadline = ContinuousClock.now + duration
         while !flag.isSet && !Task.isCancelled {
             let left = deadline - ContinuousClock.now

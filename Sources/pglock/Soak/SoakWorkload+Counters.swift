@@ -4,7 +4,7 @@ import PostgresNIO
 extension SoakWorkload {
     /// Allocates gapless numbers from every strategy in turn, recording each number next to the
     /// counter in the same transaction.
-    func runCounterWorker(_ worker: Int, context: SoakContext, state: SoakState, stop: SoakFlag) async {
+    func runCounterWorker(_ worker: Int, context: SoakContext, state: SoakState, stop: SetOnceFlag) async {
         let issued = table("issued")
         guard let counters = try? counters(), !counters.isEmpty else { return }
         var turn = worker
@@ -13,7 +13,7 @@ extension SoakWorkload {
             turn += 1
             let scope = "scope-\(Int.random(in: 0..<configuration.counterScopes))"
             let op = state.newOp()
-            let bodyFinished = SoakFlag()
+            let bodyFinished = SetOnceFlag()
             do {
                 try await context.client.withCheckedTransaction(logger: context.logger) { tx in
                     let number = try await counter.next(scope: scope, in: tx)
@@ -25,7 +25,7 @@ extension SoakWorkload {
             } catch {
                 record(error, bodyFinished: bodyFinished.isSet, during: "counter \(counter.strategy.rawValue)")
             }
-            if configuration.pause > .zero { _ = await SoakFlag.sleep(randomDuration(.zero, configuration.pause), unless: stop) }
+            if configuration.pause > .zero { _ = await SetOnceFlag.sleep(randomDuration(.zero, configuration.pause), unless: stop) }
         }
     }
 

@@ -5,11 +5,11 @@ import PostgresNIO
 extension SoakWorkload {
     /// Terminates one of the run's backends every `every` on average, preferring sessions in
     /// the middle of something (a transaction, a query, a lock wait) three times out of four.
-    func terminateBackends(every: Duration, context: SoakContext, stop: SoakFlag) async {
+    func terminateBackends(every: Duration, context: SoakContext, stop: SetOnceFlag) async {
         var settings = context.settings
         settings.applicationName = applicationName + "-faults"
         var connection: PostgresConnection?
-        while await SoakFlag.sleep(randomDuration(every / 2, every * 3 / 2), unless: stop) {
+        while await SetOnceFlag.sleep(randomDuration(every / 2, every * 3 / 2), unless: stop) {
             do {
                 if connection == nil || connection!.isClosed {
                     if let old = connection { try? await old.close() }
@@ -40,8 +40,8 @@ extension SoakWorkload {
     }
 
     /// Restarts the server every `every` (not once `stop` is set; a restart in progress finishes).
-    func restartServer(every: Duration, restart: @Sendable () async throws -> Void, stop: SoakFlag) async {
-        while await SoakFlag.sleep(every, unless: stop) {
+    func restartServer(every: Duration, restart: @Sendable () async throws -> Void, stop: SetOnceFlag) async {
+        while await SetOnceFlag.sleep(every, unless: stop) {
             do {
                 try await restart()
                 tallies.update { $0.restarts += 1 }

@@ -28,7 +28,7 @@ extension SoakWorkload {
     /// row per new key in the ingesting transaction. A batch that fails because of a fault is
     /// sent again, whole, until it is accepted. Even workers lease connections from the pool;
     /// odd workers use a dedicated connection, opened again after a fault.
-    func runIngestWorker(_ worker: Int, context: SoakContext, state: SoakState, stop: SoakFlag) async {
+    func runIngestWorker(_ worker: Int, context: SoakContext, state: SoakState, stop: SetOnceFlag) async {
         guard let ingestion = try? ingestion() else { return }
         let effects = table("ingest_effects")
         let dedicated = worker % 2 == 1
@@ -92,7 +92,7 @@ extension SoakWorkload {
                     try? await Task.sleep(for: randomDuration(.milliseconds(5), .milliseconds(50)))
                 }
             }
-            if configuration.pause > .zero { _ = await SoakFlag.sleep(randomDuration(.zero, configuration.pause), unless: stop) }
+            if configuration.pause > .zero { _ = await SetOnceFlag.sleep(randomDuration(.zero, configuration.pause), unless: stop) }
         }
         if let connection { try? await connection.close() }
     }

@@ -4,12 +4,12 @@ import PostgresNIO
 extension SoakWorkload {
     /// Critical sections under `withAdvisoryLock`: read the key's counter row, write it back
     /// plus one, log the operation. Two sections that overlapped would lose an update.
-    func runLockWorker(_ worker: Int, context: SoakContext, state: SoakState, stop: SoakFlag) async {
+    func runLockWorker(_ worker: Int, context: SoakContext, state: SoakState, stop: SetOnceFlag) async {
         let counters = table("lock_counters"), ops = table("lock_ops")
         while !stop.isSet {
             let key = Int32.random(in: 0..<Int32(configuration.lockKeys))
             let op = state.newOp()
-            let bodyFinished = SoakFlag()
+            let bodyFinished = SetOnceFlag()
             do {
                 try await context.client.withAdvisoryLock(.pair(namespace: namespace, id: key), wait: .timeout(.seconds(30)), logger: context.logger) { tx in
                     let start = state.now
@@ -28,7 +28,7 @@ extension SoakWorkload {
             } catch {
                 record(error, bodyFinished: bodyFinished.isSet, during: "lock section")
             }
-            if configuration.pause > .zero { _ = await SoakFlag.sleep(randomDuration(.zero, configuration.pause), unless: stop) }
+            if configuration.pause > .zero { _ = await SetOnceFlag.sleep(randomDuration(.zero, configuration.pause), unless: stop) }
         }
     }
 

@@ -14,18 +14,18 @@ extension SoakWorkload {
     /// Waves of lock calls on a few contended keys until `stop` is set: calls that wait forever
     /// are cancelled at a random moment, calls with a short timeout sometimes too; each call's
     /// return is timed against its deadline.
-    func runStorm(context: SoakContext, stop: SoakFlag) async {
+    func runStorm(context: SoakContext, stop: SetOnceFlag) async {
         let keys = (0..<Int32(configuration.stormKeys)).map { LockKey.pair(namespace: namespace &+ 1, id: $0) }
         while !stop.isSet {
             await stormWave(keys: keys, context: context)
-            if configuration.stormWavePause > .zero { _ = await SoakFlag.sleep(configuration.stormWavePause, unless: stop) }
+            if configuration.stormWavePause > .zero { _ = await SetOnceFlag.sleep(configuration.stormWavePause, unless: stop) }
         }
     }
 
     private func stormWave(keys: [LockKey], context: SoakContext) async {
         let client = context.client, logger = context.logger
         // A holder keeps every key for a moment, so the wave's calls queue on the server.
-        let holding = SoakFlag()
+        let holding = SetOnceFlag()
         let hold = randomDuration(.milliseconds(20), .milliseconds(200))
         let holder = Task {
             try? await client.withAdvisoryLocks(keys.map { LockRequest($0) }, wait: .timeout(.seconds(5)), logger: logger) { _ in

@@ -76,8 +76,8 @@ struct SoakWorkload: Sendable {
 
     /// The faulty phase, then the drain, then the checks.
     private func runPhases(_ context: SoakContext) async throws -> SoakReport {
-        let stopWork = SoakFlag()
-        let stopFaults = SoakFlag()
+        let stopWork = SetOnceFlag()
+        let stopFaults = SetOnceFlag()
         let queue = try await makeQueueWork(context)
         let state = SoakState()
         let started = ContinuousClock.now
@@ -108,11 +108,11 @@ struct SoakWorkload: Sendable {
                     }
                     if let every = configuration.reportEvery, let report = configuration.progress {
                         faults.addTask {
-                            while await SoakFlag.sleep(every, unless: stopFaults) { report(tallies.snapshot, ContinuousClock.now - started) }
+                            while await SetOnceFlag.sleep(every, unless: stopFaults) { report(tallies.snapshot, ContinuousClock.now - started) }
                         }
                     }
                     faults.addTask {
-                        _ = await SoakFlag.sleep(configuration.duration, unless: stopFaults)
+                        _ = await SetOnceFlag.sleep(configuration.duration, unless: stopFaults)
                         stopFaults.set()
                     }
                 }

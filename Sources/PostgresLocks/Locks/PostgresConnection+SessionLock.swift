@@ -1,0 +1,138 @@
+import Logging
+import PostgresNIO
+
+extension PostgresConnection {
+    /// Takes a session lock; returns false when `.immediately` finds it taken.
+    func acquireSessionLock(_ key: LockKey, mode: LockMode, wait: LockWait, canceller: PostgresClient, logger: Logger) async throws -> Bool {
+        switch wait {
+        case .immediately:
+            let function = AdvisoryLockSQL.lockFunction(scope: .session, mode: mode, try: true)
+            return try await runPrepared(AdvisoryLockSQL.call(function, key: key), outsideTransaction: true, logger: logger)[0].boolFromText()
+        case .forever:
+            let function = AdvisoryLockSQL.lockFunction(scope: .session, mode: mode, try: false)
+            _ = try await runCancellableLockStatement(AdvisoryLockSQL.call(function, key: key), canceller: canceller, logger: logger)
+            return true
+        case .timeout(let duration):
+            // The wait runs inside a transaction so `lock_timeout` can be transaction-local;
+            // a session lock survives the COMMIT.
+            let function = AdvisoryLockSQL.lockFunction(scope: .session, mode: mode, try: false)
+            do {
+                try await withCheckedTransaction(options: .init(lockTimeout: duration), logger: logger) { transaction in
+                    try await transaction.runLockWait(AdvisoryLockSQL.call(function, key: key), canceller: canceller)
+                }
+                return true
+            } catch let error as PostgresLocksError where error.code == .lockNotAvailable {
+                // The timeout can fire just as the lock is granted (DistributedLock #147): the
+                // session then holds it even though the statement failed. Ask pg_locks.
+                let held = try await runStatement(AdvisoryLockSQL.isHeld(key, mode: mode), logger: logger).rows[0].decode(Int64.self)
+                if held > 0 { return true }
+                throw PostgresLocksError(code: .lockTimeout, message: "advisory lock \(key) was not granted within \(duration)", sqlState: error.sqlState, underlying: error)
+            }
+        }
+    }
+
+    /// Releases a session lock; if that cannot be confirmed on a live connection, closes the
+    /// connection so the lock cannot outlive this lease.
+    func releaseSessionLock(_ key: LockKey, mode: LockMode, expectHeld: Bool, logger: Logger) async {
+        guard !isClosed else { return }
+        do {
+            let function = AdvisoryLockSQL.unlockFunction(mode: mode)
+            let released = try await runPrepared(AdvisoryLockSQL.call(function, key: key), outsideTransaction: true, logger: logger)[0].boolFromText()
+            if released == expectHeld || !expectHeld { return }
+            logger.warning("session lock was not held at release; closing the connection", metadata: ["key": "\(key)"])
+        } catch {
+            logger.warning("could not confirm the release of a session lock; closing the connection", metadata: ["key": "\(key)", "error": "\(error)"])
+        }
+        await closeDiscardingErrors()
+    }
+
+    /// Runs `body` while watching the session: if the connection closes (or a heartbeat
+    /// fails), `body` is cancelled and the result is ``PostgresLocksError/Code/lockLost``.
+    func runGuardingSession<Result: Sendable>(
+        key: LockKey,
+        mode: LockMode,
+        heartbeat: Duration?,
+        logger: Logger,
+        _ body: @escaping @Sendable () async throws -> Result
+    ) async -> Swift.Result<Result, any Error> {
+        let (closed, closedContinuation) = AsyncStream<Void>.makeStream()
+        let unregister = onClose {
+            closedContinuation.yield()
+            closedContinuation.finish()
+        }
+        defer { unregister() }
+        return await withTaskGroup(of: SessionEvent<Result>.self) { group in
+            group.addTask {
+                do { return .finished(.success(try await body())) } catch { return .finished(.failure(error)) }
+            }
+            group.addTask {
+                for await _ in closed { return .lost("the connection closed") }
+                return .watchEnded
+            }
+            if let heartbeat {
+                group.addTask {
+                    while true {
+                        do { try await Task.sleep(for: heartbeat) } catch { return .watchEnded }
+                        // A heartbeat that gets no answer within another interval counts as a
+                        // lost session too: the lock can no longer be vouched for.
+                        let answered = await withTaskGroup(of: Bool?.self) { probe -> Bool? in
+                            probe.addTask {
+                                do {
+                                    // The heartbeat asks whether this session still holds the
+                                    // lock: a server process that changed under the connection
+                                    // (an undetected transaction pooler) shows as a lost lock.
+                                    let held = try await self.runStatement(AdvisoryLockSQL.isHeld(key, mode: mode), logger: logger).rows[0].decode(Int64.self)
+                                    return held > 0
+                                } catch {
+                                    return Task.isCancelled ? nil : false
+                                }
+                            }
+                            probe.addTask {
+                                do { try await Task.sleep(for: heartbeat * 2) } catch { return nil }
+                                // Closing fails the unanswered statement, so this group can end.
+                                await self.closeDiscardingErrors()
+                                return false
+                            }
+                            let first = await probe.next() ?? nil
+                            probe.cancelAll()
+                            return first
+                        }
+                        guard let answered else { return .watchEnded }
+                        if !answered {
+                            if Task.isCancelled { return .watchEnded }
+                            await self.closeDiscardingErrors()
+                            return .lost("a heartbeat failed, found the lock no longer held by this session, or got no answer within \(heartbeat * 2)")
+                        }
+                    }
+                }
+            }
+            var outcome: Swift.Result<Result, any Error>?
+            while let event = await group.next() {
+                switch event {
+                case .finished(let result):
+                    if outcome == nil { outcome = result }
+                    group.cancelAll()
+                    closedContinuation.finish()
+                case .lost(let reason):
+                    if outcome == nil {
+                        LockMetrics.lost(logger: logger)
+                        logger.error("session advisory lock lost; cancelling the guarded work", metadata: ["key": "\(key)", "reason": "\(reason)"])
+                        outcome = .failure(PostgresLocksError(code: .lockLost, message: "the session holding advisory lock \(key) ended (\(reason)); the guarded work was cancelled"))
+                    }
+                    group.cancelAll()
+                    closedContinuation.finish()
+                case .watchEnded:
+                    break
+                }
+            }
+            return outcome!
+        }
+    }
+}
+
+/// What ends the watch over a session lock's body.
+enum SessionEvent<Value: Sendable>: Sendable {
+    case finished(Swift.Result<Value, any Error>)
+    case lost(String)
+    case watchEnded
+}

@@ -1,0 +1,41 @@
+import Logging
+import Metrics
+import PostgresNIO
+
+/// The least pause before re-running a transaction whose connection was lost.
+let connectionLossPause: Duration = .milliseconds(50)
+
+/// The one retry loop: runs `attemptOnce(attempt)` and, when it fails with an error `policy`
+/// retries, waits the policy's backoff and runs it again with the next attempt number. A lost
+/// connection is retried only where each attempt gets a new connection (`reconnects`).
+func retryWholeTransaction<Value>(
+    policy: RetryPolicy,
+    reconnects: Bool,
+    logger: Logger,
+    isolation: isolated (any Actor)? = #isolation,
+    _ attemptOnce: (Int) async throws -> Value
+) async throws -> Value {
+    var generator = SystemRandomNumberGenerator()
+    var attempt = 1
+    while true {
+        do {
+            return try await attemptOnce(attempt)
+        } catch {
+            guard policy.shouldRetry(error, afterAttempt: attempt) else { throw error }
+            let code = (error as? PostgresLocksError)?.code ?? .client
+            guard reconnects || code != .connectionLost else { throw error }
+            var delay = policy.backoff(afterAttempt: attempt, using: &generator)
+            if code == .connectionLost {
+                // The pool notices a closed connection on its event loop: give it the moment it
+                // needs, or the next attempts lease the same dead connection again.
+                delay = max(delay, connectionLossPause)
+            }
+            Counter(label: "pglocks_transaction_retries_total", dimensions: [("reason", code.name)]).increment()
+            logger.debug("retrying transaction", metadata: [
+                "attempt": "\(attempt)", "reason": "\(code.name)", "backoff_ms": "\(RetryPolicy.nanoseconds(delay) / 1_000_000)",
+            ])
+            try await Task.sleep(for: delay)
+            attempt += 1
+        }
+    }
+}
