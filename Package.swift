@@ -61,9 +61,22 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "PglockHarness",
+            dependencies: [
+                "PostgresLocks",
+                "PostgresQueue",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "pglock",
             dependencies: [
+                "PglockHarness",
                 "PostgresLocks",
                 "PostgresQueue",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -119,7 +132,7 @@ let package = Package(
                 "PostgresQueue",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 "PostgresLocksTestSupport",
-                "pglock",
+                "PglockHarness",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Subprocess", package: "swift-subprocess"),
             ],
@@ -132,7 +145,7 @@ let package = Package(
                 "PostgresQueue",
                 "EphemeralPostgres",
                 "PostgresLocksTestSupport",
-                "pglock",
+                "PglockHarness",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

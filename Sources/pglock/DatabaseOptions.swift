@@ -2,6 +2,7 @@ import ArgumentParser
 import EphemeralPostgres
 import Foundation
 import Logging
+import PglockHarness
 import PostgresLocks
 import PostgresNIO
 
@@ -144,12 +145,6 @@ struct Progress: Sendable {
         guard !quiet else { return }
         FileHandle.standardError.write(Data("  \(text)\n".utf8))
     }
-}
-
-/// "1.23 s" or "456 ms".
-func format(_ duration: Duration) -> String {
-    let seconds = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-    return seconds >= 1 ? String(format: "%.2f s", seconds) : String(format: "%.0f ms", seconds * 1000)
 }
 
 /// A logger for PostgresNIO's background events (errors only: it warns when a lease is asked

@@ -2,6 +2,7 @@ import ArgumentParser
 import EphemeralPostgres
 import Foundation
 import Logging
+import PglockHarness
 import PostgresLocks
 import PostgresNIO
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import EphemeralPostgres
 import Foundation
+import PglockHarness
 import PostgresNIO
 
 /// `pglock ephemeral`: starts a throwaway server, checks it answers, prints where it is as JSON,
@@ -20,21 +21,7 @@ struct EphemeralCommand: AsyncParsableCommand {
     @Option(help: "Also start a PgBouncer in front of the server, in this pool mode (session, transaction or statement).")
     var pgbouncer: String?
 
-    struct Report: Codable {
-        var url: String
-        var baseDirectory: String
-        var postmasterPID: Int32?
-        var userID: UInt32
-        var answer: Int
-        /// The pooler's URL, with `--pgbouncer`.
-        var pgbouncerURL: String?
-        /// The pooler's folder, with `--pgbouncer`.
-        var pgbouncerDirectory: String?
-        /// The pooler's process id, with `--pgbouncer`.
-        var pgbouncerPID: Int32?
-        /// `SELECT 6 * 7` answered through the pooler, with `--pgbouncer`.
-        var pgbouncerAnswer: Int?
-    }
+    typealias Report = EphemeralReport
 
     func validate() throws {
         if let pgbouncer, EphemeralPgBouncer.PoolMode(rawValue: pgbouncer) == nil {

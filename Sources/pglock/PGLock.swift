@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import PglockHarness
 import PostgresLocks
 
 /// `pglock`: the command-line tool of PostgresLocks.

@@ -7,6 +7,7 @@ import Subprocess
 import System
 #else
 import SystemPackage
+import PglockHarness
 #endif
 
 /// `pglock run --lock KEY -- COMMAND…`: like `flock(1)`, across machines.

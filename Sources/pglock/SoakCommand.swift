@@ -2,6 +2,7 @@ import ArgumentParser
 import EphemeralPostgres
 import Foundation
 import Logging
+import PglockHarness
 import PostgresLocks
 
 /// `pglock soak`: the fault suite's workload, run for longer, for manual use.
@@ -190,3 +191,5 @@ struct SoakCommand: AsyncParsableCommand {
         if !passed { throw ExitCode.failure }
     }
 }
+
+extension PoolChoice: ExpressibleByArgument {}

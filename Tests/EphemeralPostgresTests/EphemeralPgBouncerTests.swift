@@ -5,7 +5,7 @@ import Glibc
 import Foundation
 import PostgresLocksTestSupport
 import PostgresNIO
-@testable import pglock
+import PglockHarness
 import Subprocess
 import Testing
 #if canImport(System)

@@ -6,7 +6,7 @@ import Foundation
 import Logging
 import PostgresLocksTestSupport
 import PostgresNIO
-@testable import pglock
+import PglockHarness
 import Subprocess
 import Testing
 #if canImport(System)
@@ -123,7 +123,6 @@ struct EphemeralPostgresTests {
 }
 
 /// What `pglock ephemeral` prints (the command's own report type).
-typealias EphemeralReport = EphemeralCommand.Report
 
 func processExists(_ pid: Int32) -> Bool {
     // A zombie (exited, not yet reaped by its parent) no longer serves anything.

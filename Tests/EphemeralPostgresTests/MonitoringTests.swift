@@ -5,7 +5,7 @@ import PostgresLocksTestSupport
 import PostgresNIO
 import Subprocess
 import Testing
-@testable import pglock
+import PglockHarness
 #if canImport(System)
 import System
 #else

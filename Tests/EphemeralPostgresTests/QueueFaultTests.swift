@@ -8,7 +8,7 @@ import PostgresQueue
 import ServiceLifecycle
 import Subprocess
 import Testing
-@testable import pglock
+import PglockHarness
 #if canImport(System)
 import System
 #else

@@ -6,7 +6,7 @@ import PostgresLocksTestSupport
 import PostgresNIO
 import PostgresQueue
 import Testing
-@testable import pglock
+import PglockHarness
 
 /// One bad input and the typed error it must get; the table is in README.md next to this file.
 struct BadInput: Sendable, CustomTestStringConvertible {

@@ -12,7 +12,7 @@ import System
 #else
 import SystemPackage
 #endif
-@testable import pglock
+import PglockHarness
 
 /// `pglock demo` against a server whose sessions are terminated under it, as a failover or an
 /// administrator does: every scenario must still hold its invariant (checked by the demo in the

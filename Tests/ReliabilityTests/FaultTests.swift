@@ -7,7 +7,7 @@ import System
 #else
 import SystemPackage
 #endif
-@testable import pglock
+import PglockHarness
 
 /// The fault suite: the library under injected faults (lock sections, gapless counters,
 /// exactly-once ingestion, queue work, cancellation storms), its promises checked in the database

@@ -9,7 +9,7 @@ import System
 #else
 import SystemPackage
 #endif
-@testable import pglock
+import PglockHarness
 
 /// The pooled path keeps no memory per call: `pglock soak --pooled-locks` (50,000
 /// `PostgresClient.withAdvisoryLock` calls by 8 tasks, debug build) through the library's

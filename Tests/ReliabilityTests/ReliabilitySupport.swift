@@ -11,7 +11,7 @@ import System
 #else
 import SystemPackage
 #endif
-@testable import pglock
+import PglockHarness
 
 /// Runs `pglock soak --json` with `arguments` in its own process at the lowest priority (and
 /// with it the throwaway server it starts, unless given `--database-url`), so the rest of the

@@ -3,6 +3,7 @@ import EphemeralPostgres
 import Foundation
 import Histogram
 import Logging
+import PglockHarness
 import PostgresLocks
 import PostgresNIO
 import PostgresQueue
@@ -432,11 +433,6 @@ struct BenchCommand: AsyncParsableCommand {
 /// "123 bytes" (or "n/a" when not measured).
 func bytesPerOperation(_ value: Double?) -> String {
     value.map { String(format: "%.0f bytes", $0) } ?? "n/a"
-}
-
-/// A duration in seconds.
-func seconds(_ duration: Duration) -> Double {
-    Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
 }
 
 /// User + system CPU time of this process, in microseconds.

@@ -1,5 +1,6 @@
 import Histogram
 import Logging
+import PglockHarness
 import PostgresLocks
 import PostgresNIO
 

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import PglockHarness
 import PostgresLocks
 import PostgresNIO
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Logging
+import PglockHarness
 import PostgresLocks
 import PostgresNIO
 import Synchronization

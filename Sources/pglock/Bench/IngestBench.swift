@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Histogram
 import Logging
+import PglockHarness
 import PostgresLocks
 import PostgresNIO
 import Synchronization

@@ -1,4 +1,5 @@
 import Histogram
+import PglockHarness
 
 /// Throughput and latency percentiles of one benchmark side, from an HdrHistogram in microseconds.
 struct LatencyStats: Codable, Sendable {

@@ -7,6 +7,7 @@ import Subprocess
 import System
 #else
 import SystemPackage
+import PglockHarness
 #endif
 
 /// Runs the same SQL with `pgbench` (C, libpq, prepared statements): the physical limit on this machine.

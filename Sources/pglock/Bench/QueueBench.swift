@@ -1,6 +1,7 @@
 import Foundation
 import Histogram
 import Logging
+import PglockHarness
 import PostgresLocks
 import PostgresNIO
 import PostgresQueue

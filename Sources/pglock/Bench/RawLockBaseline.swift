@@ -3,6 +3,7 @@ import Foundation
 import Histogram
 import Logging
 import NIOCore
+import PglockHarness
 import PostgresLocks
 import PostgresNIO
 

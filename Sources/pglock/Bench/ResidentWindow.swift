@@ -1,3 +1,5 @@
+import PglockHarness
+
 /// The resident size at the start of a measured window (taken by a task at that instant) and
 /// at its end: how much the process grew per operation while measuring.
 final class ResidentWindow: Sendable {

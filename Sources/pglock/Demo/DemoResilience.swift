@@ -1,36 +1,8 @@
 import Logging
+import PglockHarness
 import PostgresLocks
 import PostgresNIO
 import Synchronization
-
-/// How many connection faults a scenario went through, for its report rows.
-struct FaultCounts: Codable, Sendable, Equatable {
-    /// Lost connections (backend terminated, server restarting) that the demo's own loops
-    /// retried or counted: setup and check statements, the many-keys and singleton loops,
-    /// leader-election rounds.
-    var connectionLosses = 0
-    /// Transactions re-run by ``RetryPolicy`` after a lost connection (or, rarely, a deadlock).
-    var reruns = 0
-    /// Session locks lost with their session while their work ran (the work was cancelled).
-    var locksLost = 0
-
-    static func - (lhs: FaultCounts, rhs: FaultCounts) -> FaultCounts {
-        FaultCounts(
-            connectionLosses: lhs.connectionLosses - rhs.connectionLosses,
-            reruns: lhs.reruns - rhs.reruns,
-            locksLost: lhs.locksLost - rhs.locksLost
-        )
-    }
-
-    var isZero: Bool { self == FaultCounts() }
-
-    /// "faults survived: 3 lost connections retried, 5 transactions re-run".
-    var summary: String {
-        var parts = ["\(connectionLosses) lost connections retried", "\(reruns) transactions re-run"]
-        if locksLost > 0 { parts.append("\(locksLost) session locks lost") }
-        return "faults survived: " + parts.joined(separator: ", ")
-    }
-}
 
 /// Counts the faults the demo survives; shared by every scenario, read before and after each.
 final class FaultTally: Sendable {

@@ -9,6 +9,7 @@ import Subprocess
 import System
 #else
 import SystemPackage
+import PglockHarness
 #endif
 
 /// Seed 004's queue: workers drain jobs while a separate worker process holding a job is

@@ -1,4 +1,5 @@
 import Logging
+import PglockHarness
 import PostgresLocks
 import PostgresNIO
 import Synchronization

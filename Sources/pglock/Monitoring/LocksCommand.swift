@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import PglockHarness
 import PostgresLocks
 import PostgresNIO
 

@@ -1,6 +1,7 @@
 import Foundation
 #if canImport(Glibc)
 import Glibc
+import PglockHarness
 #endif
 
 /// The terminal for `pglock top`: raw keys (so `q` quits without Enter), the alternate screen,

@@ -4,7 +4,7 @@ import PostgresNIO
 extension SoakWorkload {
     /// Allocates gapless numbers from every strategy in turn, recording each number next to the
     /// counter in the same transaction.
-    func runCounterWorker(_ worker: Int, context: SoakContext, state: SoakState, stop: SetOnceFlag) async {
+    package func runCounterWorker(_ worker: Int, context: SoakContext, state: SoakState, stop: SetOnceFlag) async {
         let issued = table("issued")
         guard let counters = try? counters(), !counters.isEmpty else { return }
         var turn = worker
@@ -31,7 +31,7 @@ extension SoakWorkload {
 
     /// Per strategy and scope: the recorded numbers are exactly 1…n, once each; the counter's
     /// own table agrees; every confirmed allocation is there.
-    func checkCounters(_ context: SoakContext, state: SoakState) async throws -> SoakFindings {
+    package func checkCounters(_ context: SoakContext, state: SoakState) async throws -> SoakFindings {
         var findings = SoakFindings()
         let issued = table("issued")
         let rows = try await context.client.checkedQuery(

@@ -2,18 +2,25 @@ import Foundation
 import PostgresLocks
 
 /// Renders a ``LockSnapshot`` as plain text for `pglock locks` and `pglock top`. Pure.
-struct LockSnapshotRenderer {
+package struct LockSnapshotRenderer {
     /// Names to show for hashed keys (`payment:order-123` instead of its 64-bit hash).
-    var knownNames: [LockKey: String] = [:]
+    package var knownNames: [LockKey: String] = [:]
     /// The width to fit (long cells are cut).
-    var width = 160
+    package var width = 160
 
-    func keyText(_ target: LockSnapshot.Target) -> String {
+    /// Creates a value from its parts.
+    package init(
+        knownNames: [LockKey: String] = [:]
+    ) {
+        self.knownNames = knownNames
+    }
+
+    package func keyText(_ target: LockSnapshot.Target) -> String {
         if case .advisory(let key) = target, let name = knownNames[key] { return "advisory \(name) (\(key))" }
         return target.description
     }
 
-    func render(_ snapshot: LockSnapshot) -> String {
+    package func render(_ snapshot: LockSnapshot) -> String {
         var out = ""
         let sessionsByPID = Dictionary(uniqueKeysWithValues: snapshot.sessions.map { ($0.pid, $0) })
         let waiting = snapshot.locks.filter { !$0.granted }
@@ -58,7 +65,7 @@ struct LockSnapshotRenderer {
         return out
     }
 
-    func table(header: [String], rows: [[String]]) -> String {
+    package func table(header: [String], rows: [[String]]) -> String {
         let widths = header.indices.map { column in ([header] + rows).map { $0[column].count }.max() ?? 0 }
         func line(_ cells: [String]) -> String {
             var text = zip(cells, widths).map { cell, width in cell + String(repeating: " ", count: max(0, width - cell.count)) }.joined(separator: "  ")
@@ -68,11 +75,11 @@ struct LockSnapshotRenderer {
         return ([line(header)] + rows.map(line)).joined(separator: "\n") + "\n"
     }
 
-    func cut(_ text: String) -> String {
+    package func cut(_ text: String) -> String {
         text.count <= width ? text : String(text.prefix(max(width - 1, 1))) + "…"
     }
 
-    static func seconds(_ value: Double) -> String {
+    package static func seconds(_ value: Double) -> String {
         value < 1 ? "\(Int(value * 1000))ms" : (value < 120 ? String(format: "%.1fs", value) : "\(Int(value / 60))m")
     }
 }

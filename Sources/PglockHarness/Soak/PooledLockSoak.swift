@@ -11,18 +11,18 @@ import Synchronization
 /// with the work it does. The run warms up first (pool connections opened, statements prepared,
 /// allocator arenas filled), takes the baseline, then makes the calls; it passes when the peak
 /// resident size stays within ``Configuration/boundMiB`` of the baseline and every call succeeded.
-struct PooledLockSoak: Sendable {
-    struct Configuration: Sendable {
+package struct PooledLockSoak: Sendable {
+    package struct Configuration: Sendable {
         /// Calls measured after the warm-up.
-        var calls = 1_000_000
+        package var calls = 1_000_000
         /// Calls made before the baseline is taken.
-        var warmupCalls = 20_000
+        package var warmupCalls = 20_000
         /// Tasks making calls at once.
-        var tasks = 8
+        package var tasks = 8
         /// The pool's size.
-        var poolSize = ConnectionSettings.defaultPoolSize
+        package var poolSize = ConnectionSettings.defaultPoolSize
         /// The pool's configuration.
-        var pool = PoolChoice.recommended
+        package var pool = PoolChoice.recommended
         /// How far above the baseline the resident size may go, MiB.
         ///
         /// 16 MiB: a fixed pool keeps nothing per call, so what moves the resident size is the
@@ -31,44 +31,47 @@ struct PooledLockSoak: Sendable {
         /// per call: anything that keeps even a small object per call for the whole run breaks
         /// it. PostgresNIO's default pool keeps about 1.3–1.5 KB per call for 30–90 s and breaks
         /// it within about 12,000 calls (it grew 31 MiB during a 20,000-call warm-up).
-        var boundMiB = 16.0
+        package var boundMiB = 16.0
         /// Distinct keys the calls pick from at random.
-        var keys: Int64 = 1_000_000
+        package var keys: Int64 = 1_000_000
         /// How often the resident size is sampled.
-        var sampleEvery: Duration = .milliseconds(250)
+        package var sampleEvery: Duration = .milliseconds(250)
         /// After the calls, stay idle this long and sample again (to see what a pool's timers
         /// give back once their deadlines pass); zero for none.
-        var linger: Duration = .zero
+        package var linger: Duration = .zero
         /// Receives progress lines.
-        var progress: (@Sendable (String) -> Void)?
+        package var progress: (@Sendable (String) -> Void)?
+
+        /// The defaults above.
+        package init() {}
     }
 
-    struct Report: Codable, Sendable {
-        var calls: Int
-        var warmupCalls: Int
-        var tasks: Int
-        var pool: String
-        var poolSize: Int
+    package struct Report: Codable, Sendable {
+        package var calls: Int
+        package var warmupCalls: Int
+        package var tasks: Int
+        package var pool: String
+        package var poolSize: Int
         /// The configuration's `memoryGrowthWarning` (nil for a pool that does not grow).
-        var memoryGrowthWarning: String?
-        var seconds: Double
-        var callsPerSecond: Double
-        var failedCalls: Int
+        package var memoryGrowthWarning: String?
+        package var seconds: Double
+        package var callsPerSecond: Double
+        package var failedCalls: Int
         /// Resident size when the client was created (before any call), MiB.
-        var startMiB: Double
+        package var startMiB: Double
         /// After the warm-up: what the bound is measured from.
-        var baselineMiB: Double
-        var peakMiB: Double
-        var endMiB: Double
+        package var baselineMiB: Double
+        package var peakMiB: Double
+        package var endMiB: Double
         /// After ``Configuration/linger`` idle, if asked for.
-        var afterLingerMiB: Double?
+        package var afterLingerMiB: Double?
         /// (end − baseline) / calls.
-        var growthBytesPerCall: Double
-        var boundMiB: Double
-        var passed: Bool
-        var samples: [ResidentSampler.Sample]
+        package var growthBytesPerCall: Double
+        package var boundMiB: Double
+        package var passed: Bool
+        package var samples: [ResidentSampler.Sample]
 
-        var summary: String {
+        package var summary: String {
             var lines = [
                 "pooled locks: \(calls) withAdvisoryLock calls (+\(warmupCalls) warm-up) by \(tasks) tasks; pool: \(pool)",
                 String(format: "  %.1f s, %.0f calls/s, %d failed", seconds, callsPerSecond, failedCalls),
@@ -81,10 +84,16 @@ struct PooledLockSoak: Sendable {
         }
     }
 
-    let settings: ConnectionSettings
-    let configuration: Configuration
+    package let settings: ConnectionSettings
+    package let configuration: Configuration
 
-    func run(logger: Logger) async throws -> Report {
+    /// A soak of `configuration` against the database of `settings`.
+    package init(settings: ConnectionSettings, configuration: Configuration) {
+        self.settings = settings
+        self.configuration = configuration
+    }
+
+    package func run(logger: Logger) async throws -> Report {
         let configuration = self.configuration
         guard configuration.calls >= 1, configuration.warmupCalls >= 0, configuration.tasks >= 1, configuration.poolSize >= 1,
               configuration.boundMiB > 0, configuration.keys >= 1 else {
@@ -169,9 +178,9 @@ struct PooledLockSoak: Sendable {
 }
 
 /// A count shared by tasks.
-final class SharedCount: Sendable {
+package final class SharedCount: Sendable {
     private let atomic = Atomic<Int>(0)
     /// Adds one and returns the new count.
-    func increment() -> Int { atomic.add(1, ordering: .relaxed).newValue }
-    var value: Int { atomic.load(ordering: .relaxed) }
+    package func increment() -> Int { atomic.add(1, ordering: .relaxed).newValue }
+    package var value: Int { atomic.load(ordering: .relaxed) }
 }

@@ -1,29 +1,51 @@
 /// One row of the demo's report: a scenario, what was checked, and whether it held.
-struct ScenarioOutcome: Codable, Sendable {
+package struct ScenarioOutcome: Codable, Sendable {
     /// The scenario's name.
-    var scenario: String
+    package var scenario: String
     /// What was checked, in a few words.
-    var check: String
+    package var check: String
     /// Whether the invariant held (`nil` for rows that only show a hazard, not a promise).
-    var passed: Bool?
+    package var passed: Bool?
     /// The figures behind the verdict.
-    var detail: String
+    package var detail: String
     /// Operations per second, if the scenario measures throughput.
-    var throughput: Double?
+    package var throughput: Double?
     /// What the throughput counts ("tx/s").
-    var unit: String?
+    package var unit: String?
     /// Set when the scenario did not run here (it needs what this server path lacks).
-    var skipped: Bool?
+    package var skipped: Bool?
     /// The connection faults the scenario went through (lost connections retried,
     /// transactions re-run), counted over the whole scenario; set on its last row.
-    var faults: FaultCounts?
+    package var faults: FaultCounts?
+
+    /// Creates a value from its parts.
+    package init(
+        scenario: String,
+        check: String,
+        passed: Bool? = nil,
+        detail: String,
+        throughput: Double? = nil,
+        unit: String? = nil,
+        skipped: Bool? = nil,
+        faults: FaultCounts? = nil
+    ) {
+        self.scenario = scenario
+        self.check = check
+        self.passed = passed
+        self.detail = detail
+        self.throughput = throughput
+        self.unit = unit
+        self.skipped = skipped
+        self.faults = faults
+    }
 
     /// A row for a scenario that was not run, saying why.
-    static func skipped(_ scenario: String, reason: String) -> ScenarioOutcome {
+    package static func skipped(_ scenario: String, reason: String) -> ScenarioOutcome {
         ScenarioOutcome(scenario: scenario, check: "-", passed: nil, detail: "skipped: \(reason)", skipped: true)
     }
 
-    var resultText: String {
+    package var resultText: String {
+
         if skipped == true { return "skipped" }
         switch passed {
         case true?: return "PASS"
@@ -33,23 +55,8 @@ struct ScenarioOutcome: Codable, Sendable {
     }
 }
 
-/// A demo scenario: sets itself up, runs concurrent work, checks its invariant in the database.
-protocol DemoScenario: Sendable {
-    /// A short name.
-    var name: String { get }
-    /// Whether it needs server sessions of its own (session locks, leader election), which a
-    /// transaction-pooling proxy does not give.
-    var needsServerSession: Bool { get }
-    /// Runs and returns the report rows.
-    func run(context: DemoContext) async throws -> [ScenarioOutcome]
-}
-
-extension DemoScenario {
-    var needsServerSession: Bool { false }
-}
-
 /// Renders report rows as a plain-text table.
-func renderTable(_ outcomes: [ScenarioOutcome]) -> String {
+package func renderTable(_ outcomes: [ScenarioOutcome]) -> String {
     let header = ["scenario", "check", "result", "figures", "throughput"]
     let rows = outcomes.map { outcome -> [String] in
         let throughput = outcome.throughput.map { "\(Int($0.rounded())) \(outcome.unit ?? "ops/s")" } ?? "-"

@@ -2,76 +2,76 @@ import PostgresLocks
 
 /// What a soak run does: how long, how many workers of each kind, and which faults.
 /// A count of 0 turns that kind of work off.
-struct SoakConfiguration: Sendable {
+package struct SoakConfiguration: Sendable {
     /// How long the faulty phase lasts (the queue drains afterwards).
-    var duration: Duration
+    package var duration: Duration
     /// Tasks running `withAdvisoryLock` critical sections.
-    var lockWorkers = 6
+    package var lockWorkers = 6
     /// Keys they contend on (each guards one counter row).
-    var lockKeys = 3
+    package var lockKeys = 3
     /// Tasks allocating gapless numbers.
-    var counterWorkers = 6
+    package var counterWorkers = 6
     /// Scopes per counter.
-    var counterScopes = 2
+    package var counterScopes = 2
     /// The counters' strategies (one counter table each).
-    var counterStrategies: [GaplessCounter.Strategy] = GaplessCounter.Strategy.allCases
+    package var counterStrategies: [GaplessCounter.Strategy] = GaplessCounter.Strategy.allCases
     /// Tasks ingesting batches of business keys through `ExactlyOnceIngestion` (half of them on
     /// a dedicated connection, half on the pool).
-    var ingestWorkers = 6
+    package var ingestWorkers = 6
     /// Keys (events) per ingestion batch, duplicates included.
-    var ingestBatchSize = 24
+    package var ingestBatchSize = 24
     /// The share of a batch's keys that repeat recent keys, 0…1.
-    var ingestDuplicateShare = 0.3
+    package var ingestDuplicateShare = 0.3
     /// Distinct keys per ingestion transaction (a batch is split into several).
-    var ingestKeysPerTransaction = 8
+    package var ingestKeysPerTransaction = 8
     /// A random pause of up to this long after each lock section, number and ingestion batch, so the run
     /// keeps its concurrency without using every CPU cycle (zero: none).
-    var pause: Duration = .zero
+    package var pause: Duration = .zero
     /// `QueueWorker` services.
-    var queueWorkers = 2
+    package var queueWorkers = 2
     /// Jobs each queue worker runs at once.
-    var queueConcurrency = 4
+    package var queueConcurrency = 4
     /// Jobs per enqueue (0: no queue work).
-    var jobsPerBatch = 20
+    package var jobsPerBatch = 20
     /// Time between enqueues.
-    var enqueueInterval: Duration = .milliseconds(150)
+    package var enqueueInterval: Duration = .milliseconds(150)
     /// Lock waits per storm wave (0: no storm).
-    var stormTasks = 0
+    package var stormTasks = 0
     /// Contended keys the storm waits on.
-    var stormKeys = 4
+    package var stormKeys = 4
     /// The shortest and longest `.timeout` of a storm wait.
-    var stormTimeouts: (Duration, Duration) = (.milliseconds(5), .milliseconds(150))
+    package var stormTimeouts: (Duration, Duration) = (.milliseconds(5), .milliseconds(150))
     /// The pause between storm waves.
-    var stormWavePause: Duration = .zero
+    package var stormWavePause: Duration = .zero
     /// The latest moment after its start that a storm wait is cancelled.
-    var stormLatestCancel: Duration = .milliseconds(250)
+    package var stormLatestCancel: Duration = .milliseconds(250)
     /// A backend of the run's sessions is terminated this often on average (nil: never).
-    var terminateEvery: Duration? = .milliseconds(200)
+    package var terminateEvery: Duration? = .milliseconds(200)
     /// The server is restarted this often (needs ``restart``).
-    var restartEvery: Duration?
+    package var restartEvery: Duration?
     /// Restarts the server (stop immediately, start again on the same data).
-    var restart: (@Sendable () async throws -> Void)?
+    package var restart: (@Sendable () async throws -> Void)?
     /// Progress is reported this often through ``progress``.
-    var reportEvery: Duration?
+    package var reportEvery: Duration?
     /// Receives the tallies and the time elapsed, every ``reportEvery``.
-    var progress: (@Sendable (SoakTallies.Snapshot, Duration) -> Void)?
+    package var progress: (@Sendable (SoakTallies.Snapshot, Duration) -> Void)?
     /// How long the queue may take to finish its jobs once the faults stop.
-    var drainTimeout: Duration = .seconds(60)
+    package var drainTimeout: Duration = .seconds(60)
     /// How far past its deadline (or its cancellation) a call may return before it counts as hung.
-    var hangBound: Duration = .seconds(5)
+    package var hangBound: Duration = .seconds(5)
     /// The run's pool size.
-    var maximumConnections = 40
+    package var maximumConnections = 40
     /// The pool of the soak's client.
-    var pool = PoolChoice.recommended
+    package var pool = PoolChoice.recommended
     /// Keep the run's tables afterwards.
-    var keepTables = false
+    package var keepTables = false
 
     /// A configuration running for `duration` with the default mix.
-    init(duration: Duration) {
+    package init(duration: Duration) {
         self.duration = duration
     }
 
-    func validate() throws {
+    package func validate() throws {
         let counts = [lockWorkers, lockKeys, counterWorkers, counterScopes, ingestWorkers, queueWorkers, queueConcurrency, jobsPerBatch, stormTasks, stormKeys]
         guard counts.allSatisfy({ $0 >= 0 }), duration > .zero, maximumConnections >= 2 else {
             throw PostgresLocksError(code: .invalidArgument, message: "soak counts must not be negative, the duration must be positive and the pool at least 2")

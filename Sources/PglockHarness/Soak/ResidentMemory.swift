@@ -1,11 +1,10 @@
-import ArgumentParser
 import Foundation
 import PostgresLocks
 import PostgresNIO
 import Synchronization
 
 /// The resident size of this process, read from `/proc/self/statm` (Linux); nil elsewhere.
-func residentBytes() -> Int? {
+package func residentBytes() -> Int? {
     guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return nil }
     let fields = text.split(separator: " ")
     guard fields.count >= 2, let pages = Int(fields[1]) else { return nil }
@@ -13,10 +12,10 @@ func residentBytes() -> Int? {
 }
 
 /// Bytes as MiB.
-func mebibytes(_ bytes: Int) -> Double { Double(bytes) / 1_048_576 }
+package func mebibytes(_ bytes: Int) -> Double { Double(bytes) / 1_048_576 }
 
 /// How `pglock`'s pooled scenarios configure their `PostgresClient`.
-enum PoolChoice: String, ExpressibleByArgument, Codable, CaseIterable, Sendable {
+package enum PoolChoice: String, Codable, CaseIterable, Sendable {
     /// The library's recommendation: 0 to `size` connections, no keep-alive queries, a 2 s idle
     /// timeout (`ConnectionSettings.makeClientConfiguration(poolSize:)`).
     case recommended
@@ -33,7 +32,7 @@ enum PoolChoice: String, ExpressibleByArgument, Codable, CaseIterable, Sendable 
     case lazyWithoutKeepAlive = "lazy-no-keep-alive"
 
     /// A client configuration for `settings` with at most `size` connections.
-    func configuration(settings: ConnectionSettings, size: Int) throws -> PostgresClient.Configuration {
+    package func configuration(settings: ConnectionSettings, size: Int) throws -> PostgresClient.Configuration {
         var configuration = try settings.makeClientConfiguration(poolSize: size)
         switch self {
         case .recommended:
@@ -56,7 +55,7 @@ enum PoolChoice: String, ExpressibleByArgument, Codable, CaseIterable, Sendable 
     }
 
     /// One line saying what the pool is.
-    func describe(size: Int) -> String {
+    package func describe(size: Int) -> String {
         switch self {
         case .recommended: return "recommended pool: 0…\(size) connections, 2 s idle timeout, no keep-alive queries"
         case .fixed: return "fixed pool of \(size) connections, no keep-alive queries"
@@ -69,14 +68,14 @@ enum PoolChoice: String, ExpressibleByArgument, Codable, CaseIterable, Sendable 
 
 /// Samples the resident size every `interval` until stopped: the peak and a series of samples
 /// (thinned to at most `keep` by dropping every other one when full).
-final class ResidentSampler: Sendable {
-    struct Sample: Codable, Sendable {
+package final class ResidentSampler: Sendable {
+    package struct Sample: Codable, Sendable {
         /// Seconds since the sampler started.
-        var seconds: Double
+        package var seconds: Double
         /// Operations done so far (as reported by the `progress` closure).
-        var operations: Int
+        package var operations: Int
         /// Resident size, MiB.
-        var residentMiB: Double
+        package var residentMiB: Double
     }
 
     private struct State {
@@ -89,12 +88,12 @@ final class ResidentSampler: Sendable {
     private let state = Mutex(State())
     private let keep: Int
 
-    init(keep: Int = 240) {
+    package init(keep: Int = 240) {
         self.keep = keep
     }
 
     /// Takes one sample now.
-    func sample(seconds: Double, operations: Int) {
+    package func sample(seconds: Double, operations: Int) {
         guard let bytes = residentBytes() else { return }
         state.withLock { state in
             state.peak = max(state.peak, bytes)
@@ -109,12 +108,12 @@ final class ResidentSampler: Sendable {
     }
 
     /// The largest resident size seen, in bytes.
-    var peakBytes: Int { state.withLock { $0.peak } }
+    package var peakBytes: Int { state.withLock { $0.peak } }
     /// The kept samples, oldest first.
-    var samples: [Sample] { state.withLock { $0.samples } }
+    package var samples: [Sample] { state.withLock { $0.samples } }
 
     /// Samples every `interval` while `body` runs, reading the operation count from `operations`.
-    func around<Result: Sendable>(
+    package func around<Result: Sendable>(
         every interval: Duration,
         operations: @escaping @Sendable () -> Int,
         _ body: @Sendable () async throws -> Result

@@ -4,7 +4,7 @@ import Synchronization
 extension SetOnceFlag {
     /// Sleeps `duration` in short slices; returns false as soon as `flag` is set (or the task is
     /// cancelled), true if the whole duration passed.
-    static func sleep(_ duration: Duration, unless flag: SetOnceFlag) async -> Bool {
+    package static func sleep(_ duration: Duration, unless flag: SetOnceFlag) async -> Bool {
         let deadline = ContinuousClock.now + duration
         while !flag.isSet && !Task.isCancelled {
             let left = deadline - ContinuousClock.now
@@ -16,7 +16,7 @@ extension SetOnceFlag {
 }
 
 /// A random duration between `low` and `high`.
-func randomDuration(_ low: Duration, _ high: Duration) -> Duration {
+package func randomDuration(_ low: Duration, _ high: Duration) -> Duration {
     let lowNanos = low.components.seconds * 1_000_000_000 + low.components.attoseconds / 1_000_000_000
     let highNanos = high.components.seconds * 1_000_000_000 + high.components.attoseconds / 1_000_000_000
     return .nanoseconds(Int64.random(in: lowNanos...max(lowNanos, highNanos)))
@@ -24,14 +24,14 @@ func randomDuration(_ low: Duration, _ high: Duration) -> Duration {
 
 extension Duration {
     /// Whole milliseconds.
-    var soakMilliseconds: Int {
+    package var soakMilliseconds: Int {
         Int(components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000)
     }
 }
 
 /// The task's value, or nil if it has not finished within `limit` (the task is then left to
 /// finish on its own: a hung call must not hang the run).
-func awaitWithin<T: Sendable>(_ limit: Duration, _ task: Task<T, Never>) async -> T? {
+package func awaitWithin<T: Sendable>(_ limit: Duration, _ task: Task<T, Never>) async -> T? {
     let once = SoakBox<CheckedContinuation<T?, Never>?>(nil)
     return await withCheckedContinuation { (continuation: CheckedContinuation<T?, Never>) in
         once.withLock { $0 = continuation }
@@ -51,8 +51,8 @@ func awaitWithin<T: Sendable>(_ limit: Duration, _ task: Task<T, Never>) async -
 }
 
 /// A value behind a lock, shareable with escaping closures.
-final class SoakBox<Value: Sendable>: Sendable {
+package final class SoakBox<Value: Sendable>: Sendable {
     private let mutex: Mutex<Value>
-    init(_ value: Value) { mutex = Mutex(value) }
-    func withLock<R: Sendable>(_ body: (inout Value) -> R) -> R { mutex.withLock { body(&$0) } }
+    package init(_ value: Value) { mutex = Mutex(value) }
+    package func withLock<R: Sendable>(_ body: (inout Value) -> R) -> R { mutex.withLock { body(&$0) } }
 }

@@ -3,7 +3,7 @@ import Subprocess
 
 /// Reads a child process's standard output up to its first newline (the line itself, without
 /// it): how `pglock` and its tests wait for a helper process to say it is ready.
-func firstLine(of output: SubprocessOutputSequence) async throws -> String {
+package func firstLine(of output: SubprocessOutputSequence) async throws -> String {
     var line = Data()
     for try await chunk in output {
         for byte in chunk.withUnsafeBytes({ Array($0) }) {

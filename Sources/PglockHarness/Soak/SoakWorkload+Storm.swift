@@ -4,17 +4,17 @@ import Synchronization
 
 extension SoakWorkload {
     /// The kinds of lock call a storm makes.
-    enum StormCall: CaseIterable, Sendable {
+    package enum StormCall: CaseIterable, Sendable {
         case transactionForever, transactionTimeout, sessionForever, sessionTimeout, manyForever, manyTimeout, tryLock
 
-        var timesOut: Bool { self == .transactionTimeout || self == .sessionTimeout || self == .manyTimeout }
-        var waitsForever: Bool { self == .transactionForever || self == .sessionForever || self == .manyForever }
+        package var timesOut: Bool { self == .transactionTimeout || self == .sessionTimeout || self == .manyTimeout }
+        package var waitsForever: Bool { self == .transactionForever || self == .sessionForever || self == .manyForever }
     }
 
     /// Waves of lock calls on a few contended keys until `stop` is set: calls that wait forever
     /// are cancelled at a random moment, calls with a short timeout sometimes too; each call's
     /// return is timed against its deadline.
-    func runStorm(context: SoakContext, stop: SetOnceFlag) async {
+    package func runStorm(context: SoakContext, stop: SetOnceFlag) async {
         let keys = (0..<Int32(configuration.stormKeys)).map { LockKey.pair(namespace: namespace &+ 1, id: $0) }
         while !stop.isSet {
             await stormWave(keys: keys, context: context)

@@ -4,7 +4,7 @@ import PostgresNIO
 extension SoakWorkload {
     /// Critical sections under `withAdvisoryLock`: read the key's counter row, write it back
     /// plus one, log the operation. Two sections that overlapped would lose an update.
-    func runLockWorker(_ worker: Int, context: SoakContext, state: SoakState, stop: SetOnceFlag) async {
+    package func runLockWorker(_ worker: Int, context: SoakContext, state: SoakState, stop: SetOnceFlag) async {
         let counters = table("lock_counters"), ops = table("lock_ops")
         while !stop.isSet {
             let key = Int32.random(in: 0..<Int32(configuration.lockKeys))
@@ -33,7 +33,7 @@ extension SoakWorkload {
     }
 
     /// Counts a failed operation; a fault after the body finished makes the commit ambiguous.
-    func record(_ error: any Error, bodyFinished: Bool, during what: String) {
+    package func record(_ error: any Error, bodyFinished: Bool, during what: String) {
         switch classify(error) {
         case .fault:
             tallies.fault(error)
@@ -50,7 +50,7 @@ extension SoakWorkload {
     /// its logged operations; committed sections of one key never overlapped in time (a
     /// committed section's body ran while its lock was held on the server, so two bodies can
     /// overlap only if two sessions held the lock at once); every confirmed operation is there.
-    func checkLocks(_ context: SoakContext, state: SoakState) async throws -> SoakFindings {
+    package func checkLocks(_ context: SoakContext, state: SoakState) async throws -> SoakFindings {
         var findings = SoakFindings()
         let counters = table("lock_counters"), ops = table("lock_ops")
         let rows = try await context.client.checkedQuery(

@@ -5,13 +5,13 @@ extension SoakWorkload {
     /// The run's ingestion: keys stored in the `ingested` table, split into transactions of
     /// ``SoakConfiguration/ingestKeysPerTransaction`` keys (so a fault can interrupt a batch
     /// after some of its transactions committed).
-    func ingestion() throws -> ExactlyOnceIngestion<String> {
+    package func ingestion() throws -> ExactlyOnceIngestion<String> {
         try ExactlyOnceIngestion<String>(table: table("ingested"), maximumKeysPerTransaction: configuration.ingestKeysPerTransaction)
     }
 
     /// Creates the key table and the side-effect table (no unique constraint on the effects:
     /// a handler effect committed twice must be seen, not refused).
-    func createIngestionTables(_ context: SoakContext) async throws {
+    package func createIngestionTables(_ context: SoakContext) async throws {
         let ingestion = try ingestion()
         try await context.client.withCheckedTransaction(logger: context.logger) { tx in
             try await ingestion.createTableIfNeeded(in: tx)
@@ -28,7 +28,7 @@ extension SoakWorkload {
     /// row per new key in the ingesting transaction. A batch that fails because of a fault is
     /// sent again, whole, until it is accepted. Even workers lease connections from the pool;
     /// odd workers use a dedicated connection, opened again after a fault.
-    func runIngestWorker(_ worker: Int, context: SoakContext, state: SoakState, stop: SetOnceFlag) async {
+    package func runIngestWorker(_ worker: Int, context: SoakContext, state: SoakState, stop: SetOnceFlag) async {
         guard let ingestion = try? ingestion() else { return }
         let effects = table("ingest_effects")
         let dedicated = worker % 2 == 1
@@ -100,7 +100,7 @@ extension SoakWorkload {
     /// Exactly once per key, checked in the database: every key a client saw accepted is in
     /// the key table, once; every stored key has exactly one handler effect and every effect
     /// its key; no key was reported new to two calls.
-    func checkIngestion(_ context: SoakContext, state: SoakState) async throws -> SoakFindings {
+    package func checkIngestion(_ context: SoakContext, state: SoakState) async throws -> SoakFindings {
         var findings = SoakFindings()
         guard configuration.ingestWorkers > 0 else { return findings }
         let client = context.client, logger = context.logger
@@ -132,7 +132,7 @@ extension SoakWorkload {
 extension SoakState {
     /// A batch of `count` keys: each one, with probability `duplicateShare`, one of the last
     /// `window` keys handed out (by any worker, this batch included), otherwise a new one.
-    func ingestKeys(count: Int, duplicateShare: Double, window: Int) -> [String] {
+    package func ingestKeys(count: Int, duplicateShare: Double, window: Int) -> [String] {
         nextIngestKey.withLock { next in
             (0..<count).map { _ in
                 if next > 0 && Double.random(in: 0..<1) < duplicateShare {
@@ -145,7 +145,7 @@ extension SoakState {
     }
 
     /// Records what an ingestion call confirmed: `keys` are stored, `new` were reported new to it.
-    func acceptIngested(_ keys: Set<String>, new: [String]) {
+    package func acceptIngested(_ keys: Set<String>, new: [String]) {
         acceptedIngestKeys.withLock { $0.formUnion(keys) }
         ingestNewKeyReports.withLock { reports in
             for key in new { reports[key, default: 0] += 1 }

@@ -25,21 +25,21 @@ import Synchronization
 /// Faults: a backend of the run's sessions is terminated (`pg_terminate_backend`) every
 /// ``SoakConfiguration/terminateEvery`` on average, and the server can be restarted through a
 /// closure. Work retries whatever a fault broke. Used by `pglock soak` and by the test suite.
-struct SoakWorkload: Sendable {
+package struct SoakWorkload: Sendable {
     /// Where to run: the database the run's tables are created in.
-    let settings: ConnectionSettings
+    package let settings: ConnectionSettings
     /// What to run.
-    let configuration: SoakConfiguration
+    package let configuration: SoakConfiguration
     /// The `application_name` of every session of the run (faults pick victims by it).
-    let applicationName: String
+    package let applicationName: String
     /// The schema holding the run's tables (created, and dropped afterwards unless kept).
-    let schema: SQLIdentifier
+    package let schema: SQLIdentifier
     /// The advisory-lock namespace of the run's pair keys.
-    let namespace: Int32
-    let tallies = SoakTallies()
+    package let namespace: Int32
+    package let tallies = SoakTallies()
 
     /// A workload on the database `settings` point to.
-    init(settings: ConnectionSettings, configuration: SoakConfiguration) throws {
+    package init(settings: ConnectionSettings, configuration: SoakConfiguration) throws {
         try configuration.validate()
         self.settings = settings
         self.configuration = configuration
@@ -51,7 +51,7 @@ struct SoakWorkload: Sendable {
 
     /// Runs the workload for ``SoakConfiguration/duration`` under faults, lets the queue drain,
     /// checks every invariant and returns the report.
-    func run(logger: Logger) async throws -> SoakReport {
+    package func run(logger: Logger) async throws -> SoakReport {
         var settings = self.settings
         settings.applicationName = applicationName
         // The library's recommended pool unless asked otherwise (`--pool fixed` shows the pool
@@ -140,12 +140,12 @@ struct SoakWorkload: Sendable {
     }
 
     /// The schema of the run's job queue.
-    var queueSchema: SQLIdentifier {
+    package var queueSchema: SQLIdentifier {
         // Validated at init: the run's schema plus two characters stays within 63 bytes.
         try! SQLIdentifier("\(schema.name)_q")
     }
 
-    func table(_ name: String) -> QualifiedName {
+    package func table(_ name: String) -> QualifiedName {
         QualifiedName(schema: schema, name: try! SQLIdentifier(name))
     }
 
@@ -168,14 +168,14 @@ struct SoakWorkload: Sendable {
     }
 
     /// One counter per strategy.
-    func counters() throws -> [GaplessCounter] {
+    package func counters() throws -> [GaplessCounter] {
         try configuration.counterStrategies.map { strategy in
             try GaplessCounter(table: "counter_" + strategy.rawValue.replacingOccurrences(of: "-", with: "_"), schema: schema.name, strategy: strategy)
         }
     }
 
     /// Whether an error is what a fault causes (the operation is retried), as opposed to a bug.
-    func classify(_ error: any Error) -> SoakErrorKind {
+    package func classify(_ error: any Error) -> SoakErrorKind {
         if error is CancellationError { return .cancelled }
         guard let error = PostgresLocksError.wrap(error) as? PostgresLocksError else { return .unexpected }
         switch error.code {
@@ -191,7 +191,7 @@ struct SoakWorkload: Sendable {
 }
 
 /// How one failed operation is counted.
-enum SoakErrorKind: Sendable {
+package enum SoakErrorKind: Sendable {
     /// Caused by an injected fault: retried.
     case fault
     /// A lock wait reached its deadline.
@@ -203,37 +203,37 @@ enum SoakErrorKind: Sendable {
 }
 
 /// What every part of a run shares.
-struct SoakContext: Sendable {
-    let client: PostgresClient
-    let settings: ConnectionSettings
-    let logger: Logger
+package struct SoakContext: Sendable {
+    package let client: PostgresClient
+    package let settings: ConnectionSettings
+    package let logger: Logger
 }
 
 /// What the workers remember for the checks: operations confirmed committed, when each
 /// critical section ran, and which ingested keys clients saw accepted.
-final class SoakState: Sendable {
-    struct Section: Sendable {
-        var key: Int32
-        var start: Duration
-        var end: Duration
+package final class SoakState: Sendable {
+    package struct Section: Sendable {
+        package var key: Int32
+        package var start: Duration
+        package var end: Duration
     }
 
     private let nextOp = Mutex<Int64>(0)
-    let origin = ContinuousClock.now
-    let confirmedLockOps = Mutex<Set<Int64>>([])
-    let confirmedCounterOps = Mutex<Set<Int64>>([])
-    let sections = Mutex<[Int64: Section]>([:])
-    let inside = Mutex<[Int32: Int]>([:])
+    package let origin = ContinuousClock.now
+    package let confirmedLockOps = Mutex<Set<Int64>>([])
+    package let confirmedCounterOps = Mutex<Set<Int64>>([])
+    package let sections = Mutex<[Int64: Section]>([:])
+    package let inside = Mutex<[Int32: Int]>([:])
     /// The number of the next new ingestion key (keys are `k<number>`).
-    let nextIngestKey = Mutex<Int>(0)
+    package let nextIngestKey = Mutex<Int>(0)
     /// Keys of ingestion calls that returned (or of their committed transactions): stored.
-    let acceptedIngestKeys = Mutex<Set<String>>([])
+    package let acceptedIngestKeys = Mutex<Set<String>>([])
     /// How many calls reported each key as new (exactly once means never more than 1).
-    let ingestNewKeyReports = Mutex<[String: Int]>([:])
+    package let ingestNewKeyReports = Mutex<[String: Int]>([:])
 
     /// A new operation id, unique within the run.
-    func newOp() -> Int64 { nextOp.withLock { $0 += 1; return $0 } }
+    package func newOp() -> Int64 { nextOp.withLock { $0 += 1; return $0 } }
 
     /// Now, as an offset from the run's start.
-    var now: Duration { ContinuousClock.now - origin }
+    package var now: Duration { ContinuousClock.now - origin }
 }

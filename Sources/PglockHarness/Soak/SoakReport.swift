@@ -2,42 +2,42 @@ import Foundation
 
 /// What a soak run found when it checked its invariants in the database afterwards. Every
 /// count should be 0.
-struct SoakFindings: Sendable, Codable, Hashable {
+package struct SoakFindings: Sendable, Codable, Hashable {
     /// Pairs of committed critical sections of one key that overlapped in time (mutual exclusion broken).
-    var exclusionViolations = 0
+    package var exclusionViolations = 0
     /// Keys whose guarded counter differs from the number of committed increments (a lost update).
-    var lostUpdates = 0
+    package var lostUpdates = 0
     /// Operations confirmed committed to the client but missing from the database.
-    var lostCommits = 0
+    package var lostCommits = 0
     /// Gapless numbers handed out twice within a scope.
-    var duplicateNumbers = 0
+    package var duplicateNumbers = 0
     /// Numbers missing within a scope (1…max not all present).
-    var gaps = 0
+    package var gaps = 0
     /// Scopes whose counter table disagrees with the numbers recorded alongside.
-    var counterMismatches = 0
+    package var counterMismatches = 0
     /// Ingested keys stored or handled more than once: effect rows of one key committed twice,
     /// or a key reported new to two calls.
-    var duplicateIngestions = 0
+    package var duplicateIngestions = 0
     /// Stored keys without their handler's effect, and effects without their stored key.
-    var ingestEffectMismatches = 0
+    package var ingestEffectMismatches = 0
     /// Keys a client saw accepted that are missing from the key table.
-    var lostIngestedKeys = 0
+    package var lostIngestedKeys = 0
     /// Jobs not completed at the end (or confirmed enqueued and missing).
-    var lostJobs = 0
+    package var lostJobs = 0
     /// Jobs whose side effect was written more than once.
-    var duplicateEffects = 0
+    package var duplicateEffects = 0
     /// Side effects of jobs that do not exist or are not completed.
-    var orphanEffects = 0
+    package var orphanEffects = 0
     /// Advisory locks still held by the run's sessions once every call had returned.
-    var leakedLocks = 0
+    package var leakedLocks = 0
     /// Calls that did not return within their deadline plus the bound.
-    var hungCalls = 0
+    package var hungCalls = 0
 
     /// Whether every invariant held.
-    var isClean: Bool { self == SoakFindings() }
+    package var isClean: Bool { self == SoakFindings() }
 
     /// The broken invariants, readable.
-    var violations: [String] {
+    package var violations: [String] {
         var list: [String] = []
         func add(_ count: Int, _ what: String) { if count > 0 { list.append("\(count) \(what)") } }
         add(exclusionViolations, "overlapping committed critical sections")
@@ -58,7 +58,7 @@ struct SoakFindings: Sendable, Codable, Hashable {
     }
 
     /// Adds another set of findings.
-    mutating func add(_ other: SoakFindings) {
+    package mutating func add(_ other: SoakFindings) {
         exclusionViolations += other.exclusionViolations
         lostUpdates += other.lostUpdates
         lostCommits += other.lostCommits
@@ -77,23 +77,23 @@ struct SoakFindings: Sendable, Codable, Hashable {
 }
 
 /// The outcome of a soak run: what was done and injected, and what the checks found.
-struct SoakReport: Sendable, Codable {
+package struct SoakReport: Sendable, Codable {
     /// How long the faulty phase ran.
-    var seconds: Double
+    package var seconds: Double
     /// What was counted.
-    var tallies: SoakTallies.Snapshot
+    package var tallies: SoakTallies.Snapshot
     /// What the checks found.
-    var findings: SoakFindings
+    package var findings: SoakFindings
     /// Samples of unexpected errors.
-    var unexpectedErrorSamples: [String]
+    package var unexpectedErrorSamples: [String]
     /// The most frequent failures caused by faults (retried), with counts.
-    var faultSamples: [String] = []
+    package var faultSamples: [String] = []
 
     /// Whether every invariant held.
-    var passed: Bool { findings.isClean }
+    package var passed: Bool { findings.isClean }
 
     /// A readable summary, several lines.
-    var summary: String {
+    package var summary: String {
         let t = tallies
         let f = findings
         var lines = [

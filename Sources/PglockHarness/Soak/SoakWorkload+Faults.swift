@@ -5,7 +5,7 @@ import PostgresNIO
 extension SoakWorkload {
     /// Terminates one of the run's backends every `every` on average, preferring sessions in
     /// the middle of something (a transaction, a query, a lock wait) three times out of four.
-    func terminateBackends(every: Duration, context: SoakContext, stop: SetOnceFlag) async {
+    package func terminateBackends(every: Duration, context: SoakContext, stop: SetOnceFlag) async {
         var settings = context.settings
         settings.applicationName = applicationName + "-faults"
         var connection: PostgresConnection?
@@ -40,7 +40,7 @@ extension SoakWorkload {
     }
 
     /// Restarts the server every `every` (not once `stop` is set; a restart in progress finishes).
-    func restartServer(every: Duration, restart: @Sendable () async throws -> Void, stop: SetOnceFlag) async {
+    package func restartServer(every: Duration, restart: @Sendable () async throws -> Void, stop: SetOnceFlag) async {
         while await SetOnceFlag.sleep(every, unless: stop) {
             do {
                 try await restart()
@@ -54,7 +54,7 @@ extension SoakWorkload {
     /// Advisory locks held by the run's sessions once every call has returned. A session that
     /// is closing may still show its locks for a moment, so this waits up to 5 s for the count
     /// to reach 0 and reports what is left.
-    func leakedLocks(_ context: SoakContext) async throws -> Int {
+    package func leakedLocks(_ context: SoakContext) async throws -> Int {
         let deadline = ContinuousClock.now + .seconds(5)
         while true {
             let held = try await context.client.checkedQuery("""

@@ -7,20 +7,20 @@ import Synchronization
 
 /// The queue part of a soak run: jobs enqueued in batches, worked by `QueueWorker`s whose
 /// handlers write a side effect and complete the job in one transaction.
-final class SoakQueueWork: Sendable {
-    struct Payload: Codable, Sendable {
-        var n: Int
+package final class SoakQueueWork: Sendable {
+    package struct Payload: Codable, Sendable {
+        package var n: Int
     }
 
-    let queue: JobQueue
-    let workers: [QueueWorker]
-    let effects: QualifiedName
-    let jobsPerBatch: Int
-    let enqueueInterval: Duration
-    let confirmed = Mutex<Set<Int64>>([])
-    let logger: Logger
+    package let queue: JobQueue
+    package let workers: [QueueWorker]
+    package let effects: QualifiedName
+    package let jobsPerBatch: Int
+    package let enqueueInterval: Duration
+    package let confirmed = Mutex<Set<Int64>>([])
+    package let logger: Logger
 
-    init(queue: JobQueue, workers: [QueueWorker], effects: QualifiedName, jobsPerBatch: Int, enqueueInterval: Duration, logger: Logger) {
+    package init(queue: JobQueue, workers: [QueueWorker], effects: QualifiedName, jobsPerBatch: Int, enqueueInterval: Duration, logger: Logger) {
         self.queue = queue
         self.workers = workers
         self.effects = effects
@@ -30,7 +30,7 @@ final class SoakQueueWork: Sendable {
     }
 
     /// Enqueues a batch every interval until `stop` is set.
-    func enqueue(until stop: SetOnceFlag, tallies: SoakTallies, classify: @Sendable (any Error) -> SoakErrorKind) async {
+    package func enqueue(until stop: SetOnceFlag, tallies: SoakTallies, classify: @Sendable (any Error) -> SoakErrorKind) async {
         var next = 0
         while !stop.isSet {
             // Back-pressure: keep the backlog small, so a long run drains in seconds at the end.
@@ -59,7 +59,7 @@ final class SoakQueueWork: Sendable {
     }
 
     /// Runs the workers while `body` runs, then shuts them down gracefully.
-    func withWorkers(_ body: () async throws -> Void) async throws {
+    package func withWorkers(_ body: () async throws -> Void) async throws {
         guard !workers.isEmpty else { return try await body() }
         var quiet = logger
         quiet.logLevel = .critical
@@ -79,7 +79,7 @@ final class SoakQueueWork: Sendable {
     }
 
     /// Waits until no job is waiting or running (or `timeout` passes).
-    func drain(timeout: Duration, context: SoakContext) async throws {
+    package func drain(timeout: Duration, context: SoakContext) async throws {
         guard !workers.isEmpty else { return }
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
@@ -93,7 +93,7 @@ final class SoakQueueWork: Sendable {
 
     /// Every job is completed, with exactly one side effect; no effect without its completed job;
     /// every confirmed job is there.
-    func check(_ context: SoakContext) async throws -> SoakFindings {
+    package func check(_ context: SoakContext) async throws -> SoakFindings {
         var findings = SoakFindings()
         guard !workers.isEmpty else { return findings }
         let client = context.client, logger = context.logger
@@ -122,7 +122,7 @@ final class SoakQueueWork: Sendable {
 
 extension SoakWorkload {
     /// Creates the queue's tables and its workers (none when queue work is off).
-    func makeQueueWork(_ context: SoakContext) async throws -> SoakQueueWork {
+    package func makeQueueWork(_ context: SoakContext) async throws -> SoakQueueWork {
         let queue = try JobQueue(schema: queueSchema.name)
         let effects = table("effects")
         var workers: [QueueWorker] = []

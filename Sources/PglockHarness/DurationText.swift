@@ -1,10 +1,11 @@
+import Foundation
 import PostgresLocks
 
 /// Parses `250ms`, `5s`, `1.5s`, `2m`, `1h` into a `Duration`; a bare number is seconds.
 ///
 /// - Throws: `PostgresLocksError` (`invalidArgument`) naming the bad text, for negative,
 ///   zero, non-numeric or absurd (over 24 days) values.
-func parseDuration(_ text: String) throws -> Duration {
+package func parseDuration(_ text: String) throws -> Duration {
     let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
     var number = Substring(text)
     var scale = 1.0
@@ -24,4 +25,15 @@ func parseDuration(_ text: String) throws -> Duration {
         throw PostgresLocksError(code: .invalidArgument, message: "duration '\(text)' is too long (at most 24 days)")
     }
     return .milliseconds(Int64((seconds * 1000).rounded(.up)))
+}
+
+/// A duration in seconds.
+package func seconds(_ duration: Duration) -> Double {
+    Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+}
+
+/// "1.23 s" or "456 ms".
+package func format(_ duration: Duration) -> String {
+    let seconds = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    return seconds >= 1 ? String(format: "%.2f s", seconds) : String(format: "%.0f ms", seconds * 1000)
 }

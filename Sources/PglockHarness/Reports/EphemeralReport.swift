@@ -1,0 +1,39 @@
+/// What `pglock ephemeral --json` prints: the throwaway server (and pooler) it started.
+package struct EphemeralReport: Codable {
+    package var url: String
+    package var baseDirectory: String
+    package var postmasterPID: Int32?
+    package var userID: UInt32
+    package var answer: Int
+    /// The pooler's URL, with `--pgbouncer`.
+    package var pgbouncerURL: String?
+    /// The pooler's folder, with `--pgbouncer`.
+    package var pgbouncerDirectory: String?
+    /// The pooler's process id, with `--pgbouncer`.
+    package var pgbouncerPID: Int32?
+    /// `SELECT 6 * 7` answered through the pooler, with `--pgbouncer`.
+    package var pgbouncerAnswer: Int?
+
+    /// Creates a value from its parts.
+    package init(
+        url: String,
+        baseDirectory: String,
+        postmasterPID: Int32? = nil,
+        userID: UInt32,
+        answer: Int,
+        pgbouncerURL: String? = nil,
+        pgbouncerDirectory: String? = nil,
+        pgbouncerPID: Int32? = nil,
+        pgbouncerAnswer: Int? = nil
+    ) {
+        self.url = url
+        self.baseDirectory = baseDirectory
+        self.postmasterPID = postmasterPID
+        self.userID = userID
+        self.answer = answer
+        self.pgbouncerURL = pgbouncerURL
+        self.pgbouncerDirectory = pgbouncerDirectory
+        self.pgbouncerPID = pgbouncerPID
+        self.pgbouncerAnswer = pgbouncerAnswer
+    }
+}
