@@ -133,3 +133,46 @@ struct GaplessCounterTests {
         }
     }
 }
+
+@Suite("Statement texts for tools")
+struct GaplessCounterStatementTextTests {
+    @Test func theServerComputesTheSameKeysAsTheLibrary() async throws {
+        try await TestDatabase.withDatabase { db in
+            for scheme in LockKey.HashScheme.all {
+                for name in ["", "invoices:acme/2026", "ключ:☃", "it's", String(repeating: "x", count: 500)] {
+                    let literal = "'" + name.replacingOccurrences(of: "'", with: "''") + "'"
+                    let onServer = try await db.scalar(PostgresQuery(unsafeSQL: "SELECT \(scheme.serverExpression(forTextSQL: literal))"), as: Int64.self)
+                    #expect(onServer == scheme.int64Key(for: name), "\(scheme) of \(name.prefix(20))")
+                }
+            }
+        }
+    }
+
+    @Test func statementTextsRunAsTheLibrarysNextDoes() async throws {
+        try await TestDatabase.withDatabase { db in
+            for strategy in GaplessCounter.Strategy.allCases {
+                let counter = try GaplessCounter(table: "texts_\(strategy.rawValue.replacingOccurrences(of: "-", with: "_"))", strategy: strategy)
+                try await counter.createTable(on: db.client, logger: db.logger)
+                // Numbers 1 and 2 from the library, 3 from its texts, 4 from the library again.
+                for _ in 0..<2 { _ = try await db.client.withNextNumber(from: counter, scope: "s", logger: db.logger) { number, _ in number } }
+                let statements = counter.statementTexts(scopeSQL: "'s'")
+                let third = try await db.client.withCheckedTransaction(logger: db.logger) { tx in
+                    var last: String?
+                    for statement in statements {
+                        last = try await tx.query(PostgresQuery(unsafeSQL: statement)).rows.first.map { try $0.decode(String.self) }
+                    }
+                    return last
+                }
+                #expect(third == "3", "\(strategy)")
+                let fourth = try await db.client.withNextNumber(from: counter, scope: "s", logger: db.logger) { number, _ in number }
+                #expect(fourth == 4, "\(strategy)")
+                if strategy == .advisoryLock {
+                    let key = counter.lockKey(scope: "s")
+                    #expect(statements[0].contains("chr(58)"))
+                    let onServer = try await db.scalar(PostgresQuery(unsafeSQL: statements[0].replacingOccurrences(of: "SELECT pg_advisory_xact_lock(", with: "SELECT (").replacingOccurrences(of: "::text", with: "")), as: Int64.self)
+                    #expect(LockKey.int64(onServer) == key)
+                }
+            }
+        }
+    }
+}

@@ -149,6 +149,31 @@ public struct GaplessCounter: Sendable {
         )
     }
 
+    /// The statements ``next(scope:in:)`` sends for this counter's strategy, in order, as plain
+    /// SQL texts: the scope written as `scopeSQL` (an SQL expression for the scope's text) and
+    /// the advisory key computed by the server. For tools that run the same statements outside
+    /// the library (`pglock bench counter` hands them to pgbench); `scopeSQL` is inserted as it is.
+    package func statementTexts(scopeSQL: String) -> [String] {
+        func bound(_ statement: PreparedSQL, _ value: String) -> String {
+            statement.sql.replacingOccurrences(of: "$1", with: value)
+        }
+        switch strategy {
+        case .counterRow:
+            return [bound(counterRowStatement(scope: ""), scopeSQL)]
+        case .advisoryLock:
+            // The key's text is "<table>:<scope>" (see lockKey(scope:)); ':' is written chr(58)
+            // so that tools reading `:name` as a variable (psql, pgbench) leave it alone.
+            let tableLiteral = "'" + table.unquotedText.replacingOccurrences(of: "'", with: "''") + "'"
+            let key = LockKey.HashScheme.md5FirstEightBytes.serverExpression(forTextSQL: "\(tableLiteral) || chr(58) || \(scopeSQL)")
+            return [
+                bound(AdvisoryLockSQL.call("pg_advisory_xact_lock", key: .int64(0)), "(\(key))"),
+                bound(maxPlusOneStatement(scope: "", onConflictDoNothing: false), scopeSQL),
+            ]
+        case .uniqueIndexRetry:
+            return [bound(maxPlusOneStatement(scope: "", onConflictDoNothing: true), scopeSQL)]
+        }
+    }
+
     func maxPlusOneStatement(scope: String, onConflictDoNothing: Bool) -> PreparedSQL {
         let table = table.quoted, scopeColumn = scopeColumn.quoted, numberColumn = numberColumn.quoted
         let conflictClause = onConflictDoNothing ? "ON CONFLICT DO NOTHING" : ""

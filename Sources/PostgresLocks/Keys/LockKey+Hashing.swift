@@ -56,6 +56,17 @@ extension LockKey {
         /// The scheme's ``name``.
         public var description: String { name }
 
+        /// An SQL expression that computes on the server the key this scheme gives for the text
+        /// `textSQL` evaluates to (in a UTF-8 database): for statements run outside the library,
+        /// such as the scripts `pglock bench` hands to pgbench. `textSQL` is inserted as it is:
+        /// pass SQL the caller wrote, never user text.
+        package func serverExpression(forTextSQL textSQL: String) -> String {
+            switch kind {
+            case .md5FirstEightBytes: "('x' || substr(md5(\(textSQL)), 1, 16))::bit(64)::bigint"
+            case .md5FifteenHex: "('x' || substr(md5(\(textSQL)), 1, 15))::bit(60)::bigint"
+            }
+        }
+
         /// The bigint key for `name` under this scheme.
         public func int64Key(for name: String) -> Int64 {
             let digest = Insecure.MD5.hash(data: Array(name.utf8))

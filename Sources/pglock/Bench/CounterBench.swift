@@ -34,25 +34,14 @@ enum CounterBench {
     /// What the driver-ceiling side runs for the counter row: the library's statement text,
     /// prepared by plain PostgresNIO.
     static func counterRowSQL(_ counter: GaplessCounter) -> String {
-        let table = counter.table.quoted, scope = counter.scopeColumn.quoted, number = counter.numberColumn.quoted
-        return "INSERT INTO \(table) AS c (\(scope), \(number)) VALUES ($1, 1) ON CONFLICT (\(scope)) DO UPDATE SET \(number) = c.\(number) + 1 RETURNING \(number)::text"
+        counter.statementTexts(scopeSQL: "$1")[0]
     }
 
-    /// The pgbench script doing what `GaplessCounter.next` sends for `strategy`, in a transaction.
+    /// The pgbench script doing what `GaplessCounter.next` sends for `strategy`, in a
+    /// transaction: the library's own statement texts, the scope picked by pgbench.
     static func pgbenchScript(_ counter: GaplessCounter) -> String {
-        let table = counter.table.quoted, scope = counter.scopeColumn.quoted, number = counter.numberColumn.quoted
-        let header = "\\set s random(1, :scopes)\nBEGIN;\n"
-        switch counter.strategy {
-        case .counterRow:
-            return header + "INSERT INTO \(table) AS c (\(scope), \(number)) VALUES ('scope-' || CAST(:s AS text), 1) ON CONFLICT (\(scope)) DO UPDATE SET \(number) = c.\(number) + 1 RETURNING \(number);\nCOMMIT;\n"
-        case .advisoryLock:
-            // The same key as LockKey.hashed("<table>:scope-N"): the first 8 bytes of MD5, signed.
-            // (chr(58) is ':', which pgbench would read as the start of a variable.)
-            return header + "SELECT pg_advisory_xact_lock(('x' || substr(md5('\(counter.table.unquotedText)' || chr(58) || 'scope-' || CAST(:s AS text)), 1, 16))::bit(64)::bigint);\n"
-                + "INSERT INTO \(table) (\(scope), \(number)) SELECT 'scope-' || CAST(:s AS text), COALESCE(MAX(\(number)), 0) + 1 FROM \(table) WHERE \(scope) = 'scope-' || CAST(:s AS text) RETURNING \(number);\nCOMMIT;\n"
-        case .uniqueIndexRetry:
-            return header + "INSERT INTO \(table) (\(scope), \(number)) SELECT 'scope-' || CAST(:s AS text), COALESCE(MAX(\(number)), 0) + 1 FROM \(table) WHERE \(scope) = 'scope-' || CAST(:s AS text) ON CONFLICT DO NOTHING RETURNING \(number);\nCOMMIT;\n"
-        }
+        let statements = counter.statementTexts(scopeSQL: "'scope-' || CAST(:s AS text)")
+        return "\\set s random(1, :scopes)\nBEGIN;\n" + statements.map { $0 + ";\n" }.joined() + "COMMIT;\n"
     }
 
     static func run(
