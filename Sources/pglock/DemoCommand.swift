@@ -18,7 +18,7 @@ struct DemoContext: Sendable {
     var faults = FaultTally()
 }
 
-/// `pglock demo`: the main job. Runs the seed scenarios with checked invariants.
+/// `pglock demo`: the main job. Runs every scenario with checked invariants.
 struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",

@@ -28,11 +28,11 @@ public struct GaplessCounter: Sendable {
         /// value = value + 1 RETURNING value`. The row lock serializes callers; one round trip.
         /// The table is `(scope text PRIMARY KEY, value bigint)`. The fastest: the default.
         case counterRow = "counter-row"
-        /// Seed 000: a transaction advisory lock on the scope taken by **an earlier statement**,
+        /// A transaction advisory lock on the scope taken by **an earlier statement**,
         /// then `INSERT … SELECT MAX(n) + 1` (two round trips). The table keeps one row per
         /// number: `(scope text, number bigint, PRIMARY KEY (scope, number))`.
         case advisoryLock = "advisory-lock"
-        /// Seed 003: `INSERT … SELECT MAX(n) + 1 … ON CONFLICT DO NOTHING` guarded by the unique
+        /// `INSERT … SELECT MAX(n) + 1 … ON CONFLICT DO NOTHING` guarded by the unique
         /// index, retried when a concurrent caller took the number. No lock of its own; the same
         /// table shape as ``advisoryLock``.
         case uniqueIndexRetry = "unique-index-retry"
@@ -108,8 +108,8 @@ public struct GaplessCounter: Sendable {
     }
 
     /// The advisory key guarding `scope` (strategy ``Strategy/advisoryLock``): the default
-    /// string hash of `"<table>:<scope>"`, so a Python service using seed 002's
-    /// `string_to_lock_id` can take the same lock.
+    /// string hash of `"<table>:<scope>"` (``LockKey/HashScheme/md5FirstEightBytes``), so a
+    /// service in another language that hashes the same text the same way takes the same lock.
     public func lockKey(scope: String) -> LockKey {
         .hashed("\(table.unquotedText):\(scope)")
     }

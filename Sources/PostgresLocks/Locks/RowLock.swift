@@ -1,6 +1,6 @@
 import PostgresNIO
 
-/// A row-locking clause for a `SELECT` (seed 004): strength, waiting policy and `OF` tables,
+/// A row-locking clause for a `SELECT`: strength, waiting policy and `OF` tables,
 /// rendered from validated parts only.
 ///
 /// ```swift

@@ -41,7 +41,7 @@ public enum SingletonOutcome<Value: Sendable>: Sendable {
 
 extension PostgresClient {
     /// Runs `body` only if no other instance, in this process or any other, runs the job
-    /// `name` at the same time (seed 002's singleton jobs).
+    /// `name` at the same time.
     ///
     /// ```swift
     /// switch try await client.runSingleton("nightly-report", logger: logger, { try await buildReport() }) {
@@ -77,8 +77,7 @@ extension PostgresClient {
     }
 
     /// Serializes work per entity: calls for the same `(namespace, id)` run one at a time, in
-    /// the order the server grants the lock; calls for different entities run in parallel
-    /// (seed 004's per-entity serialization).
+    /// the order the server grants the lock; calls for different entities run in parallel.
     ///
     /// `body` runs in a transaction holding the entity's transaction-scoped advisory lock on
     /// `LockKey.pair(namespace:id:)`, released by the commit. Use one namespace per kind of

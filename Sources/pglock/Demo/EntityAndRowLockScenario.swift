@@ -3,7 +3,7 @@ import PglockHarness
 import PostgresLocks
 import PostgresNIO
 
-/// Seed 004's per-entity serialization and row locks: read-then-write updates serialized per
+/// Per-entity serialization and row locks: read-then-write updates serialized per
 /// account while accounts run in parallel; workers claiming rows with `SKIP LOCKED` get
 /// disjoint rows; `NOWAIT` on a locked row fails at once with the typed error. The updates and
 /// claims are retrying transactions (``RetryPolicy/resolvingCommitOutcome``): a lost connection

@@ -12,7 +12,7 @@ import SystemPackage
 import PglockHarness
 #endif
 
-/// Seed 004's queue: workers drain jobs while a separate worker process holding a job is
+/// The job queue: workers drain jobs while a separate worker process holding a job is
 /// killed with SIGKILL; its lease expires, the job is reclaimed, and every job is done once.
 ///
 /// Lost connections: enqueues and each handler's side effect + completion are retrying

@@ -4,7 +4,7 @@ import PostgresLocks
 import PostgresNIO
 import Synchronization
 
-/// Seed 002's singleton job: ten instances keep trying to run the same job; the job's runs,
+/// A singleton job: ten instances keep trying to run the same job; the job's runs,
 /// recorded in the database with their start and end times, never overlap.
 ///
 /// A session lock excludes only while its session lives. When the server ends the holder's

@@ -3,7 +3,7 @@ import PglockHarness
 import PostgresLocks
 import PostgresNIO
 
-/// The race the seeds open with: concurrent writers that compute `MAX(version) + 1` per tenant
+/// The classic race: concurrent writers that compute `MAX(version) + 1` per tenant
 /// and insert it. Without a lock, two writers read the same maximum and store the same version;
 /// with an advisory transaction lock on the tenant, taken by an earlier statement than the
 /// `MAX`, every tenant's versions are exactly 1…n; and the same with ``GaplessCounter``'s
