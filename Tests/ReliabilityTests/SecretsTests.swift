@@ -34,7 +34,7 @@ struct SecretsTests {
             let election = try LeaderElection(configuration: configuration)
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await election.run() }
-                try await waitUntil("the election leads") { election.isLeader }
+                try await waitUntil(timeout: .seconds(60), "the election leads") { election.isLeader }
                 group.cancelAll()
             }
         }
