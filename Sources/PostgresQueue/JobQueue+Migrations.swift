@@ -61,7 +61,7 @@ extension JobQueue {
     @discardableResult
     public func migrate(on client: PostgresClient, logger: Logger) async throws -> [Int32] {
         try await client.withCheckedTransaction(logger: logger) { tx in
-            try await tx.advisoryLock(.hashed("pglocks.queue.migrate:\(schema.name)"), canceller: client)
+            try await tx.advisoryLock(.hashed("pglocks.queue.migrate:\(schema.name)"))
             try await tx.query("CREATE SCHEMA IF NOT EXISTS \(identifier: schema)")
             try await tx.query("""
                 CREATE TABLE IF NOT EXISTS \(identifier: migrationsTable) (

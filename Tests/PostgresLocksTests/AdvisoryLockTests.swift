@@ -60,7 +60,7 @@ struct AdvisoryLockTests {
                     group.addTask {
                         try await withTaskExecutorPreference(EventLoopTaskExecutor(connection.eventLoop)) {
                             for _ in 0..<100 {
-                                try await connection.withAdvisoryLock(key, canceller: db.client, logger: db.logger) { tx in
+                                try await connection.withAdvisoryLock(key, logger: db.logger) { tx in
                                     // The preference keeps the work on the connection's event loop thread.
                                     #expect(connection.eventLoop.inEventLoop)
                                     let n = try await tx.query("SELECT n FROM counter").rows[0].decode(Int.self)
@@ -166,7 +166,7 @@ struct AdvisoryLockTests {
             _ = try await holder.query("SELECT pg_advisory_lock(5)", logger: db.logger).collect()
             let value = try await db.client.withCheckedTransaction(logger: db.logger) { tx in
                 await #expect(throws: PostgresLocksError.self) {
-                    try await tx.advisoryLock(.int64(5), wait: .timeout(.milliseconds(50)), canceller: db.client)
+                    try await tx.advisoryLock(.int64(5), wait: .timeout(.milliseconds(50)))
                 }
                 // lock_timeout is back to what it was, and the transaction still works.
                 #expect(try await tx.query("SHOW lock_timeout").rows[0].decode(String.self) == "0")
@@ -215,6 +215,33 @@ struct AdvisoryLockTests {
             _ = try await holder.query("SELECT pg_advisory_unlock(4242)", logger: db.logger).collect()
             try await db.client.withSessionAdvisoryLock(key, wait: .immediately, logger: db.logger) {}
             #expect(try await advisoryLocksHeld(db) == 0)
+        }
+    }
+
+    @Test func aCancelledWaitOnADedicatedConnectionEndsByClosingItAndLeavesNoLock() async throws {
+        try await TestDatabase.withDatabase { db in
+            try await db.withConnections(2) { connections in
+                let (holder, waiting) = (connections[0], connections[1])
+                _ = try await holder.query("SELECT pg_advisory_lock(4243)", logger: db.logger).collect()
+                // No client to cancel the server-side wait from: the transaction carries none.
+                let waiter = Task {
+                    try await waiting.withAdvisoryLock(.int64(4243), logger: db.logger) { _ in }
+                }
+                try await waitUntil("the waiter is queued on the server") { try await someoneWaits(db) }
+                waiter.cancel()
+                let outcome = try await withinTimeLimit(.seconds(10), "the cancelled wait") { await waiter.result }
+                #expect(throws: CancellationError.self) { try outcome.get() }
+                #expect(waiting.isClosed, "the connection is closed, so it cannot take the lock later")
+
+                // Once the holder releases, the closed session's backend takes the lock, cannot
+                // answer, and ends: nothing stays held or queued.
+                _ = try await holder.query("SELECT pg_advisory_unlock(4243)", logger: db.logger).collect()
+                try await waitUntil("the closed session's wait and lock are gone") {
+                    let waits = try await someoneWaits(db)
+                    let held = try await advisoryLocksHeld(db)
+                    return !waits && held == 0
+                }
+            }
         }
     }
 

@@ -272,7 +272,7 @@ func runDeadlockPair(_ db: TestContext, retry: RetryPolicy?) async throws -> [De
                 }
                 do {
                     if let retry {
-                        try await db.client.withRetryingTransaction(policy: retry, logger: db.logger, body)
+                        try await db.client.withRetryingTransaction(retry: retry, logger: db.logger, body)
                     } else {
                         try await db.client.withCheckedTransaction(logger: db.logger) { tx in try await body(tx) }
                     }

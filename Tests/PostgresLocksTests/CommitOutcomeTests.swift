@@ -30,7 +30,7 @@ struct CommitOutcomeTests {
             try await db.query("CREATE TABLE plain_items (id text PRIMARY KEY, attempt int NOT NULL)")
             let attempts = LockedBox<[Int]>([])
             let result = try await withinTimeLimit(.seconds(20), "the re-run transaction") {
-                try await db.client.withRetryingTransaction(policy: RetryPolicy(retryOnConnectionLoss: true), logger: db.logger) { tx in
+                try await db.client.withRetryingTransaction(retry: RetryPolicy(retryOnConnectionLoss: true), logger: db.logger) { tx in
                     attempts.withLock { $0.append(tx.attempt) }
                     try await tx.query("INSERT INTO plain_items (id, attempt) VALUES ('only', \(tx.attempt))")
                     if tx.attempt == 1 {
@@ -131,7 +131,7 @@ struct CommitOutcomeTests {
             let transactionID = LockedBox<UInt64?>(nil)
             let task = Task {
                 // A dedicated connection has no client to ask once it is gone.
-                try await connection.withRetryingTransaction(policy: .resolvingCommitOutcome, logger: db.logger) { tx in
+                try await connection.withRetryingTransaction(retry: .resolvingCommitOutcome, logger: db.logger) { tx in
                     try await gate.insertItem(tx)
                     let id = try await tx.query("SELECT pg_current_xact_id()::text").rows[0].decode(String.self)
                     transactionID.withLock { $0 = UInt64(id) }
@@ -224,7 +224,7 @@ private final class CommitGate: Sendable {
     func startTransaction(policy: RetryPolicy = .default) -> Task<Int, any Error> {
         let db = self.db
         return Task {
-            try await db.client.withRetryingTransaction(policy: policy, logger: db.logger) { tx in
+            try await db.client.withRetryingTransaction(retry: policy, logger: db.logger) { tx in
                 try await self.insertItem(tx)
                 return tx.attempt
             }

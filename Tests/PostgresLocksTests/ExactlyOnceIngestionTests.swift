@@ -14,9 +14,7 @@ private struct Event: Sendable, Equatable {
 /// The key table and a side-effect table the handler writes to, in the same transaction.
 private func makeTables(_ db: TestContext, keyType: String = "text") async throws -> ExactlyOnceIngestion<String> {
     let ingestion = try ExactlyOnceIngestion<String>(table: QualifiedName("ingested"))
-    try await db.client.withCheckedTransaction(logger: db.logger) { tx in
-        try await ingestion.createTableIfNeeded(in: tx)
-    }
+    try await ingestion.migrate(on: db.client, logger: db.logger)
     try await db.query("CREATE TABLE side_effects (key text NOT NULL, producer int NOT NULL)")
     return ingestion
 }
@@ -116,7 +114,7 @@ struct ExactlyOnceIngestionTests {
                     group.addTask {
                         var reports: [IngestionReport<String>] = []
                         for events in batches {
-                            reports.append(try await ingestion.ingest(events, keyedBy: \.key, client: db.client, logger: db.logger, handler: recordSideEffects))
+                            reports.append(try await ingestion.ingest(events, keyedBy: \.key, on: db.client, logger: db.logger, handler: recordSideEffects))
                         }
                         return reports
                     }
@@ -155,7 +153,7 @@ struct ExactlyOnceIngestionTests {
             let ingestion = try await makeTables(db)
             let events = [Event(key: "a", producer: 1), Event(key: "b", producer: 1)]
             await #expect(throws: HandlerFailed.self) {
-                try await ingestion.ingest(events, keyedBy: \.key, client: db.client, logger: db.logger) { tx, new in
+                try await ingestion.ingest(events, keyedBy: \.key, on: db.client, logger: db.logger) { tx, new in
                     try await recordSideEffects(tx, new)
                     throw HandlerFailed()
                 }
@@ -163,9 +161,9 @@ struct ExactlyOnceIngestionTests {
             #expect(try await db.scalar("SELECT count(*)::int FROM ingested", as: Int.self) == 0)
             #expect(try await db.scalar("SELECT count(*)::int FROM side_effects", as: Int.self) == 0)
 
-            let report = try await ingestion.ingest(events, keyedBy: \.key, client: db.client, logger: db.logger, handler: recordSideEffects)
+            let report = try await ingestion.ingest(events, keyedBy: \.key, on: db.client, logger: db.logger, handler: recordSideEffects)
             #expect(report.newKeys == ["a", "b"])
-            let again = try await ingestion.ingest(events, keyedBy: \.key, client: db.client, logger: db.logger, handler: recordSideEffects)
+            let again = try await ingestion.ingest(events, keyedBy: \.key, on: db.client, logger: db.logger, handler: recordSideEffects)
             #expect(again.newKeys.isEmpty && again.duplicateEventCount == 2)
             #expect(try await db.scalar("SELECT count(*)::int FROM ingested", as: Int.self) == 2)
             #expect(try await db.scalar("SELECT count(*)::int FROM side_effects", as: Int.self) == 2)
@@ -182,7 +180,7 @@ struct ExactlyOnceIngestionTests {
                 let handled = LockedBox<[Int]>([])
                 // Producer 1 stores the key and holds its transaction open in the handler.
                 let first = Task {
-                    try await ingestion.ingest([Event(key: key, producer: 1)], keyedBy: \.key, client: db.client, logger: db.logger) { tx, new in
+                    try await ingestion.ingest([Event(key: key, producer: 1)], keyedBy: \.key, on: db.client, logger: db.logger) { tx, new in
                         try await recordSideEffects(tx, new)
                         handled.withLock { $0.append(1) }
                         for await _ in release { break }
@@ -192,7 +190,7 @@ struct ExactlyOnceIngestionTests {
                 try await waitUntil("producer 1 holds the key") { handled.value == [1] }
                 // Producer 2 sends the same key: its insert waits on producer 1's transaction.
                 let second = Task {
-                    try await ingestion.ingest([Event(key: key, producer: 2), Event(key: "other-\(firstCommits)", producer: 2)], keyedBy: \.key, client: db.client, logger: db.logger) { tx, new in
+                    try await ingestion.ingest([Event(key: key, producer: 2), Event(key: "other-\(firstCommits)", producer: 2)], keyedBy: \.key, on: db.client, logger: db.logger) { tx, new in
                         try await recordSideEffects(tx, new)
                         handled.withLock { $0.append(2) }
                     }
@@ -220,7 +218,7 @@ struct ExactlyOnceIngestionTests {
             let events = (0..<50).map { Event(key: "k\($0)", producer: 1) }
             let connection = try await db.makeConnection()
             let error = await #expect(throws: PostgresLocksError.self) {
-                try await ingestion.ingest(events, keyedBy: \.key, connection: connection, logger: db.logger) { tx, new in
+                try await ingestion.ingest(events, keyedBy: \.key, on: connection, logger: db.logger) { tx, new in
                     try await recordSideEffects(tx, new)
                     // The server ends this session while the transaction is open.
                     let pid = try await tx.query("SELECT pg_backend_pid()").rows[0].decode(Int32.self)
@@ -232,7 +230,7 @@ struct ExactlyOnceIngestionTests {
             try? await connection.close()
             #expect(try await db.scalar("SELECT count(*)::int FROM ingested", as: Int.self) == 0)
 
-            let report = try await ingestion.ingest(events + events, keyedBy: \.key, client: db.client, logger: db.logger, handler: recordSideEffects)
+            let report = try await ingestion.ingest(events + events, keyedBy: \.key, on: db.client, logger: db.logger, handler: recordSideEffects)
             #expect(report.newEventCount == 50)
             #expect(try await db.scalar("SELECT count(*)::int FROM ingested", as: Int.self) == 50)
             #expect(try await db.scalar("SELECT count(*)::int FROM side_effects", as: Int.self) == 50)
@@ -245,7 +243,7 @@ struct ExactlyOnceIngestionTests {
             let (release, releaser) = AsyncStream<Void>.makeStream()
             let holding = LockedBox(false)
             let first = Task {
-                try await ingestion.ingest([Event(key: "k", producer: 1)], keyedBy: \.key, client: db.client, logger: db.logger) { tx, new in
+                try await ingestion.ingest([Event(key: "k", producer: 1)], keyedBy: \.key, on: db.client, logger: db.logger) { tx, new in
                     try await recordSideEffects(tx, new)
                     holding.withLock { $0 = true }
                     for await _ in release { break }
@@ -253,7 +251,7 @@ struct ExactlyOnceIngestionTests {
             }
             try await waitUntil("producer 1 holds the key") { holding.value }
             let second = Task {
-                try await ingestion.ingest([Event(key: "k", producer: 2)], keyedBy: \.key, client: db.client, logger: db.logger, handler: recordSideEffects)
+                try await ingestion.ingest([Event(key: "k", producer: 2)], keyedBy: \.key, on: db.client, logger: db.logger, handler: recordSideEffects)
             }
             try await waitUntil("producer 2 waits") { try await transactionWaiters(db) == 1 }
             second.cancel()
@@ -276,7 +274,7 @@ struct ExactlyOnceIngestionTests {
             #expect(precomposed == decomposed)
             let events = ["b", "a", "b", precomposed, "c", "a", decomposed, "b"].enumerated().map { Event(key: $1, producer: $0) }
             let received = LockedBox<[Event]>([])
-            let report = try await ingestion.ingest(events, keyedBy: \.key, client: db.client, logger: db.logger) { tx, new in
+            let report = try await ingestion.ingest(events, keyedBy: \.key, on: db.client, logger: db.logger) { tx, new in
                 received.withLock { $0 += new }
                 try await recordSideEffects(tx, new)
             }
@@ -295,10 +293,10 @@ struct ExactlyOnceIngestionTests {
     @Test func uuidKeysAreStoredOnceAcrossBatches() async throws {
         try await TestDatabase.withDatabase { db in
             let ingestion = try ExactlyOnceIngestion<UUID>(table: QualifiedName(schema: "public", "ingested_uuids"))
-            try await db.client.withCheckedTransaction(logger: db.logger) { tx in try await ingestion.createTableIfNeeded(in: tx) }
+            try await ingestion.migrate(on: db.client, logger: db.logger)
             let keys = (0..<300).map { _ in UUID() }
-            let first = try await ingestion.ingest(keys: Array(keys[0..<200]), client: db.client, logger: db.logger)
-            let second = try await ingestion.ingest(keys: Array(keys[100..<300]) + Array(keys[100..<300]), client: db.client, logger: db.logger)
+            let first = try await ingestion.ingest(keys: Array(keys[0..<200]), on: db.client, logger: db.logger)
+            let second = try await ingestion.ingest(keys: Array(keys[100..<300]) + Array(keys[100..<300]), on: db.client, logger: db.logger)
             #expect(first.newEventCount == 200)
             #expect(second.newEventCount == 100 && second.duplicateEventCount == 300)
             #expect(Set(first.newKeys + second.newKeys) == Set(keys))
@@ -329,7 +327,7 @@ struct ExactlyOnceIngestionTests {
                                     var keys = (0..<keysPerRound).map { "r\(round)-k\($0)" } + (0..<5).map { "r\(round + 1)-k\($0 * 7)" }
                                     if producer % 2 == 1 { keys.reverse() }
                                     let events = keys.map { Event(key: $0, producer: producer) }
-                                    try await ingestion.ingest(events, keyedBy: \.key, connection: connection, canceller: db.client, retry: noRetry, logger: db.logger) { tx, new in
+                                    try await ingestion.ingest(events, keyedBy: \.key, on: connection, retry: noRetry, logger: db.logger) { tx, new in
                                         try await recordSideEffects(tx, new)
                                     }
                                 }
@@ -386,10 +384,10 @@ struct ExactlyOnceIngestionTests {
         try await TestDatabase.withDatabase { db in
             let base = try await makeTables(db)
             let ingestion = try ExactlyOnceIngestion<String>(table: base.table, maximumKeysPerTransaction: 100)
-            try await ingestion.ingest(keys: (0..<50).map { String(format: "k%05d", $0 * 3) }, client: db.client, logger: db.logger)
+            try await ingestion.ingest(keys: (0..<50).map { String(format: "k%05d", $0 * 3) }, on: db.client, logger: db.logger)
             let events = (0..<1_050).map { Event(key: String(format: "k%05d", $0), producer: 0) }
             let transactions = LockedBox<[Int64: Int]>([:])
-            let report = try await ingestion.ingest(events, keyedBy: \.key, client: db.client, logger: db.logger) { tx, new in
+            let report = try await ingestion.ingest(events, keyedBy: \.key, on: db.client, logger: db.logger) { tx, new in
                 let id = try await tx.query("SELECT txid_current()").rows[0].decode(Int64.self)
                 transactions.withLock { $0[id, default: 0] += new.count }
                 try await recordSideEffects(tx, new)
@@ -411,7 +409,7 @@ struct ExactlyOnceIngestionTests {
             let events = (0..<45).map { Event(key: String(format: "e%03d", 44 - $0), producer: 0) }
             let calls = LockedBox(0)
             let error = await #expect(throws: IngestionInterrupted<String>.self) {
-                try await ingestion.ingest(events, keyedBy: \.key, client: db.client, logger: db.logger) { tx, new in
+                try await ingestion.ingest(events, keyedBy: \.key, on: db.client, logger: db.logger) { tx, new in
                     let call = calls.withLock { $0 += 1; return $0 }
                     if call == 3 { throw ThirdFails() }
                     try await recordSideEffects(tx, new)
@@ -424,7 +422,7 @@ struct ExactlyOnceIngestionTests {
             #expect(error?.underlying is ThirdFails)
             #expect(try await db.scalar("SELECT count(*)::int FROM ingested", as: Int.self) == 20)
 
-            let resent = try await ingestion.ingest(events, keyedBy: \.key, client: db.client, logger: db.logger, handler: recordSideEffects)
+            let resent = try await ingestion.ingest(events, keyedBy: \.key, on: db.client, logger: db.logger, handler: recordSideEffects)
             #expect(resent.newKeys == (20..<45).map { String(format: "e%03d", $0) })
             #expect(try await db.scalar("SELECT count(*)::int FROM side_effects", as: Int.self) == 45)
         }
@@ -436,7 +434,7 @@ struct ExactlyOnceIngestionTests {
             let base = try await makeTables(db)
             let ingestion = try ExactlyOnceIngestion<String>(table: base.table, maximumKeysPerTransaction: 10)
             await #expect(throws: Fails.self) {
-                try await ingestion.ingest(keys: (0..<30).map { "k\($0)" }, client: db.client, logger: db.logger) { _, _ in throw Fails() }
+                try await ingestion.ingest(keys: (0..<30).map { "k\($0)" }, on: db.client, logger: db.logger) { _, _ in throw Fails() }
             }
             #expect(try await db.scalar("SELECT count(*)::int FROM ingested", as: Int.self) == 0)
         }
@@ -475,7 +473,7 @@ struct ExactlyOnceIngestionTests {
             let tooLong = String(repeating: "x", count: ExactlyOnceIngestion<String>.maximumKeyBytes + 1)
             for keys in [["ok", ""], ["ok", tooLong], ["ok", "nul\u{0}"]] {
                 let error = await #expect(throws: PostgresLocksError.self) {
-                    try await base.ingest(keys: keys, client: db.client, logger: db.logger)
+                    try await base.ingest(keys: keys, on: db.client, logger: db.logger)
                 }
                 #expect(error?.code == .invalidArgument)
                 #expect(error?.message.contains("event 1") == true)
@@ -494,7 +492,7 @@ struct ExactlyOnceIngestionTests {
             #expect(try await db.scalar("SELECT count(*)::int FROM ingested", as: Int.self) == 3)
             #expect(throws: PostgresLocksError.self) { try ExactlyOnceIngestion<String>(table: base.table, maximumKeysPerTransaction: 0) }
             // An empty batch sends nothing and reports nothing.
-            let empty = try await base.ingest(keys: [], client: db.client, logger: db.logger)
+            let empty = try await base.ingest(keys: [], on: db.client, logger: db.logger)
             #expect(empty.eventCount == 0 && empty.committedTransactions == 0)
         }
     }
@@ -505,12 +503,12 @@ struct ExactlyOnceIngestionTests {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for _ in 0..<6 {
                     group.addTask {
-                        try await db.client.withCheckedTransaction(logger: db.logger) { tx in try await ingestion.createTableIfNeeded(in: tx) }
+                        try await ingestion.migrate(on: db.client, logger: db.logger)
                     }
                 }
                 try await group.waitForAll()
             }
-            #expect(try await ingestion.ingest(keys: ["x"], client: db.client, logger: db.logger).newKeys == ["x"])
+            #expect(try await ingestion.ingest(keys: ["x"], on: db.client, logger: db.logger).newKeys == ["x"])
 
             try await db.query("CREATE TABLE no_unique (key text)")
             try await db.query("CREATE TABLE wrong_type (key int PRIMARY KEY)")
@@ -526,7 +524,7 @@ struct ExactlyOnceIngestionTests {
             }
             let own = try ExactlyOnceIngestion<String>(table: QualifiedName("own_events"))
             try await db.client.withCheckedTransaction(logger: db.logger) { tx in try await own.verifyTable(in: tx) }
-            #expect(try await own.ingest(keys: ["y", "y"], client: db.client, logger: db.logger).newKeys == ["y"])
+            #expect(try await own.ingest(keys: ["y", "y"], on: db.client, logger: db.logger).newKeys == ["y"])
         }
     }
 

@@ -12,7 +12,7 @@ struct GaplessCounterTests {
     func sixteenWritersOverTwentyScopesWithRollbacksGiveOneToNPerScope(strategy: GaplessCounter.Strategy) async throws {
         try await TestDatabase.withDatabase(maximumConnections: 20) { db in
             let counter = try GaplessCounter(table: "counter_\(strategy.rawValue.replacingOccurrences(of: "-", with: "_"))", strategy: strategy)
-            try await counter.createTable(on: db.client, logger: db.logger)
+            try await counter.migrate(on: db.client, logger: db.logger)
             // What each committed transaction recorded; no unique constraint, so a duplicate would show.
             try await db.query("CREATE TABLE issued (scope text NOT NULL, n bigint NOT NULL)")
             let rolledBack = LockedBox(0)
@@ -24,7 +24,7 @@ struct GaplessCounterTests {
                             let scope = "scope-\(Int.random(in: 0..<20, using: &random))"
                             let rollBack = (writer * 30 + step) % 10 == 0  // 10% of transactions
                             do {
-                                try await db.client.withNextNumber(from: counter, scope: scope, logger: db.logger) { number, tx in
+                                try await counter.withNextNumber(scope: scope, on: db.client, logger: db.logger) { number, tx in
                                     try await tx.query("INSERT INTO issued VALUES (\(scope), \(number))")
                                     if rollBack { throw DeliberateRollback() }
                                 }
@@ -72,7 +72,7 @@ struct GaplessCounterTests {
             }
             func race(lockInSameStatement: Bool) async throws -> Int64 {
                 let holding = try await holder.withCheckedTransaction(logger: db.logger) { tx -> Task<Int64, any Error> in
-                    try await tx.advisoryLock(key, canceller: db.client)
+                    try await tx.advisoryLock(key)
                     try await tx.query("INSERT INTO stamps SELECT 'x', COALESCE(MAX(n), 0) + 1 FROM stamps WHERE scope = 'x'")
                     // The second writer starts while the first still holds the lock.
                     let second = Task {
@@ -84,7 +84,7 @@ struct GaplessCounterTests {
                                     RETURNING n
                                     """).rows[0].decode(Int64.self)
                             } else {
-                                try await tx2.advisoryLock(key, canceller: db.client)
+                                try await tx2.advisoryLock(key)
                                 return try await tx2.query("""
                                     INSERT INTO stamps SELECT 'x', COALESCE(MAX(n), 0) + 1 FROM stamps WHERE scope = 'x' RETURNING n
                                     """).rows[0].decode(Int64.self)
@@ -113,9 +113,9 @@ struct GaplessCounterTests {
         #expect(throws: PostgresLocksError.self) { try GaplessCounter(table: "t", maximumAttempts: 0) }
         try await TestDatabase.withDatabase(maximumConnections: 2) { db in
             let counter = try GaplessCounter(table: "numbers")
-            try await counter.createTable(on: db.client, logger: db.logger)
+            try await counter.migrate(on: db.client, logger: db.logger)
             await #expect(throws: PostgresLocksError.self) {
-                try await db.client.withNextNumber(from: counter, scope: "", logger: db.logger) { _, _ in }
+                try await counter.withNextNumber(scope: "", on: db.client, logger: db.logger) { _, _ in }
             }
             #expect(try await db.scalar("SELECT count(*)::int FROM numbers", as: Int.self) == 0)
         }
@@ -125,10 +125,10 @@ struct GaplessCounterTests {
         try await TestDatabase.withDatabase(maximumConnections: 10) { db in
             let counter = try GaplessCounter(table: "created_once", schema: "public", strategy: .advisoryLock)
             try await withThrowingTaskGroup(of: Void.self) { group in
-                for _ in 0..<8 { group.addTask { try await counter.createTable(on: db.client, logger: db.logger) } }
+                for _ in 0..<8 { group.addTask { try await counter.migrate(on: db.client, logger: db.logger) } }
                 try await group.waitForAll()
             }
-            let n = try await db.client.withNextNumber(from: counter, scope: "a", logger: db.logger) { number, _ in number }
+            let n = try await counter.withNextNumber(scope: "a", on: db.client, logger: db.logger) { number, _ in number }
             #expect(n == 1)
         }
     }
@@ -152,9 +152,9 @@ struct GaplessCounterStatementTextTests {
         try await TestDatabase.withDatabase { db in
             for strategy in GaplessCounter.Strategy.allCases {
                 let counter = try GaplessCounter(table: "texts_\(strategy.rawValue.replacingOccurrences(of: "-", with: "_"))", strategy: strategy)
-                try await counter.createTable(on: db.client, logger: db.logger)
+                try await counter.migrate(on: db.client, logger: db.logger)
                 // Numbers 1 and 2 from the library, 3 from its texts, 4 from the library again.
-                for _ in 0..<2 { _ = try await db.client.withNextNumber(from: counter, scope: "s", logger: db.logger) { number, _ in number } }
+                for _ in 0..<2 { _ = try await counter.withNextNumber(scope: "s", on: db.client, logger: db.logger) { number, _ in number } }
                 let statements = counter.statementTexts(scopeSQL: "'s'")
                 let third = try await db.client.withCheckedTransaction(logger: db.logger) { tx in
                     var last: String?
@@ -164,7 +164,7 @@ struct GaplessCounterStatementTextTests {
                     return last
                 }
                 #expect(third == "3", "\(strategy)")
-                let fourth = try await db.client.withNextNumber(from: counter, scope: "s", logger: db.logger) { number, _ in number }
+                let fourth = try await counter.withNextNumber(scope: "s", on: db.client, logger: db.logger) { number, _ in number }
                 #expect(fourth == 4, "\(strategy)")
                 if strategy == .advisoryLock {
                     let key = counter.lockKey(scope: "s")

@@ -74,11 +74,11 @@ struct NestedTransactionTests {
                 try await Self.raw(connection, "BEGIN", db)
                 await #expect(throws: (any Error).self) { try await Self.raw(connection, "SELECT 1/0", db) }
                 await #expect {
-                    try await connection.withAdvisoryLock(.int64(5), canceller: db.client, logger: db.logger) { _ in }
+                    try await connection.withAdvisoryLock(.int64(5), logger: db.logger) { _ in }
                 } throws: { ($0 as? PostgresLocksError)?.code == .nestedTransaction }
                 try await Self.raw(connection, "ROLLBACK", db)
                 // Idle again: checked transactions work.
-                try await connection.withAdvisoryLock(.int64(5), canceller: db.client, logger: db.logger) { _ in }
+                try await connection.withAdvisoryLock(.int64(5), logger: db.logger) { _ in }
             }
         }
     }

@@ -39,7 +39,7 @@ struct RetryingTransactionTests {
             let attempts = LockedBox(0)
             let policy = RetryPolicy(maximumAttempts: 3, initialBackoff: .milliseconds(1))
             let error = await #expect(throws: PostgresLocksError.self) {
-                try await db.client.withRetryingTransaction(policy: policy, options: .init(isolation: .repeatableRead), logger: db.logger) { tx in
+                try await db.client.withRetryingTransaction(retry: policy, options: .init(isolation: .repeatableRead), logger: db.logger) { tx in
                     let attempt = attempts.withLock { $0 += 1; return $0 }
                     _ = try await tx.query("SELECT n FROM s")
                     // Another transaction changes the row after our snapshot: our update must fail with 40001.
@@ -57,7 +57,7 @@ struct RetryingTransactionTests {
         try await TestDatabase.withDatabase { db in
             try await db.query("CREATE TABLE r (attempt int)")
             let policy = RetryPolicy(maximumAttempts: 4, initialBackoff: .milliseconds(1))
-            try await db.client.withRetryingTransaction(policy: policy, logger: db.logger) { tx in
+            try await db.client.withRetryingTransaction(retry: policy, logger: db.logger) { tx in
                 try await tx.query("INSERT INTO r VALUES (\(tx.attempt))")
                 if tx.attempt < 3 {
                     throw PostgresLocksError(code: .deadlock, message: "simulated", sqlState: "40P01")

@@ -8,6 +8,17 @@ import Testing
 /// client or connection turns it off.
 @Suite("Prepared hot statements")
 struct StatementPreparationTests {
+    /// True when `take` got its lock, false when it threw `lockTimeout` (the lock is held elsewhere).
+    static func acquired(_ take: () async throws -> Void) async -> Bool {
+        do {
+            try await take()
+            return true
+        } catch {
+            #expect((error as? PostgresLocksError)?.code == .lockTimeout, "\(error)")
+            return false
+        }
+    }
+
     private static func preparedStatements(on connection: PostgresConnection, logger: Logger) async throws -> [String] {
         try await connection.query("SELECT statement FROM pg_prepared_statements ORDER BY statement", logger: logger)
             .collect().map { try $0.decode(String.self) }
@@ -18,7 +29,7 @@ struct StatementPreparationTests {
             try await db.withConnections(1) { connections in
                 let connection = connections[0]
                 for key in 1...5 {
-                    try await connection.withAdvisoryLock(.int64(Int64(key)), canceller: db.client, logger: db.logger) { _ in }
+                    try await connection.withAdvisoryLock(.int64(Int64(key)), logger: db.logger) { _ in }
                 }
                 let statements = try await Self.preparedStatements(on: connection, logger: db.logger)
                 #expect(statements == ["BEGIN", "SELECT pg_try_advisory_xact_lock($1::int8)::text"])
@@ -31,7 +42,7 @@ struct StatementPreparationTests {
         // return text so that booleans and numbers decode correctly.
         try await TestDatabase.withDatabase { db in
             let counter = try GaplessCounter(table: "numbers")
-            try await counter.createTable(on: db.client, logger: db.logger)
+            try await counter.migrate(on: db.client, logger: db.logger)
             try await db.withConnections(2) { connections in
                 var numbers: [Int64] = []
                 for _ in 1...3 {
@@ -41,10 +52,10 @@ struct StatementPreparationTests {
                 }
                 #expect(numbers == [1, 2, 3])
                 let outcomes = try await connections[0].withCheckedTransaction(logger: db.logger) { tx in
-                    let first = try await tx.advisoryLock(.int64(77), wait: .immediately, canceller: db.client)
+                    let first = await Self.acquired { try await tx.advisoryLock(.int64(77), wait: .immediately) }
                     let (taken, pair) = try await connections[1].withCheckedTransaction(logger: db.logger) { other in
-                        (try await other.advisoryLock(.int64(77), wait: .immediately, canceller: db.client),
-                         try await other.advisoryLock(.pair(namespace: 1, id: 2), wait: .immediately, canceller: db.client))
+                        (await Self.acquired { try await other.advisoryLock(.int64(77), wait: .immediately) },
+                         await Self.acquired { try await other.advisoryLock(.pair(namespace: 1, id: 2), wait: .immediately) })
                     }
                     return [first, taken, pair]
                 }
@@ -59,10 +70,10 @@ struct StatementPreparationTests {
         try await TestDatabase.withDatabase { db in
             try await db.withConnections(1) { connections in
                 let connection = connections[0]
-                try await connection.withAdvisoryLock(.int64(1), canceller: db.client, logger: db.logger) { _ in }
+                try await connection.withAdvisoryLock(.int64(1), logger: db.logger) { _ in }
                 _ = try await connection.query("DISCARD ALL", logger: db.logger).collect()
                 #expect(try await Self.preparedStatements(on: connection, logger: db.logger).isEmpty)
-                try await connection.withAdvisoryLock(.int64(2), canceller: db.client, logger: db.logger) { _ in }
+                try await connection.withAdvisoryLock(.int64(2), logger: db.logger) { _ in }
                 #expect(try await Self.preparedStatements(on: connection, logger: db.logger).count == 2)
                 let leftover = try await db.scalar("SELECT count(*)::int FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database())", as: Int.self)
                 #expect(leftover == 0)
@@ -75,7 +86,7 @@ struct StatementPreparationTests {
             try await db.withConnections(2) { connections in
                 connections[0].statementPreparation = .disabled
                 for connection in connections {
-                    try await connection.withAdvisoryLock(.int64(3), canceller: db.client, logger: db.logger) { _ in }
+                    try await connection.withAdvisoryLock(.int64(3), logger: db.logger) { _ in }
                 }
                 #expect(try await Self.preparedStatements(on: connections[0], logger: db.logger).isEmpty)
                 #expect(try await Self.preparedStatements(on: connections[1], logger: db.logger).count == 2)

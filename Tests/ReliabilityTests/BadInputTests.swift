@@ -227,19 +227,19 @@ let badWrites: [BadWrite] = [
     BadWrite("tx.advisoryLock(wait: .timeout(-1 s)) after a write in the transaction", "invalidArgument") { db in
         try await db.client.withCheckedTransaction(logger: db.logger) { tx in
             try await insert(tx)
-            _ = try await tx.advisoryLock(key, wait: .timeout(.seconds(-1)), canceller: db.client)
+            _ = try await tx.advisoryLock(key, wait: .timeout(.seconds(-1)))
         }
     },
     BadWrite("tx.advisoryLocks([]) after a write in the transaction", "invalidArgument") { db in
         try await db.client.withCheckedTransaction(logger: db.logger) { tx in
             try await insert(tx)
-            try await tx.advisoryLocks([], canceller: db.client)
+            try await tx.advisoryLocks([])
         }
     },
     BadWrite("tx.advisoryLocks(10 001 keys) after a write in the transaction", "invalidArgument") { db in
         try await db.client.withCheckedTransaction(logger: db.logger) { tx in
             try await insert(tx)
-            try await tx.advisoryLocks((0...Int64(Transaction.maximumKeysPerCall)).map { LockRequest(.int64($0)) }, canceller: db.client)
+            try await tx.advisoryLocks((0...Int64(Transaction.maximumKeysPerCall)).map { LockRequest(.int64($0)) })
         }
     },
     BadWrite("withAdvisoryLocks([])", "invalidArgument") { db in
@@ -247,7 +247,7 @@ let badWrites: [BadWrite] = [
     },
     BadWrite(#"GaplessCounter.next(scope: "") after a write in the transaction"#, "invalidArgument") { db in
         let counter = try GaplessCounter(table: "numbers")
-        try await counter.createTable(on: db.client, logger: db.logger)
+        try await counter.migrate(on: db.client, logger: db.logger)
         try await db.client.withCheckedTransaction(logger: db.logger) { tx in
             try await insert(tx)
             _ = try await counter.next(scope: "", in: tx)

@@ -68,8 +68,8 @@ struct PooledMemoryTests {
                 // No keep-alive query is needed: the pool dropped the closed connections, and
                 // calls (retried once if they meet one the pool has not dropped yet) go on new ones.
                 for key in 0..<20 {
-                    try await client.withRetryingTransaction(policy: RetryPolicy(retryOnConnectionLoss: true), logger: db.logger) { tx in
-                        try await tx.advisoryLock(.int64(Int64(key)), canceller: client)
+                    try await client.withRetryingTransaction(retry: RetryPolicy(retryOnConnectionLoss: true), logger: db.logger) { tx in
+                        try await tx.advisoryLock(.int64(Int64(key)))
                     }
                 }
                 #expect(try await backends().isDisjoint(with: before))

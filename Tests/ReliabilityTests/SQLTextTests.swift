@@ -54,7 +54,7 @@ struct SQLTextTests {
             // election names and instance ids, key names.
             for strategy in GaplessCounter.Strategy.allCases {
                 let counter = try GaplessCounter(table: "Sec_Numbers_\(strategy.rawValue.replacingOccurrences(of: "-", with: "_"))", strategy: strategy)
-                try await counter.createTable(on: client, logger: logger)
+                try await counter.migrate(on: client, logger: logger)
                 let numbers = try await client.withCheckedTransaction(logger: logger) { tx in
                     [try await counter.next(scope: hostile, in: tx), try await counter.next(scope: hostile, in: tx)]
                 }

@@ -13,9 +13,7 @@ extension SoakWorkload {
     /// a handler effect committed twice must be seen, not refused).
     package func createIngestionTables(_ context: SoakContext) async throws {
         let ingestion = try ingestion()
-        try await context.client.withCheckedTransaction(logger: context.logger) { tx in
-            try await ingestion.createTableIfNeeded(in: tx)
-        }
+        try await ingestion.migrate(on: context.client, logger: context.logger)
         try await context.client.checkedQuery(
             "CREATE TABLE \(identifier: table("ingest_effects")) (key text COLLATE \"C\" NOT NULL, worker int NOT NULL, batch bigint NOT NULL)",
             logger: context.logger
@@ -56,9 +54,9 @@ extension SoakWorkload {
                                 configuration: try context.settings.makeConnectionConfiguration(), id: Int.random(in: 1...Int(Int32.max)), logger: context.logger
                             )
                         }
-                        report = try await ingestion.ingest(keys, keyedBy: { $0 }, connection: connection!, canceller: context.client, logger: context.logger, handler: handler)
+                        report = try await ingestion.ingest(keys, keyedBy: { $0 }, on: connection!, logger: context.logger, handler: handler)
                     } else {
-                        report = try await ingestion.ingest(keys, keyedBy: { $0 }, client: context.client, logger: context.logger, handler: handler)
+                        report = try await ingestion.ingest(keys, keyedBy: { $0 }, on: context.client, logger: context.logger, handler: handler)
                     }
                     state.acceptIngested(Set(keys), new: report.newKeys)
                     tallies.update {

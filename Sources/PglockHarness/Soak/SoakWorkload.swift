@@ -162,7 +162,7 @@ package struct SoakWorkload: Sendable {
         // No unique constraint on the recorded numbers: a duplicate must be seen, not refused.
         try await client.checkedQuery("CREATE TABLE \(identifier: table("issued")) (strategy text NOT NULL, scope text NOT NULL, number bigint NOT NULL, op bigint NOT NULL)", logger: logger)
         for counter in try counters() {
-            try await counter.createTable(on: client, logger: logger)
+            try await counter.migrate(on: client, logger: logger)
         }
         try await createIngestionTables(context)
     }

@@ -6,7 +6,7 @@ import PostgresNIO
 ///
 /// ```swift
 /// let invoices = try GaplessCounter(table: "invoice_numbers")
-/// try await invoices.createTable(on: client, logger: logger)
+/// try await invoices.migrate(on: client, logger: logger)
 /// try await client.withCheckedTransaction(logger: logger) { tx in
 ///     let number = try await invoices.next(scope: "acme/2026", in: tx)
 ///     try await tx.query("INSERT INTO invoices (series, number, total) VALUES ('acme/2026', \(number), \(total))")
@@ -116,7 +116,7 @@ public struct GaplessCounter: Sendable {
 
     /// Creates the counter's table if it does not exist (safe when several instances start
     /// at once).
-    public func createTable(on client: PostgresClient, logger: Logger) async throws {
+    public func migrate(on client: PostgresClient, logger: Logger) async throws {
         try await client.withCheckedTransaction(logger: logger) { tx in
             // Concurrent CREATE TABLE IF NOT EXISTS can still collide in the catalog (23505 on
             // pg_type): serialize creators on a key derived from the table name.
@@ -188,9 +188,9 @@ public struct GaplessCounter: Sendable {
     }
 }
 
-extension PostgresClient {
-    /// Opens a checked transaction, allocates the next number of `scope` with `counter`, runs
-    /// `body` with it in the same transaction, and commits; see ``GaplessCounter``.
+extension GaplessCounter {
+    /// Opens a checked transaction on a connection of `client`, allocates the next number of
+    /// `scope`, runs `body` with it in the same transaction, and commits.
     ///
     /// With a `retry` policy the whole transaction (number and body) is re-run following it, so
     /// `body` must keep its effects in the database. ``RetryPolicy/resolvingCommitOutcome`` also
@@ -198,21 +198,21 @@ extension PostgresClient {
     /// before `COMMIT` was rolled back (its number is handed out again), and one lost while
     /// `COMMIT` was in flight is settled with `pg_xact_status` before anything is re-run.
     public func withNextNumber<Result>(
-        from counter: GaplessCounter,
         scope: String,
+        on client: PostgresClient,
         retry: RetryPolicy? = nil,
         logger: Logger,
         isolation: isolated (any Actor)? = #isolation,
         _ body: (Int64, Transaction) async throws -> sending Result
     ) async throws -> sending Result {
         if let retry {
-            return try await withRetryingTransaction(policy: retry, logger: logger) { tx in
-                let number = try await counter.next(scope: scope, in: tx)
+            return try await client.withRetryingTransaction(retry: retry, logger: logger) { tx in
+                let number = try await next(scope: scope, in: tx)
                 return try await body(number, tx)
             }
         }
-        return try await withCheckedTransaction(logger: logger) { tx in
-            let number = try await counter.next(scope: scope, in: tx)
+        return try await client.withCheckedTransaction(logger: logger) { tx in
+            let number = try await next(scope: scope, in: tx)
             return try await body(number, tx)
         }
     }

@@ -1,3 +1,4 @@
+import Logging
 import PostgresNIO
 
 extension ExactlyOnceIngestion {
@@ -18,14 +19,22 @@ extension ExactlyOnceIngestion {
         """
     }
 
-    /// Creates the key table if it does not exist, then checks it with ``verifyTable(in:)``.
+    /// Creates the key table if it does not exist, in a transaction of its own, then checks it
+    /// with ``verifyTable(in:)``.
     ///
     /// The table is `(<key> text COLLATE "C" PRIMARY KEY, ingested_at timestamptz NOT NULL
     /// DEFAULT now())` (or `uuid` keys). `COLLATE "C"` makes the index compare bytes, as the
     /// client does, and is the cheapest text comparison. Concurrent callers are serialized by
     /// a transaction-scoped advisory lock on the table's name, so two producers starting at
     /// once do not collide on the catalog.
-    public func createTableIfNeeded(in transaction: Transaction) async throws {
+    public func migrate(on client: PostgresClient, logger: Logger) async throws {
+        try await client.withCheckedTransaction(logger: logger) { transaction in
+            try await createTableIfNeeded(in: transaction)
+        }
+    }
+
+    /// ``migrate(on:logger:)`` inside an open transaction.
+    func createTableIfNeeded(in transaction: Transaction) async throws {
         let guardKey = LockKey.hashed("pglocks.ingestion.create-table:\(table.quoted)")
         try await transaction.query("SELECT pg_advisory_xact_lock(\(guardKey.int64Value!))")
         let keyType = Key.ingestionColumnType == .text ? "text COLLATE \"C\"" : Key.ingestionColumnType.sqlName

@@ -20,8 +20,8 @@ extension ExactlyOnceIngestion {
     ///   - events: the batch, in any order; events with the same key are duplicates, and only
     ///     the first of them can be new.
     ///   - key: each event's business key.
-    ///   - client: where connections are leased from (one per transaction), and the client
-    ///     that cancels a server-side wait if the task is cancelled.
+    ///   - client: where connections are leased from (one per transaction); cancelling the task
+    ///     also ends a server-side wait for another producer's transaction, through the client.
     ///   - retry: when a transaction is re-run (deadlock, serialization failure). The default,
     ///     ``RetryPolicy/resolvingCommitOutcome``, also re-runs a transaction whose connection
     ///     was lost before `COMMIT` and settles one lost while `COMMIT` was in flight, so the
@@ -38,7 +38,7 @@ extension ExactlyOnceIngestion {
     public func ingest<Event: Sendable>(
         _ events: [Event],
         keyedBy key: (Event) throws -> Key,
-        client: PostgresClient,
+        on client: PostgresClient,
         retry: RetryPolicy = .resolvingCommitOutcome,
         options: TransactionOptions = .default,
         logger: Logger,
@@ -48,22 +48,21 @@ extension ExactlyOnceIngestion {
         try retry.validate()
         let batch = try IngestionBatch(eventKeys: events.map(key), maximumKeyBytes: Self.maximumKeyBytes)
         return try await ingestSplit(batch, logger: logger) { range in
-            try await client.withRetryingTransaction(policy: retry, options: options, logger: logger) { tx in
-                try await ingestChunk(batch, range: range, events: events, in: tx, canceller: client, handler: handler)
+            try await client.withRetryingTransaction(retry: retry, options: options, logger: logger) { tx in
+                try await ingestChunk(batch, range: range, events: events, in: tx, handler: handler)
             }
         }
     }
 
     /// Ingests `events` in transactions of its own on `connection` (a dedicated connection, no
     /// pool lease per batch); otherwise the same as
-    /// ``ingest(_:keyedBy:client:retry:options:logger:isolation:handler:)``.
+    /// ``ingest(_:keyedBy:on:retry:options:logger:isolation:handler:)``.
     ///
     /// - Parameters:
     ///   - events: the batch, in any order.
     ///   - key: each event's business key.
-    ///   - connection: the connection every transaction runs on, one after another.
-    ///   - canceller: if given, cancelling the task also ends a server-side wait for another
-    ///     producer's transaction (through `pg_cancel_backend` on a connection of this client).
+    ///   - connection: the connection every transaction runs on, one after another. Cancelling
+    ///     the task while it waits for another producer's transaction closes the connection.
     ///   - retry: when a transaction is re-run (deadlock, serialization failure). A lost
     ///     connection is not re-run here (it is gone); with ``RetryPolicy/resolveCommitOutcome``
     ///     (the default) a `COMMIT` lost in flight throws
@@ -76,8 +75,7 @@ extension ExactlyOnceIngestion {
     public func ingest<Event: Sendable>(
         _ events: [Event],
         keyedBy key: (Event) throws -> Key,
-        connection: PostgresConnection,
-        canceller: PostgresClient? = nil,
+        on connection: PostgresConnection,
         retry: RetryPolicy = .resolvingCommitOutcome,
         options: TransactionOptions = .default,
         logger: Logger,
@@ -87,25 +85,25 @@ extension ExactlyOnceIngestion {
         try retry.validate()
         let batch = try IngestionBatch(eventKeys: events.map(key), maximumKeyBytes: Self.maximumKeyBytes)
         return try await ingestSplit(batch, logger: logger) { range in
-            try await connection.withRetryingTransaction(policy: retry, options: options, logger: logger) { tx in
-                try await ingestChunk(batch, range: range, events: events, in: tx, canceller: canceller, handler: handler)
+            try await connection.withRetryingTransaction(retry: retry, options: options, logger: logger) { tx in
+                try await ingestChunk(batch, range: range, events: events, in: tx, handler: handler)
             }
         }
     }
 
     /// Bare keys (the events are the keys) on a pool; see
-    /// ``ingest(_:keyedBy:client:retry:options:logger:isolation:handler:)``.
+    /// ``ingest(_:keyedBy:on:retry:options:logger:isolation:handler:)``.
     @discardableResult
     public func ingest(
         keys: [Key],
-        client: PostgresClient,
+        on client: PostgresClient,
         retry: RetryPolicy = .resolvingCommitOutcome,
         options: TransactionOptions = .default,
         logger: Logger,
         isolation: isolated (any Actor)? = #isolation,
         handler: (Transaction, [Key]) async throws -> Void = { _, _ in }
     ) async throws -> IngestionReport<Key> {
-        try await ingest(keys, keyedBy: { $0 }, client: client, retry: retry, options: options, logger: logger, handler: handler)
+        try await ingest(keys, keyedBy: { $0 }, on: client, retry: retry, options: options, logger: logger, handler: handler)
     }
 
     /// Runs one transaction per chunk, in ascending key order, and assembles the report.
@@ -138,5 +136,20 @@ extension ExactlyOnceIngestion {
             Counter(label: "pglocks_ingestion_events_total", dimensions: [("outcome", "duplicate")]).increment(by: events - inserted.count)
         }
         return report
+    }
+
+    /// Bare keys (the events are the keys) on a dedicated connection; see
+    /// ``ingest(_:keyedBy:on:retry:options:logger:isolation:handler:)-(_,_,PostgresConnection,_,_,_,_,_)``.
+    @discardableResult
+    public func ingest(
+        keys: [Key],
+        on connection: PostgresConnection,
+        retry: RetryPolicy = .resolvingCommitOutcome,
+        options: TransactionOptions = .default,
+        logger: Logger,
+        isolation: isolated (any Actor)? = #isolation,
+        handler: (Transaction, [Key]) async throws -> Void = { _, _ in }
+    ) async throws -> IngestionReport<Key> {
+        try await ingest(keys, keyedBy: { $0 }, on: connection, retry: retry, options: options, logger: logger, handler: handler)
     }
 }

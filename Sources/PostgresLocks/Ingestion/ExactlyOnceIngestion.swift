@@ -7,10 +7,8 @@ import PostgresNIO
 ///
 /// ```swift
 /// let ingestion = try ExactlyOnceIngestion<UUID>(table: QualifiedName("ingested_events"))
-/// try await client.withCheckedTransaction(logger: logger) { tx in
-///     try await ingestion.createTableIfNeeded(in: tx)
-/// }
-/// let report = try await ingestion.ingest(events, keyedBy: \.id, client: client, logger: logger) { tx, newEvents in
+/// try await ingestion.migrate(on: client, logger: logger)
+/// let report = try await ingestion.ingest(events, keyedBy: \.id, on: client, logger: logger) { tx, newEvents in
 ///     // Runs only for events whose key was not stored before, in the same transaction:
 ///     // commit together or not at all.
 ///     try await tx.query("INSERT INTO orders (id, amount) SELECT * FROM unnest(\(newEvents.map(\.id)), \(newEvents.map(\.amount)))")
@@ -51,7 +49,7 @@ public struct ExactlyOnceIngestion<Key: IngestionKey>: Sendable {
     /// Describes an ingestion into `table`, recording keys in `keyColumn`.
     ///
     /// - Parameters:
-    ///   - table: the key table. ``createTableIfNeeded(in:)`` makes
+    ///   - table: the key table. ``migrate(on:logger:)`` makes
     ///     `(key <type> PRIMARY KEY, ingested_at timestamptz)`; a table of your own works if
     ///     ``verifyTable(in:)`` accepts it.
     ///   - keyColumn: the key column; `key` if `nil`.
@@ -90,8 +88,6 @@ public struct ExactlyOnceIngestion<Key: IngestionKey>: Sendable {
     ///   - key: each event's business key.
     ///   - transaction: an open transaction (READ COMMITTED recommended: under REPEATABLE READ
     ///     or SERIALIZABLE a key committed by a concurrent producer fails with 40001).
-    ///   - canceller: if given, cancelling the task also ends a server-side wait for another
-    ///     producer's transaction (through `pg_cancel_backend` on a connection of this client).
     ///   - handler: receives the transaction and the new events (first occurrences, in batch
     ///     order); not called when no event is new.
     /// - Returns: what was stored (``IngestionReport/committedTransactions`` is 0: committing
@@ -104,7 +100,6 @@ public struct ExactlyOnceIngestion<Key: IngestionKey>: Sendable {
         _ events: [Event],
         keyedBy key: (Event) throws -> Key,
         in transaction: Transaction,
-        canceller: PostgresClient? = nil,
         isolation: isolated (any Actor)? = #isolation,
         handler: (Transaction, [Event]) async throws -> Void
     ) async throws -> IngestionReport<Key> {
@@ -115,7 +110,7 @@ public struct ExactlyOnceIngestion<Key: IngestionKey>: Sendable {
             )
         }
         guard !batch.keys.isEmpty else { return IngestionReport() }
-        let inserted = try await ingestChunk(batch, range: batch.keys.indices, events: events, in: transaction, canceller: canceller, handler: handler)
+        let inserted = try await ingestChunk(batch, range: batch.keys.indices, events: events, in: transaction, handler: handler)
         return IngestionReport(
             eventCount: batch.eventCount, distinctKeyCount: batch.keys.count,
             newKeys: inserted.map { batch.keys[$0] }, committedTransactions: 0
@@ -129,21 +124,17 @@ public struct ExactlyOnceIngestion<Key: IngestionKey>: Sendable {
         range: Range<Int>,
         events: [Event],
         in transaction: Transaction,
-        canceller: PostgresClient?,
         isolation: isolated (any Actor)? = #isolation,
         handler: (Transaction, [Event]) async throws -> Void
     ) async throws -> [Int] {
         let statement = insertStatement(Array(batch.keys[range]))
+        // It may wait for another producer's transaction on the same keys: cancellable.
         let result: PostgresQueryResult
-        if let canceller {
-            do {
-                result = try await transaction.connection.runCancellableLockStatement(statement, canceller: canceller, logger: transaction.logger)
-            } catch {
-                transaction.recordAbort(error)
-                throw error
-            }
-        } else {
-            result = try await transaction.query(statement)
+        do {
+            result = try await transaction.connection.runCancellableLockStatement(statement, canceller: transaction.canceller, logger: transaction.logger)
+        } catch {
+            transaction.recordAbort(error)
+            throw error
         }
         let returned = try result.rows[0].decode([Key].self)
         let positions = batch.insertedPositions(in: range, returned: returned)
@@ -157,15 +148,14 @@ public struct ExactlyOnceIngestion<Key: IngestionKey>: Sendable {
 
 extension ExactlyOnceIngestion {
     /// Ingests bare keys (the events are the keys themselves) inside `transaction`; see
-    /// ``ingest(_:keyedBy:in:canceller:isolation:handler:)``.
+    /// ``ingest(_:keyedBy:in:isolation:handler:)``.
     @discardableResult
     public func ingest(
         keys: [Key],
         in transaction: Transaction,
-        canceller: PostgresClient? = nil,
         isolation: isolated (any Actor)? = #isolation,
         handler: (Transaction, [Key]) async throws -> Void = { _, _ in }
     ) async throws -> IngestionReport<Key> {
-        try await ingest(keys, keyedBy: { $0 }, in: transaction, canceller: canceller, handler: handler)
+        try await ingest(keys, keyedBy: { $0 }, in: transaction, handler: handler)
     }
 }

@@ -3,7 +3,7 @@ extension Transaction {
     /// keeps it current until the transaction ends; run it before the writes it guards.
     ///
     /// ```swift
-    /// try await client.withRetryingTransaction(policy: .resolvingCommitOutcome, logger: logger) { tx in
+    /// try await client.withRetryingTransaction(retry: .resolvingCommitOutcome, logger: logger) { tx in
     ///     try await tx.requireCurrentTerm(token)
     ///     try await tx.query("INSERT INTO runs (job, started_by_term) VALUES (\(job), \(token.term))")
     /// }

@@ -28,7 +28,7 @@ extension PostgresClient {
     }
 
     /// Takes many transaction-scoped advisory locks in one global order, all or nothing
-    /// (see ``Transaction/advisoryLocks(_:wait:canceller:)``), then runs `body` in that transaction.
+    /// (see ``Transaction/advisoryLocks(_:wait:)``), then runs `body` in that transaction.
     public func withAdvisoryLocks<Result>(
         _ requests: [LockRequest],
         wait: LockWait = .forever,

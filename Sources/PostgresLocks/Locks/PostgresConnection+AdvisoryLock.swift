@@ -5,36 +5,50 @@ extension PostgresConnection {
     /// Takes a transaction-scoped advisory lock on this connection, runs `body` in that
     /// transaction and commits; see ``PostgresNIO/PostgresClient/withAdvisoryLock(_:mode:wait:options:logger:isolation:_:)``.
     ///
-    /// - Parameter canceller: a client used to cancel the server-side wait if the task is
-    ///   cancelled (PostgresNIO does not send cancel requests).
+    /// Cancelling the task while it waits for the lock closes this connection: PostgresNIO
+    /// sends no cancel request, and a dedicated connection has no other connection to cancel
+    /// the server-side wait from. (The client's form cancels through another pooled connection.)
+    ///
+    /// - Throws: ``PostgresLocksError/Code/lockTimeout`` when the lock is not granted
+    ///   (`.immediately` or `.timeout`); `body` did not run.
     public func withAdvisoryLock<Result>(
         _ key: LockKey,
         mode: LockMode = .exclusive,
         wait: LockWait = .forever,
         options: TransactionOptions = .default,
-        canceller: PostgresClient,
         logger: Logger,
         isolation: isolated (any Actor)? = #isolation,
         _ body: (Transaction) async throws -> sending Result
     ) async throws -> sending Result {
-        try await withAdvisoryLocks([LockRequest(key, mode: mode)], wait: wait, options: options, canceller: canceller, logger: logger, body)
+        try await withAdvisoryLocks([LockRequest(key, mode: mode)], wait: wait, options: options, canceller: nil, logger: logger, body)
     }
 
     /// Takes many transaction-scoped advisory locks on this connection in one global order,
-    /// all or nothing, then runs `body` in that transaction.
+    /// all or nothing, then runs `body` in that transaction; cancellation as in
+    /// ``withAdvisoryLock(_:mode:wait:options:logger:isolation:_:)``.
     public func withAdvisoryLocks<Result>(
         _ requests: [LockRequest],
         wait: LockWait = .forever,
         options: TransactionOptions = .default,
-        canceller: PostgresClient,
         logger: Logger,
         isolation: isolated (any Actor)? = #isolation,
         _ body: (Transaction) async throws -> sending Result
     ) async throws -> sending Result {
-        try await withCheckedTransaction(options: options, logger: logger) { transaction in
-            guard try await transaction.advisoryLocks(requests, wait: wait, canceller: canceller) else {
-                throw PostgresLocksError(code: .lockTimeout, message: "advisory lock not available: held by another session")
-            }
+        try await withAdvisoryLocks(requests, wait: wait, options: options, canceller: nil, logger: logger, body)
+    }
+
+    /// The locked transaction; waits are cancelled through `canceller` when given.
+    func withAdvisoryLocks<Result>(
+        _ requests: [LockRequest],
+        wait: LockWait,
+        options: TransactionOptions,
+        canceller: PostgresClient?,
+        logger: Logger,
+        isolation: isolated (any Actor)? = #isolation,
+        _ body: (Transaction) async throws -> sending Result
+    ) async throws -> sending Result {
+        try await withCheckedTransaction(options: options, logger: logger, attempt: 1, canceller: canceller) { transaction in
+            try await transaction.advisoryLocks(requests, wait: wait)
             return try await body(transaction)
         }
     }

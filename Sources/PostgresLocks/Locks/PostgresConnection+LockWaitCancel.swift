@@ -12,10 +12,11 @@ extension PostgresConnection {
     /// function throws `CancellationError`. If the lock was granted just before the cancel
     /// arrived, the caller's cleanup (rollback or unlock) releases it. The cancel never lands
     /// on a later statement (see ``LockWaitCancel``): if it cannot be settled, the connection
-    /// is closed.
+    /// is closed. Without a `canceller` (a dedicated connection), cancellation closes the
+    /// connection.
     func runCancellableLockStatement(
         _ query: PostgresQuery,
-        canceller: PostgresClient,
+        canceller: PostgresClient?,
         logger: Logger
     ) async throws -> PostgresQueryResult {
         try await runCancellable(canceller: canceller, logger: logger) { try await self.runStatement(query, logger: logger) }
@@ -26,14 +27,14 @@ extension PostgresConnection {
     @discardableResult
     func runCancellableLockStatement(
         _ statement: PreparedSQL,
-        canceller: PostgresClient,
+        canceller: PostgresClient?,
         logger: Logger
     ) async throws -> [PostgresRow] {
         try await runCancellable(canceller: canceller, logger: logger) { try await self.runPrepared(statement, logger: logger) }
     }
 
     private func runCancellable<Value: Sendable>(
-        canceller: PostgresClient,
+        canceller: PostgresClient?,
         logger: Logger,
         _ run: () async throws -> Value
     ) async throws -> Value {
@@ -45,7 +46,15 @@ extension PostgresConnection {
             outcome = .success(try await withTaskCancellationHandler {
                 try await run()
             } onCancel: {
-                cancel.request(pid: pid, canceller: canceller, logger: logger)
+                if let canceller {
+                    cancel.request(pid: pid, canceller: canceller, logger: logger)
+                } else {
+                    // No other connection to cancel from: closing this one ends the wait for
+                    // the caller (the server ends the backend, and its locks, when it next
+                    // writes to the closed socket).
+                    logger.debug("closing a dedicated connection to end a cancelled lock wait", metadata: ["pid": "\(pid)"])
+                    Task { await self.closeDiscardingErrors() }
+                }
             })
         } catch {
             outcome = .failure(error)
@@ -56,6 +65,8 @@ extension PostgresConnection {
         }
         switch outcome {
         case .failure(let error as PostgresLocksError) where error.code == .queryCanceled && Task.isCancelled:
+            throw CancellationError()
+        case .failure(let error as PostgresLocksError) where error.code == .connectionLost && canceller == nil && Task.isCancelled:
             throw CancellationError()
         case .failure(let error):
             throw error

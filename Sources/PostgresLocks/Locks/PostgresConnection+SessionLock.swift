@@ -17,8 +17,8 @@ extension PostgresConnection {
             // a session lock survives the COMMIT.
             let function = AdvisoryLockSQL.lockFunction(scope: .session, mode: mode, try: false)
             do {
-                try await withCheckedTransaction(options: .init(lockTimeout: duration), logger: logger) { transaction in
-                    try await transaction.runLockWait(AdvisoryLockSQL.call(function, key: key), canceller: canceller)
+                try await withCheckedTransaction(options: .init(lockTimeout: duration), logger: logger, attempt: 1, canceller: canceller) { transaction in
+                    try await transaction.runLockWait(AdvisoryLockSQL.call(function, key: key))
                 }
                 return true
             } catch let error as PostgresLocksError where error.code == .lockNotAvailable {

@@ -15,18 +15,15 @@ extension Transaction {
     ///   - wait: `.forever`; `.immediately` (all free now, or none taken); or
     ///     `.timeout(d)`: one deadline for the whole set (a `statement_timeout` on the one
     ///     statement that takes them), after which none is held.
-    ///   - canceller: a client used to cancel the server-side wait if the task is cancelled.
-    /// - Returns: `false` only for `.immediately` when some key was taken (then none is held).
-    /// - Throws: ``PostgresLocksError/Code/lockTimeout`` when the deadline passes (the transaction
-    ///   stays usable), ``PostgresLocksError/Code/invalidArgument`` for an empty set or more than
+    /// - Throws: ``PostgresLocksError/Code/lockTimeout`` when the locks are not all granted: for
+    ///   `.immediately` when some key is taken, for `.timeout` when the deadline passes (then none
+    ///   is held and the transaction stays usable), ``PostgresLocksError/Code/invalidArgument`` for an empty set or more than
     ///   ``maximumKeysPerCall`` keys, ``PostgresLocksError/Code/lockTableFull`` when the server's
     ///   lock table has no room.
-    @discardableResult
     public func advisoryLocks(
         _ requests: [LockRequest],
-        wait: LockWait = .forever,
-        canceller: PostgresClient
-    ) async throws -> Bool {
+        wait: LockWait = .forever
+    ) async throws {
         let sorted = LockRequest.normalize(requests)
         guard !sorted.isEmpty else {
             throw PostgresLocksError.invalidArgument("no keys to lock: pass at least one")
@@ -35,7 +32,7 @@ extension Transaction {
             throw PostgresLocksError.invalidArgument("\(sorted.count) keys in one call; at most \(Self.maximumKeysPerCall): split them across transactions")
         }
         if sorted.count == 1 {
-            return try await advisoryLock(sorted[0].key, mode: sorted[0].mode, wait: wait, canceller: canceller)
+            return try await advisoryLock(sorted[0].key, mode: sorted[0].mode, wait: wait)
         }
         _ = try wait.lockTimeoutSetting()
         let statement = Self.manyKeysStatement(sorted, try: wait == .immediately)
@@ -45,16 +42,18 @@ extension Transaction {
             LockMetrics.record(outcome, scope: .transaction, mode: mode, keys: sorted.count, waited: ContinuousClock.now - started, logger: logger, key: "\(sorted.count) keys")
         }
         do {
-            let acquired = try await takeManyKeys(sorted, statement: statement, wait: wait, canceller: canceller)
-            record(acquired ? .acquired(contended: false) : .notAcquired)
-            return acquired
+            guard try await takeManyKeys(sorted, statement: statement, wait: wait) else {
+                record(.notAcquired)
+                throw PostgresLocksError(code: .lockTimeout, message: "\(sorted.count) advisory locks were not all free; none is held")
+            }
+            record(.acquired(contended: false))
         } catch let error as PostgresLocksError where error.code == .lockTimeout {
             record(.notAcquired)
             throw error
         }
     }
 
-    private func takeManyKeys(_ sorted: [LockRequest], statement: PreparedSQL, wait: LockWait, canceller: PostgresClient) async throws -> Bool {
+    private func takeManyKeys(_ sorted: [LockRequest], statement: PreparedSQL, wait: LockWait) async throws -> Bool {
         switch wait {
         case .immediately:
             // Try each; if any is taken, roll back to the savepoint, which releases the others.
@@ -69,13 +68,13 @@ extension Transaction {
                 return false
             }
         case .forever:
-            try await runLockWait(statement, canceller: canceller)
+            try await runLockWait(statement)
             return true
         case .timeout:
             let timeout = try wait.lockTimeoutSetting()!
             try await waitInSavepoint(
                 statement, setting: "statement_timeout", value: timeout, expiresWith: [.queryCanceled, .lockNotAvailable],
-                canceller: canceller, timeoutMessage: "\(sorted.count) advisory locks were not all granted within \(timeout); none is held"
+                timeoutMessage: "\(sorted.count) advisory locks were not all granted within \(timeout); none is held"
             )
             return true
         }
@@ -119,26 +118,25 @@ extension Transaction {
     ///   - key: the lock's key.
     ///   - mode: exclusive (default) or shared.
     ///   - wait: `.forever` (default), `.immediately`, or `.timeout(d)`.
-    ///   - canceller: a client used to cancel the server-side wait if the task is cancelled
-    ///     (usually the client this transaction's connection came from).
-    /// - Returns: `true` when the lock is held; `false` only for `.immediately` when it is taken.
-    /// - Throws: ``PostgresLocksError/Code/lockTimeout`` when a `.timeout` expires (the
+    ///
+    /// Cancelling the task ends a server-side wait (through the client the connection was
+    /// leased from, or by closing a dedicated connection).
+    /// - Throws: ``PostgresLocksError/Code/lockTimeout`` when the lock is not granted: at once
+    ///   for `.immediately` when it is held elsewhere, or when a `.timeout` expires (the
     ///   transaction stays usable: the wait ran in a savepoint), `CancellationError` when the
     ///   task is cancelled while waiting, and other ``PostgresLocksError``s such as `deadlock`.
-    @discardableResult
     public func advisoryLock(
         _ key: LockKey,
         mode: LockMode = .exclusive,
-        wait: LockWait = .forever,
-        canceller: PostgresClient
-    ) async throws -> Bool {
+        wait: LockWait = .forever
+    ) async throws {
         _ = try wait.lockTimeoutSetting()  // a bad timeout is refused before anything is sent
         // Ask without waiting first: free locks (the common case) cost one round trip, and a
         // refusal tells the metrics the lock was contended before the server-side wait.
         let tryStatement = AdvisoryLockSQL.call(AdvisoryLockSQL.lockFunction(scope: .transaction, mode: mode, try: true), key: key)
         if try await queryPrepared(tryStatement)[0].boolFromText() {
             LockMetrics.record(.acquired(contended: false), scope: .transaction, mode: mode, keys: 1, waited: nil, logger: logger, key: "\(key)")
-            return true
+            return
         }
         let statement = AdvisoryLockSQL.call(AdvisoryLockSQL.lockFunction(scope: .transaction, mode: mode, try: false), key: key)
         let started = ContinuousClock.now
@@ -146,14 +144,14 @@ extension Transaction {
             switch wait {
             case .immediately:
                 LockMetrics.record(.notAcquired, scope: .transaction, mode: mode, keys: 1, waited: nil, logger: logger, key: "\(key)")
-                return false
+                throw PostgresLocksError(code: .lockTimeout, message: "advisory lock \(key) is held by another session")
             case .forever:
-                try await runLockWait(statement, canceller: canceller)
+                try await runLockWait(statement)
             case .timeout:
                 let timeout = try wait.lockTimeoutSetting()!
                 try await waitInSavepoint(
                     statement, setting: "lock_timeout", value: timeout, expiresWith: [.lockNotAvailable],
-                    canceller: canceller, timeoutMessage: "advisory lock \(key) was not granted within \(timeout)"
+                    timeoutMessage: "advisory lock \(key) was not granted within \(timeout)"
                 )
             }
         } catch let error as PostgresLocksError where error.code == .lockTimeout {
@@ -161,7 +159,6 @@ extension Transaction {
             throw error
         }
         LockMetrics.record(.acquired(contended: true), scope: .transaction, mode: mode, keys: 1, waited: ContinuousClock.now - started, logger: logger, key: "\(key)")
-        return true
     }
 
     /// Runs a lock statement in a savepoint with a transaction-local setting (`lock_timeout` or
@@ -176,14 +173,13 @@ extension Transaction {
         setting: String,
         value: String,
         expiresWith: Set<PostgresLocksError.Code>,
-        canceller: PostgresClient,
         timeoutMessage: @autoclosure () -> String
     ) async throws {
         do {
             try await withSavepoint {
                 let previous = try await query("SELECT current_setting(\(setting))").rows[0].decode(String.self)
                 try await query("SELECT set_config(\(setting), \(value), true)")
-                try await runLockWait(statement, canceller: canceller)
+                try await runLockWait(statement)
                 try await query("SELECT set_config(\(setting), \(previous), true)")
             }
         } catch let error as PostgresLocksError where expiresWith.contains(error.code) {
@@ -192,7 +188,7 @@ extension Transaction {
     }
 
     /// Runs a lock statement that may wait, marking the transaction aborted if it fails.
-    func runLockWait(_ statement: PreparedSQL, canceller: PostgresClient) async throws {
+    func runLockWait(_ statement: PreparedSQL) async throws {
         do {
             _ = try await connection.runCancellableLockStatement(statement, canceller: canceller, logger: logger)
         } catch {

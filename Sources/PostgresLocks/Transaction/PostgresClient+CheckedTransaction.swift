@@ -25,7 +25,7 @@ extension PostgresClient {
     ) async throws -> sending Result {
         try await self.withLibraryConnection(logger: logger) { connection in
             try await connection.withCheckedTransaction(
-                options: options, logger: logger, attempt: attempt, readsTransactionID: readsTransactionID, body
+                options: options, logger: logger, attempt: attempt, readsTransactionID: readsTransactionID, canceller: self, body
             )
         }
     }

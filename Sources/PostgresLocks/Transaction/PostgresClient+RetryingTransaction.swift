@@ -25,7 +25,7 @@ extension PostgresClient {
     /// }
     /// ```
     public func withRetryingTransaction<Result>(
-        policy: RetryPolicy = .default,
+        retry policy: RetryPolicy = .default,
         options: TransactionOptions = .default,
         logger: Logger,
         isolation: isolated (any Actor)? = #isolation,

@@ -5,7 +5,7 @@ extension PostgresConnection {
     /// Runs `body` in a transaction that tells the truth about how it ended.
     ///
     /// Unlike PostgresNIO's `withTransaction`, this helper:
-    /// - reads the rows of every statement it runs (``Transaction/query(_:file:line:)``), so an
+    /// - reads the rows of every statement it runs (``Transaction/query(_:)``), so an
     ///   error raised by `SELECT some_function()` is thrown, not dropped;
     /// - throws ``PostgresLocksError/Code/transactionAborted`` when the body caught an error that
     ///   aborted the transaction, or when `COMMIT` answers `ROLLBACK`: nothing was committed;
@@ -21,7 +21,10 @@ extension PostgresConnection {
     /// - Parameters:
     ///   - options: isolation level, access mode and transaction-local timeouts.
     ///   - logger: where statements are logged.
-    ///   - body: the work; run statements with the ``Transaction`` it receives.
+    ///   - body: the work; run statements with the ``Transaction`` it receives. A lock wait
+    ///     in it whose task is cancelled closes this connection (there is no other connection
+    ///     to cancel the server-side wait from); transactions on a client's connections cancel
+    ///     the wait through the client instead.
     /// - Returns: what `body` returned, once `COMMIT` has succeeded.
     public func withCheckedTransaction<Result>(
         options: TransactionOptions = .default,
@@ -40,12 +43,13 @@ extension PostgresConnection {
         logger: Logger,
         attempt: Int,
         readsTransactionID: Bool = false,
+        canceller: PostgresClient? = nil,
         isolation: isolated (any Actor)? = #isolation,
         _ body: (Transaction) async throws -> sending Result
     ) async throws -> sending Result {
         let timeouts = try options.timeoutSettings()
         try await refuseNestedTransaction(logger: logger)
-        let transaction = Transaction(connection: self, logger: logger, attempt: attempt)
+        let transaction = Transaction(connection: self, logger: logger, attempt: attempt, canceller: canceller)
         ConnectionWatch.watch(self).libraryTransactionOpen = true
         try await self.runPrepared(PreparedSQL(options.beginStatement), outsideTransaction: true, logger: logger)
 

@@ -5,14 +5,14 @@ import PostgresNIO
 extension PostgresConnection {
     /// Runs `body` in a checked transaction on this connection and re-runs the whole
     /// transaction on a deadlock or serialization failure, following `policy`; see
-    /// ``PostgresNIO/PostgresClient/withRetryingTransaction(policy:options:logger:isolation:_:)``.
+    /// ``PostgresNIO/PostgresClient/withRetryingTransaction(retry:options:logger:isolation:_:)``.
     ///
     /// A lost connection is never re-run here (the connection is gone). With
     /// ``RetryPolicy/resolveCommitOutcome``, a `COMMIT` lost in flight throws
     /// ``PostgresLocksError/Code/commitOutcomeUnknown`` carrying the transaction id, which
     /// ``PostgresNIO/PostgresClient/transactionStatus(_:logger:)`` can settle on another connection.
     public func withRetryingTransaction<Result>(
-        policy: RetryPolicy = .default,
+        retry policy: RetryPolicy = .default,
         options: TransactionOptions = .default,
         logger: Logger,
         isolation: isolated (any Actor)? = #isolation,

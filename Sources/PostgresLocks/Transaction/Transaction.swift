@@ -5,7 +5,7 @@ import Synchronization
 /// An open transaction on one connection, handed to the body of
 /// ``PostgresNIO/PostgresConnection/withCheckedTransaction(options:logger:isolation:_:)``.
 ///
-/// Run statements through ``query(_:file:line:)``: it reads every row (so errors raised while
+/// Run statements through ``query(_:)``: it reads every row (so errors raised while
 /// producing rows are thrown, not lost), maps errors to ``PostgresLocksError``, and remembers
 /// the first error that aborted the transaction, so a body that catches and ignores an error
 /// cannot make the transaction look committed.
@@ -18,6 +18,11 @@ public final class Transaction: Sendable {
     public let logger: Logger
     /// Which attempt this is: 1 for the first run, 2 for the first retry, and so on.
     public let attempt: Int
+    /// The client that ends this transaction's server-side lock waits when their task is
+    /// cancelled (`pg_cancel_backend` from another of its connections): the client the
+    /// connection was leased from. Nil on a dedicated connection, where a cancelled wait closes
+    /// the connection instead (PostgresNIO sends no cancel request).
+    let canceller: PostgresClient?
 
     private let state = Mutex(State())
 
@@ -26,17 +31,18 @@ public final class Transaction: Sendable {
         var savepointCounter = 0
     }
 
-    init(connection: PostgresConnection, logger: Logger, attempt: Int) {
+    init(connection: PostgresConnection, logger: Logger, attempt: Int, canceller: PostgresClient?) {
         self.connection = connection
         self.logger = logger
         self.attempt = attempt
+        self.canceller = canceller
     }
 
     /// Runs one statement in the transaction and returns all of its rows and its command tag.
     ///
     /// - Throws: ``PostgresLocksError`` (deadlock, lock not available, connection lost, …).
     @discardableResult
-    public func query(_ query: PostgresQuery, file: String = #fileID, line: Int = #line) async throws -> PostgresQueryResult {
+    public func query(_ query: PostgresQuery) async throws -> PostgresQueryResult {
         do {
             return try await connection.runStatement(query, logger: logger)
         } catch {

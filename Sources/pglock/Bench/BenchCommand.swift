@@ -375,7 +375,7 @@ struct BenchCommand: AsyncParsableCommand {
                     group.addTask {
                         let work = {
                             try await runLockWorker(
-                                variant: variant, connection: connection, canceller: client, keys: keys,
+                                variant: variant, connection: connection, keys: keys,
                                 measureFrom: measureFrom, end: end, logger: logger
                             )
                         }

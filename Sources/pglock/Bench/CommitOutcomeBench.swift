@@ -35,7 +35,7 @@ enum CommitOutcomeBench {
 
     static func run(harness: BenchHarness, client: PostgresClient, rounds: Int, keys: Int, scopes: Int, progress: Progress) async throws -> [Row] {
         let counter = try GaplessCounter(table: "bench_commit_outcome_counter", strategy: .counterRow)
-        try await counter.createTable(on: client, logger: harness.logger)
+        try await counter.migrate(on: client, logger: harness.logger)
         var rows: [Row] = []
         for workload in Workload.allCases {
             var results: [Bool: [LatencyStats]] = [false: [], true: []]
@@ -49,12 +49,12 @@ enum CommitOutcomeBench {
                     switch workload {
                     case .counterRow:
                         let scope = "scope-\(Int.random(in: 1...scopes, using: &random))"
-                        try await connection.withRetryingTransaction(policy: policy, logger: logger) { tx in
+                        try await connection.withRetryingTransaction(retry: policy, logger: logger) { tx in
                             _ = try await counter.next(scope: scope, in: tx)
                         }
                     case .lock:
                         let key = Int64.random(in: 1...Int64(keys), using: &random)
-                        try await connection.withRetryingTransaction(policy: policy, logger: logger) { tx in
+                        try await connection.withRetryingTransaction(retry: policy, logger: logger) { tx in
                             try await tx.query("SELECT pg_advisory_xact_lock(\(key))")
                         }
                     }

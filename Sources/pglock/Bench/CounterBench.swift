@@ -56,7 +56,7 @@ enum CounterBench {
         var rows: [Row] = []
         for strategy in strategies {
             let counter = try GaplessCounter(table: "bench_counter_\(strategy.rawValue.replacingOccurrences(of: "-", with: "_"))", strategy: strategy)
-            try await counter.createTable(on: client, logger: harness.logger)
+            try await counter.migrate(on: client, logger: harness.logger)
             _ = try await client.withConnection { try await $0.query("TRUNCATE \(identifier: counter.table)", logger: harness.logger) }
             progress.step("ours: \(strategy.rawValue), \(harness.concurrency) workers over \(scopes) scopes, BEGIN; next number; COMMIT")
             let logger = harness.logger

@@ -86,8 +86,8 @@ struct IngestBench {
         let ingestion = try ExactlyOnceIngestion<UUID>(table: QualifiedName(Self.table))
         try await client.withCheckedTransaction(logger: logger) { tx in
             try await tx.query("DROP TABLE IF EXISTS \(identifier: ingestion.table)")
-            try await ingestion.createTableIfNeeded(in: tx)
         }
+        try await ingestion.migrate(on: client, logger: logger)
 
         progress.step("ours: \(producers) producers, batches of \(batchSize) UUID-keyed events, \(Int(duplicateShare * 100))% duplicates (of the last \(recentWindow) keys of any producer), ExactlyOnceIngestion on a dedicated connection each, \(format(warmup)) warm-up + \(format(duration))")
         let cpuBefore = processCPUMicros()
@@ -188,7 +188,7 @@ struct IngestBench {
                                     }
                                 }
                                 var handled = 0
-                                let report = try await ingestion.ingest(keys: keys, connection: connection, logger: logger) { _, new in
+                                let report = try await ingestion.ingest(keys: keys, on: connection, logger: logger) { _, new in
                                     handled += new.count
                                 }
                                 totals.allEvents += Int64(count)
@@ -237,20 +237,6 @@ struct BenchRandom: RandomNumberGenerator {
 /// The last key number issued, shared by the producers.
 final class KeyCounter: Sendable {
     let value = Atomic<Int64>(0)
-}
-
-extension ExactlyOnceIngestion where Key == UUID {
-    /// Bare keys on a dedicated connection (the bench's producers).
-    @discardableResult
-    func ingest(
-        keys: [UUID],
-        connection: PostgresConnection,
-        logger: Logger,
-        isolation: isolated (any Actor)? = #isolation,
-        handler: (Transaction, [UUID]) async throws -> Void
-    ) async throws -> IngestionReport<UUID> {
-        try await ingest(keys, keyedBy: { $0 }, connection: connection, logger: logger, handler: handler)
-    }
 }
 
 extension BenchCommand {

@@ -39,7 +39,7 @@ enum LockScenariosBench {
         progress.step("ours: \(harness.concurrency) workers, withAdvisoryLocks(\(perTransaction) random keys of \(keys)) on dedicated connections")
         let (ours, cpu) = try await harness.measure { connection, _, random in
             let requests = (0..<perTransaction).map { _ in LockRequest(.int64(Int64.random(in: 1...Int64(keys), using: &random))) }
-            try await connection.withAdvisoryLocks(requests, canceller: client, logger: logger) { _ in }
+            try await connection.withAdvisoryLocks(requests, logger: logger) { _ in }
         }
         progress.done(ours.summary)
         var script = ""

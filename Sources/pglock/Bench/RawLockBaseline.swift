@@ -83,7 +83,6 @@ extension BenchCommand {
     static func runLockWorker(
         variant: LockVariant,
         connection: PostgresConnection,
-        canceller: PostgresClient,
         keys: Int,
         measureFrom: ContinuousClock.Instant,
         end: ContinuousClock.Instant,
@@ -98,7 +97,7 @@ extension BenchCommand {
                 let began = clock.now
                 if began >= end { break }
                 let key = LockKey.int64(Int64.random(in: 1...Int64(keys), using: &generator))
-                try await connection.withAdvisoryLock(key, canceller: canceller, logger: logger) { _ in }
+                try await connection.withAdvisoryLock(key, logger: logger) { _ in }
                 if began >= measureFrom { histogram.recordMicros(since: began, clock: clock) }
             }
         case .rawPrepared:

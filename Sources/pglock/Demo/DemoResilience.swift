@@ -41,7 +41,7 @@ extension DemoContext {
         _ body: (Transaction) async throws -> Result
     ) async throws -> sending Result {
         let faults = self.faults
-        return try await client.withRetryingTransaction(policy: Self.retryPolicy, options: options, logger: logger) { tx in
+        return try await client.withRetryingTransaction(retry: Self.retryPolicy, options: options, logger: logger) { tx in
             if tx.attempt > 1 { faults.rerun() }
             return try await body(tx)
         }

@@ -37,7 +37,7 @@ struct EntityAndRowLockScenario: DemoScenario {
                         let account = Int32((worker + step) % accounts + 1)
                         // withEntityLock's lock and work, in a transaction re-run after a lost connection.
                         try await context.transaction { tx in
-                            try await tx.advisoryLock(.pair(namespace: 0x5047_4C4B, id: account), canceller: client)
+                            try await tx.advisoryLock(.pair(namespace: 0x5047_4C4B, id: account))
                             let n = try await tx.query("SELECT n FROM \(identifier: balances) WHERE account = \(account)").rows[0].decode(Int.self)
                             try await tx.query("UPDATE \(identifier: balances) SET n = \(n + 1) WHERE account = \(account)")
                         }

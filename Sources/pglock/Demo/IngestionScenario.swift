@@ -21,9 +21,9 @@ struct IngestionScenario: DemoScenario {
         try await context.idempotentTransaction { tx in
             try await tx.query("DROP TABLE IF EXISTS \(identifier: ingestion.table)")
             try await tx.query("DROP TABLE IF EXISTS \(identifier: sideTable)")
-            try await ingestion.createTableIfNeeded(in: tx)
             try await tx.query("CREATE TABLE \(identifier: sideTable) (key text NOT NULL, producer int NOT NULL)")
         }
+        try await context.idempotent { try await ingestion.migrate(on: context.client, logger: logger) }
 
         // Round r of producer p: its own keys, plus keys of other producers' round r.
         let own = Int(Double(batchSize) * (1 - duplicateShare))
@@ -55,7 +55,7 @@ struct IngestionScenario: DemoScenario {
                     for keys in batches {
                         // Re-run after a lost connection only when nothing was committed; a COMMIT
                         // lost in flight is settled first, so the report counts each key once.
-                        let report = try await ingestion.ingest(keys: keys, client: context.client, retry: DemoContext.retryPolicy, logger: logger) { tx, newKeys in
+                        let report = try await ingestion.ingest(keys: keys, on: context.client, retry: DemoContext.retryPolicy, logger: logger) { tx, newKeys in
                             if tx.attempt > 1 { context.faults.rerun() }
                             try await tx.query("""
                                 INSERT INTO \(identifier: sideTable) (key, producer) SELECT k, \(Int32(producer)) FROM unnest(\(newKeys)::text[]) AS u(k)

@@ -48,9 +48,9 @@ struct ManyKeysScenario: DemoScenario {
                         do {
                             try await client.withCheckedTransaction(logger: logger) { tx in
                                 if sorted {
-                                    try await tx.advisoryLocks(keys.map { LockRequest($0) }, canceller: client)
+                                    try await tx.advisoryLocks(keys.map { LockRequest($0) })
                                 } else {
-                                    for key in keys { try await tx.advisoryLock(key, canceller: client) }
+                                    for key in keys { try await tx.advisoryLock(key) }
                                 }
                                 try await tx.query("SELECT 1")
                             }

@@ -36,7 +36,7 @@ struct VersionRaceScenario: DemoScenario {
         }
 
         let counter = try GaplessCounter(table: "pglock_demo_version_counters")
-        try await context.idempotent { try await counter.createTable(on: context.client, logger: logger) }
+        try await context.idempotent { try await counter.migrate(on: context.client, logger: logger) }
         try await context.idempotentQuery("TRUNCATE \(identifier: counter.table)")
 
         var outcomes: [ScenarioOutcome] = []
@@ -119,7 +119,7 @@ struct VersionRaceScenario: DemoScenario {
                 if mode == .advisoryLock {
                     // The lock is its own statement: a READ COMMITTED statement's snapshot is
                     // taken when it starts, so the MAX below must start after the lock is granted.
-                    try await tx.advisoryLock(.pair(namespace: Self.lockNamespace, id: Int32(tenant)), canceller: client)
+                    try await tx.advisoryLock(.pair(namespace: Self.lockNamespace, id: Int32(tenant)))
                 }
                 next = try await tx.query("""
                     SELECT COALESCE(MAX(version), 0) + 1 FROM \(identifier: table) WHERE mode = \(mode.rawValue) AND tenant = \(tenant)

@@ -43,10 +43,10 @@ final class DatabaseSetup: Sendable {
 
     private func perform() async throws {
         try await queue.migrate(on: client, logger: logger)
-        try await counter.createTable(on: client, logger: logger)
+        try await counter.migrate(on: client, logger: logger)
         try await client.withCheckedTransaction(logger: logger) { tx in
             // Concurrent CREATE TABLE IF NOT EXISTS can collide in the catalog: serialize.
-            try await tx.advisoryLock(.hashed("invoice-service.create:\(store.table.unquotedText)"), canceller: client)
+            try await tx.advisoryLock(.hashed("invoice-service.create:\(store.table.unquotedText)"))
             try await store.createTable(in: tx)
         }
         logger.info("database ready", metadata: ["invoices": "\(store.table)", "counter": "\(counter.table)", "queue": "\(queue.schema)"])

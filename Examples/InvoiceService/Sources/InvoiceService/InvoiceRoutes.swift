@@ -44,7 +44,7 @@ struct InvoiceRoutes: Sendable {
 
         // One checked transaction: the number, the invoice and its job commit together or not
         // at all (a rollback gives the number back, so the series keeps no gap).
-        let number = try await client.withNextNumber(from: counter, scope: tenant.name, logger: context.logger) { number, tx in
+        let number = try await counter.withNextNumber(scope: tenant.name, on: client, logger: context.logger) { number, tx in
             try await store.insert(invoice, tenant: tenant, number: number, in: tx)
             try await queue.enqueue(SendInvoiceJob(tenant: tenant.name, number: number).newJob(), in: tx)
             return number
