@@ -25,10 +25,12 @@ extension QueueWorker {
         public var retention: Duration?
         /// How long graceful shutdown waits for running jobs before giving their leases back.
         public var shutdownGracePeriod: Duration
-        /// The name written into leases (`host:pid:random` by default).
+        /// The name written into leases (``PostgresLocks/ServiceInstance/defaultID()`` by default).
         public var owner: String
-        /// A dedicated connection for `LISTEN` (wake-ups within milliseconds); `nil` polls only.
-        public var listenConfiguration: PostgresConnection.Configuration?
+        /// Where to open a dedicated connection for `LISTEN` (wake-ups within milliseconds);
+        /// `nil` polls only. Behind a transaction-pooling proxy the worker polls instead, and
+        /// says so once.
+        public var listen: ConnectionSettings?
 
         /// A configuration for `queue`.
         public init(
@@ -43,7 +45,7 @@ extension QueueWorker {
             retention: Duration? = .seconds(24 * 3600),
             shutdownGracePeriod: Duration = .seconds(10),
             owner: String? = nil,
-            listenConfiguration: PostgresConnection.Configuration? = nil
+            listen: ConnectionSettings? = nil
         ) {
             self.queue = queue
             self.concurrency = concurrency
@@ -55,8 +57,8 @@ extension QueueWorker {
             self.backoff = backoff
             self.retention = retention
             self.shutdownGracePeriod = shutdownGracePeriod
-            self.owner = owner ?? "\(ProcessInfo.processInfo.hostName):\(ProcessInfo.processInfo.processIdentifier):\(UInt16.random(in: 0...UInt16.max))"
-            self.listenConfiguration = listenConfiguration
+            self.owner = owner ?? ServiceInstance.defaultID()
+            self.listen = listen
         }
 
         func validate() throws {

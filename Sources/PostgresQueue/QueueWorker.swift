@@ -12,9 +12,9 @@ import ServiceLifecycle
 /// ```swift
 /// var handlers = JobHandlers()
 /// handlers.register("send-email") { (email: Email, context) in try await mailer.send(email) }
-/// let worker = QueueWorker(queue: queue, client: client, handlers: handlers,
-///                          configuration: .init(queue: "default", listenConfiguration: try settings.makeConnectionConfiguration()),
-///                          logger: logger)
+/// let worker = try QueueWorker(queue: queue, client: client, handlers: handlers,
+///                              configuration: .init(queue: "default", listen: settings),
+///                              logger: logger)
 /// let group = ServiceGroup(services: [client, worker], gracefulShutdownSignals: [.sigterm], logger: logger)
 /// try await group.run()
 /// ```
@@ -34,6 +34,9 @@ public final class QueueWorker: Service {
     /// The settings.
     public let configuration: Configuration
     let logger: Logger
+    /// The `LISTEN` connection's configuration, made from ``Configuration/listen`` in `init`.
+    let listenConfiguration: PostgresConnection.Configuration?
+    private let started = SetOnceFlag()
 
     private let claimedCounter: Counter
     private let completedCounter: Counter
@@ -46,8 +49,24 @@ public final class QueueWorker: Service {
     /// Whether graceful shutdown has begun: the worker claims nothing more.
     public var isShuttingDown: Bool { stopping.isSet }
 
-    /// A worker of `queue` with `handlers`.
-    public init(queue: JobQueue, client: PostgresClient, handlers: JobHandlers, configuration: Configuration = Configuration(), logger: Logger) {
+    /// A worker of `queue` with `handlers`; nothing is sent to the server until ``run()``.
+    ///
+    /// - Throws: ``PostgresLocks/PostgresLocksError/Code/invalidArgument`` for a setting out of
+    ///   range, no handlers, or listen settings that cannot make a connection configuration.
+    public init(queue: JobQueue, client: PostgresClient, handlers: JobHandlers, configuration: Configuration = Configuration(), logger: Logger) throws {
+        try configuration.validate()
+        guard !handlers.kinds.isEmpty else {
+            throw PostgresLocksError(code: .invalidArgument, message: "the worker has no handlers: register at least one job kind")
+        }
+        do {
+            self.listenConfiguration = try configuration.listen.map { settings in
+                var settings = settings
+                if settings.applicationName == nil { settings.applicationName = "pglocks-queue-listen" }
+                return try settings.makeConnectionConfiguration()
+            }
+        } catch {
+            throw PostgresLocksError(code: .invalidArgument, message: "the listen settings cannot be used: \(error)")
+        }
         self.queue = queue
         self.client = client
         self.handlers = handlers
@@ -65,10 +84,12 @@ public final class QueueWorker: Service {
     }
 
     /// Works the queue until graceful shutdown or cancellation.
+    ///
+    /// - Throws: ``PostgresLocks/PostgresLocksError/Code/invalidArgument`` if `run()` is called a
+    ///   second time.
     public func run() async throws {
-        try configuration.validate()
-        guard !handlers.kinds.isEmpty else {
-            throw PostgresLocksError(code: .invalidArgument, message: "the worker has no handlers: register at least one job kind")
+        guard started.setIfClear() else {
+            throw PostgresLocksError(code: .invalidArgument, message: "run() was already called on this QueueWorker; create a new one to run again")
         }
         let stopping = self.stopping
         let wake = WakeSignal()
@@ -303,7 +324,7 @@ public final class QueueWorker: Service {
     /// folded into an earlier one). Reconnects with backoff; before each connect it probes for a
     /// transaction pooler, and from the first one it finds the worker only polls.
     private func listen(wake: WakeSignal) async {
-        guard let listenConfiguration = configuration.listenConfiguration else { return }
+        guard let listenConfiguration else { return }
         let queueName = configuration.queue
         let channel = queue.channel.name
         let trailing = WakeSignal()

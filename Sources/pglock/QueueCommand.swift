@@ -153,7 +153,7 @@ struct QueueCommand: AsyncParsableCommand {
                     let (stream, _) = AsyncStream<Void>.makeStream()
                     for await _ in stream {}
                 }
-                let worker = QueueWorker(
+                let worker = try QueueWorker(
                     queue: queue, client: client, handlers: handlers,
                     configuration: .init(queue: queueName, concurrency: 1, lease: lease, pollInterval: .milliseconds(50)),
                     logger: logger

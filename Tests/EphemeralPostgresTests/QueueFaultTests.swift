@@ -48,7 +48,7 @@ struct QueueFaultTests {
                     try await context.complete(in: tx)
                 }
             }
-            let worker = QueueWorker(
+            let worker = try QueueWorker(
                 queue: queue, client: db.client, handlers: handlers,
                 configuration: .init(queue: "default", lease: .seconds(5), pollInterval: .milliseconds(50), reapInterval: .milliseconds(100)),
                 logger: db.logger
@@ -93,11 +93,11 @@ struct QueueFaultTests {
                     try await context.complete(in: tx)
                 }
             }
-            let workers = (0..<4).map { _ in
-                QueueWorker(queue: queue, client: client, handlers: handlers, configuration: .init(
+            let workers = try (0..<4).map { _ in
+                try QueueWorker(queue: queue, client: client, handlers: handlers, configuration: .init(
                     queue: "default", concurrency: 4, lease: .seconds(2), pollInterval: .milliseconds(50), reapInterval: .milliseconds(200),
                     backoff: Backoff(initial: .milliseconds(50), maximum: .milliseconds(200)),
-                    listenConfiguration: try? settings.makeConnectionConfiguration()
+                    listen: settings
                 ), logger: logger)
             }
             let group = ServiceGroup(services: workers, gracefulShutdownSignals: [], cancellationSignals: [], logger: logger)

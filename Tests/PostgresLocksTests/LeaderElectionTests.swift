@@ -22,13 +22,13 @@ private func makeElection(
     responseTimeout: Duration = .seconds(30),  // generous: a loaded machine is slow, not silent
     logger: Logger? = nil
 ) throws -> LeaderElection {
-    var configuration = LeaderElection.Configuration(name: name, connection: db.settings, termsTable: termsTable, instanceID: instance, logger: logger ?? db.logger)
+    var configuration = LeaderElection.Configuration(name: name, connection: db.settings, termsTable: termsTable, instanceID: instance)
     configuration.retryInterval = .seconds(1)
     configuration.heartbeatInterval = heartbeatInterval
     configuration.responseTimeout = responseTimeout
     configuration.reconnectDelay = .milliseconds(20)
     configuration.maximumReconnectDelay = .milliseconds(200)
-    return try LeaderElection(configuration: configuration)
+    return try LeaderElection(configuration: configuration, logger: logger ?? db.logger)
 }
 
 /// The sessions (other than the checker's) that hold `key` in this test's database.
@@ -418,9 +418,9 @@ struct LeaderElectionTests {
 
         var zeroHeartbeat = LeaderElection.Configuration(name: "jobs", connection: unreachable)
         zeroHeartbeat.heartbeatInterval = .zero
-        #expect(throws: PostgresLocksError.self) { try LeaderElection(configuration: zeroHeartbeat) }
+        #expect(throws: PostgresLocksError.self) { try LeaderElection(configuration: zeroHeartbeat, logger: Logger(label: "test")) }
         let emptyName = #expect(throws: PostgresLocksError.self) {
-            try LeaderElection(configuration: .init(name: "", connection: unreachable))
+            try LeaderElection(configuration: .init(name: "", connection: unreachable), logger: Logger(label: "test"))
         }
         #expect(emptyName?.code == .invalidArgument)
     }

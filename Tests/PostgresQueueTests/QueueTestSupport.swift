@@ -18,7 +18,7 @@ func fastConfiguration(_ db: TestContext, concurrency: Int = 8, lease: Duration 
         queue: "default", concurrency: concurrency, claimBatchSize: 50, lease: lease,
         pollInterval: .milliseconds(100), reapInterval: .milliseconds(100), backoff: Backoff(initial: .milliseconds(50), maximum: .milliseconds(200)),
         shutdownGracePeriod: .seconds(5), owner: owner,
-        listenConfiguration: try db.settings.makeConnectionConfiguration()
+        listen: db.settings
     )
 }
 

@@ -22,7 +22,7 @@ struct QueueTests {
                 }
             }
             let workers = try (0..<8).map { index in
-                QueueWorker(queue: queue, client: db.client, handlers: handlers, configuration: try fastConfiguration(db, concurrency: 4, owner: "w\(index)"), logger: db.logger)
+                try QueueWorker(queue: queue, client: db.client, handlers: handlers, configuration: try fastConfiguration(db, concurrency: 4, owner: "w\(index)"), logger: db.logger)
             }
             try await withWorkers(workers, logger: db.logger) {
                 // Enqueue while the workers run: batches and single jobs.
@@ -95,7 +95,7 @@ struct QueueTests {
                 try await context.client.checkedQuery("INSERT INTO attempts (job, attempt) VALUES (\(context.job.id), \(context.job.attempt))", logger: context.logger)
                 throw Flaky()
             }
-            let worker = QueueWorker(queue: queue, client: db.client, handlers: handlers, configuration: try fastConfiguration(db), logger: db.logger)
+            let worker = try QueueWorker(queue: queue, client: db.client, handlers: handlers, configuration: try fastConfiguration(db), logger: db.logger)
             let id = try await withWorkers([worker], logger: db.logger) {
                 let id = try await queue.enqueue(try NewJob(kind: "flaky", payload: Work(n: 1), maxAttempts: 4), on: db.client, logger: db.logger).ids[0]
                 try await waitUntil(timeout: .seconds(20), "the job is dead") { try await stateCounts(db) == ["dead": 1] }
@@ -143,7 +143,7 @@ struct QueueTests {
                 started.withLock { $0 += 1 }
                 for await _ in release { break }
             }
-            let worker = QueueWorker(queue: queue, client: db.client, handlers: handlers, configuration: try fastConfiguration(db, concurrency: 2), logger: db.logger)
+            let worker = try QueueWorker(queue: queue, client: db.client, handlers: handlers, configuration: try fastConfiguration(db, concurrency: 2), logger: db.logger)
             let group = ServiceGroup(services: [worker], gracefulShutdownSignals: [], cancellationSignals: [], logger: db.logger)
             try await withThrowingTaskGroup(of: Void.self) { tasks in
                 tasks.addTask { try await group.run() }
@@ -176,7 +176,7 @@ struct QueueTests {
             }
             var configuration = try fastConfiguration(db, concurrency: 1)
             configuration.shutdownGracePeriod = .milliseconds(200)
-            let worker = QueueWorker(queue: queue, client: db.client, handlers: handlers, configuration: configuration, logger: db.logger)
+            let worker = try QueueWorker(queue: queue, client: db.client, handlers: handlers, configuration: configuration, logger: db.logger)
             try await withWorkers([worker], logger: db.logger) {
                 try await queue.enqueue(try NewJob(kind: "stuck", payload: Work(n: 1)), on: db.client, logger: db.logger)
                 try await waitUntil("the job runs") { started.value == 1 }
@@ -190,7 +190,7 @@ struct QueueTests {
             let queue = try await makeQueue(db)
             var handlers = JobHandlers()
             handlers.register("work") { (_: Work, _) in }
-            let worker = QueueWorker(queue: queue, client: db.client, handlers: handlers, configuration: try fastConfiguration(db), logger: db.logger)
+            let worker = try QueueWorker(queue: queue, client: db.client, handlers: handlers, configuration: try fastConfiguration(db), logger: db.logger)
             try await withWorkers([worker], logger: db.logger) {
                 try await queue.enqueue([
                     try NewJob(kind: "work", payloadJSON: #"{"n": "not a number"}"#),
@@ -215,7 +215,7 @@ struct QueueTests {
             }
             var configuration = try fastConfiguration(db)
             configuration.pollInterval = .seconds(30)  // only the notification can wake it in time
-            let worker = QueueWorker(queue: queue, client: db.client, handlers: handlers, configuration: configuration, logger: db.logger)
+            let worker = try QueueWorker(queue: queue, client: db.client, handlers: handlers, configuration: configuration, logger: db.logger)
             try await withWorkers([worker], logger: db.logger) {
                 // Let the LISTEN connection come up: the first job may be found by the first claim.
                 try await queue.enqueue(try NewJob(kind: "ping", payload: Work(n: 0)), on: db.client, logger: db.logger)

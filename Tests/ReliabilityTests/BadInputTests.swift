@@ -88,7 +88,7 @@ private func election(_ change: (inout LeaderElection.Configuration) -> Void) ->
     var configuration = LeaderElection.Configuration(name: "e", connection: ConnectionSettings(host: .tcp("h"), user: "u"))
     change(&configuration)
     let final = configuration
-    return { _ = try LeaderElection(configuration: final) }
+    return { _ = try LeaderElection(configuration: final, logger: Logger(label: "bad-input")) }
 }
 
 /// Bad inputs rejected before anything reaches a server.
@@ -276,14 +276,14 @@ let badWrites: [BadWrite] = [
     BadWrite("queue.claim(lease: -1 s)", "invalidArgument") { db in
         _ = try await JobQueue(schema: "q").claim(from: "default", limit: 1, lease: .seconds(-1), owner: "t", on: db.client, logger: db.logger)
     },
-    BadWrite("QueueWorker(concurrency: 0).run()", "invalidArgument") { db in
+    BadWrite("try QueueWorker(concurrency: 0).run()", "invalidArgument") { db in
         var handlers = JobHandlers()
         handlers.register("k") { (_: [String: String], _) in }
-        try await QueueWorker(queue: try JobQueue(schema: "q"), client: db.client, handlers: handlers, configuration: .init(concurrency: 0), logger: db.logger).run()
+        try await try QueueWorker(queue: try JobQueue(schema: "q"), client: db.client, handlers: handlers, configuration: .init(concurrency: 0), logger: db.logger).run()
     },
-    BadWrite("QueueWorker(lease: 0).run()", "invalidArgument") { db in
+    BadWrite("try QueueWorker(lease: 0).run()", "invalidArgument") { db in
         var handlers = JobHandlers()
         handlers.register("k") { (_: [String: String], _) in }
-        try await QueueWorker(queue: try JobQueue(schema: "q"), client: db.client, handlers: handlers, configuration: .init(lease: .zero), logger: db.logger).run()
+        try await try QueueWorker(queue: try JobQueue(schema: "q"), client: db.client, handlers: handlers, configuration: .init(lease: .zero), logger: db.logger).run()
     },
 ]

@@ -130,10 +130,10 @@ struct PoolerRestartTests {
                 var session = EphemeralPgBouncer.Configuration(port: port)
                 session.poolSize = 4
                 let first = try await EphemeralPgBouncer.start(in: server, poolMode: .session, configuration: session, logger: logger)
-                let listenConfiguration = try ConnectionSettings(url: first.url()).makeConnectionConfiguration()
-                let worker = QueueWorker(queue: queue, client: client, handlers: handlers, configuration: .init(
+                let listenSettings = try ConnectionSettings(url: first.url())
+                let worker = try QueueWorker(queue: queue, client: client, handlers: handlers, configuration: .init(
                     pollInterval: .milliseconds(200),
-                    listenConfiguration: listenConfiguration
+                    listen: listenSettings
                 ), logger: workerLogger)
                 let running = Task { try await worker.run() }
                 defer { running.cancel() }

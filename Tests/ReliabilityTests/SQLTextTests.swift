@@ -70,9 +70,9 @@ struct SQLTextTests {
             #expect(claimed.count == 1)
             _ = try await queue.fail(claimed[0].lease, error: hostile, retryAfter: .zero, discard: true, on: client, logger: logger)
 
-            var configuration = LeaderElection.Configuration(name: hostile, connection: try ConnectionSettings(url: security.server.url()), instanceID: hostile, logger: logger)
+            var configuration = LeaderElection.Configuration(name: hostile, connection: try ConnectionSettings(url: security.server.url()), instanceID: hostile)
             configuration.heartbeatInterval = .milliseconds(200)
-            let election = try LeaderElection(configuration: configuration)
+            let election = try LeaderElection(configuration: configuration, logger: logger)
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await election.run() }
                 try await waitUntil("the hostile-named election has a leader") { election.isLeader }

@@ -29,9 +29,9 @@ struct SecretsTests {
             }
             try await client.withSessionAdvisoryLock(.hashed("secret-test"), logger: logger) {}
             _ = try await client.lockSnapshot(logger: logger)
-            var configuration = LeaderElection.Configuration(name: "secrets", connection: settings, logger: logger)
+            var configuration = LeaderElection.Configuration(name: "secrets", connection: settings)
             configuration.heartbeatInterval = .milliseconds(100)
-            let election = try LeaderElection(configuration: configuration)
+            let election = try LeaderElection(configuration: configuration, logger: logger)
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await election.run() }
                 try await waitUntil(timeout: .seconds(60), "the election leads") { election.isLeader }

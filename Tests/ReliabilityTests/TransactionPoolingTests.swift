@@ -91,7 +91,7 @@ struct TransactionPoolingTests {
             #expect(try await Self.advisoryLocksHeld(pooled) == 0)
 
             // A leader election refuses too, permanently, and never leads.
-            let election = try LeaderElection(configuration: .init(name: "pooled", connection: pooled.settings, logger: logger))
+            let election = try LeaderElection(configuration: .init(name: "pooled", connection: pooled.settings), logger: logger)
             await #expect {
                 try await election.run()
             } throws: { ($0 as? PostgresLocksError)?.code == .transactionPooling }
@@ -156,9 +156,9 @@ struct TransactionPoolingTests {
             let done = Counter()
             var handlers = JobHandlers()
             handlers.register("work") { (_: Int, _) in done.add() }
-            let worker = QueueWorker(queue: queue, client: client, handlers: handlers, configuration: .init(
+            let worker = try QueueWorker(queue: queue, client: client, handlers: handlers, configuration: .init(
                 pollInterval: .milliseconds(100),
-                listenConfiguration: try pooled.settings.makeConnectionConfiguration()
+                listen: pooled.settings
             ), logger: logger)
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await worker.run() }

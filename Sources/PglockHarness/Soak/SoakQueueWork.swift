@@ -138,15 +138,15 @@ extension SoakWorkload {
                     try await job.complete(in: tx)
                 }
             }
-            let listen = try context.settings.makeConnectionConfiguration()
+            let listen = context.settings
             var quiet = context.logger
             quiet.logLevel = .critical
             for _ in 0..<configuration.queueWorkers {
-                workers.append(QueueWorker(queue: queue, client: context.client, handlers: handlers, configuration: .init(
+                workers.append(try QueueWorker(queue: queue, client: context.client, handlers: handlers, configuration: .init(
                     queue: "default", concurrency: configuration.queueConcurrency, claimBatchSize: 20, lease: .seconds(3),
                     pollInterval: .milliseconds(100), reapInterval: .milliseconds(250),
                     backoff: Backoff(initial: .milliseconds(20), maximum: .milliseconds(200)),
-                    retention: nil, shutdownGracePeriod: .seconds(5), listenConfiguration: listen
+                    retention: nil, shutdownGracePeriod: .seconds(5), listen: listen
                 ), logger: quiet))
             }
         }

@@ -11,6 +11,14 @@ package final class SetOnceFlag: Sendable {
     /// Sets the flag; setting it again does nothing.
     package func set() { value.withLock { $0 = true } }
 
+    /// Sets the flag; true only for the call that set it first.
+    package func setIfClear() -> Bool {
+        value.withLock { isSet in
+            defer { isSet = true }
+            return !isSet
+        }
+    }
+
     /// Whether the flag has been set.
     package var isSet: Bool { value.withLock { $0 } }
 }

@@ -3,10 +3,10 @@ import PostgresNIO
 
 extension LeaderElection {
     /// The election's loop: connect, follow, lead, and after a failure reconnect with backoff,
-    /// until a stop is requested. Runs in its own task; never cancelled, only stopped.
+    /// until a stop is requested (graceful shutdown or cancellation of ``run()``).
     func campaign() async throws {
         let configuration = self.configuration
-        let logger = configuration.logger
+        let logger = self.logger
         var delay = configuration.reconnectDelay
         var fatal: (any Error)?
         // A leader's lock is a session lock: refuse behind transaction pooling, before anything.
@@ -53,7 +53,7 @@ extension LeaderElection {
     /// Opens the dedicated connection; a stop request abandons the attempt.
     private func connect() async throws -> PostgresConnection {
         let configuration = connectionConfiguration
-        let logger = self.configuration.logger
+        let logger = self.logger
         let stop = self.stop
         let connection = try await withThrowingTaskGroup(of: PostgresConnection?.self) { group -> PostgresConnection? in
             group.addTask {
@@ -81,7 +81,7 @@ extension LeaderElection {
     /// is prepared and queues on the lock.
     private func runSession(on connection: PostgresConnection, queued: inout Bool) async throws {
         let configuration = self.configuration
-        let logger = configuration.logger
+        let logger = self.logger
         let closed = OneShotSignal()
         let unregister = connection.onClose { closed.fire() }
         defer { unregister() }
@@ -121,7 +121,7 @@ extension LeaderElection {
     /// went away). Settings the server does not know or support are skipped.
     private func configureSession(_ connection: PostgresConnection) async throws {
         let configuration = self.configuration
-        let logger = configuration.logger
+        let logger = self.logger
         let heartbeatSeconds = max(1, Int(configuration.heartbeatInterval.components.seconds) + (configuration.heartbeatInterval.components.attoseconds > 0 ? 1 : 0))
         let settings: [(String, String)] = [
             ("tcp_keepalives_idle", "\(heartbeatSeconds)"),
@@ -145,7 +145,7 @@ extension LeaderElection {
     /// transaction-scoped advisory lock (two `CREATE TABLE IF NOT EXISTS` at once can fail).
     private func ensureTermsTable(_ connection: PostgresConnection) async throws {
         let configuration = self.configuration
-        let logger = configuration.logger
+        let logger = self.logger
         let table = configuration.termsTable
         try await connection.runWithin(configuration.responseTimeout, "creating the terms table", logger: logger) {
             let exists = try await connection.runStatement(LeaderTermsSQL.exists(table), logger: logger).rows[0].decode(Bool.self)
@@ -160,7 +160,7 @@ extension LeaderElection {
     /// Queues on the lock for at most ``Configuration/retryInterval``; true when granted.
     private func waitForLock(_ connection: PostgresConnection) async throws -> Bool {
         let configuration = self.configuration
-        let logger = configuration.logger
+        let logger = self.logger
         let key = configuration.key
         state.withLock { $0.waitingForLock = true }
         defer { state.withLock { $0.waitingForLock = false } }
@@ -194,7 +194,7 @@ extension LeaderElection {
     /// Leads until a stop (resigns and returns) or a lost session (throws).
     private func holdLeadership(_ connection: PostgresConnection, closed: OneShotSignal) async throws {
         let configuration = self.configuration
-        let logger = configuration.logger
+        let logger = self.logger
         while true {
             switch await OneShotSignal.firstFired(of: [stop, closed], within: configuration.heartbeatInterval) {
             case 0?:
@@ -222,7 +222,7 @@ extension LeaderElection {
     /// Releases the lock (the caller closes the connection afterwards in any case).
     private func unlock(_ connection: PostgresConnection) async throws {
         let configuration = self.configuration
-        let logger = configuration.logger
+        let logger = self.logger
         let released = try await connection.runWithin(configuration.responseTimeout, "releasing the leader lock", logger: logger) {
             try await connection.runStatement(AdvisoryLockSQL.call(AdvisoryLockSQL.unlockFunction(mode: .exclusive), key: configuration.key).query, logger: logger).rows[0].boolFromText()
         }

@@ -41,9 +41,9 @@ extension LeaderElection {
         guard published else { return }
         switch change {
         case .leader(let token):
-            configuration.logger.info("became leader", metadata: ["election": "\(configuration.name)", "term": "\(token.term)", "instance": "\(configuration.instanceID)"])
+            logger.info("became leader", metadata: ["election": "\(configuration.name)", "term": "\(token.term)", "instance": "\(configuration.instanceID)"])
         case .follower:
-            configuration.logger.info("not leader", metadata: ["election": "\(configuration.name)", "instance": "\(configuration.instanceID)"])
+            logger.info("not leader", metadata: ["election": "\(configuration.name)", "instance": "\(configuration.instanceID)"])
         }
     }
 

@@ -1,8 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Logging
 
 extension LeaderElection {
@@ -48,8 +43,6 @@ extension LeaderElection {
         public var reconnectDelay: Duration
         /// The longest delay between reconnection attempts.
         public var maximumReconnectDelay: Duration
-        /// Where the election logs its transitions and failures.
-        public var logger: Logger
 
         /// The default terms table, `pglocks_leader_terms`.
         public static var defaultTermsTable: QualifiedName {
@@ -66,14 +59,12 @@ extension LeaderElection {
         ///   - connection: how to reach the server.
         ///   - termsTable: where terms are stored (default ``defaultTermsTable``).
         ///   - instanceID: this instance's label (default ``defaultInstanceID()``).
-        ///   - logger: where the election logs.
         public init(
             name: String,
             key: LockKey? = nil,
             connection: ConnectionSettings,
             termsTable: QualifiedName = Configuration.defaultTermsTable,
-            instanceID: String = Configuration.defaultInstanceID(),
-            logger: Logger = Logger(label: "postgres-locks.leader-election")
+            instanceID: String = Configuration.defaultInstanceID()
         ) {
             self.name = name
             self.key = key ?? .hashed(name)
@@ -85,7 +76,6 @@ extension LeaderElection {
             self.responseTimeout = .seconds(5)
             self.reconnectDelay = .milliseconds(100)
             self.maximumReconnectDelay = .seconds(5)
-            self.logger = logger
         }
 
         /// Creates a configuration with the terms table given as text, validated here.
@@ -98,25 +88,18 @@ extension LeaderElection {
             connection: ConnectionSettings,
             termsTable: String,
             schema: String? = nil,
-            instanceID: String = Configuration.defaultInstanceID(),
-            logger: Logger = Logger(label: "postgres-locks.leader-election")
+            instanceID: String = Configuration.defaultInstanceID()
         ) throws(PostgresLocksError) {
             self.init(
                 name: name, key: key, connection: connection,
                 termsTable: try QualifiedName(schema: schema, termsTable),
-                instanceID: instanceID, logger: logger
+                instanceID: instanceID
             )
         }
 
-        /// `host/pid/random`: unique enough to tell instances apart in the terms table.
-        public static func defaultInstanceID() -> String {
-            var buffer = [CChar](repeating: 0, count: 256)
-            let host = gethostname(&buffer, buffer.count) == 0
-                ? String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-                : "unknown-host"
-            let suffix = String(UInt32.random(in: 0...UInt32.max), radix: 16)
-            return "\(host)/\(getpid())/\(suffix)"
-        }
+        /// `host/pid/random` (``ServiceInstance/defaultID()``): unique enough to tell instances
+        /// apart in the terms table.
+        public static func defaultInstanceID() -> String { ServiceInstance.defaultID() }
 
         /// Checks every setting; nothing is sent to the server.
         func validate() throws(PostgresLocksError) {

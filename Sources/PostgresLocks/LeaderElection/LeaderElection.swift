@@ -13,14 +13,13 @@ import Synchronization
 /// ``Transaction/requireCurrentTerm(_:)``.
 ///
 /// ```swift
-/// let election = try LeaderElection(configuration: .init(name: "billing-scheduler", connection: settings))
-/// let group = ServiceGroup(services: [client, election], gracefulShutdownSignals: [.sigterm], logger: logger)
+/// let election = try LeaderElection(configuration: .init(name: "billing-scheduler", connection: settings), logger: logger)
+/// let group = ServiceGroup(services: [client, election, scheduler], gracefulShutdownSignals: [.sigterm], logger: logger)
 ///
-/// for await change in election.leadershipChanges() {
-///     switch change {
-///     case .leader(let token): startScheduling(token)   // fence every write with `token`
-///     case .follower: stopScheduling()
-///     }
+/// // In the scheduler's run(): the work runs whenever this instance leads, is cancelled when
+/// // it stops leading, and starts again on the next term; a change of leader never throws.
+/// try await election.whileLeading { token in
+///     try await scheduleDueJobs(fencedBy: token)   // fence every write with `token`
 /// }
 /// ```
 ///
@@ -42,6 +41,8 @@ import Synchronization
 public final class LeaderElection: Service, Sendable {
     /// The configuration this election runs with.
     public let configuration: Configuration
+    /// Where the election logs its transitions and failures.
+    let logger: Logger
 
     let connectionConfiguration: PostgresConnection.Configuration
     let stop = OneShotSignal()
@@ -60,9 +61,12 @@ public final class LeaderElection: Service, Sendable {
 
     /// Creates an election; nothing is sent to the server until ``run()``.
     ///
+    /// - Parameters:
+    ///   - configuration: which election, how to connect, and its intervals.
+    ///   - logger: where the election logs its transitions and failures.
     /// - Throws: ``PostgresLocksError/Code/invalidArgument`` for an empty name, a duration that
     ///   is not positive, or connection settings that cannot be turned into a configuration.
-    public init(configuration: Configuration) throws(PostgresLocksError) {
+    public init(configuration: Configuration, logger: Logger) throws(PostgresLocksError) {
         try configuration.validate()
         var settings = configuration.connection
         if settings.applicationName == nil { settings.applicationName = "pglocks-leader" }
@@ -72,6 +76,7 @@ public final class LeaderElection: Service, Sendable {
             throw .invalidArgument("the connection settings cannot be used: \(error)")
         }
         self.configuration = configuration
+        self.logger = logger
     }
 
     /// The token of the current term if this instance leads now, else `nil`. Cheap and
@@ -104,11 +109,10 @@ public final class LeaderElection: Service, Sendable {
         guard first else {
             throw PostgresLocksError.invalidArgument("run() was already called on this LeaderElection; create a new one to run again")
         }
-        // The campaign is not a child task: its resignation must run to the end even when the
-        // caller is cancelled. Cancellation and graceful shutdown ask it to stop instead.
-        let campaign = Task { try await self.campaign() }
+        // Cancellation and graceful shutdown ask the campaign to stop; it resigns (a cancelled
+        // unlock still ends with the connection closed, which frees the lock) and returns.
         try await withTaskCancellationOrGracefulShutdownHandler {
-            try await campaign.value
+            try await self.campaign()
         } onCancelOrGracefulShutdown: {
             self.requestStop()
         }

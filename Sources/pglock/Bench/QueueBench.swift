@@ -76,8 +76,8 @@ enum QueueBench {
         progress.step("drain: \(workers) workers × \(workerConcurrency) concurrent no-op jobs for \(format(harness.duration))")
         var handlers = JobHandlers()
         handlers.register("noop") { (_: Noop, _) in }
-        let workerList = (0..<workers).map { index in
-            QueueWorker(queue: queue, client: client, handlers: handlers, configuration: .init(
+        let workerList = try (0..<workers).map { index in
+            try QueueWorker(queue: queue, client: client, handlers: handlers, configuration: .init(
                 queue: "drain", concurrency: workerConcurrency, claimBatchSize: min(workerConcurrency, 1000), lease: .seconds(60),
                 pollInterval: .milliseconds(100), reapInterval: .seconds(30), retention: nil, owner: "bench-\(index)"
             ), logger: logger)
@@ -134,9 +134,9 @@ enum QueueBench {
         let (picked, pickedContinuation) = AsyncStream<ContinuousClock.Instant>.makeStream()
         var pickupHandlers = JobHandlers()
         pickupHandlers.register("ping") { (_: Noop, _) in pickedContinuation.yield(ContinuousClock.now) }
-        let listener = QueueWorker(queue: queue, client: client, handlers: pickupHandlers, configuration: .init(
+        let listener = try QueueWorker(queue: queue, client: client, handlers: pickupHandlers, configuration: .init(
             queue: "pickup", concurrency: 4, lease: .seconds(60), pollInterval: .seconds(5), reapInterval: .seconds(30), retention: nil,
-            listenConfiguration: try harness.settings.makeConnectionConfiguration()
+            listen: harness.settings
         ), logger: logger)
         let pickupGroup = ServiceGroup(services: [listener], gracefulShutdownSignals: [], cancellationSignals: [], logger: logger)
         var histogram = LatencyStats.emptyHistogram()

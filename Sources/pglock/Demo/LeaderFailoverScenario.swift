@@ -36,13 +36,13 @@ struct LeaderFailoverScenario: DemoScenario {
         let elections = try (1...candidates).map { index in
             var configuration = LeaderElection.Configuration(
                 name: "pglock-demo", connection: context.settings, termsTable: termsTable,
-                instanceID: "candidate-\(index)", logger: electionLogger
+                instanceID: "candidate-\(index)"
             )
             configuration.heartbeatInterval = .milliseconds(250)
             configuration.retryInterval = .seconds(1)
             configuration.responseTimeout = .seconds(2)
             configuration.reconnectDelay = .milliseconds(50)
-            return try LeaderElection(configuration: configuration)
+            return try LeaderElection(configuration: configuration, logger: electionLogger)
         }
         let running = elections.map { election in Task { try await election.run() } }
         defer { for task in running { task.cancel() } }

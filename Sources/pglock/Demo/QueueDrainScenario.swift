@@ -72,8 +72,8 @@ struct QueueDrainScenario: DemoScenario {
         // The workers log each claim or heartbeat a lost connection broke; they are expected here.
         var workerLogger = logger
         if workerLogger.logLevel == .warning { workerLogger.logLevel = .error }
-        let workerList = (0..<workers).map { index in
-            QueueWorker(queue: queue, client: client, handlers: handlers, configuration: .init(
+        let workerList = try (0..<workers).map { index in
+            try QueueWorker(queue: queue, client: client, handlers: handlers, configuration: .init(
                 queue: "default", concurrency: 8, claimBatchSize: 50, lease: .seconds(5), pollInterval: .milliseconds(50),
                 reapInterval: .milliseconds(200), owner: "demo-\(index)"
             ), logger: workerLogger)

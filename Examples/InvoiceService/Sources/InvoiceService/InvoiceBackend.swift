@@ -50,9 +50,9 @@ struct InvoiceBackend: Sendable {
         let configuration = QueueWorker.Configuration(
             queue: SendInvoiceJob.queueName,
             concurrency: 8,
-            listenConfiguration: try settings.makeConnectionConfiguration()
+            listen: settings
         )
-        return QueueWorker(queue: queue, client: client, handlers: handlers, configuration: configuration, logger: logger)
+        return try QueueWorker(queue: queue, client: client, handlers: handlers, configuration: configuration, logger: logger)
     }
 
     /// The HTTP application. Its services are the `PostgresClient` and the worker (which waits
