@@ -45,7 +45,7 @@ public struct ClaimedJob: Sendable, Hashable {
 
     /// Decodes the payload as `type`.
     ///
-    /// - Throws: ``PostgresLocks/PostgresLocksError/Code/payloadCoding`` when it does not decode.
+    /// - Throws: ``PostgresQueueError/Code/payloadCoding`` when it does not decode.
     public func decodePayload<Payload: Decodable>(as type: Payload.Type = Payload.self) throws -> Payload {
         try decodePayload(as: type, using: JSONDecoder())
     }
@@ -54,9 +54,9 @@ public struct ClaimedJob: Sendable, Hashable {
         do {
             return try decoder.decode(Payload.self, from: Data(payloadJSON.utf8))
         } catch {
-            throw PostgresLocksError(
+            throw PostgresQueueError(
                 code: .payloadCoding,
-                message: "the payload of job \(id) (\(kind)) does not decode as \(Payload.self): \(error)",
+                message: "the payload of job \(id) (\(kind)) does not decode as \(Payload.self)",
                 underlying: error
             )
         }

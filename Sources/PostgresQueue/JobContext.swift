@@ -27,7 +27,7 @@ public struct JobContext: Sendable {
     /// completion commit together (exactly once, as far as the database is concerned). The
     /// worker then records nothing more for it.
     ///
-    /// - Throws: ``PostgresLocks/PostgresLocksError/Code/leaseLost`` if the lease is gone.
+    /// - Throws: ``PostgresQueueError/Code/leaseLost`` if the lease is gone.
     public func complete(in transaction: Transaction) async throws {
         try await queue.complete(job.lease, in: transaction)
         completedInTransaction.set()

@@ -24,7 +24,7 @@ extension JobQueue {
     /// Completes one job inside the caller's transaction, so the job's own writes and its
     /// completion commit together (or neither).
     ///
-    /// - Throws: ``PostgresLocks/PostgresLocksError/Code/leaseLost`` if the lease is no longer held.
+    /// - Throws: ``PostgresQueueError/Code/leaseLost`` if the lease is no longer held.
     public func complete(_ lease: JobLease, in transaction: Transaction) async throws {
         let rows = try await transaction.query("""
             UPDATE \(identifier: jobsTable)
@@ -93,8 +93,8 @@ extension JobQueue {
             """, logger: logger)
     }
 
-    static func leaseLostError(_ lease: JobLease) -> PostgresLocksError {
-        PostgresLocksError(
+    static func leaseLostError(_ lease: JobLease) -> PostgresQueueError {
+        PostgresQueueError(
             code: .leaseLost,
             message: "job \(lease.id): the lease \(lease.token) is no longer held (reclaimed after it expired, or the job was cancelled); its outcome was not recorded"
         )

@@ -36,7 +36,7 @@ public struct NewJob: Sendable, Hashable {
     ///
     /// - Throws: ``PostgresLocks/PostgresLocksError/Code/invalidArgument`` for an empty or
     ///   over-long queue, kind or unique key, or `maxAttempts` below 1;
-    ///   ``PostgresLocks/PostgresLocksError/Code/payloadCoding`` if the payload does not encode.
+    ///   ``PostgresQueueError/Code/payloadCoding`` if the payload does not encode.
     public init<Payload: Encodable>(
         kind: String,
         payload: Payload,
@@ -50,7 +50,7 @@ public struct NewJob: Sendable, Hashable {
         do {
             json = String(decoding: try JSONEncoder().encode(payload), as: UTF8.self)
         } catch {
-            throw PostgresLocksError(code: .payloadCoding, message: "the payload of a \(kind) job does not encode as JSON: \(error)", underlying: error)
+            throw PostgresQueueError(code: .payloadCoding, message: "the payload of a \(kind) job does not encode as JSON", underlying: error)
         }
         try self.init(kind: kind, payloadJSON: json, queue: queue, priority: priority, schedule: schedule, maxAttempts: maxAttempts, uniqueKey: uniqueKey)
     }

@@ -231,7 +231,7 @@ public final class QueueWorker: Service {
             if !flag.isSet { completions.add(job.lease) } else { completedCounter.increment() }
         case .failed(let error):
             failedCounter.increment()
-            let discard = (error as? PostgresLocksError)?.code == .payloadCoding || handler == nil
+            let discard = (error as? PostgresQueueError)?.code == .payloadCoding || handler == nil
             let delay = configuration.backoff.delay(afterAttempt: Int(job.attempt))
             do {
                 let outcome = try await queue.fail(job.lease, error: "\(error)", retryAfter: delay, discard: discard, on: client, logger: jobLogger)
@@ -340,13 +340,23 @@ public final class QueueWorker: Service {
             while !Task.isCancelled {
                 // Before every (re)connect: the URL may lead somewhere else after a failover, and
                 // notifications would go to whichever server process a transaction pooler picked.
-                if await PostgresConnection.probePooling(configuration: listenConfiguration, logger: logger) == .transactionPooling {
+                let pooling = await PostgresConnection.probePooling(configuration: listenConfiguration, logger: logger)
+                logger.debug("LISTEN connection: pooling probe", metadata: ["found": "\(pooling)"])
+                switch pooling {
+                case .transactionPooling:
                     logger.warning("cannot LISTEN through a transaction-pooling proxy; the worker polls for jobs instead", metadata: [
                         "queue": "\(queueName)", "pollInterval": "\(configuration.pollInterval)",
                     ])
+                case .unknown:
+                    // The probe could not run (nothing answers at the address yet): connecting
+                    // now could reach whatever answers next unchecked. Poll, and probe again.
+                    failures += 1
+                case .sessionPerConnection:
                     break
                 }
+                if pooling == .transactionPooling { break }
                 do {
+                    guard pooling == .sessionPerConnection else { throw ListenProbeFailed() }
                     let connection = try await PostgresConnection.connect(configuration: listenConfiguration, id: Int.random(in: 1...Int(Int32.max)), logger: logger)
                     failures = 0
                     do {
@@ -361,6 +371,8 @@ public final class QueueWorker: Service {
                         if !Task.isCancelled { logger.warning("LISTEN connection failed; reconnecting", metadata: ["error": "\(PostgresLocksError.wrap(error))"]) }
                     }
                     try? await connection.close()
+                } catch is ListenProbeFailed {
+                    if !Task.isCancelled { logger.debug("the LISTEN address does not answer; polling meanwhile") }
                 } catch {
                     failures += 1
                     if !Task.isCancelled { logger.warning("cannot open the LISTEN connection; polling meanwhile", metadata: ["error": "\(PostgresLocksError.wrap(error))"]) }
@@ -373,3 +385,6 @@ public final class QueueWorker: Service {
         }
     }
 }
+
+/// The LISTEN connection's pooling probe could not run: nothing is connected until it can.
+private struct ListenProbeFailed: Error {}

@@ -75,7 +75,7 @@ struct QueueTests {
             #expect(try await queue.complete([first[0].lease], on: db.client, logger: db.logger) == [first[0].lease])
             #expect(try await queue.fail(first[0].lease, error: "late", retryAfter: .zero, on: db.client, logger: db.logger) == .leaseLost)
             #expect(try await queue.extendLeases([first[0].lease], by: .seconds(1), on: db.client, logger: db.logger) == [first[0].lease])
-            let lostInTransaction = await #expect(throws: PostgresLocksError.self) {
+            let lostInTransaction = await #expect(throws: PostgresQueueError.self) {
                 try await db.client.withCheckedTransaction(logger: db.logger) { tx in try await queue.complete(first[0].lease, in: tx) }
             }
             #expect(lostInTransaction?.code == .leaseLost)

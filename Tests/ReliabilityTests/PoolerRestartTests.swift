@@ -112,7 +112,7 @@ struct PoolerRestartTests {
         let logger = TestDatabase.logger
         let messages = LockedBox<[String]>([])
         var workerLogger = Logger(label: "worker") { _ in CapturingLogHandler(messages: messages) }
-        workerLogger.logLevel = .info
+        workerLogger.logLevel = .debug
         try await EphemeralPostgres.withServer(Self.serverConfiguration, logger: logger) { server in
             let port = try EphemeralPostgres.freeLoopbackPort()
             let direct = try ConnectionSettings(url: server.url())
@@ -148,8 +148,13 @@ struct PoolerRestartTests {
                 transaction.poolSize = 4
                 let second = try await EphemeralPgBouncer.start(in: server, poolMode: .transaction, configuration: transaction, logger: logger)
                 defer { Task { await second.shutdown() } }
-                try await waitUntil(timeout: .seconds(30), "the worker notices the transaction pooler when it reconnects") {
-                    messages.value.contains { $0.contains("cannot LISTEN through a transaction-pooling proxy") }
+                do {
+                    try await waitUntil(timeout: .seconds(30), "the worker notices the transaction pooler when it reconnects") {
+                        messages.value.contains { $0.contains("cannot LISTEN through a transaction-pooling proxy") }
+                    }
+                } catch {
+                    print("the worker logged:\n" + messages.value.joined(separator: "\n"))
+                    throw error
                 }
                 #expect(try await Self.listeners(on: client, logger: logger) == 0)
 

@@ -56,11 +56,6 @@ public struct PostgresLocksError: Error, Sendable, CustomStringConvertible, Cust
         /// The server or connection does not provide what the library needs (a pooling proxy,
         /// advisory locks that do not exclude).
         public static let unsupportedEnvironment = Code("unsupportedEnvironment")
-        /// A queue job's lease was reclaimed or the job was cancelled: this worker no longer
-        /// owns it, so its outcome was not recorded (the fencing check refused it).
-        public static let leaseLost = Code("leaseLost")
-        /// A queue job's payload could not be encoded or decoded as the handler's type.
-        public static let payloadCoding = Code("payloadCoding")
         /// The connection settings require TLS (`sslmode=require`, `verify-ca`, `verify-full`)
         /// and the server does not offer it.
         public static let tlsUnavailable = Code("tlsUnavailable")

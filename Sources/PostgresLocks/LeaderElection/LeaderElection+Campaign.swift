@@ -7,7 +7,9 @@ extension LeaderElection {
     func campaign() async throws {
         let configuration = self.configuration
         let logger = self.logger
-        var delay = configuration.reconnectDelay
+        let backoff = Backoff(initial: configuration.reconnectDelay, maximum: configuration.maximumReconnectDelay)
+        var failures = 1
+        var delay = backoff.delay(afterAttempt: failures)
         var fatal: (any Error)?
         // A leader's lock is a session lock: refuse behind transaction pooling, before anything.
         if await PostgresConnection.probePooling(configuration: connectionConfiguration, logger: logger) == .transactionPooling {
@@ -42,9 +44,10 @@ extension LeaderElection {
             if let connection { await connection.closeDiscardingErrors() }
             if fatal != nil || stop.isFired { break }
             // A session that got as far as queueing was healthy: start the backoff over.
-            if queued { delay = configuration.reconnectDelay }
+            if queued { failures = 1; delay = backoff.delay(afterAttempt: failures) }
             if await OneShotSignal.firstFired(of: [stop], within: delay) != nil { break }
-            delay = min(delay * 2, configuration.maximumReconnectDelay)
+            failures += 1
+            delay = backoff.delay(afterAttempt: failures)
         }
         finishChanges()
         if let fatal { throw fatal }

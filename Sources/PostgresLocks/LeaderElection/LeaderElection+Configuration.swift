@@ -39,7 +39,8 @@ extension LeaderElection {
         /// transactions of the previous term, so keep those shorter than this.
         public var responseTimeout: Duration
         /// The first delay before reconnecting after the connection failed; it doubles with
-        /// each failure in a row, up to ``maximumReconnectDelay``.
+        /// each failure in a row, up to ``maximumReconnectDelay``, with equal jitter
+        /// (``Backoff``).
         public var reconnectDelay: Duration
         /// The longest delay between reconnection attempts.
         public var maximumReconnectDelay: Duration

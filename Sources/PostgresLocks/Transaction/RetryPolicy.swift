@@ -110,19 +110,6 @@ public struct RetryPolicy: Sendable, Hashable {
     /// The delay before attempt `attempt + 1`: `d = min(maximumBackoff, initialBackoff × 2^(attempt-1))`,
     /// then a value drawn uniformly from `d/2 ... d`.
     public func backoff<G: RandomNumberGenerator>(afterAttempt attempt: Int, using generator: inout G) -> Duration {
-        let exponent = min(max(attempt - 1, 0), 40)
-        let initialNanoseconds = Self.nanoseconds(initialBackoff)
-        let capNanoseconds = Self.nanoseconds(maximumBackoff)
-        let (scaled, overflow) = initialNanoseconds.multipliedReportingOverflow(by: Int64(1) << exponent)
-        let ceiling = overflow ? capNanoseconds : min(scaled, capNanoseconds)
-        guard ceiling > 0 else { return .zero }
-        let half = ceiling / 2
-        return .nanoseconds(half + Int64.random(in: 0...(ceiling - half), using: &generator))
-    }
-
-    static func nanoseconds(_ duration: Duration) -> Int64 {
-        let (seconds, attoseconds) = duration.components
-        let (whole, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
-        return overflow ? Int64.max / 2 : whole + attoseconds / 1_000_000_000
+        Backoff(initial: initialBackoff, maximum: maximumBackoff).delay(afterAttempt: attempt, using: &generator)
     }
 }

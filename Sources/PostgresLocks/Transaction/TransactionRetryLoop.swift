@@ -32,7 +32,7 @@ func retryWholeTransaction<Value>(
             }
             Counter(label: "pglocks_transaction_retries_total", dimensions: [("reason", code.name)]).increment()
             logger.debug("retrying transaction", metadata: [
-                "attempt": "\(attempt)", "reason": "\(code.name)", "backoff_ms": "\(RetryPolicy.nanoseconds(delay) / 1_000_000)",
+                "attempt": "\(attempt)", "reason": "\(code.name)", "backoff_ms": "\(Backoff.milliseconds(delay))",
             ])
             try await Task.sleep(for: delay)
             attempt += 1
