@@ -101,6 +101,18 @@ let package = Package(
             path: "Tests/PostgresLocksTestSupport",
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "ReadmeSnippets",
+            dependencies: [
+                "PostgresLocks",
+                "PostgresQueue",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            path: "Tests/ReadmeSnippets",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "PostgresLocksTests",
             dependencies: [
@@ -141,6 +153,7 @@ let package = Package(
         .testTarget(
             name: "ReliabilityTests",
             dependencies: [
+                "ReadmeSnippets",
                 "PostgresLocks",
                 "PostgresQueue",
                 "EphemeralPostgres",
