@@ -169,6 +169,36 @@ struct PoolerRestartTests {
         }
     }
 
+    @Test func anElectionWhoseURLStartsLeadingToATransactionPoolerStopsWithTheTypedError() async throws {
+        let logger = TestDatabase.logger
+        try await EphemeralPostgres.withServer(Self.serverConfiguration, logger: logger) { server in
+            let port = try EphemeralPostgres.freeLoopbackPort()
+            var session = EphemeralPgBouncer.Configuration(port: port)
+            session.poolSize = 4
+            let first = try await EphemeralPgBouncer.start(in: server, poolMode: .session, configuration: session, logger: logger)
+            var configuration = LeaderElection.Configuration(name: "moving", connection: try ConnectionSettings(url: first.url()))
+            configuration.heartbeatInterval = .milliseconds(100)
+            configuration.reconnectDelay = .milliseconds(20)
+            configuration.maximumReconnectDelay = .milliseconds(200)
+            let election = try LeaderElection(configuration: configuration, logger: logger)
+            let running = Task { try await election.run() }
+            defer { running.cancel() }
+            try await waitUntil(timeout: .seconds(30), "the election leads through the session pooler") { election.isLeader }
+
+            // A transaction pooler takes the session pooler's place at the same address.
+            await first.shutdown()
+            let second = try await EphemeralPgBouncer.start(in: server, poolMode: .transaction, configuration: session, logger: logger)
+            defer { Task { await second.shutdown() } }
+            let outcome = try await withinTimeLimit(.seconds(30), "the election stops") { await running.result }
+            guard case .failure(let error) = outcome else {
+                Issue.record("the election went on through a transaction pooler")
+                return
+            }
+            #expect((error as? PostgresLocksError)?.code == .transactionPooling, "found \(error)")
+            #expect(!election.isLeader)
+        }
+    }
+
     /// Server sessions that hold a `LISTEN`.
     private static func listeners(on client: PostgresClient, logger: Logger) async throws -> Int {
         try await pooledQuery("SELECT count(*)::int FROM pg_stat_activity WHERE query LIKE 'LISTEN%'", on: client, logger: logger)[0].decode(Int.self)

@@ -11,19 +11,29 @@ extension LeaderElection {
         var failures = 1
         var delay = backoff.delay(afterAttempt: failures)
         var fatal: (any Error)?
-        // A leader's lock is a session lock: refuse behind transaction pooling, before anything.
-        if await PostgresConnection.probePooling(configuration: connectionConfiguration, logger: logger) == .transactionPooling {
-            let refusal = PostgresLocksError.transactionPooling(feature: "leader election")
-            logger.error("leader election refused", metadata: ["election": "\(configuration.name)", "error": "\(refusal)"])
-            fatal = refusal
-        }
         while !stop.isFired && fatal == nil {
             var connection: PostgresConnection?
             var queued = false
             do {
-                let opened = try await connect()
-                connection = opened
-                try await runSession(on: opened, queued: &queued)
+                // A leader's lock is a session lock: before every connect (the URL may lead
+                // somewhere else after a failover), refuse behind transaction pooling, and
+                // connect only once the probe could run.
+                switch await PostgresConnection.probePooling(configuration: connectionConfiguration, logger: logger) {
+                case .transactionPooling:
+                    let refusal = PostgresLocksError.transactionPooling(feature: "leader election")
+                    logger.error("leader election refused", metadata: ["election": "\(configuration.name)", "error": "\(refusal)"])
+                    fatal = refusal
+                case .unknown:
+                    // The probe could not run. A connect says why (an error retrying cannot fix
+                    // ends the election); if it succeeds, the probe runs again first.
+                    let opened = try await connect()
+                    await opened.closeDiscardingErrors()
+                    throw PostgresLocksError(code: .connectionLost, message: "the pooling probe could not run; probing again before campaigning")
+                case .sessionPerConnection:
+                    let opened = try await connect()
+                    connection = opened
+                    try await runSession(on: opened, queued: &queued)
+                }
             } catch {
                 if !stop.isFired {
                     if Self.isPermanent(error) {
