@@ -114,6 +114,15 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "PostgresLocksUnitTests",
+            dependencies: [
+                "PostgresLocks",
+                "PostgresQueue",
+                "PostgresLocksTestSupport",
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "PostgresLocksTests",
             dependencies: [
                 "PostgresLocks",

@@ -259,37 +259,3 @@ struct QueueTests {
         }
     }
 }
-
-@Suite("PostgresQueue pure parts")
-struct QueuePureTests {
-    @Test func backoffDoublesUpToItsCapWithEqualJitter() {
-        let backoff = Backoff(initial: .milliseconds(100), maximum: .seconds(1))
-        var random = SystemRandomNumberGenerator()
-        for (attempt, ceiling) in [(1, 100), (2, 200), (3, 400), (4, 800), (5, 1000), (50, 1000)] {
-            for _ in 0..<50 {
-                let delay = backoff.delay(afterAttempt: attempt, using: &random)
-                #expect(delay >= .milliseconds(ceiling / 2) && delay <= .milliseconds(ceiling))
-            }
-        }
-        #expect(Backoff(initial: .zero, maximum: .zero).delay(afterAttempt: 3) == .zero)
-    }
-}
-
-@Suite("PostgresQueue notify debounce")
-struct NotifyDebouncerTests {
-    @Test func oneNotificationPerQueuePerInterval() {
-        var debouncer = NotifyDebouncer(interval: .milliseconds(10))
-        let start = ContinuousClock.now
-        let decisions = [
-            debouncer.shouldNotify(queue: "a", at: start),
-            debouncer.shouldNotify(queue: "a", at: start + .milliseconds(5)),
-            debouncer.shouldNotify(queue: "b", at: start + .milliseconds(5)),
-            debouncer.shouldNotify(queue: "a", at: start + .milliseconds(10)),
-        ]
-        #expect(decisions == [true, false, true, true])
-        var never = NotifyDebouncer(interval: .zero)
-        let first = never.shouldNotify(queue: "a", at: start)
-        let second = never.shouldNotify(queue: "a", at: start)
-        #expect(first && second)
-    }
-}

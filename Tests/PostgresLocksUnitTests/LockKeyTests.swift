@@ -1,5 +1,6 @@
 import Foundation
 import PostgresLocks
+import PostgresLocksTestSupport
 import Testing
 
 @Suite("Lock keys")
