@@ -48,7 +48,10 @@ extension PostgresConnection {
         _ body: (Transaction) async throws -> sending Result
     ) async throws -> sending Result {
         let timeouts = try options.timeoutSettings()
-        try await refuseNestedTransaction(logger: logger)
+        // A connection leased from a client (it came with one to cancel waits) never holds an
+        // open transaction of the library's when leased: a non-idle status there is a dead
+        // session's last word, or someone's leak, and is worth one statement to confirm.
+        try await refuseNestedTransaction(confirmingAnyStatus: canceller != nil, logger: logger)
         let transaction = Transaction(connection: self, logger: logger, attempt: attempt, canceller: canceller)
         ConnectionWatch.watch(self).libraryTransactionOpen = true
         try await self.runPrepared(PreparedSQL(options.beginStatement), outsideTransaction: true, logger: logger)
@@ -122,18 +125,22 @@ extension PostgresConnection {
     /// `BEGIN` would only warn, and its `COMMIT` would end the outer transaction early.
     ///
     /// The status comes from the last `ReadyForQuery` the server sent (see
-    /// ``TransactionStatusTracker``), so nothing is sent. On a connection the library has not
-    /// seen answer yet, or one whose last statement lost the connection (the session may be
-    /// gone before the socket says so), or one where a transaction the library began was never
-    /// seen to end, one read-only `SELECT 1` asks first.
-    func refuseNestedTransaction(logger: Logger) async throws {
+    /// ``TransactionStatusTracker``), so nothing is sent when it is idle, or when it shows the
+    /// caller's own outer transaction. When it is unknown, when a transaction the library began
+    /// was never seen to end, or (`confirmingAnyStatus`, a pooled connection) when it is not
+    /// idle, one read-only `SELECT 1` asks first.
+    func refuseNestedTransaction(confirmingAnyStatus: Bool = false, logger: Logger) async throws {
         guard !isClosed else { throw PostgresLocksError.connectionLost("before sending a statement") }
         let watch = ConnectionWatch.watch(self)
         let tracker = watch.transactionStatus
         var status = tracker.status
-        // A transaction block the library opened itself and did not see end (its connection
-        // failed mid-way) is not someone else's: ask the server instead of trusting the status.
-        if status == nil || (status != .idle && watch.libraryTransactionOpen) {
+        // An unknown status, a transaction block the library opened itself and did not see end,
+        // and (on a pooled connection) any non-idle status are confirmed before they are
+        // believed: the status may be a dead session's last word (a backend terminated
+        // mid-transaction sends no ReadyForQuery). One read-only statement asks the server; a
+        // dead session throws connectionLost here instead. On a connection the caller holds, an
+        // outer transaction is refused with nothing sent.
+        if status == nil || (status != .idle && (watch.libraryTransactionOpen || confirmingAnyStatus)) {
             do {
                 try await runStatement("SELECT 1", logger: logger)
             } catch let error as PostgresLocksError where error.code == .inFailedTransaction {
