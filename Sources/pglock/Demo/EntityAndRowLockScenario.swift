@@ -28,14 +28,14 @@ struct EntityAndRowLockScenario: DemoScenario {
             try await tx.query("INSERT INTO \(identifier: tasks) (id) SELECT g FROM generate_series(1, \(rows)) g")
         }
 
-        context.progress.step("\(name): \(workers) workers × \(updatesPerWorker) read-then-write updates over \(accounts) accounts, withEntityLock")
+        context.progress.step("\(name): \(workers) workers × \(updatesPerWorker) read-then-write updates over \(accounts) accounts, a transaction lock per account")
         let started = ContinuousClock.now
         try await withThrowingTaskGroup(of: Void.self) { group in
             for worker in 0..<workers {
                 group.addTask {
                     for step in 0..<updatesPerWorker {
                         let account = Int32((worker + step) % accounts + 1)
-                        // withEntityLock's lock and work, in a transaction re-run after a lost connection.
+                        // The account's lock and work, in a transaction re-run after a lost connection.
                         try await context.transaction { tx in
                             try await tx.advisoryLock(.pair(namespace: 0x5047_4C4B, id: account))
                             let n = try await tx.query("SELECT n FROM \(identifier: balances) WHERE account = \(account)").rows[0].decode(Int.self)
