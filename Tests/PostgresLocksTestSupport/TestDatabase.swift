@@ -230,14 +230,15 @@ public struct TestFailure: Error, CustomStringConvertible {
 /// A raw PostgresNIO query waits forever on a connection that has closed, and a pool can hand
 /// out a connection the server has just terminated before it notices; the checked path throws
 /// `connectionLost` before sending instead, and the statement is then sent again on another
-/// connection (up to 5 times; it was never sent).
+/// connection (for up to 10 s; it was never sent).
 public func pooledQuery(_ query: PostgresQuery, on client: PostgresClient, logger: Logger) async throws -> [PostgresRow] {
-    var attempt = 1
+    // Re-sent for up to 10 s: on a loaded machine the pool can hand out the dead connection
+    // several times before it notices the close.
+    let deadline = ContinuousClock.now + .seconds(10)
     while true {
         do {
             return try await client.checkedQuery(query, logger: logger).rows
-        } catch let error as PostgresLocksError where error.code == .connectionLost && error.message.contains("before sending") && attempt < 5 {
-            attempt += 1
+        } catch let error as PostgresLocksError where error.code == .connectionLost && error.message.contains("before sending") && ContinuousClock.now < deadline {
             // A retry pause, not a synchronizer: the pool's close handling cannot be observed.
             try await Task.sleep(for: .milliseconds(50))
         }
