@@ -71,3 +71,16 @@ public final class LockedBox<Value: Sendable>: Sendable {
     /// The current value.
     public var value: Value { mutex.withLock { $0 } }
 }
+
+/// Suspends until the calling task is cancelled, then throws `CancellationError`: for work that
+/// must run until something else cancels it (a lock's body, a term's work), without a timer.
+public func suspendUntilCancelled() async throws {
+    let (stream, continuation) = AsyncStream<Never>.makeStream()
+    // The stream ends only when the task is cancelled: the handler finishes it.
+    await withTaskCancellationHandler {
+        for await _ in stream {}
+    } onCancel: {
+        continuation.finish()
+    }
+    throw CancellationError()
+}

@@ -40,7 +40,7 @@ struct PoolerRestartTests {
                         try await client.withSessionAdvisoryLock(key, heartbeat: .milliseconds(200), logger: logger) {
                             holding.fire()
                             // Runs until the library cancels it: the lock cannot outlive its session.
-                            try await Task.sleep(for: .seconds(600))
+                            try await suspendUntilCancelled()
                         }
                     }
                     await holding.wait()

@@ -19,7 +19,7 @@ struct ServiceGroupTests {
             try await election.whileLeading { token in
                 terms.withLock { $0.append(token.term) }
                 // Works until its term ends, which cancels it.
-                try await Task.sleep(for: .seconds(3600))
+                try await suspendUntilCancelled()
             }
         }
     }
