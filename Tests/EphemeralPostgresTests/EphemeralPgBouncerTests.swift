@@ -15,7 +15,7 @@ import SystemPackage
 #endif
 
 /// The throwaway PgBouncer: served queries, real pooling in each mode, and cleanup.
-@Suite("EphemeralPgBouncer")
+@Suite("EphemeralPgBouncer", .serverSlot)
 struct EphemeralPgBouncerTests {
     @Test(.needsPgBouncer)
     func queryThroughTransactionPoolingIsAnswered() async throws {

@@ -15,7 +15,7 @@ import System
 import SystemPackage
 #endif
 
-@Suite("EphemeralPostgres")
+@Suite("EphemeralPostgres", .serverSlot)
 struct EphemeralPostgresTests {
     @Test func startsServesQueriesAndLeavesNoProcessOrFolderAfterShutdown() async throws {
         let server = try await EphemeralPostgres.start(.init(disableDurability: true))

@@ -21,7 +21,7 @@ private func pglock(_ arguments: [String]) async throws -> (status: Int32, outpu
     return (code, result.standardOutput ?? "")
 }
 
-@Suite("Seeing locks: pglock locks, top, doctor")
+@Suite("Seeing locks: pglock locks, top, doctor", .serverSlot)
 struct MonitoringTests {
     @Test func locksJSONReportsAHeldKeyDecodedAndTheWaiterBlockedByItsHolder() async throws {
         try await TestDatabase.withDatabase(maximumConnections: 4) { db in

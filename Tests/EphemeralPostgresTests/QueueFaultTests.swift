@@ -19,7 +19,7 @@ private struct Payload: Codable, Sendable {
     var n: Int
 }
 
-@Suite("PostgresQueue faults")
+@Suite("PostgresQueue faults", .serverSlot)
 struct QueueFaultTests {
     @Test func aJobOfAWorkerKilledWithSIGKILLIsReclaimedAndCompletedOnceAndTheStaleLeaseIsRefused() async throws {
         try await TestDatabase.withDatabase(maximumConnections: 12) { db in

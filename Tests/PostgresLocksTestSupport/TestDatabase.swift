@@ -63,6 +63,16 @@ public enum TestDatabase {
         maximumConnections: Int = 40,
         _ body: @Sendable (TestContext) async throws -> Result
     ) async throws -> Result {
+        try await ServerTestSlots.withSlot {
+            try await withDatabaseHoldingSlot(name, maximumConnections: maximumConnections, body)
+        }
+    }
+
+    private static func withDatabaseHoldingSlot<Result: Sendable>(
+        _ name: String,
+        maximumConnections: Int,
+        _ body: @Sendable (TestContext) async throws -> Result
+    ) async throws -> Result {
         let server = try await server()
         let database = uniqueName(name)
         try await withAdminConnection(server) { connection in
@@ -227,20 +237,9 @@ public struct TestFailure: Error, CustomStringConvertible {
 
 /// Runs one statement on `client`'s pool through the library's checked path, reading all rows.
 ///
-/// A raw PostgresNIO query waits forever on a connection that has closed, and a pool can hand
-/// out a connection the server has just terminated before it notices; the checked path throws
-/// `connectionLost` before sending instead, and the statement is then sent again on another
-/// connection (for up to 10 s; it was never sent).
+/// A raw PostgresNIO query waits forever on a connection that has closed; the checked path
+/// throws `connectionLost` instead, and never runs on a connection the pool handed out closed
+/// (it leases another).
 public func pooledQuery(_ query: PostgresQuery, on client: PostgresClient, logger: Logger) async throws -> [PostgresRow] {
-    // Re-sent for up to 10 s: on a loaded machine the pool can hand out the dead connection
-    // several times before it notices the close.
-    let deadline = ContinuousClock.now + .seconds(10)
-    while true {
-        do {
-            return try await client.checkedQuery(query, logger: logger).rows
-        } catch let error as PostgresLocksError where error.code == .connectionLost && error.message.contains("before sending") && ContinuousClock.now < deadline {
-            // A retry pause, not a synchronizer: the pool's close handling cannot be observed.
-            try await Task.sleep(for: .milliseconds(50))
-        }
-    }
+    try await client.checkedQuery(query, logger: logger).rows
 }

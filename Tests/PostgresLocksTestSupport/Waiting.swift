@@ -3,9 +3,11 @@ import Foundation
 import Synchronization
 
 /// Polls `condition` until it is true or `timeout` passes; the way tests wait for a state
-/// (a lock granted, a waiter visible in `pg_locks`) instead of sleeping.
+/// (a lock granted, a waiter visible in `pg_locks`) instead of sleeping. The default limit is
+/// generous: it is reached only when something is wrong, and a loaded CI machine can take
+/// seconds for what takes milliseconds here.
 public func waitUntil(
-    timeout: Duration = .seconds(10),
+    timeout: Duration = .seconds(30),
     pollEvery interval: Duration = .milliseconds(5),
     _ what: String,
     _ condition: () async throws -> Bool

@@ -94,6 +94,28 @@ struct CheckedTransactionTests {
         }
     }
 
+    @Test func aPooledConnectionWhoseServerProcessEndedIsNeverHandedToALibraryCall() async throws {
+        // One connection in the pool: after its server process is terminated and the client saw
+        // the socket close, the pool may still hand that same connection out before its event
+        // loop has processed the close. A library call leases again instead of failing.
+        try await TestDatabase.withDatabase(maximumConnections: 1) { db in
+            let admin = try await db.makeConnection()
+            defer { Task { try? await admin.close() } }
+            for round in 1...20 {
+                // The connection goes back to the pool idle; then its server process is ended.
+                let (connection, pid) = try await db.client.withConnection { connection in
+                    (connection, try await connection.query("SELECT pg_backend_pid()", logger: db.logger).collect()[0].decode(Int32.self))
+                }
+                _ = try await admin.query("SELECT pg_terminate_backend(\(pid))", logger: db.logger).collect()
+                try await waitUntil("the client saw the socket close (round \(round))") { connection.isClosed }
+                let answer = try await db.client.withCheckedTransaction(logger: db.logger) { tx in
+                    try await tx.query("SELECT 41 + 1").rows[0].decode(Int.self)
+                }
+                #expect(answer == 42, "round \(round)")
+            }
+        }
+    }
+
     @Test func terminatedBackendDuringAStatementMakesTheCallThrowPromptly() async throws {
         try await TestDatabase.withDatabase { db in
             // The body's statement waits on a lock another session holds, so it is running on

@@ -25,7 +25,7 @@ import PglockHarness
 /// (`pg_ctl stop -m immediate`, then start on the same data). The server keeps commits across
 /// the crash (`synchronous_commit` on; `fsync` off, which only matters for an operating-system
 /// crash), so a commit the demo was told about cannot vanish.
-@Suite("pglock demo under faults: backends terminated, server restarted", .serialized)
+@Suite("pglock demo under faults: backends terminated, server restarted", .serialized, .serverSlot)
 struct DemoUnderFaultsTests {
     @Test func demoHoldsEveryInvariantWhileItsBackendsAreTerminated() async throws {
         try await afterTheOtherTests()

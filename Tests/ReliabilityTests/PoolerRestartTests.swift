@@ -11,7 +11,7 @@ import Testing
 /// behind a session pooler, or a transaction pooler takes the place of a session pooler at
 /// the same address (as a failover can put a new endpoint behind an unchanged URL). Each test
 /// has a server of its own: restarting the shared one would break the tests beside it.
-@Suite("Through PgBouncer while the server restarts", .enabled(if: TestPgBouncer.isAvailable, "needs pgbouncer and the throwaway server"))
+@Suite("Through PgBouncer while the server restarts", .serverSlot, .enabled(if: TestPgBouncer.isAvailable, "needs pgbouncer and the throwaway server"))
 struct PoolerRestartTests {
     private static let serverConfiguration = EphemeralPostgres.Configuration(settings: ["fsync": "off"])
 

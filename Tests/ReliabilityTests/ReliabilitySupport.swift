@@ -21,12 +21,14 @@ import PglockHarness
 /// The workload runs in a separate process on purpose: hundreds of busy tasks in the test
 /// process would hold up every other test's event loops and timers.
 func runSoak(_ name: String, _ arguments: [String]) async throws -> SoakReport {
-    let result = try await withinTimeLimit(.seconds(180), "pglock soak (\(name))") {
-        try await Subprocess.run(
-            .path(FilePath("/usr/bin/nice")),
-            arguments: Arguments(["-n", "19", try pglockExecutable(), "soak", "--json"] + arguments),
-            input: .none, output: .string(limit: 1 << 22), error: .string(limit: 1 << 22)
-        )
+    let result = try await ServerTestSlots.withSlot {
+        try await withinTimeLimit(.seconds(180), "pglock soak (\(name))") {
+            try await Subprocess.run(
+                .path(FilePath("/usr/bin/nice")),
+                arguments: Arguments(["-n", "19", try pglockExecutable(), "soak", "--json"] + arguments),
+                input: .none, output: .string(limit: 1 << 22), error: .string(limit: 1 << 22)
+            )
+        }
     }
     let output = result.standardOutput
     guard let report = try? JSONDecoder().decode(SoakReport.self, from: Data(output.utf8)) else {

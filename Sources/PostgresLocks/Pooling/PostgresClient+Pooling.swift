@@ -39,6 +39,12 @@ extension PostgresClient {
     /// Leases a connection for a library call: starts the pooling probe on the client's first
     /// call (in the background: until it answers, hot statements run unnamed), and ties the
     /// connection to the client's settings.
+    ///
+    /// A leased connection that is already closed goes back to the pool and another is leased:
+    /// the pool can hand out a connection whose server process was just terminated before its
+    /// event loop has noticed the close, and nothing has been sent on it, so leasing again is
+    /// always safe. Bounded by ``deadLeaseBudget``; after that the body runs and meets the
+    /// closed connection (``PostgresLocksError/Code/connectionLost``, nothing sent).
     func withLibraryConnection<Result>(
         logger: Logger,
         isolation: isolated (any Actor)? = #isolation,
@@ -48,10 +54,17 @@ extension PostgresClient {
         if !state.probed.load(ordering: .acquiring) {
             state.startProbeIfNeeded(client: self, logger: logger)
         }
+        var deadLeases = DeadLeaseRetry(budget: deadLeaseBudget)
         do {
-            return try await withConnection { connection in
-                ConnectionWatch.watch(connection).clientState = state
-                return try await body(connection)
+            while true {
+                let leased: Result? = try await withConnection { connection in
+                    if connection.isClosed, deadLeases.shouldLeaseAgain(now: .now) { return nil }
+                    ConnectionWatch.watch(connection).clientState = state
+                    return try await body(connection)
+                }
+                if let leased { return leased }
+                logger.debug("the pool handed out a closed connection; leasing another", metadata: ["dead_leases": "\(deadLeases.count)"])
+                try await Task.sleep(for: deadLeases.pause)
             }
         } catch {
             throw PostgresLocksError.wrap(error)
