@@ -35,7 +35,7 @@ extension JobQueue {
         guard !rows.isEmpty else { throw Self.leaseLostError(lease) }
     }
 
-    /// Records a failed attempt: the job runs again after `retryAfter` (see ``Backoff``), or is
+    /// Records a failed attempt: the job runs again after `retryAfter` (see `Backoff`), or is
     /// dead if that was its last attempt or `discard` is set. Fenced by the lease.
     public func fail(
         _ lease: JobLease,

@@ -28,7 +28,7 @@ public struct JobQueue: Sendable {
 
     /// A queue whose tables live in `schema` (created by ``migrate(on:logger:)``).
     ///
-    /// - Throws: ``PostgresLocks/PostgresLocksError/Code/invalidArgument`` for a schema name
+    /// - Throws: `PostgresLocksError.Code.invalidArgument` for a schema name
     ///   that is not a plain identifier (the channel name `<schema>_jobs` must be one too).
     public init(schema: String = "pglocks_queue", notifyDebounce: Duration = .milliseconds(2)) throws {
         let schema = try SQLIdentifier(schema)

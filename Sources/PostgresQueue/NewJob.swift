@@ -34,7 +34,7 @@ public struct NewJob: Sendable, Hashable {
 
     /// A job whose payload is `payload` encoded as JSON.
     ///
-    /// - Throws: ``PostgresLocks/PostgresLocksError/Code/invalidArgument`` for an empty or
+    /// - Throws: `PostgresLocksError.Code.invalidArgument` for an empty or
     ///   over-long queue, kind or unique key, or `maxAttempts` below 1;
     ///   ``PostgresQueueError/Code/payloadCoding`` if the payload does not encode.
     public init<Payload: Encodable>(

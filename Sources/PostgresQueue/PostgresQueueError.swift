@@ -1,4 +1,4 @@
-/// An error of the queue itself, beside the ``PostgresLocks/PostgresLocksError``s its
+/// An error of the queue itself, beside the `PostgresLocksError`s its
 /// statements can throw.
 ///
 /// ```swift

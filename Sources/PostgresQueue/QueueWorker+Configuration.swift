@@ -25,7 +25,7 @@ extension QueueWorker {
         public var retention: Duration?
         /// How long graceful shutdown waits for running jobs before giving their leases back.
         public var shutdownGracePeriod: Duration
-        /// The name written into leases (``PostgresLocks/ServiceInstance/defaultID()`` by default).
+        /// The name written into leases (`ServiceInstance.defaultID()` by default).
         public var owner: String
         /// Where to open a dedicated connection for `LISTEN` (wake-ups within milliseconds);
         /// `nil` polls only. Behind a transaction-pooling proxy the worker polls instead, and

@@ -51,7 +51,7 @@ public final class QueueWorker: Service {
 
     /// A worker of `queue` with `handlers`; nothing is sent to the server until ``run()``.
     ///
-    /// - Throws: ``PostgresLocks/PostgresLocksError/Code/invalidArgument`` for a setting out of
+    /// - Throws: `PostgresLocksError.Code.invalidArgument` for a setting out of
     ///   range, no handlers, or listen settings that cannot make a connection configuration.
     public init(queue: JobQueue, client: PostgresClient, handlers: JobHandlers, configuration: Configuration = Configuration(), logger: Logger) throws {
         try configuration.validate()
@@ -85,7 +85,7 @@ public final class QueueWorker: Service {
 
     /// Works the queue until graceful shutdown or cancellation.
     ///
-    /// - Throws: ``PostgresLocks/PostgresLocksError/Code/invalidArgument`` if `run()` is called a
+    /// - Throws: `PostgresLocksError.Code.invalidArgument` if `run()` is called a
     ///   second time.
     public func run() async throws {
         guard started.setIfClear() else {

@@ -410,7 +410,7 @@ extension ConnectionSettings {
     /// A `PostgresClient` configuration for these settings, with at most `poolSize`
     /// connections, in the pool the library recommends: its memory does not grow with the
     /// calls it serves, and it survives a server restart (see
-    /// ``PostgresNIO/PostgresClient/Configuration/Options-swift.struct/useRecommendedPool(connections:idleTimeout:)``
+    /// ``PostgresNIO/PostgresClient/Configuration/Options/useRecommendedPool(connections:idleTimeout:)``
     /// and the `PoolConfiguration` article). To change the size afterwards, set
     /// `maximumConnections`; keep `minimumConnections` at 0.
     ///
@@ -439,7 +439,7 @@ extension ConnectionSettings {
     }
 
     /// A configuration for one dedicated `PostgresConnection` (outside any pool), with the same
-    /// TLS rules as ``makeClientConfiguration()``.
+    /// TLS rules as ``makeClientConfiguration(poolSize:)``.
     public func makeConnectionConfiguration() throws -> PostgresConnection.Configuration {
         var configuration: PostgresConnection.Configuration
         switch host {

@@ -29,6 +29,7 @@ extension ExactlyOnceIngestion {
     ///     statement per transaction. Pass ``RetryPolicy/default`` to skip it.
     ///   - options: isolation level and timeouts of each transaction.
     ///   - logger: where statements are logged.
+    ///   - isolation: the actor `handler` runs on; the caller's (`#isolation`) by default.
     ///   - handler: receives each transaction and its new events (first occurrences, in batch
     ///     order); not called for a transaction with no new event.
     /// - Returns: what was stored, over all transactions.
@@ -69,6 +70,7 @@ extension ExactlyOnceIngestion {
     ///     ``PostgresLocksError/Code/commitOutcomeUnknown`` with its transaction id.
     ///   - options: isolation level and timeouts of each transaction.
     ///   - logger: where statements are logged.
+    ///   - isolation: the actor `handler` runs on; the caller's (`#isolation`) by default.
     ///   - handler: receives each transaction and its new events.
     /// - Returns: what was stored, over all transactions.
     @discardableResult
@@ -91,8 +93,8 @@ extension ExactlyOnceIngestion {
         }
     }
 
-    /// Bare keys (the events are the keys) on a pool; see
-    /// ``ingest(_:keyedBy:on:retry:options:logger:isolation:handler:)``.
+    /// Bare keys (the events are the keys) on a pool; see the keyed form,
+    /// `ingest(_:keyedBy:on:retry:options:logger:handler:)` with a `PostgresClient`.
     @discardableResult
     public func ingest(
         keys: [Key],

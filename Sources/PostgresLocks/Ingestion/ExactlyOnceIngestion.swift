@@ -26,7 +26,7 @@ import PostgresNIO
 /// in ascending key order, a producer only ever waits for one that is further along the same
 /// order, so producers cannot deadlock each other. No advisory lock is taken: the insert holds
 /// a constant number of lock-table entries however many keys it stores. See
-/// <doc:ExactlyOnceIngestion>.
+/// <doc:IngestingExactlyOnce>.
 public struct ExactlyOnceIngestion<Key: IngestionKey>: Sendable {
     /// The table that records which keys were ingested.
     public let table: QualifiedName
@@ -35,7 +35,7 @@ public struct ExactlyOnceIngestion<Key: IngestionKey>: Sendable {
     /// The most distinct keys one transaction stores; larger batches are split.
     public let maximumKeysPerTransaction: Int
 
-    /// The default split size: 1,000 keys per transaction (see <doc:ExactlyOnceIngestion> for
+    /// The default split size: 1,000 keys per transaction (see <doc:IngestingExactlyOnce> for
     /// why, and why it is not bounded by the lock table).
     public static var defaultMaximumKeysPerTransaction: Int { 1_000 }
 
@@ -88,6 +88,7 @@ public struct ExactlyOnceIngestion<Key: IngestionKey>: Sendable {
     ///   - key: each event's business key.
     ///   - transaction: an open transaction (READ COMMITTED recommended: under REPEATABLE READ
     ///     or SERIALIZABLE a key committed by a concurrent producer fails with 40001).
+    ///   - isolation: the actor `handler` runs on; the caller's (`#isolation`) by default.
     ///   - handler: receives the transaction and the new events (first occurrences, in batch
     ///     order); not called when no event is new.
     /// - Returns: what was stored (``IngestionReport/committedTransactions`` is 0: committing

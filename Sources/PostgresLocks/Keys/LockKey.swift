@@ -17,7 +17,7 @@
 /// let parsed = try LockKey(text: "payment:order-123")  // a name: hashed
 /// ```
 ///
-/// Keys are ``Comparable`` in one total order (see ``<(_:_:)``), so a set of keys can be
+/// Keys are `Comparable` in one total order (see ``<(_:_:)``), so a set of keys can be
 /// sorted before locking them one by one: every process that locks many keys in the same
 /// order cannot deadlock on them with another that does the same.
 ///

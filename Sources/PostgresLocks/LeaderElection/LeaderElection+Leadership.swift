@@ -90,8 +90,9 @@ extension LeaderElection {
     /// session dies, the election reconnects and campaigns again, and this call waits for the
     /// next term instead of failing the group.
     ///
-    /// - Returns: when the election stops, the calling service is shut down gracefully, or the
-    ///   calling task is cancelled.
+    /// Returns when the election stops, the calling service is shut down gracefully, or the
+    /// calling task is cancelled.
+    ///
     /// - Throws: only what `work` throws while its term still leads. Errors that mean the term
     ///   is over (``PostgresLocksError/Code/lockLost``, ``PostgresLocksError/Code/fenced``,
     ///   cancellation) end that term's work quietly; the next term starts it again.

@@ -26,6 +26,8 @@ extension PostgresClient {
     ///   - wait: `.immediately` (the default: skip the run when another instance is running
     ///     it), `.timeout(d)`, or `.forever` (wait for its turn).
     ///   - heartbeat: how often the lock's session is checked while `body` runs; nil for never.
+    ///   - logger: where statements and lock events are logged.
+    ///   - body: the job; cancelled if the lock's session dies.
     /// - Throws: ``PostgresLocksError/Code/lockTimeout`` when another instance runs the job
     ///   (`body` did not run); ``PostgresLocksError/Code/invalidArgument`` for an empty name;
     ///   `lockLost`; whatever `body` throws.

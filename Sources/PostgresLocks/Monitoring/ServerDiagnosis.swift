@@ -148,8 +148,10 @@ public struct ServerDiagnosis: Sendable, Hashable, Codable {
 extension PostgresClient {
     /// Reads the server's facts and judges them; see ``ServerDiagnosis``.
     ///
-    /// - Parameter settings: how this client connects, if known: used to ask a pooling proxy
-    ///   for its name (``ConnectionSettings/identifyPooler(logger:)``).
+    /// - Parameters:
+    ///   - settings: how this client connects, if known: used to ask a pooling proxy for its
+    ///     name (``ConnectionSettings/identifyPooler(logger:)``).
+    ///   - logger: where the statements are logged.
     public func diagnose(settings: ConnectionSettings? = nil, logger: Logger) async throws -> ServerDiagnosis {
         let environment = try await inspectAdvisoryLockEnvironment(logger: logger)
         let poolerName = await settings?.identifyPooler(logger: logger)

@@ -16,7 +16,7 @@ extension PostgresClient {
     /// (``RetryPolicy/retryOnConnectionLoss``) and nothing was committed; a `COMMIT` lost in
     /// flight is settled with `pg_xact_status` when ``RetryPolicy/resolveCommitOutcome`` is set
     /// (committed: its result is returned, the body is not run again), and otherwise throws
-    /// ``PostgresLocksError/Code/commitOutcomeUnknown``. See <doc:Transactions>.
+    /// ``PostgresLocksError/Code/commitOutcomeUnknown``. See <doc:CheckedAndRetryingTransactions>.
     ///
     /// ```swift
     /// try await client.withRetryingTransaction(logger: logger) { tx in

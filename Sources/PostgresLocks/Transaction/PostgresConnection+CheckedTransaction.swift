@@ -21,6 +21,7 @@ extension PostgresConnection {
     /// - Parameters:
     ///   - options: isolation level, access mode and transaction-local timeouts.
     ///   - logger: where statements are logged.
+    ///   - isolation: the actor `body` runs on; the caller's (`#isolation`) by default.
     ///   - body: the work; run statements with the ``Transaction`` it receives. A lock wait
     ///     in it whose task is cancelled closes this connection (there is no other connection
     ///     to cancel the server-side wait from); transactions on a client's connections cancel

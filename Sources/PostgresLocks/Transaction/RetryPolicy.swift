@@ -8,7 +8,7 @@
 /// reports a connection lost **before** `COMMIT` was sent (the server rolled the transaction
 /// back) as ``PostgresLocksError/Code/connectionLost``, and one lost **while** `COMMIT` was in
 /// flight as ``PostgresLocksError/Code/commitOutcomeUnknown``, which is never retried.
-/// ``resolveCommitOutcome`` settles that second case where it can (see <doc:Transactions>).
+/// ``resolveCommitOutcome`` settles that second case where it can (see <doc:CheckedAndRetryingTransactions>).
 /// Anything else is never retried.
 ///
 /// Delays grow exponentially from ``initialBackoff``, are capped at ``maximumBackoff``, and are
