@@ -29,23 +29,36 @@ extension JobQueue {
         guard (1...10_000).contains(limit) else {
             throw PostgresLocksError(code: .invalidArgument, message: "a claim takes 1 to 10000 jobs; asked for \(limit)")
         }
-        let leaseMilliseconds = try Self.leaseMilliseconds(lease)
-        return """
-            WITH c AS (
-                SELECT id FROM \(identifier: jobsTable)
-                WHERE state = 'available' AND queue = \(queue) AND run_at <= now()
-                  AND (cardinality(\(kinds)::text[]) = 0 OR kind = ANY(\(kinds)::text[]))
-                ORDER BY priority, run_at, id
-                LIMIT \(Int32(limit))
-                FOR NO KEY UPDATE SKIP LOCKED
-            )
-            UPDATE \(identifier: jobsTable) j
-            SET state = 'running', attempt = j.attempt + 1, attempted_at = now(), lease_owner = \(owner),
-                lease_token = gen_random_uuid(), lease_expires_at = now() + \(leaseMilliseconds) * interval '1 millisecond'
-            FROM c WHERE j.id = c.id
-            RETURNING j.id, j.lease_token, j.kind, j.payload::text, j.priority, j.attempt, j.max_attempts,
-                      COALESCE(j.unique_key, ''), j.created_at, j.run_at
-            """
+        var bindings = PostgresBindings(capacity: 5)
+        bindings.append(queue)
+        bindings.append(kinds)
+        bindings.append(Int32(limit))
+        bindings.append(owner)
+        bindings.append(try Self.leaseMilliseconds(lease))
+        return PostgresQuery(unsafeSQL: claimSQL, binds: bindings)
+    }
+
+    /// The claim statement's text with its values as `$1` queue, `$2` kinds (`text[]`), `$3`
+    /// limit, `$4` owner, `$5` lease in milliseconds: what ``claim(from:kinds:limit:lease:owner:on:logger:)``
+    /// binds, and what `pglock bench queue` gives pgbench (with its own values in their place).
+    /// Built once per queue (``JobQueue/claimSQL``).
+    static func claimSQL(jobsTable: QualifiedName) -> String {
+        """
+        WITH c AS (
+            SELECT id FROM \(jobsTable.quoted)
+            WHERE state = 'available' AND queue = $1 AND run_at <= now()
+              AND (cardinality($2::text[]) = 0 OR kind = ANY($2::text[]))
+            ORDER BY priority, run_at, id
+            LIMIT $3
+            FOR NO KEY UPDATE SKIP LOCKED
+        )
+        UPDATE \(jobsTable.quoted) j
+        SET state = 'running', attempt = j.attempt + 1, attempted_at = now(), lease_owner = $4,
+            lease_token = gen_random_uuid(), lease_expires_at = now() + $5 * interval '1 millisecond'
+        FROM c WHERE j.id = c.id
+        RETURNING j.id, j.lease_token, j.kind, j.payload::text, j.priority, j.attempt, j.max_attempts,
+                  COALESCE(j.unique_key, ''), j.created_at, j.run_at
+        """
     }
 
     static func decodeClaimed(_ rows: [PostgresRow], queue: String) throws -> [ClaimedJob] {

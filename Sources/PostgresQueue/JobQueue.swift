@@ -25,6 +25,8 @@ public struct JobQueue: Sendable {
     /// At most one `NOTIFY` per queue per this interval from one process.
     public let notifyDebounce: Duration
     let debouncer: SharedNotifyDebouncer
+    /// The claim statement's text for this queue's table (see `claimSQL(jobsTable:)`).
+    package let claimSQL: String
 
     /// A queue whose tables live in `schema` (created by ``migrate(on:logger:)``).
     ///
@@ -35,6 +37,7 @@ public struct JobQueue: Sendable {
         self.schema = schema
         self.jobsTable = QualifiedName(schema: schema, name: try SQLIdentifier("jobs"))
         self.migrationsTable = QualifiedName(schema: schema, name: try SQLIdentifier("migrations"))
+        self.claimSQL = Self.claimSQL(jobsTable: jobsTable)
         self.channel = try SQLIdentifier("\(schema.name)_jobs")
         guard notifyDebounce >= .zero else {
             throw PostgresLocksError(code: .invalidArgument, message: "notifyDebounce must not be negative")

@@ -107,9 +107,16 @@ enum QueueBench {
             progress.step("drain by pgbench: claim \(min(workerConcurrency, 1000)) + complete them, \(workers) clients")
             try await self.preload(preload, queue: queue, client: client, logger: logger)
             let table = queue.jobsTable.quoted
-            let claim = min(workerConcurrency, 1000)
+            // The library's own claim text, with pgbench's values in place of the binds.
+            let claim = queue.claimSQL
+                .replacingOccurrences(of: "$1", with: "'drain'")
+                .replacingOccurrences(of: "$2", with: "'{}'")
+                .replacingOccurrences(of: "$3", with: "\(min(workerConcurrency, 1000))")
+                .replacingOccurrences(of: "$4", with: "'pgbench-' || :client_id")
+                .replacingOccurrences(of: "$5", with: "60000")
+                .split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: " ")
             let script = """
-                WITH c AS (SELECT id FROM \(table) WHERE state = 'available' AND queue = 'drain' AND run_at <= now() ORDER BY priority, run_at, id LIMIT \(claim) FOR NO KEY UPDATE SKIP LOCKED) UPDATE \(table) j SET state = 'running', attempt = j.attempt + 1, attempted_at = now(), lease_owner = 'pgbench-' || :client_id, lease_token = gen_random_uuid(), lease_expires_at = now() + interval '60 seconds' FROM c WHERE j.id = c.id;
+                \(claim);
                 UPDATE \(table) SET state = 'completed', finished_at = now(), lease_token = NULL, lease_expires_at = NULL WHERE state = 'running' AND lease_owner = 'pgbench-' || :client_id;
 
                 """
