@@ -109,4 +109,25 @@ struct SQLTextTests {
             }
         }
     }
+
+    @Test func aValueTheServerRejectsIsWithheldFromTheErrorDescription() async throws {
+        try await TestDatabase.withDatabase { db in
+            try await db.query("CREATE TABLE cards (number int NOT NULL, mood text)")
+            let secret = "4111 1111 1111 1111"
+            for statement: PostgresQuery in [
+                "INSERT INTO cards (number) VALUES (\(secret)::int)",
+                "INSERT INTO cards (number) VALUES (\("99999999999")::int)",
+                "SELECT \(secret)::timestamptz",
+                "SELECT \(secret)::jsonb",
+            ] {
+                let error = await #expect(throws: PostgresLocksError.self) {
+                    try await db.client.withCheckedTransaction(logger: db.logger) { tx in try await tx.query(statement) }
+                }
+                let description = try #require(error).description
+                #expect(error?.sqlState?.hasPrefix("22") == true, "\(description)")
+                #expect(!description.contains(secret) && !description.contains("99999999999"), "\(description)")
+                #expect(!"\(error!.message)".contains("1111"), "\(description)")
+            }
+        }
+    }
 }

@@ -15,7 +15,10 @@ import PostgresNIO
 /// ```
 ///
 /// The description never contains a password or connection secret: it is built from the
-/// code, the SQLSTATE and the server's message only.
+/// code, the SQLSTATE and the server's message only, and a data exception's message (SQLSTATE
+/// class 22) has the input values it quotes withheld, since they are the caller's data
+/// (`invalid input syntax for type integer: "…"`). `String(reflecting:)` keeps the driver's
+/// full error for debugging.
 public struct PostgresLocksError: Error, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
     /// What went wrong, as a small extensible set of named codes.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
@@ -209,6 +212,8 @@ extension PostgresLocksError {
         if code == .lockTableFull {
             hint = "the server's lock table is full: raise max_locks_per_transaction (it sizes a shared table of max_locks_per_transaction × (max_connections + max_prepared_transactions) entries) or take fewer keys per transaction"
         }
+        // A data exception's message quotes the caller's input: withheld (see ServerMessageRedaction).
+        let message = message.map { ServerMessageRedaction.redacting($0, sqlState: state) }
         self.init(code: code, message: message ?? "server error", sqlState: state, hint: hint, underlying: underlying)
     }
 
