@@ -45,6 +45,35 @@ struct NestedTransactionTests {
         }
     }
 
+    @Test func theStaleStatusOfTheLibrarysOwnCommitIsNotTakenForAnOuterTransaction() async throws {
+        // PostgresNIO ends COMMIT at its CommandComplete; the ReadyForQuery after it can come in
+        // a later read. Until it is read, the last status is the transaction's own "in a
+        // transaction". A second transaction started at that moment must not be refused.
+        try await TestDatabase.withDatabase { db in
+            try await db.query("CREATE TABLE t (v int)")
+            try await db.withConnections(1) { connections in
+                let connection = connections[0]
+                for round in 1...3 {
+                    try await connection.withCheckedTransaction(logger: db.logger) { tx in
+                        try await tx.query("INSERT INTO t VALUES (\(round))")
+                    }
+                    // The moment before the COMMIT's ReadyForQuery is read.
+                    ConnectionWatch.watch(connection).transactionStatus.overwriteStatusInFlight(.inTransaction)
+                }
+                try await connection.withCheckedTransaction(logger: db.logger) { tx in
+                    try await tx.query("INSERT INTO t VALUES (4)")
+                }
+                #expect(try await db.scalar("SELECT count(*)::int FROM t", as: Int.self) == 4)
+                // An outer transaction begun after that is still refused, with nothing sent.
+                try await Self.raw(connection, "BEGIN", db)
+                await #expect {
+                    try await connection.withCheckedTransaction(logger: db.logger) { _ in }
+                } throws: { ($0 as? PostgresLocksError)?.code == .nestedTransaction }
+                try await Self.raw(connection, "ROLLBACK", db)
+            }
+        }
+    }
+
     @Test func aConnectionNotSeenBeforeIsAskedWithOneReadOnlyStatement() async throws {
         try await TestDatabase.withDatabase { db in
             try await db.query("CREATE TABLE t (v int)")

@@ -22,6 +22,7 @@ final class ConnectionWatch: Sendable {
         var statementsLost = 0
         var pooling: ConnectionPooling?
         var libraryTransactionOpen = false
+        var libraryTransactionEndedAt: UInt64?
     }
 
     private let state = Mutex(State())
@@ -100,6 +101,28 @@ final class ConnectionWatch: Sendable {
     var libraryTransactionOpen: Bool {
         get { state.withLock { $0.libraryTransactionOpen } }
         set { state.withLock { $0.libraryTransactionOpen = newValue } }
+    }
+
+    /// Records that the library's `COMMIT` or `ROLLBACK` was answered: the session is idle,
+    /// though the `ReadyForQuery` that says so may not have been read yet (PostgresNIO ends a
+    /// statement at its `CommandComplete`). Until another `ReadyForQuery` is read, a non-idle
+    /// status is that statement's stale one.
+    func libraryTransactionEnded() {
+        let readyCount = transactionStatus.snapshot.readyCount
+        state.withLock {
+            $0.libraryTransactionOpen = false
+            $0.libraryTransactionEndedAt = readyCount
+        }
+    }
+
+    /// The transaction status as the server holds it as far as can be known without asking:
+    /// the last `ReadyForQuery`'s, except that right after the library's own `COMMIT` or
+    /// `ROLLBACK` (no `ReadyForQuery` read since) it is idle.
+    var knownTransactionStatus: BackendMessageFramer.TransactionStatus? {
+        let (status, readyCount) = transactionStatus.snapshot
+        let endedAt = state.withLock { $0.libraryTransactionEndedAt }
+        if status != .idle, let endedAt, endedAt == readyCount { return .idle }
+        return status
     }
 
     /// What a pooling probe run on this connection found (nil: none ran).

@@ -11,37 +11,57 @@ import Synchronization
 /// bytes pass on untouched. It is installed the first time the library sees a connection, so
 /// the status is known from the next statement on.
 final class TransactionStatusTracker: Sendable {
-    private static let unknown: UInt8 = 0
-    private static let lost: UInt8 = 1
-    private let value = Atomic<UInt8>(TransactionStatusTracker.unknown)
+    private static let unknown: UInt64 = 0
+    private static let lost: UInt64 = 1
+    /// The last status byte (low 8 bits) and how many `ReadyForQuery` messages were read (the
+    /// rest), changed together.
+    private let value = Atomic<UInt64>(TransactionStatusTracker.unknown)
 
     /// The last status seen, or nil before the first `ReadyForQuery` (or if the stream could
     /// not be followed).
-    var status: BackendMessageFramer.TransactionStatus? {
-        BackendMessageFramer.TransactionStatus(rawValue: value.load(ordering: .acquiring))
+    var status: BackendMessageFramer.TransactionStatus? { snapshot.status }
+
+    /// The last status seen and how many `ReadyForQuery` messages had been read then.
+    var snapshot: (status: BackendMessageFramer.TransactionStatus?, readyCount: UInt64) {
+        let current = value.load(ordering: .acquiring)
+        return (BackendMessageFramer.TransactionStatus(rawValue: UInt8(truncatingIfNeeded: current)), current >> 8)
     }
 
-    fileprivate func record(_ status: BackendMessageFramer.TransactionStatus) {
-        value.store(status.rawValue, ordering: .releasing)
+    /// Records the status of one more `ReadyForQuery`.
+    func record(_ status: BackendMessageFramer.TransactionStatus) {
+        update { current in ((current >> 8) + 1) << 8 | UInt64(status.rawValue) }
+    }
+
+    /// Sets the status without counting a `ReadyForQuery`: what the tracker holds while the
+    /// `ReadyForQuery` of a statement that already completed is still in flight (tests
+    /// recreate that moment with it; it cannot be caused from outside on demand).
+    func overwriteStatusInFlight(_ status: BackendMessageFramer.TransactionStatus) {
+        update { current in (current >> 8) << 8 | UInt64(status.rawValue) }
     }
 
     /// Forgets the last status: the connection failed (its server session may be gone, and
     /// the last `ReadyForQuery` no longer says anything about it). The next check asks again.
     func forget() {
+        // A stream that could not be followed stays so.
+        update { current in current & 0xff == Self.lost ? nil : (current >> 8) << 8 | Self.unknown }
+    }
+
+    fileprivate func recordLost() {
+        update { current in (current >> 8) << 8 | Self.lost }
+    }
+
+    /// Replaces the value with `change(current)` unless that is nil.
+    private func update(_ change: (UInt64) -> UInt64?) {
         var current = value.load(ordering: .acquiring)
-        while current != Self.lost {  // a stream that could not be followed stays so
-            let (exchanged, original) = value.compareExchange(expected: current, desired: Self.unknown, ordering: .acquiringAndReleasing)
+        while let desired = change(current) {
+            let (exchanged, original) = value.compareExchange(expected: current, desired: desired, ordering: .acquiringAndReleasing)
             if exchanged { return }
             current = original
         }
     }
 
-    fileprivate func recordLost() {
-        value.store(Self.lost, ordering: .releasing)
-    }
-
     /// Whether the handler could be placed (see ``channel(of:)``).
-    var isInstalled: Bool { value.load(ordering: .acquiring) != Self.lost }
+    var isInstalled: Bool { value.load(ordering: .acquiring) & 0xff != Self.lost }
 
     /// Places the handler in `connection`'s pipeline, on its event loop: before any statement
     /// the caller sends afterwards (tasks on an event loop run in order).

@@ -17,20 +17,8 @@ import Synchronization
 ///   backend is ignored by PostgreSQL, so once `pg_cancel_backend` has returned, the next
 ///   statement is safe. If that wait takes too long, the connection must be closed instead.
 final class LockWaitCancel: Sendable {
-    private enum Phase {
-        /// No cancel was asked for.
-        case idle
-        /// Asked for; waiting for a connection to send it from.
-        case pending
-        /// `pg_cancel_backend` is running.
-        case sending
-        /// Sent, failed, or given up because the statement had ended.
-        case done
-    }
-
     private struct State {
-        var phase = Phase.idle
-        var statementEnded = false
+        var machine = LockWaitCancelStateMachine()
         var waiter: CheckedContinuation<Bool, Never>?
     }
 
@@ -42,24 +30,21 @@ final class LockWaitCancel: Sendable {
     /// Asks for the cancel (from a task-cancellation handler); does nothing if the statement has
     /// already ended or a cancel was already asked for.
     func request(pid: Int32, canceller: PostgresClient, logger: Logger) {
-        let start = state.withLock { state -> Bool in
-            guard state.phase == .idle, !state.statementEnded else { return false }
-            state.phase = .pending
-            return true
-        }
-        guard start else { return }
+        guard state.withLock({ $0.machine.requestCancel() }) else { return }
         Task {
             do {
                 try await canceller.withConnection { other in
                     // Only while the statement still runs: after it ended, the backend may be
                     // running someone else's.
-                    guard self.beginSending() else { return }
+                    guard self.state.withLock({ $0.machine.connectionReadyToSend() }) else { return }
                     try await other.runStatement("SELECT pg_cancel_backend(\(pid))", logger: logger)
                 }
             } catch {
                 logger.warning("could not cancel a lock wait on the server", metadata: ["pid": "\(pid)", "error": "\(error)"])
             }
-            self.finishSending()
+            self.state.withLock { state -> CheckedContinuation<Bool, Never>? in
+                state.machine.sendFinished() ? state.waiter.take() : nil
+            }?.resume(returning: true)
         }
     }
 
@@ -67,14 +52,10 @@ final class LockWaitCancel: Sendable {
     /// no cancel is on its way to it any more. `false` means a cancel was still being sent after
     /// ``settleLimit``; close the connection.
     func statementEnded() async -> Bool {
-        let mustWait = state.withLock { state -> Bool in
-            state.statementEnded = true
-            return state.phase == .sending
-        }
-        guard mustWait else { return true }
+        guard state.withLock({ $0.machine.statementEnded() }) == .waitForSend else { return true }
         return await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
             let alreadyDone = state.withLock { state -> Bool in
-                if state.phase == .done { return true }
+                if state.machine.phase == .done { return true }
                 state.waiter = continuation
                 return false
             }
@@ -88,20 +69,5 @@ final class LockWaitCancel: Sendable {
                 self.state.withLock { $0.waiter.take() }?.resume(returning: false)
             }
         }
-    }
-
-    private func beginSending() -> Bool {
-        state.withLock { state in
-            guard state.phase == .pending, !state.statementEnded else { return false }
-            state.phase = .sending
-            return true
-        }
-    }
-
-    private func finishSending() {
-        state.withLock { state -> CheckedContinuation<Bool, Never>? in
-            state.phase = .done
-            return state.waiter.take()
-        }?.resume(returning: true)
     }
 }

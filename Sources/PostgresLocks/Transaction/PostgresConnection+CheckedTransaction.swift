@@ -103,7 +103,7 @@ extension PostgresConnection {
         let commit: PostgresQueryResult
         do {
             commit = try await self.runStatement("COMMIT", logger: logger)
-            ConnectionWatch.watch(self).libraryTransactionOpen = false
+            ConnectionWatch.watch(self).libraryTransactionEnded()
         } catch {
             // A server's answer (a deferred constraint, 40001 at commit) means not committed.
             // A lost connection means COMMIT may or may not have been applied.
@@ -129,12 +129,15 @@ extension PostgresConnection {
     /// ``TransactionStatusTracker``), so nothing is sent when it is idle, or when it shows the
     /// caller's own outer transaction. When it is unknown, when a transaction the library began
     /// was never seen to end, or (`confirmingAnyStatus`, a pooled connection) when it is not
-    /// idle, one read-only `SELECT 1` asks first.
+    /// idle, one read-only `SELECT 1` asks first. Right after the library's own `COMMIT` or
+    /// `ROLLBACK` the session is idle whatever the last status read says: PostgresNIO ends a
+    /// statement at its `CommandComplete`, and the `ReadyForQuery` that follows can arrive in a
+    /// later read (see ``ConnectionWatch/knownTransactionStatus``).
     func refuseNestedTransaction(confirmingAnyStatus: Bool = false, logger: Logger) async throws {
         guard !isClosed else { throw PostgresLocksError.connectionLost("before sending a statement") }
         let watch = ConnectionWatch.watch(self)
         let tracker = watch.transactionStatus
-        var status = tracker.status
+        var status = watch.knownTransactionStatus
         // An unknown status, a transaction block the library opened itself and did not see end,
         // and (on a pooled connection) any non-idle status are confirmed before they are
         // believed: the status may be a dead session's last word (a backend terminated
@@ -172,7 +175,7 @@ extension PostgresConnection {
         guard !self.isClosed else { return }
         do {
             try await self.runStatement("ROLLBACK", logger: logger)
-            ConnectionWatch.watch(self).libraryTransactionOpen = false
+            ConnectionWatch.watch(self).libraryTransactionEnded()
         } catch {
             // A lost connection is expected under faults (the server rolled back); anything else is worth a warning.
             let level: Logger.Level = (error as? PostgresLocksError)?.code == .connectionLost ? .debug : .warning
