@@ -103,7 +103,7 @@ public final class QueueWorker: Service {
 
     private func work(stopping: SetOnceFlag, wake: WakeSignal) async throws {
         let inFlight = InFlightJobs()
-        let refillThreshold = max(1, min(configuration.claimBatchSize, configuration.concurrency) / 2)
+        let policy = ClaimPolicy(concurrency: configuration.concurrency, batchSize: configuration.claimBatchSize)
         let completions = LeaseBuffer()
         let givenBack = LeaseBuffer()
         let logger = self.logger
@@ -125,10 +125,7 @@ public final class QueueWorker: Service {
                     while !stopping.isSet {
                         // Claim in batches: wait until a useful number of slots is free
                         // rather than claiming one job per finished job.
-                        let running = inFlight.count
-                        let room = configuration.concurrency - running
-                        guard room > 0, running == 0 || room >= refillThreshold else { break }
-                        let asked = min(room, configuration.claimBatchSize)
+                        guard let asked = policy.jobsToClaim(running: inFlight.count) else { break }
                         let claimed: [ClaimedJob]
                         do {
                             claimed = try await queue.claim(
@@ -153,7 +150,7 @@ public final class QueueWorker: Service {
                                 jobDone.signal()
                             }
                         }
-                        if claimed.count < asked { break }
+                        if !policy.claimsAgain(asked: asked, claimed: claimed.count) { break }
                     }
                 }
                 // Shutting down: let running jobs finish within the grace period, then cancel
