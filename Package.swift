@@ -102,15 +102,16 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
-            name: "ReadmeSnippets",
+            name: "DocumentationSnippets",
             dependencies: [
                 "PostgresLocks",
                 "PostgresQueue",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
-            path: "Tests/ReadmeSnippets",
+            path: "Tests/DocumentationSnippets",
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -162,7 +163,7 @@ let package = Package(
         .testTarget(
             name: "ReliabilityTests",
             dependencies: [
-                "ReadmeSnippets",
+                "DocumentationSnippets",
                 "PostgresLocks",
                 "PostgresQueue",
                 "EphemeralPostgres",

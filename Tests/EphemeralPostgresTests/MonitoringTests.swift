@@ -18,7 +18,7 @@ private func pglock(_ arguments: [String]) async throws -> (status: Int32, outpu
         output: .string(limit: 1 << 20), error: .string(limit: 1 << 16)
     )
     guard case .exited(let code) = result.terminationStatus else { return (-1, "") }
-    return (code, result.standardOutput ?? "")
+    return (code, result.standardOutput)
 }
 
 @Suite("Seeing locks: pglock locks, top, doctor", .serverSlot)
@@ -54,7 +54,7 @@ struct MonitoringTests {
         }
     }
 
-    @Test func topsRenderingOfAFixedSnapshotShowsTheBlockingTree() {
+    @Test func topsRenderingOfAFixedSnapshotShowsTheBlockingTree() throws {
         let snapshot = LockSnapshot(
             takenAt: Date(timeIntervalSince1970: 0),
             locks: [
@@ -72,10 +72,10 @@ struct MonitoringTests {
         renderer.knownNames[.hashed("payment:order-123")] = "payment:order-123"
         let text = renderer.render(snapshot)
         let lines = text.split(separator: "\n").map(String.init)
-        let root = try? #require(lines.firstIndex { $0.contains("● pid 10") })
-        #expect(lines[root ?? 0].contains("ROOT BLOCKER, 2 waiting behind it"))
-        #expect(lines[(root ?? 0) + 1].contains("└ pid 11") && lines[(root ?? 0) + 1].contains("waits 2.5s for advisory payment:order-123"))
-        #expect(lines[(root ?? 0) + 2].hasPrefix("    └ pid 12"))
+        let root = try #require(lines.firstIndex { $0.contains("● pid 10") })
+        #expect(lines[root].contains("ROOT BLOCKER, 2 waiting behind it"))
+        #expect(lines[root + 1].contains("└ pid 11") && lines[root + 1].contains("waits 2.5s for advisory payment:order-123"))
+        #expect(lines[root + 2].hasPrefix("    └ pid 12"))
         #expect(text.contains("idle in transaction"))
     }
 
@@ -91,7 +91,7 @@ struct MonitoringTests {
         let server = try await EphemeralPostgres.start(
             EphemeralPostgres.Configuration(maxConnections: 20, maxLocksPerTransaction: 10, disableDurability: true), logger: TestDatabase.logger
         )
-        defer { Task { try? await server.shutdown() } }
+        defer { Task { await server.shutdown() } }
         let (status, output) = try await pglock(["doctor", "--json", "--database-url", server.url()])
         #expect(status == 0)
         let diagnosis = try JSONDecoder().decode(ServerDiagnosis.self, from: Data(output.utf8))

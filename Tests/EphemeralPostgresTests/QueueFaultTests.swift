@@ -74,7 +74,7 @@ struct QueueFaultTests {
     @Test func workersReconnectAfterAServerRestartAndNoJobIsLost() async throws {
         // A server of its own: this test stops it.
         let server = try await EphemeralPostgres.start(EphemeralPostgres.Configuration(disableDurability: false), logger: TestDatabase.logger)
-        defer { Task { try? await server.shutdown() } }
+        defer { Task { await server.shutdown() } }
         let settings = try ConnectionSettings(url: server.url())
         var configuration = try settings.makeClientConfiguration()
         configuration.options.maximumConnections = 20

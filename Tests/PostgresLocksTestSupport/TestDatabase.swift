@@ -104,6 +104,7 @@ public enum TestDatabase {
     }
 
     /// Runs `body` on a fresh connection to the maintenance database (outside any pool).
+    @discardableResult
     public static func withAdminConnection<Result: Sendable>(
         _ server: Server,
         _ body: (PostgresConnection) async throws -> Result

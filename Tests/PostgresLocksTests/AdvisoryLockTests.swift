@@ -389,7 +389,7 @@ struct AdvisoryLockTests {
         // A server of its own: filling the shared lock table would disturb other tests.
         try await EphemeralPostgres.withServer(.init(maxConnections: 10, maxLocksPerTransaction: 10, disableDurability: true)) { server in
             let client = PostgresClient(configuration: server.clientConfiguration(), backgroundLogger: TestDatabase.backgroundLogger)
-            try await withThrowingTaskGroup(of: Void.self) { group in
+            await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { await client.run() }
                 defer { group.cancelAll() }
                 let keys = (0..<5000).map { LockRequest(.int64(Int64($0))) }

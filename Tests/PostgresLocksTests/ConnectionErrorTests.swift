@@ -181,7 +181,7 @@ struct ConnectionErrorTests {
         let settings = ConnectionSettings(host: .tcp("127.0.0.1"), port: port, user: "postgres", sslMode: .disable, connectTimeoutSeconds: 1)
         let client = PostgresClient(configuration: try settings.makeClientConfiguration(), backgroundLogger: TestDatabase.backgroundLogger)
         let started = ContinuousClock.now
-        let error = try await withThrowingTaskGroup(of: Void.self) { group in
+        let error = await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await client.run() }
             defer { group.cancelAll() }
             return await #expect(throws: (any Error).self) {

@@ -279,11 +279,11 @@ let badWrites: [BadWrite] = [
     BadWrite("try QueueWorker(concurrency: 0).run()", "invalidArgument") { db in
         var handlers = JobHandlers()
         handlers.register("k") { (_: [String: String], _) in }
-        try await try QueueWorker(queue: try JobQueue(schema: "q"), client: db.client, handlers: handlers, configuration: .init(concurrency: 0), logger: db.logger).run()
+        try await QueueWorker(queue: try JobQueue(schema: "q"), client: db.client, handlers: handlers, configuration: .init(concurrency: 0), logger: db.logger).run()
     },
     BadWrite("try QueueWorker(lease: 0).run()", "invalidArgument") { db in
         var handlers = JobHandlers()
         handlers.register("k") { (_: [String: String], _) in }
-        try await try QueueWorker(queue: try JobQueue(schema: "q"), client: db.client, handlers: handlers, configuration: .init(lease: .zero), logger: db.logger).run()
+        try await QueueWorker(queue: try JobQueue(schema: "q"), client: db.client, handlers: handlers, configuration: .init(lease: .zero), logger: db.logger).run()
     },
 ]

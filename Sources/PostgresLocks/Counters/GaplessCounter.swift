@@ -197,6 +197,7 @@ extension GaplessCounter {
     /// re-runs after a lost connection without ever using a number twice: a transaction lost
     /// before `COMMIT` was rolled back (its number is handed out again), and one lost while
     /// `COMMIT` was in flight is settled with `pg_xact_status` before anything is re-run.
+    @discardableResult
     public func withNextNumber<Result>(
         scope: String,
         on client: PostgresClient,

@@ -15,6 +15,7 @@ extension PostgresClient {
     /// - Throws: ``PostgresLocksError/Code/lockTimeout`` if `wait` is `.immediately` or
     ///   `.timeout` and the lock was not granted (`body` did not run); `CancellationError` if
     ///   the task was cancelled while waiting (the server-side wait is cancelled too).
+    @discardableResult
     public func withAdvisoryLock<Result>(
         _ key: LockKey,
         mode: LockMode = .exclusive,
@@ -29,6 +30,7 @@ extension PostgresClient {
 
     /// Takes many transaction-scoped advisory locks in one global order, all or nothing
     /// (see ``Transaction/advisoryLocks(_:wait:)``), then runs `body` in that transaction.
+    @discardableResult
     public func withAdvisoryLocks<Result>(
         _ requests: [LockRequest],
         wait: LockWait = .forever,
@@ -61,6 +63,7 @@ extension PostgresClient {
     ///
     /// `body` must not run statements on the lock's connection (it is not given one); use the
     /// client for its own work.
+    @discardableResult
     public func withSessionAdvisoryLock<Result: Sendable>(
         _ key: LockKey,
         mode: LockMode = .exclusive,

@@ -31,6 +31,7 @@ extension PostgresClient {
     /// - Throws: ``PostgresLocksError/Code/lockTimeout`` when another instance runs the job
     ///   (`body` did not run); ``PostgresLocksError/Code/invalidArgument`` for an empty name;
     ///   `lockLost`; whatever `body` throws.
+    @discardableResult
     public func runSingleton<Value: Sendable>(
         _ name: String,
         wait: LockWait = .immediately,

@@ -11,6 +11,7 @@ extension PostgresConnection {
     ///
     /// - Throws: ``PostgresLocksError/Code/lockTimeout`` when the lock is not granted
     ///   (`.immediately` or `.timeout`); `body` did not run.
+    @discardableResult
     public func withAdvisoryLock<Result>(
         _ key: LockKey,
         mode: LockMode = .exclusive,
@@ -26,6 +27,7 @@ extension PostgresConnection {
     /// Takes many transaction-scoped advisory locks on this connection in one global order,
     /// all or nothing, then runs `body` in that transaction; cancellation as in
     /// ``withAdvisoryLock(_:mode:wait:options:logger:isolation:_:)``.
+    @discardableResult
     public func withAdvisoryLocks<Result>(
         _ requests: [LockRequest],
         wait: LockWait = .forever,

@@ -4,6 +4,7 @@ import PostgresNIO
 extension PostgresClient {
     /// Leases a connection and runs `body` in a checked transaction on it; see
     /// ``PostgresNIO/PostgresConnection/withCheckedTransaction(options:logger:isolation:_:)``.
+    @discardableResult
     public func withCheckedTransaction<Result>(
         options: TransactionOptions = .default,
         logger: Logger,

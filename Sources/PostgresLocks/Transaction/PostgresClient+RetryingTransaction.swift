@@ -24,6 +24,7 @@ extension PostgresClient {
     ///     try await tx.query("UPDATE accounts SET balance = balance + 10 WHERE id = \(to)")
     /// }
     /// ```
+    @discardableResult
     public func withRetryingTransaction<Result>(
         retry policy: RetryPolicy = .default,
         options: TransactionOptions = .default,

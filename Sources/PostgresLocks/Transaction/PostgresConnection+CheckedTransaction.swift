@@ -27,6 +27,7 @@ extension PostgresConnection {
     ///     to cancel the server-side wait from); transactions on a client's connections cancel
     ///     the wait through the client instead.
     /// - Returns: what `body` returned, once `COMMIT` has succeeded.
+    @discardableResult
     public func withCheckedTransaction<Result>(
         options: TransactionOptions = .default,
         logger: Logger,

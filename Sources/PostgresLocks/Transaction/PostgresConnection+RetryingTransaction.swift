@@ -11,6 +11,7 @@ extension PostgresConnection {
     /// ``RetryPolicy/resolveCommitOutcome``, a `COMMIT` lost in flight throws
     /// ``PostgresLocksError/Code/commitOutcomeUnknown`` carrying the transaction id, which
     /// ``PostgresNIO/PostgresClient/transactionStatus(_:logger:)`` can settle on another connection.
+    @discardableResult
     public func withRetryingTransaction<Result>(
         retry policy: RetryPolicy = .default,
         options: TransactionOptions = .default,

@@ -70,6 +70,7 @@ public final class Transaction: Sendable {
 
     /// Runs `body` inside a savepoint. If `body` throws, the transaction is rolled back to the
     /// savepoint (so it can go on) and the error is rethrown.
+    @discardableResult
     public func withSavepoint<T>(
         isolation: isolated (any Actor)? = #isolation,
         _ body: () async throws -> sending T

@@ -1,6 +1,6 @@
 // The README's Swift blocks, each verbatim inside a function that declares what the block
 // assumes (a client, a logger, the values it names). This target is compiled by every build;
-// `ReadmeTests` checks that every block of README.md appears here, so the README's code
+// `DocumentationCodeTests` checks that every block of README.md appears here, so the README's code
 // compiles as written.
 import Logging
 import NIOCore
@@ -31,7 +31,7 @@ func readmeAdvisoryLocks(client: PostgresClient, logger: Logger, orderIDs: [Int3
     try await client.withSessionAdvisoryLock(.hashed("daily-report-job"), wait: .immediately, logger: logger) { /* … */ }
 }
 
-struct Report: Sendable {}
+struct Report: Sendable { var rows = 0 }
 func buildReport() async throws -> Report { Report() }
 
 // README block 3
