@@ -333,8 +333,9 @@ public final class QueueWorker: Service {
                     wake.signal()
                 }
             }
-            var failures = 0
+            var reconnects = ReconnectSchedule(backoff: Backoff(initial: .milliseconds(100), maximum: .seconds(5)))
             while !Task.isCancelled {
+                var healthy = false
                 // Before every (re)connect: the URL may lead somewhere else after a failover, and
                 // notifications would go to whichever server process a transaction pooler picked.
                 let pooling = await PostgresConnection.probePooling(configuration: listenConfiguration, logger: logger)
@@ -347,7 +348,7 @@ public final class QueueWorker: Service {
                 case .unknown:
                     // The probe could not run (nothing answers at the address yet): connecting
                     // now could reach whatever answers next unchecked. Poll, and probe again.
-                    failures += 1
+                    break
                 case .sessionPerConnection:
                     break
                 }
@@ -355,9 +356,9 @@ public final class QueueWorker: Service {
                 do {
                     guard pooling == .sessionPerConnection else { throw ListenProbeFailed() }
                     let connection = try await PostgresConnection.connect(configuration: listenConfiguration, id: Int.random(in: 1...Int(Int32.max)), logger: logger)
-                    failures = 0
                     do {
                         try await connection.listen(on: channel) { notifications in
+                            healthy = true
                             wake.signal()  // jobs may have arrived while not listening
                             for try await notification in notifications where notification.payload == queueName {
                                 wake.signal()
@@ -371,11 +372,9 @@ public final class QueueWorker: Service {
                 } catch is ListenProbeFailed {
                     if !Task.isCancelled { logger.debug("the LISTEN address does not answer; polling meanwhile") }
                 } catch {
-                    failures += 1
                     if !Task.isCancelled { logger.warning("cannot open the LISTEN connection; polling meanwhile", metadata: ["error": "\(PostgresLocksError.wrap(error))"]) }
                 }
-                let delay = Duration.milliseconds(min(100 << min(failures, 6), 5000))
-                do { try await Task.sleep(for: delay) } catch { break }
+                do { try await Task.sleep(for: reconnects.pauseAfterSession(healthy: healthy)) } catch { break }
             }
             trailing.finish()
             group.cancelAll()

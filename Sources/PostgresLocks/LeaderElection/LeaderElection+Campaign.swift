@@ -7,13 +7,12 @@ extension LeaderElection {
     func campaign() async throws {
         let configuration = self.configuration
         let logger = self.logger
-        let backoff = Backoff(initial: configuration.reconnectDelay, maximum: configuration.maximumReconnectDelay)
-        var failures = 1
-        var delay = backoff.delay(afterAttempt: failures)
+        var reconnects = ReconnectSchedule(backoff: Backoff(initial: configuration.reconnectDelay, maximum: configuration.maximumReconnectDelay))
         var fatal: (any Error)?
         while !stop.isFired && fatal == nil {
             var connection: PostgresConnection?
             var queued = false
+            var failure: (any Error)?
             do {
                 // A leader's lock is a session lock: before every connect (the URL may lead
                 // somewhere else after a failover), refuse behind transaction pooling, and
@@ -40,7 +39,7 @@ extension LeaderElection {
                         logger.error("leader election stopped by an error that retrying cannot fix", metadata: ["election": "\(configuration.name)", "error": "\(error)"])
                         fatal = error
                     } else {
-                        logger.warning("leader election session failed; reconnecting", metadata: ["election": "\(configuration.name)", "error": "\(error)", "delay": "\(delay)"])
+                        failure = error
                     }
                 }
             }
@@ -53,11 +52,12 @@ extension LeaderElection {
             }
             if let connection { await connection.closeDiscardingErrors() }
             if fatal != nil || stop.isFired { break }
-            // A session that got as far as queueing was healthy: start the backoff over.
-            if queued { failures = 1; delay = backoff.delay(afterAttempt: failures) }
+            // A session that got as far as queueing was healthy: the backoff starts over.
+            let delay = reconnects.pauseAfterSession(healthy: queued)
+            if let failure {
+                logger.warning("leader election session failed; reconnecting", metadata: ["election": "\(configuration.name)", "error": "\(failure)", "delay": "\(delay)"])
+            }
             if await OneShotSignal.firstFired(of: [stop], within: delay) != nil { break }
-            failures += 1
-            delay = backoff.delay(afterAttempt: failures)
         }
         finishChanges()
         if let fatal { throw fatal }

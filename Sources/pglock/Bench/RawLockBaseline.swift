@@ -105,9 +105,9 @@ extension BenchCommand {
                 let began = clock.now
                 if began >= end { break }
                 let key = Int64.random(in: 1...Int64(keys), using: &generator)
-                try await connection.execute(BeginStatement(), logger: logger)
+                _ = try await connection.execute(BeginStatement(), logger: logger)
                 for try await _ in try await connection.execute(XactLockStatement(key: key), logger: logger) {}
-                try await connection.execute(CommitStatement(), logger: logger)
+                _ = try await connection.execute(CommitStatement(), logger: logger)
                 if began >= measureFrom { histogram.recordMicros(since: began, clock: clock) }
             }
         case .rawFutures:

@@ -111,7 +111,6 @@ struct VersionRaceScenario: DemoScenario {
     /// One writer's insert, in a transaction re-run after a lost connection (nothing was
     /// committed, or a `COMMIT` lost in flight was found aborted), so each call stores exactly one row.
     private func insertNextVersion(context: DemoContext, table: QualifiedName, mode: Mode, counter: GaplessCounter, tenant: Int) async throws {
-        let client = context.client
         try await context.transaction { tx in
             let next: Int64
             switch mode {
