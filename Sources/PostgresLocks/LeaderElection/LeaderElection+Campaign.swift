@@ -95,9 +95,6 @@ extension LeaderElection {
     private func runSession(on connection: PostgresConnection, queued: inout Bool) async throws {
         let configuration = self.configuration
         let logger = self.logger
-        let closed = OneShotSignal()
-        let unregister = connection.onClose { closed.fire() }
-        defer { unregister() }
 
         let pid = try await connection.runWithin(configuration.responseTimeout, "reading the backend pid", logger: logger) {
             try await connection.backendPID(logger: logger)
@@ -123,7 +120,7 @@ extension LeaderElection {
                 ).rows[0].decode(Int64.self)
             }
             publish(.leader(FencingToken(election: configuration.name, term: term, termsTable: configuration.termsTable)))
-            try await holdLeadership(connection, closed: closed)
+            try await holdLeadership(connection)
             return
         }
     }
@@ -205,31 +202,23 @@ extension LeaderElection {
     }
 
     /// Leads until a stop (resigns and returns) or a lost session (throws).
-    private func holdLeadership(_ connection: PostgresConnection, closed: OneShotSignal) async throws {
+    private func holdLeadership(_ connection: PostgresConnection) async throws {
         let configuration = self.configuration
-        let logger = self.logger
-        while true {
-            switch await OneShotSignal.firstFired(of: [stop, closed], within: configuration.heartbeatInterval) {
-            case 0?:
-                // Resign: stop claiming leadership first, then release the lock.
-                publish(.follower)
-                try await unlock(connection)
-                return
-            case _?:
-                throw PostgresLocksError(code: .lockLost, message: "the leader's connection closed")
-            case nil:
-                do {
-                    try await connection.runWithin(configuration.responseTimeout, "heartbeat", logger: logger, onTimeout: {
-                        // Stop claiming leadership before closing the session releases the lock.
-                        self.publish(.follower)
-                    }) {
-                        try await connection.runStatement("SELECT 1", logger: logger)
-                    }
-                } catch {
-                    throw PostgresLocksError(code: .lockLost, message: "the leader's heartbeat failed: \(error)", underlying: error)
-                }
-            }
+        let loss = await connection.watchSession(
+            every: configuration.heartbeatInterval, answerLimit: configuration.responseTimeout,
+            holdCount: AdvisoryLockSQL.isHeld(configuration.key, mode: .exclusive), stop: stop,
+            onUnanswered: {
+                // Stop claiming leadership before closing the session releases the lock.
+                self.publish(.follower)
+            },
+            logger: logger
+        )
+        if let loss {
+            throw PostgresLocksError(code: .lockLost, message: "the leader's session ended: \(loss)")
         }
+        // Resign: stop claiming leadership first, then release the lock.
+        publish(.follower)
+        try await unlock(connection)
     }
 
     /// Releases the lock (the caller closes the connection afterwards in any case).

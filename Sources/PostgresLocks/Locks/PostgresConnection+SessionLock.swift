@@ -55,56 +55,18 @@ extension PostgresConnection {
         logger: Logger,
         _ body: @escaping @Sendable () async throws -> Result
     ) async -> Swift.Result<Result, any Error> {
-        let (closed, closedContinuation) = AsyncStream<Void>.makeStream()
-        let unregister = onClose {
-            closedContinuation.yield()
-            closedContinuation.finish()
-        }
-        defer { unregister() }
         return await withTaskGroup(of: SessionEvent<Result>.self) { group in
             group.addTask {
                 do { return .finished(.success(try await body())) } catch { return .finished(.failure(error)) }
             }
             group.addTask {
-                for await _ in closed { return .lost("the connection closed") }
-                return .watchEnded
-            }
-            if let heartbeat {
-                group.addTask {
-                    while true {
-                        do { try await Task.sleep(for: heartbeat) } catch { return .watchEnded }
-                        // A heartbeat that gets no answer within another interval counts as a
-                        // lost session too: the lock can no longer be vouched for.
-                        let answered = await withTaskGroup(of: Bool?.self) { probe -> Bool? in
-                            probe.addTask {
-                                do {
-                                    // The heartbeat asks whether this session still holds the
-                                    // lock: a server process that changed under the connection
-                                    // (an undetected transaction pooler) shows as a lost lock.
-                                    let held = try await self.runStatement(AdvisoryLockSQL.isHeld(key, mode: mode), logger: logger).rows[0].decode(Int64.self)
-                                    return held > 0
-                                } catch {
-                                    return Task.isCancelled ? nil : false
-                                }
-                            }
-                            probe.addTask {
-                                do { try await Task.sleep(for: heartbeat * 2) } catch { return nil }
-                                // Closing fails the unanswered statement, so this group can end.
-                                await self.closeDiscardingErrors()
-                                return false
-                            }
-                            let first = await probe.next() ?? nil
-                            probe.cancelAll()
-                            return first
-                        }
-                        guard let answered else { return .watchEnded }
-                        if !answered {
-                            if Task.isCancelled { return .watchEnded }
-                            await self.closeDiscardingErrors()
-                            return .lost("a heartbeat failed, found the lock no longer held by this session, or got no answer within \(heartbeat * 2)")
-                        }
-                    }
-                }
+                // A heartbeat that gets no answer within another interval counts as a lost
+                // session too: the lock can no longer be vouched for.
+                let loss = await self.watchSession(
+                    every: heartbeat, answerLimit: (heartbeat ?? .seconds(5)) * 2,
+                    holdCount: AdvisoryLockSQL.isHeld(key, mode: mode), logger: logger
+                )
+                return loss.map { .lost($0) } ?? .watchEnded
             }
             var outcome: Swift.Result<Result, any Error>?
             while let event = await group.next() {
@@ -112,15 +74,14 @@ extension PostgresConnection {
                 case .finished(let result):
                     if outcome == nil { outcome = result }
                     group.cancelAll()
-                    closedContinuation.finish()
                 case .lost(let reason):
+                    await closeDiscardingErrors()
                     if outcome == nil {
                         LockMetrics.lost(logger: logger)
                         logger.error("session advisory lock lost; cancelling the guarded work", metadata: ["key": "\(key)", "reason": "\(reason)"])
                         outcome = .failure(PostgresLocksError(code: .lockLost, message: "the session holding advisory lock \(key) ended (\(reason)); the guarded work was cancelled"))
                     }
                     group.cancelAll()
-                    closedContinuation.finish()
                 case .watchEnded:
                     break
                 }
