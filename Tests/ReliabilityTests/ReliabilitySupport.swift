@@ -21,15 +21,7 @@ import PglockHarness
 /// The workload runs in a separate process on purpose: hundreds of busy tasks in the test
 /// process would hold up every other test's event loops and timers.
 func runSoak(_ name: String, _ arguments: [String]) async throws -> SoakReport {
-    let result = try await ServerTestSlots.withSlot {
-        try await withinTimeLimit(.seconds(180), "pglock soak (\(name))") {
-            try await Subprocess.run(
-                .path(FilePath("/usr/bin/nice")),
-                arguments: Arguments(["-n", "19", try pglockExecutable(), "soak", "--json"] + arguments),
-                input: .none, output: .string(limit: 1 << 22), error: .string(limit: 1 << 22)
-            )
-        }
-    }
+    let result = try await runPglockSoak("pglock soak (\(name))", arguments, limit: .seconds(180))
     let output = result.standardOutput
     guard let report = try? JSONDecoder().decode(SoakReport.self, from: Data(output.utf8)) else {
         throw TestFailure("pglock soak (\(name)) printed no report (\(result.terminationStatus)): \(output.suffix(1000)) \(result.standardError.suffix(3000))")
@@ -39,6 +31,23 @@ func runSoak(_ name: String, _ arguments: [String]) async throws -> SoakReport {
     FaultFigures.shared.record(name, report)
     #expect(result.terminationStatus.isSuccess == report.passed, "the exit status tells the verdict")
     return report
+}
+
+/// What a `pglock soak` process printed, and how it ended.
+typealias SoakProcessResult = ExecutionResult<Void, StringOutput<Unicode.UTF8>, StringOutput<Unicode.UTF8>>
+
+/// Runs `pglock soak --json` with `arguments` at the lowest priority, holding a server slot,
+/// within `limit`.
+func runPglockSoak(_ what: String, _ arguments: [String], limit: Duration) async throws -> SoakProcessResult {
+    try await ServerTestSlots.withSlot {
+        try await withinTimeLimit(limit, what) {
+            try await Subprocess.run(
+                .path(FilePath("/usr/bin/nice")),
+                arguments: Arguments(["-n", "19", try pglockExecutable(), "soak", "--json"] + arguments),
+                input: .none, output: .string(limit: 1 << 22), error: .string(limit: 1 << 22)
+            )
+        }
+    }
 }
 
 /// Waits until the rest of the test suite has finished with the shared server: no test
