@@ -115,7 +115,7 @@ public final class EphemeralPgBouncer: Sendable {
         if server.isShutDown {
             throw EphemeralPostgresError(code: .shutDown, message: "the server at \(server.baseDirectory) was shut down; a pooler cannot stand in front of it")
         }
-        let owner = try poolerOwner(configuration.unprivilegedUser)
+        let owner = try ProcessOwner.forServer(unprivilegedUser: configuration.unprivilegedUser, program: "pgbouncer")
         // Check the settings before anything is made.
         if let port = configuration.port, !(1...65535).contains(port) {
             throw EphemeralPostgresError(code: .invalidSetting, message: "port must be in 1...65535; found \(port)")
@@ -243,7 +243,7 @@ public final class EphemeralPgBouncer: Sendable {
         // The lifeline: we keep the write end (close-on-exec, so no child inherits it);
         // the watchdog reads the other end as its standard input.
         var fds: [Int32] = [0, 0]
-        guard pgbouncerPipe2(&fds, O_CLOEXEC) == 0 else {
+        guard systemPipe2(&fds, O_CLOEXEC) == 0 else {
             try? FileManager.default.removeItem(atPath: base)
             throw EphemeralPostgresError(code: .fileSystem, message: "could not create the watchdog pipe: \(String(cString: strerror(errno)))")
         }
@@ -262,24 +262,6 @@ public final class EphemeralPgBouncer: Sendable {
         if let owner, chown(path, owner.uid, owner.gid) != 0 {
             throw EphemeralPostgresError(code: .fileSystem, message: "could not give \(path) to the pooler's user: \(String(cString: strerror(errno)))")
         }
-    }
-
-    /// The unprivileged user that runs the pooler when this process is root (pgbouncer refuses root).
-    private static func poolerOwner(_ user: String) throws -> ProcessOwner? {
-        guard geteuid() == 0 else { return nil }
-        guard let entry = getpwnam(user) else {
-            throw EphemeralPostgresError(
-                code: .unprivilegedUserMissing,
-                message: "running as root, and pgbouncer refuses root; the user '\(user)' to run it as does not exist. Install the postgresql package (it creates the user), or create it: `useradd --system --user-group \(user)`."
-            )
-        }
-        guard access(ProcessOwner.setpriv, X_OK) == 0 else {
-            throw EphemeralPostgresError(
-                code: .unprivilegedUserMissing,
-                message: "running as root, pgbouncer must run as '\(user)', which needs \(ProcessOwner.setpriv): install util-linux (`apt-get install util-linux`)"
-            )
-        }
-        return ProcessOwner(uid: entry.pointee.pw_uid, gid: entry.pointee.pw_gid)
     }
 
     private struct PortTaken: Error { var port: Int }
@@ -414,8 +396,3 @@ private final class ResumeOnce<T: Sendable>: Sendable {
     init(_ continuation: CheckedContinuation<T, any Error>) { self.continuation = Mutex(continuation) }
     func take() -> CheckedContinuation<T, any Error>? { continuation.withLock { $0.take() } }
 }
-
-/// `pipe2(2)`, which Glibc's Swift overlay does not export: both ends are created close-on-exec
-/// atomically, so no concurrently spawned child can inherit the lifeline.
-@_silgen_name("pipe2")
-private func pgbouncerPipe2(_ fds: UnsafeMutablePointer<Int32>, _ flags: Int32) -> Int32

@@ -341,19 +341,20 @@ struct ProcessOwner: Sendable, Hashable {
     var uid: uid_t
     var gid: gid_t
 
-    /// `nil` when not root (the server runs as the current user).
-    static func forServer(unprivilegedUser: String) throws -> ProcessOwner? {
+    /// The unprivileged user that runs `program` when this process is root (initdb, the server
+    /// and pgbouncer all refuse root); `nil` when not root (it runs as the current user).
+    static func forServer(unprivilegedUser: String, program: String = "the server") throws -> ProcessOwner? {
         guard geteuid() == 0 else { return nil }
         guard let entry = getpwnam(unprivilegedUser) else {
             throw EphemeralPostgresError(
                 code: .unprivilegedUserMissing,
-                message: "running as root, and initdb refuses root; the user '\(unprivilegedUser)' to run the server as does not exist. Install the postgresql package (it creates the user), or create it: `useradd --system --user-group \(unprivilegedUser)`."
+                message: "running as root, and \(program) refuses root; the user '\(unprivilegedUser)' to run it as does not exist. Install the postgresql package (it creates the user), or create it: `useradd --system --user-group \(unprivilegedUser)`."
             )
         }
         guard access(setpriv, X_OK) == 0 else {
             throw EphemeralPostgresError(
                 code: .unprivilegedUserMissing,
-                message: "running as root, the server must run as '\(unprivilegedUser)', which needs \(setpriv): install util-linux (`apt-get install util-linux`)"
+                message: "running as root, \(program) must run as '\(unprivilegedUser)', which needs \(setpriv): install util-linux (`apt-get install util-linux`)"
             )
         }
         return ProcessOwner(uid: entry.pointee.pw_uid, gid: entry.pointee.pw_gid)
@@ -375,4 +376,4 @@ struct ProcessOwner: Sendable, Hashable {
 /// `pipe2(2)`, which Glibc's Swift overlay does not export (it needs `_GNU_SOURCE`): both ends are
 /// created close-on-exec atomically, so no concurrently spawned child can inherit the lifeline.
 @_silgen_name("pipe2")
-private func systemPipe2(_ fds: UnsafeMutablePointer<Int32>, _ flags: Int32) -> Int32
+func systemPipe2(_ fds: UnsafeMutablePointer<Int32>, _ flags: Int32) -> Int32

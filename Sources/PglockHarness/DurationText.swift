@@ -34,6 +34,6 @@ package func seconds(_ duration: Duration) -> Double {
 
 /// "1.23 s" or "456 ms".
 package func format(_ duration: Duration) -> String {
-    let seconds = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-    return seconds >= 1 ? String(format: "%.2f s", seconds) : String(format: "%.0f ms", seconds * 1000)
+    let value = seconds(duration)
+    return value >= 1 ? String(format: "%.2f s", value) : String(format: "%.0f ms", value * 1000)
 }

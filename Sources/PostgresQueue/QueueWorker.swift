@@ -104,6 +104,7 @@ public final class QueueWorker: Service {
     private func work(stopping: SetOnceFlag, wake: WakeSignal) async throws {
         let inFlight = InFlightJobs()
         let policy = ClaimPolicy(concurrency: configuration.concurrency, batchSize: configuration.claimBatchSize)
+        let kinds = handlers.kinds  // sorted once: the handlers never change
         let completions = LeaseBuffer()
         let givenBack = LeaseBuffer()
         let logger = self.logger
@@ -129,7 +130,7 @@ public final class QueueWorker: Service {
                         let claimed: [ClaimedJob]
                         do {
                             claimed = try await queue.claim(
-                                from: configuration.queue, kinds: handlers.kinds, limit: asked, lease: configuration.lease,
+                                from: configuration.queue, kinds: kinds, limit: asked, lease: configuration.lease,
                                 owner: configuration.owner, on: client, logger: logger
                             )
                         } catch {
@@ -340,39 +341,35 @@ public final class QueueWorker: Service {
                 // notifications would go to whichever server process a transaction pooler picked.
                 let pooling = await PostgresConnection.probePooling(configuration: listenConfiguration, logger: logger)
                 logger.debug("LISTEN connection: pooling probe", metadata: ["found": "\(pooling)"])
-                switch pooling {
-                case .transactionPooling:
+                if pooling == .transactionPooling {
                     logger.warning("cannot LISTEN through a transaction-pooling proxy; the worker polls for jobs instead", metadata: [
                         "queue": "\(queueName)", "pollInterval": "\(configuration.pollInterval)",
                     ])
-                case .unknown:
-                    // The probe could not run (nothing answers at the address yet): connecting
-                    // now could reach whatever answers next unchecked. Poll, and probe again.
-                    break
-                case .sessionPerConnection:
                     break
                 }
-                if pooling == .transactionPooling { break }
-                do {
-                    guard pooling == .sessionPerConnection else { throw ListenProbeFailed() }
-                    let connection = try await PostgresConnection.connect(configuration: listenConfiguration, id: Int.random(in: 1...Int(Int32.max)), logger: logger)
+                if pooling == .sessionPerConnection {
                     do {
-                        try await connection.listen(on: channel) { notifications in
-                            healthy = true
-                            wake.signal()  // jobs may have arrived while not listening
-                            for try await notification in notifications where notification.payload == queueName {
-                                wake.signal()
-                                if debounce > .zero { trailing.signal() }
+                        let connection = try await PostgresConnection.connect(configuration: listenConfiguration, id: Int.random(in: 1...Int(Int32.max)), logger: logger)
+                        do {
+                            try await connection.listen(on: channel) { notifications in
+                                healthy = true
+                                wake.signal()  // jobs may have arrived while not listening
+                                for try await notification in notifications where notification.payload == queueName {
+                                    wake.signal()
+                                    if debounce > .zero { trailing.signal() }
+                                }
                             }
+                        } catch {
+                            if !Task.isCancelled { logger.warning("LISTEN connection failed; reconnecting", metadata: ["error": "\(PostgresLocksError.wrap(error))"]) }
                         }
+                        try? await connection.close()
                     } catch {
-                        if !Task.isCancelled { logger.warning("LISTEN connection failed; reconnecting", metadata: ["error": "\(PostgresLocksError.wrap(error))"]) }
+                        if !Task.isCancelled { logger.warning("cannot open the LISTEN connection; polling meanwhile", metadata: ["error": "\(PostgresLocksError.wrap(error))"]) }
                     }
-                    try? await connection.close()
-                } catch is ListenProbeFailed {
-                    if !Task.isCancelled { logger.debug("the LISTEN address does not answer; polling meanwhile") }
-                } catch {
-                    if !Task.isCancelled { logger.warning("cannot open the LISTEN connection; polling meanwhile", metadata: ["error": "\(PostgresLocksError.wrap(error))"]) }
+                } else if !Task.isCancelled {
+                    // The probe could not run (nothing answers at the address yet): connecting
+                    // now could reach whatever answers next unchecked. Poll, and probe again.
+                    logger.debug("the LISTEN address does not answer; polling meanwhile")
                 }
                 do { try await Task.sleep(for: reconnects.pauseAfterSession(healthy: healthy)) } catch { break }
             }
@@ -382,5 +379,3 @@ public final class QueueWorker: Service {
     }
 }
 
-/// The LISTEN connection's pooling probe could not run: nothing is connected until it can.
-private struct ListenProbeFailed: Error {}

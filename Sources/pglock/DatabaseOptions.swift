@@ -60,7 +60,7 @@ struct DatabaseOptions: ParsableArguments {
         if let connectTimeout {
             let duration = try parseDuration(connectTimeout)
             // Whole seconds, as libpq's connect_timeout; at least one.
-            settings.connectTimeoutSeconds = max(1, Int((Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18).rounded(.up)))
+            settings.connectTimeoutSeconds = max(1, Int(seconds(duration).rounded(.up)))
         } else if settings.connectTimeoutSeconds == nil {
             settings.connectTimeoutSeconds = Self.defaultConnectTimeoutSeconds
         }
@@ -109,11 +109,8 @@ struct DatabaseOptions: ParsableArguments {
         try await settings.checkConnection(logger: makeLogger("pglock"))  // fail fast with the real reason, not after the pool's retries
         var configuration = try settings.makeClientConfiguration(poolSize: maximumConnections)
         configuration.options.additionalStartupParameters = [("application_name", settings.applicationName ?? applicationName)]
-        let client = PostgresClient(configuration: configuration, backgroundLogger: makeBackgroundLogger())
-        return try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { await client.run() }
-            defer { group.cancelAll() }
-            return try await body(client)
+        return try await Self.run(configuration: configuration, target: .existing(settings), logger: makeLogger("pglock")) { client, _ in
+            try await body(client)
         }
     }
 

@@ -25,8 +25,19 @@ struct BackendMessageFramer: Sendable {
     /// protocol): nothing is reported after that.
     private(set) var isLost = false
 
-    /// The message types a server sends after startup.
-    private static let knownTypes: Set<UInt8> = Set("123ACDEGHIKNRSTVWZcdnstv".utf8)
+    /// The message types a server sends after startup, as a bit per ASCII code (low and high
+    /// 64 codes): checked for every message header, so no hashing.
+    private static let knownTypes: (low: UInt64, high: UInt64) = "123ACDEGHIKNRSTVWZcdnstv".utf8.reduce((0, 0)) { mask, type in
+        type < 64 ? (mask.0 | 1 << UInt64(type), mask.1) : (mask.0, mask.1 | 1 << UInt64(type - 64))
+    }
+
+    private static func isKnownType(_ type: UInt8) -> Bool {
+        switch type {
+        case 0..<64: return knownTypes.low & (1 << UInt64(type)) != 0
+        case 64..<128: return knownTypes.high & (1 << UInt64(type - 64)) != 0
+        default: return false
+        }
+    }
 
     /// Reads `bytes` and returns the status of the last `ReadyForQuery` that ended in them.
     mutating func consume(_ bytes: UnsafeRawBufferPointer) -> TransactionStatus? {
@@ -60,7 +71,7 @@ struct BackendMessageFramer: Sendable {
             }
             headerBytesSeen += 1
             guard headerBytesSeen == 5 else { continue }
-            guard Self.knownTypes.contains(type), length >= 4, length < 1 << 30, type != 0x5A || length == 5 else {
+            guard Self.isKnownType(type), length >= 4, length < 1 << 30, type != 0x5A || length == 5 else {
                 isLost = true
                 return last
             }

@@ -104,8 +104,8 @@ extension PostgresClient.Configuration {
     /// basis of the estimate in `Options.memoryGrowthWarning`.
     static let retainedBytesPerTimer = 1_300.0
 
-    /// Why a client with this configuration holds more memory the more calls it makes (or has
-    /// inconsistent pool sizes); `nil` when it does not. See
+    /// Why a client with this configuration holds more memory the more calls it makes (or can
+    /// be stopped by its pool: `minimumConnections` above 0); `nil` when it does not. See
     /// `Options.memoryGrowthWarning`.
     ///
     /// ```swift

@@ -20,7 +20,6 @@ final class ConnectionWatch: Sendable {
         var runsUnnamed = false
         var fallbackLogged = false
         var statementsLost = 0
-        var pooling: ConnectionPooling?
         var libraryTransactionOpen = false
         var libraryTransactionEndedAt: UInt64?
     }
@@ -125,12 +124,6 @@ final class ConnectionWatch: Sendable {
         return status
     }
 
-    /// What a pooling probe run on this connection found (nil: none ran).
-    var pooling: ConnectionPooling? {
-        get { state.withLock { $0.pooling } }
-        set { state.withLock { $0.pooling = newValue } }
-    }
-
     /// Whether hot statements run unnamed on this connection now.
     var runsUnnamed: Bool {
         state.withLock { state in
@@ -146,7 +139,7 @@ final class ConnectionWatch: Sendable {
     /// Whether server process ids may be cached for this connection: not behind transaction
     /// pooling, where each transaction may run on another process.
     var serverProcessIsStable: Bool {
-        state.withLock { ($0.clientState?.pooling ?? $0.pooling) != .transactionPooling }
+        state.withLock { $0.clientState?.pooling != .transactionPooling }
     }
 
     /// Counts a statement the server no longer had (26000); returns how many this connection

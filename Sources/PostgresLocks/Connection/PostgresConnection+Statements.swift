@@ -5,8 +5,9 @@ import Synchronization
 extension PostgresConnection {
     /// Runs one statement, reads all of its rows, and returns them with the command tag.
     ///
-    /// This and ``runPrepared(_:outsideTransaction:logger:)`` are the only ways `PostgresLocks`
-    /// talks to the server. Both close three driver traps:
+    /// This and ``runPrepared(_:outsideTransaction:logger:)`` are how `PostgresLocks` talks to
+    /// the server (the one exception is the pooler check's `SHOW VERSION` in
+    /// `identifyPooler`, a simple query a pooler answers itself). Both close three driver traps:
     /// - every row is read, so an error raised while producing rows (a 40P01 from
     ///   `SELECT pg_advisory_xact_lock(…)`) is thrown instead of dropped;
     /// - a closed connection makes the call throw ``PostgresLocksError/Code/connectionLost``

@@ -13,7 +13,7 @@ import Synchronization
 final class TransactionStatusTracker: Sendable {
     private static let unknown: UInt64 = 0
     private static let lost: UInt64 = 1
-    /// The last status byte (low 8 bits) and how many `ReadyForQuery` messages were read (the
+    /// The last status byte (low 8 bits) and how many reads brought a `ReadyForQuery` (the
     /// rest), changed together.
     private let value = Atomic<UInt64>(TransactionStatusTracker.unknown)
 
@@ -21,13 +21,14 @@ final class TransactionStatusTracker: Sendable {
     /// not be followed).
     var status: BackendMessageFramer.TransactionStatus? { snapshot.status }
 
-    /// The last status seen and how many `ReadyForQuery` messages had been read then.
+    /// The last status seen and how many reads had brought a `ReadyForQuery` then (a count that
+    /// moves whenever a newer status arrives).
     var snapshot: (status: BackendMessageFramer.TransactionStatus?, readyCount: UInt64) {
         let current = value.load(ordering: .acquiring)
         return (BackendMessageFramer.TransactionStatus(rawValue: UInt8(truncatingIfNeeded: current)), current >> 8)
     }
 
-    /// Records the status of one more `ReadyForQuery`.
+    /// Records the status of the last `ReadyForQuery` of one read.
     func record(_ status: BackendMessageFramer.TransactionStatus) {
         update { current in ((current >> 8) + 1) << 8 | UInt64(status.rawValue) }
     }
@@ -59,9 +60,6 @@ final class TransactionStatusTracker: Sendable {
             current = original
         }
     }
-
-    /// Whether the handler could be placed (see ``channel(of:)``).
-    var isInstalled: Bool { value.load(ordering: .acquiring) & 0xff != Self.lost }
 
     /// Places the handler in `connection`'s pipeline, on its event loop: before any statement
     /// the caller sends afterwards (tasks on an event loop run in order).

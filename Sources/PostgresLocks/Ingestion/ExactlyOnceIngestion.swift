@@ -130,12 +130,8 @@ public struct ExactlyOnceIngestion<Key: IngestionKey>: Sendable {
     ) async throws -> [Int] {
         let statement = insertStatement(Array(batch.keys[range]))
         // It may wait for another producer's transaction on the same keys: cancellable.
-        let result: PostgresQueryResult
-        do {
-            result = try await transaction.connection.runCancellableLockStatement(statement, canceller: transaction.canceller, logger: transaction.logger)
-        } catch {
-            transaction.recordAbort(error)
-            throw error
+        let result = try await transaction.recordingAbort {
+            try await transaction.connection.runCancellableLockStatement(statement, canceller: transaction.canceller, logger: transaction.logger)
         }
         let returned = try result.rows[0].decode([Key].self)
         let positions = batch.insertedPositions(in: range, returned: returned)

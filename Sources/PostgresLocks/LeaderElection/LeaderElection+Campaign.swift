@@ -256,13 +256,13 @@ extension PostgresConnection {
         onTimeout: (@Sendable () -> Void)? = nil,
         _ body: @escaping @Sendable () async throws -> T
     ) async throws -> T {
-        let timedOut = OneShotSignal()
+        let timedOut = SetOnceFlag()
         do {
             return try await withThrowingTaskGroup(of: T?.self) { group in
                 group.addTask { try await body() }
                 group.addTask {
                     do { try await Task.sleep(for: limit) } catch { return nil }
-                    timedOut.fire()
+                    timedOut.set()
                     logger.warning("no answer from the server in time; closing the connection", metadata: ["during": "\(what)", "limit": "\(limit)"])
                     onTimeout?()
                     await self.closeDiscardingErrors()
@@ -277,7 +277,7 @@ extension PostgresConnection {
                 throw PostgresLocksError.connectionLost(what)
             }
         } catch {
-            if timedOut.isFired {
+            if timedOut.isSet {
                 throw PostgresLocksError(code: .connectionLost, message: "no answer within \(limit) while \(what); the connection was closed", underlying: error)
             }
             throw error

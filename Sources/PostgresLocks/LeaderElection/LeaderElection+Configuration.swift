@@ -30,7 +30,7 @@ extension LeaderElection {
         /// ends; this interval only bounds how long one wait lasts (each expiry is a
         /// `lock_timeout`, which the server logs as an error line).
         public var retryInterval: Duration
-        /// How often the leader checks that its session is alive (`SELECT 1`). A closed
+        /// How often the leader checks that its session still holds the leader lock. A closed
         /// socket is noticed at once; a silent network failure within
         /// `heartbeatInterval + responseTimeout`.
         public var heartbeatInterval: Duration

@@ -26,13 +26,7 @@ extension LeaderElection {
     public func withLeadership<Result: Sendable>(
         _ body: @escaping @Sendable (FencingToken) async throws -> Result
     ) async throws -> Result {
-        var token: FencingToken?
-        for await change in leadershipChanges() {
-            if let leading = change.token {
-                token = leading
-                break
-            }
-        }
+        let token = await nextLeaderToken()
         try Task.checkCancellation()
         guard let token else {
             throw PostgresLocksError(code: .lockLost, message: "the election \"\(configuration.name)\" stopped before this instance became leader")
@@ -108,17 +102,19 @@ extension LeaderElection {
         }
     }
 
+    /// The token of the current or next term this instance leads; nil when the election ends
+    /// first or the task is cancelled.
+    private func nextLeaderToken() async -> FencingToken? {
+        for await change in leadershipChanges() {
+            if let leading = change.token { return leading }
+        }
+        return nil
+    }
+
     private func leadRepeatedly(_ work: @escaping @Sendable (FencingToken) async throws -> Void) async throws {
         while !Task.isCancelled {
-            var token: FencingToken?
-            for await change in leadershipChanges() {
-                if let leading = change.token {
-                    token = leading
-                    break
-                }
-            }
             // Nil: the election finished (its stream ended) or this task was cancelled.
-            guard let token, !Task.isCancelled else { return }
+            guard let token = await nextLeaderToken(), !Task.isCancelled else { return }
             do {
                 try await withLeadership(of: token, work)
             } catch {

@@ -52,7 +52,8 @@ extension PostgresClient {
     ///   the release cannot be confirmed, the connection is closed instead (the server then
     ///   drops the lock with the session).
     /// - **Lost lock**: if the connection dies while `body` runs (backend terminated, server
-    ///   restarted, network gone, noticed by a `SELECT 1` every `heartbeat`), `body` is
+    ///   restarted, network gone, noticed by a heartbeat every `heartbeat` that asks the server
+    ///   whether this session still holds the lock), `body` is
     ///   cancelled and the call throws ``PostgresLocksError/Code/lockLost``.
     /// - **Cancellation** while waiting ends the server-side wait and leaves no lock held.
     ///

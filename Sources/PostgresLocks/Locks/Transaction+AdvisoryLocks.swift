@@ -189,11 +189,6 @@ extension Transaction {
 
     /// Runs a lock statement that may wait, marking the transaction aborted if it fails.
     func runLockWait(_ statement: PreparedSQL) async throws {
-        do {
-            _ = try await connection.runCancellableLockStatement(statement, canceller: canceller, logger: logger)
-        } catch {
-            recordAbort(error)
-            throw error
-        }
+        _ = try await recordingAbort { try await connection.runCancellableLockStatement(statement, canceller: canceller, logger: logger) }
     }
 }

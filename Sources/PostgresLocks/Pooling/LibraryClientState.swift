@@ -156,11 +156,11 @@ final class LibraryClientState: Sendable {
         _ body: @escaping @Sendable (PostgresConnection) async throws -> ConnectionPooling
     ) async throws -> ConnectionPooling? {
         enum Event: Sendable { case done(ConnectionPooling), timerFired }
-        let started = OneShotSignal()
+        let started = SetOnceFlag()
         return try await withThrowingTaskGroup(of: Event.self) { group in
             group.addTask {
                 .done(try await client.withConnection { connection in
-                    started.fire()
+                    started.set()
                     return try await body(connection)
                 })
             }
@@ -174,7 +174,7 @@ final class LibraryClientState: Sendable {
                     group.cancelAll()
                     return value
                 case .timerFired:
-                    if !started.isFired {
+                    if !started.isSet {
                         group.cancelAll()  // the pending lease is withdrawn
                         return nil
                     }

@@ -34,13 +34,12 @@ extension PostgresClient {
     ) async throws -> sending Result {
         try policy.validate()
         let box = try await retryWholeTransaction(policy: policy, reconnects: true, logger: logger) { attempt in
-            guard policy.resolveCommitOutcome else {
-                return try await self.withCheckedTransaction(options: options, logger: logger, attempt: attempt) { transaction in
-                    SendingBox(try await body(transaction))
-                }
-            }
             do {
-                return try await self.withCheckedTransaction(options: options, logger: logger, attempt: attempt, readsTransactionID: true) { transaction in
+                // Only with resolveCommitOutcome is the transaction id read, and only then can a
+                // lost COMMIT come back as an UnsettledCommit to settle.
+                return try await self.withCheckedTransaction(
+                    options: options, logger: logger, attempt: attempt, readsTransactionID: policy.resolveCommitOutcome
+                ) { transaction in
                     SendingBox(try await body(transaction))
                 }
             } catch let unsettled as UnsettledCommit<SendingBox<Result>> {

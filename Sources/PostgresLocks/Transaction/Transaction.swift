@@ -43,20 +43,24 @@ public final class Transaction: Sendable {
     /// - Throws: ``PostgresLocksError`` (deadlock, lock not available, connection lost, …).
     @discardableResult
     public func query(_ query: PostgresQuery) async throws -> PostgresQueryResult {
-        do {
-            return try await connection.runStatement(query, logger: logger)
-        } catch {
-            recordAbort(error)
-            throw error
-        }
+        try await recordingAbort { try await connection.runStatement(query, logger: logger) }
     }
 
     /// Runs one of the library's hot statements, prepared (see ``StatementPreparation``), and
     /// returns its rows.
     @discardableResult
     func queryPrepared(_ statement: PreparedSQL) async throws -> [PostgresRow] {
+        try await recordingAbort { try await connection.runPrepared(statement, logger: logger) }
+    }
+
+    /// Runs `statement` (one statement on this transaction's connection), marking the
+    /// transaction aborted if it fails.
+    func recordingAbort<Value>(
+        isolation: isolated (any Actor)? = #isolation,
+        _ statement: () async throws -> sending Value
+    ) async throws -> sending Value {
         do {
-            return try await connection.runPrepared(statement, logger: logger)
+            return try await statement()
         } catch {
             recordAbort(error)
             throw error

@@ -2,9 +2,6 @@ import Logging
 import Metrics
 import PostgresNIO
 
-/// The least pause before re-running a transaction whose connection was lost.
-let connectionLossPause: Duration = .milliseconds(50)
-
 /// The one retry loop: runs `attemptOnce(attempt)` and, when it fails with an error `policy`
 /// retries, waits the policy's backoff and runs it again with the next attempt number. A lost
 /// connection is retried only where each attempt gets a new connection (`reconnects`).
@@ -24,12 +21,9 @@ func retryWholeTransaction<Value>(
             guard policy.shouldRetry(error, afterAttempt: attempt) else { throw error }
             let code = (error as? PostgresLocksError)?.code ?? .client
             guard reconnects || code != .connectionLost else { throw error }
-            var delay = policy.backoff(afterAttempt: attempt, using: &generator)
-            if code == .connectionLost {
-                // The pool notices a closed connection on its event loop: give it the moment it
-                // needs, or the next attempts lease the same dead connection again.
-                delay = max(delay, connectionLossPause)
-            }
+            // A pool that still hands out the lost connection is handled where connections are
+            // leased (`withLibraryConnection` leases another): the policy's backoff is enough.
+            let delay = policy.backoff(afterAttempt: attempt, using: &generator)
             Counter(label: "pglocks_transaction_retries_total", dimensions: [("reason", code.name)]).increment()
             logger.debug("retrying transaction", metadata: [
                 "attempt": "\(attempt)", "reason": "\(code.name)", "backoff_ms": "\(Backoff.milliseconds(delay))",
