@@ -15,7 +15,14 @@ extension PostgresConnection {
     /// - driver errors are mapped to ``PostgresLocksError``.
     @discardableResult
     func runStatement(_ query: PostgresQuery, logger: Logger) async throws -> PostgresQueryResult {
-        try await whileOpen(ConnectionWatch.watch(self)) { self.query(query, logger: logger) }
+        try await runStatement(query, watch: ConnectionWatch.watch(self), logger: logger)
+    }
+
+    /// ``runStatement(_:logger:)`` with this connection's watch already at hand (a transaction
+    /// looks it up once).
+    @discardableResult
+    func runStatement(_ query: PostgresQuery, watch: ConnectionWatch, logger: Logger) async throws -> PostgresQueryResult {
+        try await whileOpen(watch) { self.query(query, logger: logger) }
     }
 
     /// Runs one of the library's hot statements as a named prepared statement (prepared on
@@ -30,16 +37,21 @@ extension PostgresConnection {
     /// once, one inside a transaction throws (the transaction is aborted).
     @discardableResult
     func runPrepared(_ statement: PreparedSQL, outsideTransaction: Bool = false, logger: Logger) async throws -> [PostgresRow] {
-        let watch = ConnectionWatch.watch(self)
+        try await runPrepared(statement, watch: ConnectionWatch.watch(self), outsideTransaction: outsideTransaction, logger: logger)
+    }
+
+    /// ``runPrepared(_:outsideTransaction:logger:)`` with this connection's watch at hand.
+    @discardableResult
+    func runPrepared(_ statement: PreparedSQL, watch: ConnectionWatch, outsideTransaction: Bool = false, logger: Logger) async throws -> [PostgresRow] {
         if watch.runsUnnamed {
-            return try await runStatement(statement.query, logger: logger).rows
+            return try await runStatement(statement.query, watch: watch, logger: logger).rows
         }
         let sql = statement.sql
         var preparedNow = false
         do {
             let cached = watch.preparedStatement(sql)
             guard cached != nil || watch.hasRoomForPreparedStatements else {
-                return try await runStatement(statement.query, logger: logger).rows
+                return try await runStatement(statement.query, watch: watch, logger: logger).rows
             }
             let binds = statement.postgresData
             if let prepared = cached {
@@ -67,7 +79,7 @@ extension PostgresConnection {
                 )
             }
             guard outsideTransaction else { throw error }
-            return try await runPrepared(statement, outsideTransaction: false, logger: logger)
+            return try await runPrepared(statement, watch: watch, outsideTransaction: false, logger: logger)
         }
     }
 

@@ -53,10 +53,11 @@ extension PostgresConnection {
         // A connection leased from a client (it came with one to cancel waits) never holds an
         // open transaction of the library's when leased: a non-idle status there is a dead
         // session's last word, or someone's leak, and is worth one statement to confirm.
-        try await refuseNestedTransaction(confirmingAnyStatus: canceller != nil, logger: logger)
-        let transaction = Transaction(connection: self, logger: logger, attempt: attempt, canceller: canceller)
-        ConnectionWatch.watch(self).libraryTransactionOpen = true
-        try await self.runPrepared(PreparedSQL(options.beginStatement), outsideTransaction: true, logger: logger)
+        let watch = ConnectionWatch.watch(self)
+        try await refuseNestedTransaction(watch: watch, confirmingAnyStatus: canceller != nil, logger: logger)
+        let transaction = Transaction(connection: self, watch: watch, logger: logger, attempt: attempt, canceller: canceller)
+        watch.libraryTransactionOpen = true
+        try await self.runPrepared(PreparedSQL(options.beginStatement), watch: watch, outsideTransaction: true, logger: logger)
 
         let value: Result
         do {
@@ -67,12 +68,12 @@ extension PostgresConnection {
             }
             value = try await body(transaction)
         } catch {
-            await self.rollbackAfterFailure(logger: logger)
+            await self.rollbackAfterFailure(watch: watch, logger: logger)
             throw PostgresLocksError.wrap(error)
         }
 
         if let aborting = transaction.abortingError {
-            await self.rollbackAfterFailure(logger: logger)
+            await self.rollbackAfterFailure(watch: watch, logger: logger)
             throw PostgresLocksError(
                 code: .transactionAborted,
                 message: "the body caught an error that aborted the transaction, so nothing was committed: \(aborting)",
@@ -89,7 +90,7 @@ extension PostgresConnection {
                 transactionID = try await transaction.queryPrepared(CommitOutcomeSQL.currentTransactionID).first
                     .flatMap { try $0.decode(String?.self) }.flatMap(UInt64.init)
             } catch {
-                await self.rollbackAfterFailure(logger: logger)
+                await self.rollbackAfterFailure(watch: watch, logger: logger)
                 throw PostgresLocksError.wrap(error)
             }
         }
@@ -103,8 +104,8 @@ extension PostgresConnection {
         }
         let commit: PostgresQueryResult
         do {
-            commit = try await self.runStatement("COMMIT", logger: logger)
-            ConnectionWatch.watch(self).libraryTransactionEnded()
+            commit = try await self.runStatement("COMMIT", watch: watch, logger: logger)
+            watch.libraryTransactionEnded()
         } catch {
             // A server's answer (a deferred constraint, 40001 at commit) means not committed.
             // A lost connection means COMMIT may or may not have been applied.
@@ -134,9 +135,8 @@ extension PostgresConnection {
     /// `ROLLBACK` the session is idle whatever the last status read says: PostgresNIO ends a
     /// statement at its `CommandComplete`, and the `ReadyForQuery` that follows can arrive in a
     /// later read (see ``ConnectionWatch/knownTransactionStatus``).
-    func refuseNestedTransaction(confirmingAnyStatus: Bool = false, logger: Logger) async throws {
+    func refuseNestedTransaction(watch: ConnectionWatch, confirmingAnyStatus: Bool, logger: Logger) async throws {
         guard !isClosed else { throw PostgresLocksError.connectionLost("before sending a statement") }
-        let watch = ConnectionWatch.watch(self)
         let tracker = watch.transactionStatus
         var status = watch.knownTransactionStatus
         // An unknown status, a transaction block the library opened itself and did not see end,
@@ -147,7 +147,7 @@ extension PostgresConnection {
         // outer transaction is refused with nothing sent.
         if status == nil || (status != .idle && (watch.libraryTransactionOpen || confirmingAnyStatus)) {
             do {
-                try await runStatement("SELECT 1", logger: logger)
+                try await runStatement("SELECT 1", watch: watch, logger: logger)
             } catch let error as PostgresLocksError where error.code == .inFailedTransaction {
                 // Refused because a transaction block failed: the status below says so.
             }
@@ -172,11 +172,11 @@ extension PostgresConnection {
 
     /// Rolls back after the body failed. If the rollback cannot be confirmed on a live
     /// connection, the connection is closed so its open transaction cannot be reused.
-    func rollbackAfterFailure(logger: Logger) async {
+    func rollbackAfterFailure(watch: ConnectionWatch, logger: Logger) async {
         guard !self.isClosed else { return }
         do {
-            try await self.runStatement("ROLLBACK", logger: logger)
-            ConnectionWatch.watch(self).libraryTransactionEnded()
+            try await self.runStatement("ROLLBACK", watch: watch, logger: logger)
+            watch.libraryTransactionEnded()
         } catch {
             // A lost connection is expected under faults (the server rolled back); anything else is worth a warning.
             let level: Logger.Level = (error as? PostgresLocksError)?.code == .connectionLost ? .debug : .warning

@@ -23,6 +23,8 @@ public final class Transaction: Sendable {
     /// connection was leased from. Nil on a dedicated connection, where a cancelled wait closes
     /// the connection instead (PostgresNIO sends no cancel request).
     let canceller: PostgresClient?
+    /// The connection's watch, looked up once for the transaction's statements.
+    let watch: ConnectionWatch
 
     private let state = Mutex(State())
 
@@ -31,8 +33,9 @@ public final class Transaction: Sendable {
         var savepointCounter = 0
     }
 
-    init(connection: PostgresConnection, logger: Logger, attempt: Int, canceller: PostgresClient?) {
+    init(connection: PostgresConnection, watch: ConnectionWatch, logger: Logger, attempt: Int, canceller: PostgresClient?) {
         self.connection = connection
+        self.watch = watch
         self.logger = logger
         self.attempt = attempt
         self.canceller = canceller
@@ -43,14 +46,14 @@ public final class Transaction: Sendable {
     /// - Throws: ``PostgresLocksError`` (deadlock, lock not available, connection lost, …).
     @discardableResult
     public func query(_ query: PostgresQuery) async throws -> PostgresQueryResult {
-        try await recordingAbort { try await connection.runStatement(query, logger: logger) }
+        try await recordingAbort { try await connection.runStatement(query, watch: watch, logger: logger) }
     }
 
     /// Runs one of the library's hot statements, prepared (see ``StatementPreparation``), and
     /// returns its rows.
     @discardableResult
     func queryPrepared(_ statement: PreparedSQL) async throws -> [PostgresRow] {
-        try await recordingAbort { try await connection.runPrepared(statement, logger: logger) }
+        try await recordingAbort { try await connection.runPrepared(statement, watch: watch, logger: logger) }
     }
 
     /// Runs `statement` (one statement on this transaction's connection), marking the
