@@ -7,41 +7,31 @@ extension LeaderElection {
     func campaign() async throws {
         let configuration = self.configuration
         let logger = self.logger
-        var reconnects = ReconnectSchedule(backoff: Backoff(initial: configuration.reconnectDelay, maximum: configuration.maximumReconnectDelay))
+        var machine = LeaderCampaignStateMachine(backoff: Backoff(initial: configuration.reconnectDelay, maximum: configuration.maximumReconnectDelay))
+        var random = SystemRandomNumberGenerator()
         var fatal: (any Error)?
-        while !stop.isFired && fatal == nil {
+        while !stop.isFired {
             var connection: PostgresConnection?
             var queued = false
-            var failure: (any Error)?
+            var end = LeaderCampaignStateMachine.SessionEnd.finished
             do {
                 // A leader's lock is a session lock: before every connect (the URL may lead
                 // somewhere else after a failover), refuse behind transaction pooling, and
-                // connect only once the probe could run.
-                switch await PostgresConnection.probePooling(configuration: connectionConfiguration, logger: logger) {
-                case .transactionPooling:
-                    let refusal = PostgresLocksError.transactionPooling(feature: "leader election")
-                    logger.error("leader election refused", metadata: ["election": "\(configuration.name)", "error": "\(refusal)"])
-                    fatal = refusal
-                case .unknown:
-                    // The probe could not run. A connect says why (an error retrying cannot fix
-                    // ends the election); if it succeeds, the probe runs again first.
+                // campaign only once the probe could run.
+                switch machine.probed(await PostgresConnection.probePooling(configuration: connectionConfiguration, logger: logger)) {
+                case .refuse:
+                    throw PostgresLocksError.transactionPooling(feature: "leader election")
+                case .connectToDiagnose:
                     let opened = try await connect()
                     await opened.closeDiscardingErrors()
                     throw PostgresLocksError(code: .connectionLost, message: "the pooling probe could not run; probing again before campaigning")
-                case .sessionPerConnection:
+                case .campaign:
                     let opened = try await connect()
                     connection = opened
                     try await runSession(on: opened, queued: &queued)
                 }
             } catch {
-                if !stop.isFired {
-                    if Self.isPermanent(error) {
-                        logger.error("leader election stopped by an error that retrying cannot fix", metadata: ["election": "\(configuration.name)", "error": "\(error)"])
-                        fatal = error
-                    } else {
-                        failure = error
-                    }
-                }
+                end = .failed(error, permanent: Self.isPermanent(error))
             }
             // Stop acting as leader before the session (and with it the lock) is gone.
             publish(.follower)
@@ -51,13 +41,19 @@ extension LeaderElection {
                 state.waitingForLock = false
             }
             if let connection { await connection.closeDiscardingErrors() }
-            if fatal != nil || stop.isFired { break }
-            // A session that got as far as queueing was healthy: the backoff starts over.
-            let delay = reconnects.pauseAfterSession(healthy: queued)
-            if let failure {
-                logger.warning("leader election session failed; reconnecting", metadata: ["election": "\(configuration.name)", "error": "\(failure)", "delay": "\(delay)"])
+            switch machine.roundEnded(end, healthy: queued, stopRequested: stop.isFired, using: &random) {
+            case .stop(let failure):
+                if let failure {
+                    logger.error("leader election stopped by an error that retrying cannot fix", metadata: ["election": "\(configuration.name)", "error": "\(failure)"])
+                }
+                fatal = failure
+            case .reconnect(let delay, let failure):
+                if let failure {
+                    logger.warning("leader election session failed; reconnecting", metadata: ["election": "\(configuration.name)", "error": "\(failure)", "delay": "\(delay)"])
+                }
+                if await OneShotSignal.firstFired(of: [stop], within: delay) == nil { continue }
             }
-            if await OneShotSignal.firstFired(of: [stop], within: delay) != nil { break }
+            break
         }
         finishChanges()
         if let fatal { throw fatal }
