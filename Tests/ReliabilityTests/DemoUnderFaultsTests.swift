@@ -29,7 +29,7 @@ import PglockHarness
 struct DemoUnderFaultsTests {
     @Test func demoHoldsEveryInvariantWhileItsBackendsAreTerminated() async throws {
         try await afterTheOtherTests()
-        let run = try await runDemoUnderFaults(restartAfter: nil)
+        let run = try await runDemoUnderFaults(restartAfterTerminations: nil)
         run.expectClean()
         #expect(run.terminations >= 20, "too few terminations to mean anything: \(run.terminations)")
         #expect(run.faults.connectionLosses + run.faults.reruns > 0, "the demo never noticed a fault: \(run.summary)")
@@ -37,13 +37,14 @@ struct DemoUnderFaultsTests {
 
     @Test func demoHoldsEveryInvariantWhileItsBackendsAreTerminatedAndTheServerCrashesOnce() async throws {
         try await afterTheOtherTests()
-        // A moment chosen at random, so that over many runs each scenario gets its turn
-        // (DEMO_FAULTS_RESTART_AFTER_MS picks one, to run a given scenario across the crash again).
-        let chosen = ProcessInfo.processInfo.environment["DEMO_FAULTS_RESTART_AFTER_MS"].flatMap { Int($0) }
-        let restartAfter = Duration.milliseconds(chosen ?? Int.random(in: 5_000...30_000))
-        let run = try await runDemoUnderFaults(restartAfter: restartAfter)
+        // A moment chosen at random, as the number of terminations the demo has survived first,
+        // so that over many runs each scenario gets its turn (DEMO_FAULTS_RESTART_AFTER_TERMINATIONS
+        // picks one, to run a given scenario across the crash again).
+        let chosen = ProcessInfo.processInfo.environment["DEMO_FAULTS_RESTART_AFTER_TERMINATIONS"].flatMap { Int($0) }
+        let restartAfter = chosen ?? Int.random(in: 10...50)
+        let run = try await runDemoUnderFaults(restartAfterTerminations: restartAfter)
         run.expectClean()
-        #expect(run.restarted, "the demo finished before the restart at \(restartAfter): \(run.summary)")
+        #expect(run.restarted, "the demo finished before the restart after \(restartAfter) terminations: \(run.summary)")
         #expect(run.terminations >= 10, "too few terminations to mean anything: \(run.terminations)")
     }
 }
@@ -89,8 +90,9 @@ private struct DemoReport: Decodable {
 }
 
 /// Runs the demo against a server of its own while terminating its backends; crashes and
-/// restarts the server once `restartAfter` into the run, if given. Bounded to 170 s.
-private func runDemoUnderFaults(restartAfter: Duration?) async throws -> DemoFaultRun {
+/// restarts the server once the demo has survived `restartAfterTerminations` terminations, if
+/// given. Bounded to 170 s.
+private func runDemoUnderFaults(restartAfterTerminations: Int?) async throws -> DemoFaultRun {
     let logger = {
         var logger = Logger(label: "demo-under-faults")
         logger.logLevel = .warning
@@ -115,9 +117,11 @@ private func runDemoUnderFaults(restartAfter: Duration?) async throws -> DemoFau
                 group.addTask {
                     await terminateDemoBackends(server: server, state: state, logger: logger)
                 }
-                if let restartAfter {
+                if let restartAfterTerminations {
                     group.addTask {
-                        try await Task.sleep(for: restartAfter)
+                        try await waitUntil(timeout: .seconds(170), pollEvery: .milliseconds(20), "the demo has survived \(restartAfterTerminations) terminations") {
+                            state.isStopped || state.terminationCount >= restartAfterTerminations
+                        }
                         guard !state.isStopped else { return }
                         print("crashing the server \(format(ContinuousClock.now - started)) into the demo")
                         try await server.stopServer(immediate: true)
@@ -144,9 +148,11 @@ private func runDemoUnderFaults(restartAfter: Duration?) async throws -> DemoFau
     }
 }
 
-/// Every 300–800 ms, terminates one backend of the demo (`application_name = 'pglock'`), once
-/// the demo's pool is up (so the demo's first connection check is left alone), until `stop`.
-/// Its own session reconnects after a restart.
+/// Terminates backends of the demo (`application_name = 'pglock'`) one at a time, once the
+/// demo's pool is up (so the demo's first connection check is left alone), until `stop`. Each
+/// victim is a demo session caught inside a transaction that began 300–800 ms (chosen at
+/// random each time) after the previous termination: the fault lands mid-call, and the demo
+/// gets that long to make progress between faults. Its own session reconnects after a restart.
 private func terminateDemoBackends(server: EphemeralPostgres, state: FaultInjection, logger: Logger) async {
     let session = FaultSession(server: server, logger: logger)
     defer { session.close() }
@@ -158,18 +164,27 @@ private func terminateDemoBackends(server: EphemeralPostgres, state: FaultInject
         ) else { return false }
         return count >= 2
     }
+    // The server's clock at the last termination (the server restarts keep it).
+    var lastFault = (try? await session.scalar("SELECT clock_timestamp()", as: Date.self)) ?? Date()
     while !state.isStopped {
-        // The fault schedule: one termination at a random moment 300–800 ms after the last.
-        try? await Task.sleep(for: .milliseconds(Int.random(in: 300...800)))
-        guard !state.isStopped else { break }
-        let terminated = try? await session.scalar("""
-            SELECT coalesce(bool_or(pg_terminate_backend(pid)), false) FROM (
-                SELECT pid FROM pg_stat_activity
-                WHERE application_name = 'pglock' AND pid <> pg_backend_pid()
-                ORDER BY random() LIMIT 1
-            ) victim
-            """, as: Bool.self)
+        let gapMilliseconds = Int32.random(in: 300...800)
+        var victim: Int32?
+        try? await waitUntil(timeout: .seconds(170), pollEvery: .milliseconds(20), "a demo transaction began \(gapMilliseconds) ms after the last fault") {
+            if state.isStopped { return true }
+            victim = try? await session.scalar("""
+                SELECT coalesce((
+                    SELECT pid FROM pg_stat_activity
+                    WHERE application_name = 'pglock' AND pid <> pg_backend_pid()
+                      AND xact_start >= \(lastFault)::timestamptz + \(gapMilliseconds) * interval '1 millisecond'
+                    ORDER BY random() LIMIT 1
+                ), 0)
+                """, as: Int32.self)
+            return (victim ?? 0) != 0
+        }
+        guard !state.isStopped, let pid = victim, pid != 0 else { continue }
+        let terminated = try? await session.scalar("SELECT pg_terminate_backend(\(pid))", as: Bool.self)
         if terminated == true { state.terminated() }
+        lastFault = (try? await session.scalar("SELECT clock_timestamp()", as: Date.self)) ?? lastFault
     }
 }
 

@@ -9,7 +9,12 @@ struct ArticleScheduler: Sendable {
     func start(fencedBy token: FencingToken) {}
     func stop() {}
 }
-func runDueJobs(fencedBy token: FencingToken) async throws {}
+func runDueJobs(at due: ContinuousClock.Instant, fencedBy token: FencingToken) async throws {}
+
+/// The application's own timetable in the article (none here: the snippet is compiled, not run).
+struct Timetable: Sendable {
+    func dueTimes() -> AsyncStream<ContinuousClock.Instant> { AsyncStream { $0.finish() } }
+}
 
 func articleElection(client: PostgresClient, settings: ConnectionSettings, scheduler: ArticleScheduler, logger: Logger) async throws {
     var configuration = LeaderElection.Configuration(name: "billing-scheduler", connection: settings)
@@ -35,19 +40,19 @@ func articleFencedWrite(client: PostgresClient, token: FencingToken, id: Int64, 
     }
 }
 
-func articleWhileLeading(client: PostgresClient, election: LeaderElection, worker: QueueWorker, logger: Logger) {
+func articleWhileLeading(client: PostgresClient, election: LeaderElection, timetable: Timetable, worker: QueueWorker, logger: Logger) {
     struct Scheduler: Service {
         let election: LeaderElection
+        let timetable: Timetable   // yours: yields each moment jobs fall due
         func run() async throws {
             try await election.whileLeading { token in
-                while !Task.isCancelled {
-                    try await runDueJobs(fencedBy: token)
-                    try await Task.sleep(for: .seconds(1))
+                for await due in timetable.dueTimes() {
+                    try await runDueJobs(at: due, fencedBy: token)
                 }
             }
         }
     }
-    let group = ServiceGroup(services: [client, election, Scheduler(election: election), worker],
+    let group = ServiceGroup(services: [client, election, Scheduler(election: election, timetable: timetable), worker],
                              gracefulShutdownSignals: [.sigterm], logger: logger)
     _ = group
 }
