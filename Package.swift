@@ -45,6 +45,7 @@ let package = Package(
             name: "PostgresQueue",
             dependencies: [
                 "PostgresLocks",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

@@ -39,6 +39,12 @@ public struct ClaimedJob: Sendable, Hashable {
     public var createdAt: Date
     /// When it was scheduled to run.
     public var runAt: Date
+    /// Its tags.
+    public var tags: [String]
+    /// Its metadata.
+    public var metadata: [String: String]
+    /// How many times a handler snoozed it (snoozes do not count as attempts).
+    public var snoozes: Int32
 
     /// The job's id.
     public var id: Int64 { lease.id }

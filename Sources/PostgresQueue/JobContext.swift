@@ -28,8 +28,8 @@ public struct JobContext: Sendable {
     /// worker then records nothing more for it.
     ///
     /// - Throws: ``PostgresQueueError/Code/leaseLost`` if the lease is gone.
-    public func complete(in transaction: Transaction) async throws {
-        try await queue.complete(job.lease, in: transaction)
+    public func complete(in transaction: Transaction, outputJSON: String? = nil) async throws {
+        try await queue.complete(job.lease, outputJSON: outputJSON, in: transaction)
         completedInTransaction.set()
     }
 }

@@ -54,17 +54,24 @@ extension JobQueue {
             """, logger: logger).rows.isEmpty
     }
 
-    /// Cancels a job that is available or running. A running job's worker finds its lease
-    /// gone at its next heartbeat or outcome and stops; nothing it reports is recorded.
+    /// Cancels a job that is available or running. The worker running it is told at once (a
+    /// `NOTIFY` on the control channel, delivered when this commits) and cancels the job's task;
+    /// a worker that was not listening finds the lease gone at its next heartbeat. Nothing the
+    /// job reports afterwards is recorded.
     ///
     /// - Returns: whether a job was changed.
     @discardableResult
     public func cancel(id: Int64, on client: PostgresClient, logger: Logger) async throws -> Bool {
-        try await !client.checkedQuery("""
-            UPDATE \(identifier: jobsTable)
-            SET state = 'cancelled', finished_at = now(), lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
-            WHERE id = \(id) AND state IN ('available', 'running')
-            RETURNING id
+        let message = QueueControlMessage.cancelled(jobID: id).payload
+        return try await !client.checkedQuery("""
+            WITH cancelled AS (
+                UPDATE \(identifier: jobsTable)
+                SET state = 'cancelled', finished_at = now(), last_error = COALESCE(last_error, 'cancelled by an operator'),
+                    lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
+                WHERE id = \(id) AND state IN ('available', 'running')
+                RETURNING id
+            )
+            SELECT pg_notify(\(controlChannel.name), \(message)) FROM cancelled
             """, logger: logger).rows.isEmpty
     }
 

@@ -18,7 +18,9 @@ extension JobQueue {
     @discardableResult
     public func enqueue(_ jobs: [NewJob], on client: PostgresClient, logger: Logger) async throws -> EnqueueResult {
         let statement = try enqueueStatement(jobs)
-        return try Self.decodeEnqueue(try await client.checkedQuery(statement, logger: logger).rows, jobs: jobs)
+        let result = try Self.decodeEnqueue(try await client.checkedQuery(statement, logger: logger).rows, jobs: jobs)
+        await notifyEnqueued(jobs, result: result)
+        return result
     }
 
     /// Enqueues inside the caller's transaction: the jobs exist only if it commits, and the
@@ -26,7 +28,15 @@ extension JobQueue {
     @discardableResult
     public func enqueue(_ jobs: [NewJob], in transaction: Transaction) async throws -> EnqueueResult {
         let statement = try enqueueStatement(jobs)
-        return try Self.decodeEnqueue(try await transaction.query(statement).rows, jobs: jobs)
+        let result = try Self.decodeEnqueue(try await transaction.query(statement).rows, jobs: jobs)
+        await notifyEnqueued(jobs, result: result)
+        return result
+    }
+
+    /// Tells the observers what was inserted (inside a transaction: what will exist if it commits).
+    func notifyEnqueued(_ jobs: [NewJob], result: EnqueueResult) async {
+        guard !observers.isEmpty, !result.ids.isEmpty else { return }
+        for observer in observers { await observer.jobsEnqueued(jobs, result: result) }
     }
 
     /// Enqueues one job inside the caller's transaction.
@@ -42,10 +52,14 @@ extension JobQueue {
         }
         var queues: [String] = [], kinds: [String] = [], payloads: [String] = [], priorities: [Int16] = []
         var delays: [Double] = [], instants: [Double] = [], maxAttempts: [Int32] = [], uniqueKeys: [String] = []
+        var uniqueStates: [String] = [], tags: [String] = [], metadata: [String] = []
         queues.reserveCapacity(jobs.count)
         for job in jobs {
             queues.append(job.queue); kinds.append(job.kind); payloads.append(job.payloadJSON)
             priorities.append(job.priority); maxAttempts.append(job.maxAttempts); uniqueKeys.append(job.uniqueKey ?? "")
+            uniqueStates.append(job.uniqueStates.map(\.rawValue).joined(separator: ","))
+            tags.append(JobMetadata.encodeTags(job.tags))
+            metadata.append(JobMetadata.encode(job.metadata))
             switch job.schedule {
             case .now: delays.append(0); instants.append(.nan)
             case .after(let delay): delays.append(Double(Backoff.milliseconds(delay)) / 1000); instants.append(.nan)
@@ -56,15 +70,20 @@ extension JobQueue {
         return """
             WITH input AS (
                 SELECT * FROM unnest(\(queues)::text[], \(kinds)::text[], \(payloads)::text[], \(priorities)::int2[],
-                                     \(delays)::float8[], \(instants)::float8[], \(maxAttempts)::int4[], \(uniqueKeys)::text[])
-                       WITH ORDINALITY AS t(queue, kind, payload, priority, delay_s, at_epoch, max_attempts, unique_key, ord)
+                                     \(delays)::float8[], \(instants)::float8[], \(maxAttempts)::int4[], \(uniqueKeys)::text[],
+                                     \(uniqueStates)::text[], \(tags)::text[], \(metadata)::text[])
+                       WITH ORDINALITY AS t(queue, kind, payload, priority, delay_s, at_epoch, max_attempts, unique_key,
+                                            unique_states, tags, metadata, ord)
             ), inserted AS (
-                INSERT INTO \(identifier: jobsTable) (queue, kind, payload, priority, run_at, max_attempts, unique_key)
+                INSERT INTO \(identifier: jobsTable) (queue, kind, payload, priority, run_at, max_attempts, unique_key, unique_states, tags, metadata)
                 SELECT queue, kind, payload::jsonb, priority,
                        CASE WHEN at_epoch = 'NaN' THEN now() + delay_s * interval '1 second' ELSE to_timestamp(at_epoch) END,
-                       max_attempts, NULLIF(unique_key, '')
+                       max_attempts, NULLIF(unique_key, ''),
+                       CASE WHEN unique_key = '' THEN NULL ELSE string_to_array(unique_states, ',') END,
+                       CASE WHEN tags = '' THEN '{}'::text[] ELSE ARRAY(SELECT jsonb_array_elements_text(tags::jsonb)) END,
+                       CASE WHEN metadata = '' THEN '{}'::jsonb ELSE metadata::jsonb END
                 FROM input ORDER BY ord
-                ON CONFLICT (queue, unique_key) WHERE unique_key IS NOT NULL AND state IN ('available', 'running') DO NOTHING
+                ON CONFLICT (queue, unique_key) WHERE unique_key IS NOT NULL AND state = ANY(unique_states) DO NOTHING
                 RETURNING id, queue, unique_key
             ), notified AS (
                 SELECT pg_notify(\(channel.name), q) FROM unnest(\(notifyQueues)::text[]) AS q

@@ -48,6 +48,74 @@ extension JobQueue {
                 "ALTER TABLE \(identifier: jobs) SET (autovacuum_vacuum_scale_factor = 0.01, autovacuum_analyze_scale_factor = 0.02)",
             ]
         },
+        Migration(version: 2) { queue in
+            let jobs = queue.jobsTable
+            return [
+                """
+                ALTER TABLE \(identifier: jobs)
+                    ADD COLUMN tags text[] NOT NULL DEFAULT '{}',
+                    ADD COLUMN metadata jsonb NOT NULL DEFAULT '{}',
+                    ADD COLUMN output jsonb,
+                    ADD COLUMN unique_states text[],
+                    ADD COLUMN snoozes int NOT NULL DEFAULT 0
+                """,
+                // Uniqueness over the states each job names (a key may block while completed too).
+                "UPDATE \(identifier: jobs) SET unique_states = '{available,running}' WHERE unique_key IS NOT NULL",
+                "DROP INDEX \(identifier: queue.schema).jobs_unique_key",
+                "CREATE UNIQUE INDEX jobs_unique_key ON \(identifier: jobs) (queue, unique_key) WHERE unique_key IS NOT NULL AND state = ANY(unique_states)",
+                // One row per queue that was ever paused, resized or limited.
+                """
+                CREATE TABLE \(identifier: queue.queuesTable) (
+                    name text PRIMARY KEY,
+                    paused boolean NOT NULL DEFAULT false,
+                    concurrency int CHECK (concurrency BETWEEN 1 AND 10000),
+                    limited boolean NOT NULL DEFAULT false,
+                    updated_at timestamptz NOT NULL DEFAULT now()
+                )
+                """,
+                // Fleet-wide limits per queue and kind ('' is the queue as a whole).
+                """
+                CREATE TABLE \(identifier: queue.limitsTable) (
+                    queue text NOT NULL,
+                    kind text NOT NULL,
+                    max_running int CHECK (max_running >= 1),
+                    max_starts int CHECK (max_starts >= 1),
+                    starts_period_ms bigint CHECK (starts_period_ms >= 1),
+                    PRIMARY KEY (queue, kind),
+                    CHECK ((max_starts IS NULL) = (starts_period_ms IS NULL)),
+                    CHECK (max_running IS NOT NULL OR max_starts IS NOT NULL)
+                )
+                """,
+                // When rate-limited jobs started (a sliding window; pruned by maintenance).
+                "CREATE TABLE \(identifier: queue.startsTable) (queue text NOT NULL, kind text NOT NULL, started_at timestamptz NOT NULL)",
+                "CREATE INDEX starts_window ON \(identifier: queue.startsTable) (queue, kind, started_at)",
+                // Periodic schedules as the scheduler last saw them, and each tick enqueued.
+                """
+                CREATE TABLE \(identifier: queue.schedulesTable) (
+                    name text PRIMARY KEY,
+                    schedule text NOT NULL,
+                    queue text NOT NULL,
+                    kind text NOT NULL,
+                    missed_ticks text NOT NULL,
+                    last_tick timestamptz,
+                    next_tick timestamptz,
+                    last_job_id bigint,
+                    term bigint,
+                    updated_at timestamptz NOT NULL DEFAULT now()
+                )
+                """,
+                """
+                CREATE TABLE \(identifier: queue.ticksTable) (
+                    schedule text NOT NULL,
+                    tick timestamptz NOT NULL,
+                    job_id bigint,
+                    term bigint NOT NULL,
+                    enqueued_at timestamptz NOT NULL DEFAULT now(),
+                    PRIMARY KEY (schedule, tick)
+                )
+                """,
+            ]
+        },
     ]
 
     /// The newest schema version this library knows.

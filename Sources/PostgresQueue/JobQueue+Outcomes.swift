@@ -9,12 +9,19 @@ extension JobQueue {
     ///
     /// - Returns: the leases that were refused by the fencing check.
     public func complete(_ leases: [JobLease], on client: PostgresClient, logger: Logger) async throws -> [JobLease] {
+        try await complete(leases, outputs: [], on: client, logger: logger)
+    }
+
+    /// Marks jobs completed with their outputs (JSON text; `""` for none), in one statement.
+    func complete(_ leases: [JobLease], outputs: [String], on client: PostgresClient, logger: Logger) async throws -> [JobLease] {
         guard !leases.isEmpty else { return [] }
         let ids = leases.map(\.id), tokens = leases.map(\.token)
+        let outputs = outputs.isEmpty ? Array(repeating: "", count: leases.count) : outputs
         let done = Set(try await client.checkedQuery("""
             UPDATE \(identifier: jobsTable) j
-            SET state = 'completed', finished_at = now(), lease_token = NULL, lease_expires_at = NULL
-            FROM unnest(\(ids)::int8[], \(tokens)::uuid[]) AS t(id, token)
+            SET state = 'completed', finished_at = now(), lease_token = NULL, lease_expires_at = NULL,
+                output = CASE WHEN t.output = '' THEN NULL ELSE t.output::jsonb END
+            FROM unnest(\(ids)::int8[], \(tokens)::uuid[], \(outputs)::text[]) AS t(id, token, output)
             WHERE j.id = t.id AND j.lease_token = t.token AND j.state = 'running'
             RETURNING j.id
             """, logger: logger).rows.map { try $0.decode(Int64.self) })
@@ -25,10 +32,11 @@ extension JobQueue {
     /// completion commit together (or neither).
     ///
     /// - Throws: ``PostgresQueueError/Code/leaseLost`` if the lease is no longer held.
-    public func complete(_ lease: JobLease, in transaction: Transaction) async throws {
+    public func complete(_ lease: JobLease, outputJSON: String? = nil, in transaction: Transaction) async throws {
         let rows = try await transaction.query("""
             UPDATE \(identifier: jobsTable)
-            SET state = 'completed', finished_at = now(), lease_token = NULL, lease_expires_at = NULL
+            SET state = 'completed', finished_at = now(), lease_token = NULL, lease_expires_at = NULL,
+                output = \(outputJSON)::jsonb
             WHERE id = \(lease.id) AND lease_token = \(lease.token) AND state = 'running'
             RETURNING id
             """).rows
@@ -36,12 +44,14 @@ extension JobQueue {
     }
 
     /// Records a failed attempt: the job runs again after `retryAfter` (see `Backoff`), or is
-    /// dead if that was its last attempt or `discard` is set. Fenced by the lease.
+    /// dead if that was its last attempt (of `maxAttempts` when given, else its own) or
+    /// `discard` is set. Fenced by the lease.
     public func fail(
         _ lease: JobLease,
         error: String,
         retryAfter: Duration,
         discard: Bool = false,
+        maxAttempts: Int32? = nil,
         on client: PostgresClient,
         logger: Logger
     ) async throws -> FailureOutcome {
@@ -49,9 +59,9 @@ extension JobQueue {
         let message = String(error.prefix(4000))
         let rows = try await client.checkedQuery("""
             UPDATE \(identifier: jobsTable)
-            SET state = CASE WHEN attempt >= max_attempts OR \(discard) THEN 'dead' ELSE 'available' END,
-                run_at = CASE WHEN attempt >= max_attempts OR \(discard) THEN run_at ELSE now() + \(delaySeconds) * interval '1 second' END,
-                finished_at = CASE WHEN attempt >= max_attempts OR \(discard) THEN now() END,
+            SET state = CASE WHEN attempt >= COALESCE(\(maxAttempts)::int4, max_attempts) OR \(discard) THEN 'dead' ELSE 'available' END,
+                run_at = CASE WHEN attempt >= COALESCE(\(maxAttempts)::int4, max_attempts) OR \(discard) THEN run_at ELSE now() + \(delaySeconds) * interval '1 second' END,
+                finished_at = CASE WHEN attempt >= COALESCE(\(maxAttempts)::int4, max_attempts) OR \(discard) THEN now() END,
                 last_error = \(message), lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
             WHERE id = \(lease.id) AND lease_token = \(lease.token) AND state = 'running'
             RETURNING state, run_at
@@ -59,6 +69,40 @@ extension JobQueue {
         guard let row = rows.first else { return .leaseLost }
         let (state, runAt) = try row.decode((String, Date).self)
         return state == JobState.dead.rawValue ? .dead : .retryScheduled(at: runAt)
+    }
+
+    /// Snoozes a running job: it becomes available again after `delay`, and this run is not
+    /// counted as an attempt. Fenced by the lease.
+    ///
+    /// - Returns: when it runs again, or `nil` if the lease was no longer held.
+    @discardableResult
+    public func snooze(_ lease: JobLease, for delay: Duration, on client: PostgresClient, logger: Logger) async throws -> Date? {
+        let delaySeconds = Double(Backoff.milliseconds(delay)) / 1000
+        let rows = try await client.checkedQuery("""
+            UPDATE \(identifier: jobsTable)
+            SET state = 'available', attempt = GREATEST(attempt - 1, 0), snoozes = snoozes + 1,
+                run_at = now() + \(delaySeconds) * interval '1 second',
+                lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
+            WHERE id = \(lease.id) AND lease_token = \(lease.token) AND state = 'running'
+            RETURNING run_at
+            """, logger: logger).rows
+        return try rows.first?.decode(Date.self)
+    }
+
+    /// Cancels a running job from its own worker (a handler's ``JobOutcome/cancel(reason:)``),
+    /// recording `reason`. Fenced by the lease.
+    ///
+    /// - Returns: whether the job was cancelled (false: the lease was no longer held).
+    @discardableResult
+    public func cancel(_ lease: JobLease, reason: String, on client: PostgresClient, logger: Logger) async throws -> Bool {
+        let message = String(reason.prefix(4000))
+        return try await !client.checkedQuery("""
+            UPDATE \(identifier: jobsTable)
+            SET state = 'cancelled', finished_at = now(), last_error = \(message),
+                lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
+            WHERE id = \(lease.id) AND lease_token = \(lease.token) AND state = 'running'
+            RETURNING id
+            """, logger: logger).rows.isEmpty
     }
 
     /// Pushes the leases of running jobs forward by `lease` from now (the heartbeat).

@@ -20,6 +20,21 @@ public struct JobQueue: Sendable {
     public let jobsTable: QualifiedName
     /// The migrations table.
     public let migrationsTable: QualifiedName
+    /// Per-queue control: paused, concurrency, whether limits apply.
+    public let queuesTable: QualifiedName
+    /// Fleet-wide limits per queue and kind.
+    public let limitsTable: QualifiedName
+    /// Start times of rate-limited jobs (a sliding window).
+    public let startsTable: QualifiedName
+    /// Periodic schedules with their last and next ticks.
+    public let schedulesTable: QualifiedName
+    /// Every periodic tick enqueued, keyed by schedule and tick.
+    public let ticksTable: QualifiedName
+    /// The `LISTEN`/`NOTIFY` channel for control messages (`<schema>_control`): pause,
+    /// resume, settings changed, cancel a running job.
+    public let controlChannel: SQLIdentifier
+    /// Told of every job's life: enqueued, started, completed, failed, dead.
+    public let observers: [any JobLifecycleObserver]
     /// The `LISTEN`/`NOTIFY` channel workers wake on (`<schema>_jobs`).
     public let channel: SQLIdentifier
     /// At most one `NOTIFY` per queue per this interval from one process.
@@ -27,18 +42,33 @@ public struct JobQueue: Sendable {
     let debouncer: SharedNotifyDebouncer
     /// The claim statement's text for this queue's table (see `claimSQL(jobsTable:)`).
     package let claimSQL: String
+    /// The claim statement for a queue under fleet-wide limits (see `limitedClaimSQL(_:)`).
+    package let limitedClaimSQL: String
 
     /// A queue whose tables live in `schema` (created by ``migrate(on:logger:)``).
     ///
     /// - Throws: `PostgresLocksError.Code.invalidArgument` for a schema name
     ///   that is not a plain identifier (the channel name `<schema>_jobs` must be one too).
-    public init(schema: String = "pglocks_queue", notifyDebounce: Duration = .milliseconds(2)) throws {
+    public init(
+        schema: String = "pglocks_queue",
+        notifyDebounce: Duration = .milliseconds(2),
+        observers: [any JobLifecycleObserver] = []
+    ) throws {
         let schema = try SQLIdentifier(schema)
+        func table(_ name: String) throws -> QualifiedName { QualifiedName(schema: schema, name: try SQLIdentifier(name)) }
         self.schema = schema
-        self.jobsTable = QualifiedName(schema: schema, name: try SQLIdentifier("jobs"))
-        self.migrationsTable = QualifiedName(schema: schema, name: try SQLIdentifier("migrations"))
-        self.claimSQL = Self.claimSQL(jobsTable: jobsTable)
+        self.jobsTable = try table("jobs")
+        self.migrationsTable = try table("migrations")
+        self.queuesTable = try table("queues")
+        self.limitsTable = try table("limits")
+        self.startsTable = try table("starts")
+        self.schedulesTable = try table("schedules")
+        self.ticksTable = try table("ticks")
         self.channel = try SQLIdentifier("\(schema.name)_jobs")
+        self.controlChannel = try SQLIdentifier("\(schema.name)_control")
+        self.observers = observers
+        self.claimSQL = Self.claimSQL(jobsTable: jobsTable, queuesTable: queuesTable)
+        self.limitedClaimSQL = Self.limitedClaimSQL(jobs: jobsTable, queues: queuesTable, limits: limitsTable, starts: startsTable)
         guard notifyDebounce >= .zero else {
             throw PostgresLocksError(code: .invalidArgument, message: "notifyDebounce must not be negative")
         }

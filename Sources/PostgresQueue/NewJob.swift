@@ -29,8 +29,15 @@ public struct NewJob: Sendable, Hashable {
     /// How many attempts before it is dead (at least 1).
     public var maxAttempts: Int32
     /// A key that makes a second enqueue a no-op while a job with the same key and queue is
-    /// still available or running.
+    /// in one of ``uniqueStates`` (set directly, or computed from ``UniqueOptions``).
     public var uniqueKey: String?
+    /// The states in which ``uniqueKey`` blocks another job (always including available and
+    /// running).
+    public var uniqueStates: [JobState]
+    /// Labels to find and group jobs by (at most 20, each 1 to 100 bytes).
+    public var tags: [String]
+    /// Small string values carried with the job (trace context, tenant, who enqueued it).
+    public var metadata: [String: String]
 
     /// A job whose payload is `payload` encoded as JSON.
     ///
@@ -44,7 +51,11 @@ public struct NewJob: Sendable, Hashable {
         priority: Int16 = 0,
         schedule: Schedule = .now,
         maxAttempts: Int32 = 20,
-        uniqueKey: String? = nil
+        uniqueKey: String? = nil,
+        unique: UniqueOptions? = nil,
+        tags: [String] = [],
+        metadata: [String: String] = [:],
+        now: Date = Date()
     ) throws {
         let json: String
         do {
@@ -52,10 +63,21 @@ public struct NewJob: Sendable, Hashable {
         } catch {
             throw PostgresQueueError(code: .payloadCoding, message: "the payload of a \(kind) job does not encode as JSON", underlying: error)
         }
-        try self.init(kind: kind, payloadJSON: json, queue: queue, priority: priority, schedule: schedule, maxAttempts: maxAttempts, uniqueKey: uniqueKey)
+        try self.init(
+            kind: kind, payloadJSON: json, queue: queue, priority: priority, schedule: schedule, maxAttempts: maxAttempts,
+            uniqueKey: uniqueKey, unique: unique, tags: tags, metadata: metadata, now: now
+        )
     }
 
     /// A job whose payload is already JSON text (checked by the server on insert).
+    ///
+    /// - Parameters:
+    ///   - uniqueKey: a key of your own: a second job with it is not enqueued while one is
+    ///     available or running in the same queue.
+    ///   - unique: uniqueness computed from the kind and the payload (or some of its fields),
+    ///     within a period, over chosen states (see ``UniqueOptions``); not with `uniqueKey`.
+    ///   - now: the instant a uniqueness period is read from (the current time unless a test
+    ///     or a backfill says otherwise).
     public init(
         kind: String,
         payloadJSON: String = "{}",
@@ -63,11 +85,36 @@ public struct NewJob: Sendable, Hashable {
         priority: Int16 = 0,
         schedule: Schedule = .now,
         maxAttempts: Int32 = 20,
-        uniqueKey: String? = nil
+        uniqueKey: String? = nil,
+        unique: UniqueOptions? = nil,
+        tags: [String] = [],
+        metadata: [String: String] = [:],
+        now: Date = Date()
     ) throws {
         try Self.validateName(queue, what: "queue name")
         try Self.validateName(kind, what: "job kind")
         if let uniqueKey { try Self.validateName(uniqueKey, what: "unique key") }
+        if uniqueKey != nil, unique != nil {
+            throw PostgresLocksError(code: .invalidArgument, message: "give a job either a uniqueKey or UniqueOptions, not both")
+        }
+        guard tags.count <= 20 else {
+            throw PostgresLocksError(code: .invalidArgument, message: "a job has at most 20 tags; found \(tags.count)")
+        }
+        for tag in tags {
+            try Self.validateName(tag, what: "tag")
+            guard tag.utf8.count <= 100 else {
+                throw PostgresLocksError(code: .invalidArgument, message: "the tag \"\(tag.prefix(20))…\" is \(tag.utf8.count) bytes long; at most 100")
+            }
+        }
+        guard metadata.count <= 50 else {
+            throw PostgresLocksError(code: .invalidArgument, message: "a job has at most 50 metadata entries; found \(metadata.count)")
+        }
+        for (key, value) in metadata {
+            try Self.validateName(key, what: "metadata key")
+            guard value.utf8.count <= 4096, !value.unicodeScalars.contains(where: { $0.value == 0 }) else {
+                throw PostgresLocksError(code: .invalidArgument, message: "the metadata value of \"\(key)\" is over 4096 bytes or contains a NUL character")
+            }
+        }
         guard maxAttempts >= 1 else {
             throw PostgresLocksError(code: .invalidArgument, message: "maxAttempts must be at least 1; found \(maxAttempts)")
         }
@@ -80,7 +127,15 @@ public struct NewJob: Sendable, Hashable {
         self.priority = priority
         self.schedule = schedule
         self.maxAttempts = maxAttempts
-        self.uniqueKey = uniqueKey
+        self.tags = tags
+        self.metadata = metadata
+        if let unique {
+            self.uniqueKey = try unique.key(kind: kind, payloadJSON: payloadJSON, now: now)
+            self.uniqueStates = unique.stateList
+        } else {
+            self.uniqueKey = uniqueKey
+            self.uniqueStates = [.available, .running]
+        }
     }
 
     static func validateName(_ name: String, what: String) throws(PostgresLocksError) {

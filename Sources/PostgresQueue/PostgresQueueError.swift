@@ -21,6 +21,8 @@ public struct PostgresQueueError: Error, Sendable, CustomStringConvertible, Cust
         public static let leaseLost = Code("leaseLost")
         /// A job's payload could not be encoded or decoded as the handler's type.
         public static let payloadCoding = Code("payloadCoding")
+        /// A job ran longer than its kind's run timeout; its task was cancelled and the attempt failed.
+        public static let runTimeout = Code("runTimeout")
 
         public var description: String { name }
     }

@@ -17,14 +17,27 @@ struct WakeSignal: Sendable {
 final class InFlightJobs: Sendable {
     private struct Entry {
         var lease: JobLease
+        var kind: String
+        /// The heartbeat stops extending the lease after this instant (the kind's maximum runtime).
+        var extendUntil: ContinuousClock.Instant?
         var cancel: (@Sendable () -> Void)?
         var lost = false
     }
 
     private let entries = Mutex<[Int64: Entry]>([:])
 
-    func add(_ lease: JobLease) {
-        entries.withLock { $0[lease.id] = Entry(lease: lease) }
+    func add(_ lease: JobLease, kind: String, extendUntil: ContinuousClock.Instant?) {
+        entries.withLock { $0[lease.id] = Entry(lease: lease, kind: kind, extendUntil: extendUntil) }
+    }
+
+    /// Whether the job is running here.
+    func contains(_ id: Int64) -> Bool {
+        entries.withLock { $0[id] != nil }
+    }
+
+    /// Running jobs per kind (for limits and the pglock display).
+    var countsByKind: [String: Int] {
+        entries.withLock { entries in entries.values.reduce(into: [:]) { $0[$1.kind, default: 0] += 1 } }
     }
 
     /// Sets how to stop the job's handler; runs it at once if the lease was already lost.
@@ -58,29 +71,69 @@ final class InFlightJobs: Sendable {
     }
 
     var leases: [JobLease] { entries.withLock { $0.values.map(\.lease) } }
+
+    /// The leases the heartbeat extends at `now`: those within their kind's maximum runtime.
+    func leasesToExtend(at now: ContinuousClock.Instant) -> [JobLease] {
+        entries.withLock { entries in
+            entries.values.compactMap { entry in
+                if let until = entry.extendUntil, now >= until { return nil }
+                return entry.lease
+            }
+        }
+    }
     var count: Int { entries.withLock { $0.count } }
 }
 
-/// Leases waiting to be written in one statement (completions, give-backs).
+/// Leases waiting to be written in one statement (completions with their outputs, give-backs).
 final class LeaseBuffer: Sendable {
-    private let buffer = Mutex<[JobLease]>([])
+    private struct Pending {
+        var leases: [JobLease] = []
+        var outputs: [String] = []
+    }
+
+    private let buffer = Mutex(Pending())
     let wake = WakeSignal()
 
-    func add(_ lease: JobLease) {
-        buffer.withLock { $0.append(lease) }
+    /// Adds a lease, with its output as JSON text (`""` for none).
+    func add(_ lease: JobLease, output: String = "") {
+        buffer.withLock { $0.leases.append(lease); $0.outputs.append(output) }
         wake.signal()
     }
 
-    func putBack(_ leases: [JobLease]) {
-        buffer.withLock { $0.insert(contentsOf: leases, at: 0) }
-    }
-
-    func takeAll() -> [JobLease] {
-        buffer.withLock { buffer in
-            defer { buffer.removeAll(keepingCapacity: true) }
-            return buffer
+    func putBack(_ leases: [JobLease], outputs: [String]) {
+        buffer.withLock {
+            $0.leases.insert(contentsOf: leases, at: 0)
+            $0.outputs.insert(contentsOf: outputs, at: 0)
         }
     }
 
-    var isEmpty: Bool { buffer.withLock { $0.isEmpty } }
+    func takeAll() -> (leases: [JobLease], outputs: [String]) {
+        buffer.withLock { buffer in
+            defer {
+                buffer.leases.removeAll(keepingCapacity: true)
+                buffer.outputs.removeAll(keepingCapacity: true)
+            }
+            return (buffer.leases, buffer.outputs)
+        }
+    }
+
+    var isEmpty: Bool { buffer.withLock { $0.leases.isEmpty } }
+}
+
+/// The worker's copy of its queue's stored settings (see ``QueueControl``), refreshed when a
+/// control message arrives and on every poll tick.
+final class ControlState: Sendable {
+    private let state: Mutex<QueueControl>
+
+    init(queue: String) { state = Mutex(.unchanged(queue)) }
+
+    var current: QueueControl { state.withLock { $0 } }
+
+    /// Stores `control`; returns whether the queue went from paused to running.
+    func update(_ control: QueueControl) -> Bool {
+        state.withLock { state in
+            defer { state = control }
+            return state.paused && !control.paused
+        }
+    }
 }

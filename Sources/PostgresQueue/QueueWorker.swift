@@ -37,6 +37,10 @@ public final class QueueWorker: Service {
     /// The `LISTEN` connection's configuration, made from ``Configuration/listen`` in `init`.
     let listenConfiguration: PostgresConnection.Configuration?
     private let started = SetOnceFlag()
+    /// Each kind's handler inside the middleware chain, built once.
+    private let chains: [String: JobHandlers.Handler]
+    /// The queue's stored settings as this worker last read them.
+    private let control: ControlState
 
     private let claimedCounter: Counter
     private let completedCounter: Counter
@@ -58,6 +62,11 @@ public final class QueueWorker: Service {
         guard !handlers.kinds.isEmpty else {
             throw PostgresLocksError(code: .invalidArgument, message: "the worker has no handlers: register at least one job kind")
         }
+        if let (_, error) = handlers.invalidSettings.min(by: { $0.key < $1.key }) { throw error }
+        var chains: [String: JobHandlers.Handler] = [:]
+        for kind in handlers.kinds { chains[kind] = handlers.chain(for: kind) }
+        self.chains = chains
+        self.control = ControlState(queue: configuration.queue)
         do {
             self.listenConfiguration = try configuration.listen.map { settings in
                 var settings = settings
@@ -103,14 +112,19 @@ public final class QueueWorker: Service {
 
     private func work(stopping: SetOnceFlag, wake: WakeSignal) async throws {
         let inFlight = InFlightJobs()
-        let policy = ClaimPolicy(concurrency: configuration.concurrency, batchSize: configuration.claimBatchSize)
+        await refreshControl(wake: wake)
         let kinds = handlers.kinds  // sorted once: the handlers never change
         let completions = LeaseBuffer()
         let givenBack = LeaseBuffer()
         let logger = self.logger
         await withTaskGroup(of: Void.self) { background in
-            background.addTask { await self.listen(wake: wake) }
-            background.addTask { await self.tick(every: self.configuration.pollInterval) { wake.signal() } }
+            background.addTask { await self.listen(wake: wake, inFlight: inFlight) }
+            background.addTask {
+                await self.tick(every: self.configuration.pollInterval) {
+                    await self.refreshControl(wake: wake)
+                    wake.signal()
+                }
+            }
             background.addTask { await self.tick(every: self.configuration.reapInterval) { await self.maintain() } }
             background.addTask { await self.tick(every: self.configuration.heartbeat) { await self.heartbeat(inFlight) } }
             background.addTask { await self.writeCompletions(completions) }
@@ -124,6 +138,11 @@ public final class QueueWorker: Service {
                 for await _ in wake.stream {
                     if stopping.isSet || Task.isCancelled { break }
                     while !stopping.isSet {
+                        // A paused queue: claim nothing (the claim statements would refuse too)
+                        // until a resume message or a poll tick finds it running again.
+                        let control = self.control.current
+                        if control.paused { break }
+                        let policy = ClaimPolicy(concurrency: control.concurrency ?? configuration.concurrency, batchSize: configuration.claimBatchSize)
                         // Claim in batches: wait until a useful number of slots is free
                         // rather than claiming one job per finished job.
                         guard let asked = policy.jobsToClaim(running: inFlight.count) else { break }
@@ -141,10 +160,10 @@ public final class QueueWorker: Service {
                             break
                         }
                         if !claimed.isEmpty { claimedCounter.increment(by: Int64(claimed.count)) }
-                        let now = Date()
+                        let now = Date(), clock = ContinuousClock.now
                         for job in claimed {
                             pickupTimer.recordNanoseconds(Int64(max(0, now.timeIntervalSince(job.runAt)) * 1e9))
-                            inFlight.add(job.lease)
+                            inFlight.add(job.lease, kind: job.kind, extendUntil: handlers.settings(of: job.kind).maxRuntime.map { clock + $0 })
                             jobs.addTask {
                                 await self.runJob(job, inFlight: inFlight, completions: completions, givenBack: givenBack)
                                 wake.signal()
@@ -179,7 +198,7 @@ public final class QueueWorker: Service {
         }
         // Outside the cancelled tasks: record what the jobs left behind.
         await flushCompletions(completions, attempts: 5)
-        let leases = givenBack.takeAll()
+        let leases = givenBack.takeAll().leases
         if !leases.isEmpty {
             do {
                 try await queue.giveBack(leases, on: client, logger: logger)
@@ -190,54 +209,66 @@ public final class QueueWorker: Service {
     }
 
     private enum JobResult: Sendable {
-        case succeeded
+        case decided(JobOutcome)
         case failed(any Error)
         case leaseLost
         case cancelled
     }
 
-    /// Runs one job's handler (stopped if its lease is lost) and records the outcome.
+    /// Runs one job's handler (stopped if its lease is lost or it is cancelled, failed if it
+    /// outruns its kind's run timeout) and records the outcome.
     private func runJob(_ job: ClaimedJob, inFlight: InFlightJobs, completions: LeaseBuffer, givenBack: LeaseBuffer) async {
         let flag = SetOnceFlag()
         let context = JobContext(job: job, queue: queue, client: client, baseLogger: logger, completedInTransaction: flag)
-        let handler = handlers.handlers[job.kind]
-        // The handler runs in its own task so that the heartbeat can cancel this one job when
-        // its lease is lost; cancelling this task (shutdown) cancels it too.
-        let work = Task<Void, any Error> {
-            guard let handler else {
+        let chain = chains[job.kind]
+        let settings = handlers.settings(of: job.kind)
+        for observer in queue.observers { await observer.jobStarted(job) }
+        let startedAt = ContinuousClock.now
+        // The handler runs in its own task so that the heartbeat, a cancel message or the run
+        // timeout can cancel this one job; cancelling this task (shutdown) cancels it too.
+        let work = Task<JobOutcome, any Error> {
+            guard let chain else {
                 throw PostgresLocksError(code: .invalidArgument, message: "no handler for kind \(job.kind)")
             }
-            try await handler(job, context)
+            return try await chain(job, context)
         }
         inFlight.setCancel(job.id) { work.cancel() }
+        let timedOut = SetOnceFlag()
         let outcome = await withTaskCancellationHandler {
-            await work.result
+            guard let timeout = settings.runTimeout else { return await work.result }
+            return await withTaskGroup(of: Void.self, returning: Result<JobOutcome, any Error>.self) { group in
+                group.addTask {
+                    guard (try? await Task.sleep(for: timeout)) != nil else { return }
+                    timedOut.set()
+                    work.cancel()
+                }
+                let result = await work.result
+                group.cancelAll()
+                return result
+            }
         } onCancel: {
             work.cancel()
         }
         let leaseLost = inFlight.remove(job.id)
         let result: JobResult
         switch outcome {
-        case .success: result = .succeeded
+        case .success where leaseLost: result = .leaseLost
+        case .success(let decided): result = .decided(decided)
         case .failure where leaseLost: result = .leaseLost
-        case .failure(let error as CancellationError) where Task.isCancelled: _ = error; result = .cancelled
-        case .failure(let error): result = Task.isCancelled ? .cancelled : .failed(error)
+        case .failure where timedOut.isSet:
+            result = .failed(PostgresQueueError(code: .runTimeout, message: "job \(job.id) (\(job.kind)) ran longer than its run timeout of \(settings.runTimeout ?? .zero) and was cancelled"))
+        case .failure where Task.isCancelled: result = .cancelled
+        case .failure(let error): result = .failed(error)
         }
         let jobLogger = context.logger
         switch result {
-        case .succeeded:
-            if !flag.isSet { completions.add(job.lease) } else { completedCounter.increment() }
+        case .decided(let outcome):
+            await record(outcome, of: job, settings: settings, runtime: ContinuousClock.now - startedAt, completedInTransaction: flag.isSet, completions: completions, logger: jobLogger)
         case .failed(let error):
             failedCounter.increment()
-            let discard = (error as? PostgresQueueError)?.code == .payloadCoding || handler == nil
-            let delay = configuration.backoff.delay(afterAttempt: Int(job.attempt))
-            do {
-                let outcome = try await queue.fail(job.lease, error: "\(error)", retryAfter: delay, discard: discard, on: client, logger: jobLogger)
-                jobLogger.warning("job failed", metadata: ["error": "\(error)", "outcome": "\(outcome)"])
-            } catch {
-                // The lease will expire and the reaper will retry the job.
-                jobLogger.error("could not record a job failure", metadata: ["error": "\(error)"])
-            }
+            let discard = (error as? PostgresQueueError)?.code == .payloadCoding || chain == nil
+            let delay = (settings.backoff ?? configuration.backoff).delay(afterAttempt: Int(job.attempt))
+            await recordFailure(of: job, error: "\(error)", retryAfter: delay, discard: discard, settings: settings, logger: jobLogger)
         case .leaseLost:
             leaseLostCounter.increment()
             jobLogger.warning("job lease lost (reclaimed or cancelled): its handler was cancelled")
@@ -245,6 +276,99 @@ public final class QueueWorker: Service {
             // This task is cancelled, so it cannot talk to the pool: the worker gives the lease
             // back once the jobs have stopped.
             givenBack.add(job.lease)
+        }
+    }
+
+    /// Records what a handler decided.
+    private func record(
+        _ outcome: JobOutcome,
+        of job: ClaimedJob,
+        settings: JobKindSettings,
+        runtime: Duration,
+        completedInTransaction: Bool,
+        completions: LeaseBuffer,
+        logger: Logger
+    ) async {
+        do {
+            switch outcome.decision {
+            case .complete(let output):
+                if completedInTransaction { completedCounter.increment() } else { completions.add(job.lease, output: output ?? "") }
+                for observer in queue.observers { await observer.jobCompleted(job, runtime: runtime) }
+            case .snooze(let delay):
+                if let runAt = try await queue.snooze(job.lease, for: delay, on: client, logger: logger) {
+                    logger.debug("job snoozed", metadata: ["until": "\(runAt)"])
+                } else {
+                    leaseLostCounter.increment()
+                    logger.warning("could not snooze the job: its lease is no longer held")
+                }
+            case .retry(let delay, let reason):
+                failedCounter.increment()
+                await recordFailure(of: job, error: reason, retryAfter: delay, discard: false, settings: settings, logger: logger)
+            case .discard(let reason):
+                failedCounter.increment()
+                await recordFailure(of: job, error: reason, retryAfter: .zero, discard: true, settings: settings, logger: logger)
+            case .cancel(let reason):
+                if try await queue.cancel(job.lease, reason: reason, on: client, logger: logger) {
+                    logger.info("job cancelled by its handler", metadata: ["reason": "\(reason)"])
+                } else {
+                    leaseLostCounter.increment()
+                }
+            }
+        } catch {
+            // The lease will expire and the reaper will make the job available again.
+            logger.error("could not record a job's outcome", metadata: ["error": "\(error)", "outcome": "\(outcome.decision)"])
+        }
+    }
+
+    private func recordFailure(of job: ClaimedJob, error: String, retryAfter: Duration, discard: Bool, settings: JobKindSettings, logger: Logger) async {
+        do {
+            let outcome = try await queue.fail(
+                job.lease, error: error, retryAfter: retryAfter, discard: discard, maxAttempts: settings.maxAttempts, on: client, logger: logger
+            )
+            logger.warning("job failed", metadata: ["error": "\(error)", "outcome": "\(outcome)"])
+            switch outcome {
+            case .retryScheduled(let at):
+                for observer in queue.observers { await observer.jobFailed(job, error: error, retryAt: at) }
+            case .dead:
+                for observer in queue.observers {
+                    await observer.jobFailed(job, error: error, retryAt: nil)
+                    await observer.jobDead(job, reason: error)
+                }
+            case .leaseLost:
+                leaseLostCounter.increment()
+            }
+        } catch {
+            // The lease will expire and the reaper will retry the job.
+            logger.error("could not record a job failure", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Acts on a control message: cancels a job running here, or re-reads the queue's settings.
+    private func obey(_ payload: String, wake: WakeSignal, inFlight: InFlightJobs) async {
+        guard let message = QueueControlMessage(payload: payload) else { return }
+        switch message {
+        case .cancelled(let id):
+            guard inFlight.contains(id) else { return }
+            logger.info("job cancelled: cancelling its task", metadata: ["job": "\(id)"])
+            inFlight.markLost([id])
+        case .paused(let queue), .resumed(let queue), .settingsChanged(let queue):
+            guard queue == configuration.queue else { return }
+            await refreshControl(wake: wake)
+            wake.signal()
+        }
+    }
+
+    /// Reads the queue's stored settings; wakes the claim loop when a pause ended.
+    private func refreshControl(wake: WakeSignal) async {
+        do {
+            let current = try await queue.control(of: configuration.queue, on: client, logger: logger)
+            let previous = control.current
+            if control.update(current) { wake.signal() }
+            if previous.paused != current.paused || previous.concurrency != current.concurrency {
+                logger.info("queue settings", metadata: ["paused": "\(current.paused)", "concurrency": "\(current.concurrency.map(String.init) ?? "configured")"])
+            }
+        } catch {
+            if !Task.isCancelled { logger.warning("could not read the queue's settings", metadata: ["error": "\(error)"]) }
         }
     }
 
@@ -264,10 +388,10 @@ public final class QueueWorker: Service {
     /// Writes the buffered completions; on failure puts them back (and tries up to `attempts` times).
     private func flushCompletions(_ completions: LeaseBuffer, attempts: Int) async {
         for attempt in 1...attempts {
-            let batch = completions.takeAll()
+            let (batch, outputs) = completions.takeAll()
             guard !batch.isEmpty else { return }
             do {
-                let refused = try await queue.complete(batch, on: client, logger: logger)
+                let refused = try await queue.complete(batch, outputs: outputs, on: client, logger: logger)
                 completedCounter.increment(by: Int64(batch.count - refused.count))
                 if !refused.isEmpty {
                     leaseLostCounter.increment(by: Int64(refused.count))
@@ -275,7 +399,7 @@ public final class QueueWorker: Service {
                 }
                 return
             } catch {
-                completions.putBack(batch)
+                completions.putBack(batch, outputs: outputs)
                 logger.warning("could not write completions", metadata: ["error": "\(error)", "jobs": "\(batch.count)", "attempt": "\(attempt)"])
                 if attempt < attempts { try? await Task.sleep(for: .milliseconds(200)) }
             }
@@ -283,7 +407,7 @@ public final class QueueWorker: Service {
     }
 
     private func heartbeat(_ inFlight: InFlightJobs) async {
-        let leases = inFlight.leases
+        let leases = inFlight.leasesToExtend(at: .now)
         guard !leases.isEmpty else { return }
         do {
             let lost = try await queue.extendLeases(leases, by: configuration.lease, on: client, logger: logger)
@@ -321,10 +445,11 @@ public final class QueueWorker: Service {
     /// worker's queue (and once more `notifyDebounce` later, for notifications an enqueuer
     /// folded into an earlier one). Reconnects with backoff; before each connect it probes for a
     /// transaction pooler, and from the first one it finds the worker only polls.
-    private func listen(wake: WakeSignal) async {
+    private func listen(wake: WakeSignal, inFlight: InFlightJobs) async {
         guard let listenConfiguration else { return }
         let queueName = configuration.queue
         let channel = queue.channel.name
+        let controlChannel = queue.controlChannel.name
         let trailing = WakeSignal()
         let debounce = queue.notifyDebounce
         await withTaskGroup(of: Void.self) { group in
@@ -351,12 +476,24 @@ public final class QueueWorker: Service {
                     do {
                         let connection = try await PostgresConnection.connect(configuration: listenConfiguration, id: Int.random(in: 1...Int(Int32.max)), logger: logger)
                         do {
-                            try await connection.listen(on: channel) { notifications in
-                                healthy = true
-                                wake.signal()  // jobs may have arrived while not listening
-                                for try await notification in notifications where notification.payload == queueName {
+                            try await connection.listen(on: controlChannel) { controls in
+                                try await connection.listen(on: channel) { notifications in
+                                    healthy = true
+                                    // Jobs and control messages may have come while not listening.
+                                    await self.refreshControl(wake: wake)
                                     wake.signal()
-                                    if debounce > .zero { trailing.signal() }
+                                    try await withThrowingTaskGroup(of: Void.self) { group in
+                                        group.addTask {
+                                            for try await notification in controls {
+                                                await self.obey(notification.payload, wake: wake, inFlight: inFlight)
+                                            }
+                                        }
+                                        for try await notification in notifications where notification.payload == queueName {
+                                            wake.signal()
+                                            if debounce > .zero { trailing.signal() }
+                                        }
+                                        group.cancelAll()
+                                    }
                                 }
                             }
                         } catch {

@@ -11,8 +11,11 @@ import ServiceLifecycle
 struct QueueCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "queue",
-        abstract: "Inspect and manage a PostgresQueue: stats, list, retry, cancel, purge.",
-        subcommands: [Stats.self, List.self, Retry.self, Cancel.self, Purge.self, Work.self]
+        abstract: "Inspect and manage a PostgresQueue: stats, list, retry, cancel, purge, pause, resume, limits, schedules.",
+        subcommands: [
+            Stats.self, List.self, Retry.self, Cancel.self, Purge.self, Pause.self, Resume.self, Concurrency.self,
+            Limit.self, Unlimit.self, Control.self, Work.self,
+        ]
     )
 
     /// Options every queue subcommand takes.
@@ -96,7 +99,9 @@ struct QueueCommand: AsyncParsableCommand {
     }
 
     struct Cancel: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Cancel an available or running job.")
+        static let configuration = CommandConfiguration(
+            abstract: "Cancel an available or running job; the worker running it cancels its task at once."
+        )
         @OptionGroup var options: Options
         @Argument(help: "The job's id.") var id: Int64
 
@@ -135,18 +140,132 @@ struct QueueCommand: AsyncParsableCommand {
         }
     }
 
+    struct Pause: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Pause a queue: no worker claims from it until it is resumed (running jobs go on)."
+        )
+        @OptionGroup var options: Options
+        @Argument(help: "The queue.") var queue: String
+
+        func run() async throws {
+            let name = queue
+            try await options.withQueue { queue, client, logger in try await queue.pause(name, on: client, logger: logger) }
+            print("queue \(name) paused")
+        }
+    }
+
+    struct Resume: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Resume a paused queue; listening workers claim at once.")
+        @OptionGroup var options: Options
+        @Argument(help: "The queue.") var queue: String
+
+        func run() async throws {
+            let name = queue
+            try await options.withQueue { queue, client, logger in try await queue.resume(name, on: client, logger: logger) }
+            print("queue \(name) resumed")
+        }
+    }
+
+    struct Concurrency: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Set how many jobs each worker of a queue runs at once ('default': each worker's own setting)."
+        )
+        @OptionGroup var options: Options
+        @Argument(help: "The queue.") var queue: String
+        @Argument(help: "Jobs per worker, or 'default'.") var concurrency: String
+
+        func run() async throws {
+            let name = queue
+            let value: Int?
+            if concurrency == "default" {
+                value = nil
+            } else if let number = Int(concurrency) {
+                value = number
+            } else {
+                throw ValidationError("concurrency must be a number or 'default'; found \(concurrency)")
+            }
+            try await options.withQueue { queue, client, logger in try await queue.setConcurrency(value, of: name, on: client, logger: logger) }
+            print("queue \(name): concurrency \(value.map(String.init) ?? "as each worker is configured")")
+        }
+    }
+
+    struct Limit: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Limit a queue, or one kind in it, across every worker: at most N running, at most N starts per period."
+        )
+        @OptionGroup var options: Options
+        @Argument(help: "The queue.") var queue: String
+        @Option(help: "Only this kind (default: the queue as a whole).") var kind: String?
+        @Option(help: "At most this many running at once.") var maxRunning: Int?
+        @Option(help: "A rate: N/period, e.g. 10/1s or 100/1m.") var rate: String?
+
+        func run() async throws {
+            var parsedRate: JobLimits.Rate?
+            if let rate {
+                let parts = rate.split(separator: "/", maxSplits: 1).map(String.init)
+                guard parts.count == 2, let starts = Int(parts[0]) else {
+                    throw ValidationError("a rate is N/period, e.g. 10/1s; found \(rate)")
+                }
+                parsedRate = JobLimits.Rate(starts, per: try parseDuration(parts[1]))
+            }
+            let limits = JobLimits(kind: kind, maxRunning: maxRunning, rate: parsedRate)
+            let name = queue
+            try await options.withQueue { queue, client, logger in try await queue.setLimits(limits, queue: name, on: client, logger: logger) }
+            print("queue \(name)\(kind.map { " kind \($0)" } ?? ""): limits set")
+        }
+    }
+
+    struct Unlimit: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Lift the limits on a queue, or on one kind in it.")
+        @OptionGroup var options: Options
+        @Argument(help: "The queue.") var queue: String
+        @Option(help: "Only this kind (default: the queue-wide limits).") var kind: String?
+
+        func run() async throws {
+            let (name, kind) = (queue, self.kind)
+            try await options.withQueue { queue, client, logger in try await queue.removeLimits(queue: name, kind: kind, on: client, logger: logger) }
+            print("queue \(name)\(kind.map { " kind \($0)" } ?? ""): limits lifted")
+        }
+    }
+
+    struct Control: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show a queue's runtime settings: paused, concurrency, limits.")
+        @OptionGroup var options: Options
+        @Argument(help: "The queue.") var queue: String
+
+        func run() async throws {
+            let name = queue
+            let control = try await options.withQueue { queue, client, logger in try await queue.control(of: name, on: client, logger: logger) }
+            if options.json { return try options.printJSON(control) }
+            print("queue \(control.queue): \(control.paused ? "paused" : "running"), concurrency \(control.concurrency.map(String.init) ?? "as configured")")
+            for limit in control.limits {
+                var parts: [String] = []
+                if let maxRunning = limit.maxRunning { parts.append("at most \(maxRunning) running") }
+                if let rate = limit.rate { parts.append("at most \(rate.starts) starts per \(rate.period)") }
+                print("  \(limit.kind.map { "kind \($0)" } ?? "whole queue"): \(parts.joined(separator: ", "))")
+            }
+        }
+    }
+
     /// A worker whose `hold` jobs never finish: for fault tests (SIGKILL mid-job).
     struct Work: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Run a test worker (hidden).", shouldDisplay: false)
         @OptionGroup var options: Options
         @Option(help: "The queue.") var queue = "default"
         @Option(help: "The lease, e.g. 1s.") var lease = "30s"
+        @Option(help: "Jobs run at once.") var concurrency = 1
+        @Flag(help: "Listen for wake-ups and control messages on a dedicated connection.") var listen = false
 
         func run() async throws {
             let lease = try parseDuration(self.lease)
-            let queueName = queue
+            let (queueName, concurrency) = (queue, self.concurrency)
+            let listenSettings = listen ? try options.database.explicitSettings() : nil
             try await options.withQueue { queue, client, logger in
                 var handlers = JobHandlers()
+                // `sleep`: wait `ms` milliseconds, then complete.
+                handlers.register("sleep") { (payload: [String: Int], _) in
+                    try await Task.sleep(for: .milliseconds(payload["ms"] ?? 0))
+                }
                 // `hold`: announce the job on standard output, then never finish.
                 handlers.register("hold") { (_: [String: String], context) in
                     FileHandle.standardOutput.write(Data("holding \(context.job.id)\n".utf8))
@@ -155,7 +274,7 @@ struct QueueCommand: AsyncParsableCommand {
                 }
                 let worker = try QueueWorker(
                     queue: queue, client: client, handlers: handlers,
-                    configuration: .init(queue: queueName, concurrency: 1, lease: lease, pollInterval: .milliseconds(50)),
+                    configuration: .init(queue: queueName, concurrency: concurrency, lease: lease, pollInterval: .milliseconds(50), listen: listenSettings),
                     logger: logger
                 )
                 try await worker.run()

@@ -1,0 +1,34 @@
+import Foundation
+
+/// Told of every job's life, for audit logs, metrics or notifications; give observers to
+/// ``JobQueue/init(schema:notifyDebounce:observers:)``. Every method has an empty default.
+///
+/// Observers are called after the fact, on the path of the work (keep them quick), and never
+/// change an outcome. `jobsEnqueued` is called after the insert; inside a transaction the jobs
+/// exist only if it commits.
+public protocol JobLifecycleObserver: Sendable {
+    /// Jobs were inserted (``EnqueueResult/ids`` lists them; skipped duplicates are not).
+    func jobsEnqueued(_ jobs: [NewJob], result: EnqueueResult) async
+    /// A worker is about to run `job`.
+    func jobStarted(_ job: ClaimedJob) async
+    /// `job` finished and its completion is being recorded.
+    func jobCompleted(_ job: ClaimedJob, runtime: Duration) async
+    /// An attempt of `job` failed; it runs again at `retryAt` (`nil`: it is dead now, and
+    /// ``jobDead(_:reason:)`` follows).
+    func jobFailed(_ job: ClaimedJob, error: String, retryAt: Date?) async
+    /// `job` is dead: its attempts are used up or its handler discarded it.
+    func jobDead(_ job: ClaimedJob, reason: String) async
+}
+
+extension JobLifecycleObserver {
+    /// Does nothing.
+    public func jobsEnqueued(_ jobs: [NewJob], result: EnqueueResult) async {}
+    /// Does nothing.
+    public func jobStarted(_ job: ClaimedJob) async {}
+    /// Does nothing.
+    public func jobCompleted(_ job: ClaimedJob, runtime: Duration) async {}
+    /// Does nothing.
+    public func jobFailed(_ job: ClaimedJob, error: String, retryAt: Date?) async {}
+    /// Does nothing.
+    public func jobDead(_ job: ClaimedJob, reason: String) async {}
+}

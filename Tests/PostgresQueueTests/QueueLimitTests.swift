@@ -1,0 +1,118 @@
+import Foundation
+import Logging
+import PostgresLocks
+import PostgresLocksTestSupport
+import PostgresNIO
+import PostgresQueue
+import ServiceLifecycle
+import Testing
+
+/// Samples `query` (a count) from the database until `body` returns; returns the largest value seen.
+func sampleMaximum(_ db: TestContext, _ query: PostgresQuery, while body: @Sendable () async throws -> Void) async throws -> Int {
+    let stop = LockedBox(false)
+    return try await withThrowingTaskGroup(of: Int.self) { group in
+        group.addTask {
+            var maximum = 0
+            while !stop.value {
+                maximum = max(maximum, try await db.scalar(query, as: Int.self))
+            }
+            return maximum
+        }
+        do { try await body() } catch { stop.withLock { $0 = true }; throw error }
+        stop.withLock { $0 = true }
+        return try await group.next()!
+    }
+}
+
+@Suite("PostgresQueue fleet limits")
+struct QueueLimitTests {
+    @Test func aKindsRunningLimitHoldsAcrossSixWorkersWhileOtherKindsRunFreely() async throws {
+        try await TestDatabase.withDatabase(maximumConnections: 40) { db in
+            let queue = try await makeQueue(db)
+            try await queue.setLimits(JobLimits(kind: "limited", maxRunning: 3), queue: "default", on: db.client, logger: db.logger)
+            var handlers = JobHandlers()
+            handlers.register("limited") { (work: Work, _) in try await Task.sleep(for: .milliseconds(20 + work.n % 30)) }
+            handlers.register("free") { (work: Work, _) in try await Task.sleep(for: .milliseconds(20 + work.n % 30)) }
+            let workers = try (0..<6).map { index in
+                try QueueWorker(queue: queue, client: db.client, handlers: handlers, configuration: try fastConfiguration(db, concurrency: 8, owner: "w\(index)"), logger: db.logger)
+            }
+            let limitedJobs = (0..<60).map { try! NewJob(kind: "limited", payload: Work(n: $0)) }
+            let freeJobs = (0..<60).map { try! NewJob(kind: "free", payload: Work(n: $0)) }
+            let (maxLimited, maxFree) = try await withWorkers(workers, logger: db.logger) {
+                let maxFree = LockedBox(0)
+                let maxLimited = try await sampleMaximum(db, "SELECT count(*)::int FROM q.jobs WHERE state = 'running' AND kind = 'limited'") {
+                    maxFree.withLock { _ in }
+                    let free = try await sampleMaximum(db, "SELECT count(*)::int FROM q.jobs WHERE state = 'running' AND kind = 'free'") {
+                        try await queue.enqueue(limitedJobs + freeJobs, on: db.client, logger: db.logger)
+                        try await waitUntil("every job is done") { try await stateCounts(db) == ["completed": 120] }
+                    }
+                    maxFree.withLock { $0 = free }
+                }
+                return (maxLimited, maxFree.value)
+            }
+            #expect(maxLimited <= 3, "the kind ran \(maxLimited) at once with a limit of 3")
+            #expect(maxLimited >= 2, "the limit was never approached: \(maxLimited)")
+            #expect(maxFree > 3, "the unlimited kind was held back too: \(maxFree)")
+        }
+    }
+
+    @Test func aQueueWideRunningLimitHoldsAcrossKinds() async throws {
+        try await TestDatabase.withDatabase(maximumConnections: 40) { db in
+            let queue = try await makeQueue(db)
+            try await queue.setLimits(JobLimits(maxRunning: 4), queue: "default", on: db.client, logger: db.logger)
+            var handlers = JobHandlers()
+            for kind in ["a", "b", "c"] {
+                handlers.register(kind) { (work: Work, _) in try await Task.sleep(for: .milliseconds(10 + work.n % 20)) }
+            }
+            let workers = try (0..<4).map { index in
+                try QueueWorker(queue: queue, client: db.client, handlers: handlers, configuration: try fastConfiguration(db, concurrency: 8, owner: "w\(index)"), logger: db.logger)
+            }
+            let maximum = try await withWorkers(workers, logger: db.logger) {
+                try await sampleMaximum(db, "SELECT count(*)::int FROM q.jobs WHERE state = 'running'") {
+                    try await queue.enqueue((0..<90).map { try NewJob(kind: ["a", "b", "c"][$0 % 3], payload: Work(n: $0)) }, on: db.client, logger: db.logger)
+                    try await waitUntil("every job is done") { try await stateCounts(db) == ["completed": 90] }
+                }
+            }
+            #expect(maximum <= 4 && maximum >= 2, "\(maximum) ran at once with a queue limit of 4")
+            // Lifting the limit lets the fast claim take the queue again.
+            try await queue.removeLimits(queue: "default", on: db.client, logger: db.logger)
+            let control = try await queue.control(of: "default", on: db.client, logger: db.logger)
+            #expect(!control.limited && control.limits.isEmpty)
+        }
+    }
+
+    @Test func aRateLimitAllowsAtMostNStartsInAnyWindow() async throws {
+        try await TestDatabase.withDatabase(maximumConnections: 24) { db in
+            let queue = try await makeQueue(db)
+            try await queue.setLimits(JobLimits(kind: "rated", rate: .init(5, per: .milliseconds(400))), queue: "default", on: db.client, logger: db.logger)
+            var handlers = JobHandlers()
+            handlers.register("rated") { (_: Work, _) in }
+            let workers = try (0..<3).map { index in
+                try QueueWorker(queue: queue, client: db.client, handlers: handlers, configuration: try fastConfiguration(db, owner: "w\(index)"), logger: db.logger)
+            }
+            try await withWorkers(workers, logger: db.logger) {
+                try await queue.enqueue((0..<20).map { try NewJob(kind: "rated", payload: Work(n: $0)) }, on: db.client, logger: db.logger)
+                try await waitUntil("every job is done") { try await stateCounts(db) == ["completed": 20] }
+            }
+            // For every start, the starts in the 400 ms ending at it.
+            let busiest = try await db.scalar("""
+                SELECT max((SELECT count(*) FROM q.jobs j2
+                            WHERE j2.attempted_at > j1.attempted_at - interval '400 milliseconds' AND j2.attempted_at <= j1.attempted_at))::int
+                FROM q.jobs j1
+                """, as: Int.self)
+            #expect(busiest <= 5, "\(busiest) starts within 400 ms with a rate of 5")
+            let span = try await db.scalar("SELECT EXTRACT(EPOCH FROM max(attempted_at) - min(attempted_at))::float8 FROM q.jobs", as: Double.self)
+            #expect(span >= 1.2, "20 starts at 5 per 400 ms took \(span) s")
+        }
+    }
+
+    @Test func badLimitsAreRefusedWithTypedErrors() async throws {
+        try await TestDatabase.withDatabase(maximumConnections: 4) { db in
+            let queue = try await makeQueue(db)
+            for limits in [JobLimits(kind: "k"), JobLimits(maxRunning: 0), JobLimits(rate: .init(0, per: .seconds(1))), JobLimits(rate: .init(1, per: .zero)), JobLimits(kind: "", maxRunning: 1)] {
+                await #expect(throws: PostgresLocksError.self) { try await queue.setLimits(limits, queue: "default", on: db.client, logger: db.logger) }
+            }
+            #expect(try await queue.control(of: "default", on: db.client, logger: db.logger) == .unchanged("default"))
+        }
+    }
+}
