@@ -29,6 +29,31 @@ enum QueueBench {
         var drainResidentGrowthBytesPerJob: Double?
         /// The pool every step goes through.
         var pool: String?
+        /// Whether a `REPEATABLE READ` transaction held one snapshot open for the whole drain.
+        var drainHeldSnapshot: Bool = false
+        /// Dead tuples in the jobs table after the drain (`pg_stat_user_tables`).
+        var drainDeadTuples: Int64?
+        /// Jobs per bulk enqueue call in the COPY/unnest comparison.
+        var bulkSize: Int?
+        /// Jobs per second through one `unnest` statement per call (median of the rounds).
+        var bulkUnnestJobsPerSecond: Double?
+        /// Jobs per second through `COPY … FROM STDIN` (median of the rounds, interleaved with unnest).
+        var bulkCopyJobsPerSecond: Double?
+        /// Claim-and-complete latency (one job per claim) with an empty history, then with
+        /// ``historyJobs`` finished jobs in the table.
+        var claimEmptyHistory: LatencyStats?
+        var claimWithHistory: LatencyStats?
+        var historyJobs: Int?
+    }
+
+    /// What to measure besides the defaults.
+    struct Extras: Sendable {
+        /// Hold a snapshot open (a `REPEATABLE READ` transaction) for the whole drain.
+        var holdSnapshot = false
+        /// Finished jobs to put in the history before measuring claim latency again (0: skip).
+        var history = 0
+        /// Jobs per call in the COPY/unnest comparison (0: skip).
+        var bulkSize = 50_000
     }
 
     struct Noop: Codable, Sendable {
@@ -43,6 +68,7 @@ enum QueueBench {
         workerConcurrency: Int,
         pgbench: PgbenchRunner?,
         drainOnly: Bool = false,
+        extras: Extras = Extras(),
         progress: Progress
     ) async throws -> Report {
         let logger = harness.logger
@@ -68,6 +94,11 @@ enum QueueBench {
             progress.done("\(Int(batched.opsPerSecond * Double(batchSize))) jobs/s; per batch: \(batched.summary)")
         }
 
+        var bulk: (unnest: Double, copy: Double)?
+        if !drainOnly, extras.bulkSize > 0 {
+            bulk = try await measureBulk(size: extras.bulkSize, queue: queue, client: client, logger: logger, progress: progress)
+        }
+
         // Drain: preload enough no-op jobs for the measured time, then let workers burn them down.
         let seconds = BenchCommand.secondsOf(harness.duration)
         let preload = max(10_000, Int(60_000 * seconds))
@@ -83,6 +114,9 @@ enum QueueBench {
             ), logger: logger)
         }
         let group = ServiceGroup(services: workerList, gracefulShutdownSignals: [], cancellationSignals: [], logger: logger)
+        // A transaction that keeps one old snapshot for the whole drain: no dead tuple the
+        // drain leaves can be removed or hinted dead until it ends.
+        let snapshotHolder = extras.holdSnapshot ? try await SnapshotHolder.open(settings: harness.settings, logger: logger) : nil
         let cpuBefore = processCPUMicros()
         let residentBefore = residentBytes()
         let started = ContinuousClock.now
@@ -95,10 +129,12 @@ enum QueueBench {
             return Int(done)
         }
         let elapsed = BenchCommand.secondsOf(ContinuousClock.now - started)
+        try await snapshotHolder?.close()
+        let deadTuples = try await deadTuples(queue: queue, client: client, logger: logger)
         let drainCPU = Double(processCPUMicros() - cpuBefore) / Double(max(drained, 1))
         let drainGrowth = residentBefore.flatMap { before in residentBytes().map { Double($0 - before) / Double(max(drained, 1)) } }
         let drainRate = Double(drained) / seconds
-        progress.done("\(Int(drainRate)) jobs/s (\(drained) completed in \(format(harness.duration)), left \(preload - drained); \(String(format: "%.1f", drainCPU)) µs client CPU/job; memory growth \(bytesPerOperation(drainGrowth))/job)")
+        progress.done("\(Int(drainRate)) jobs/s (\(drained) completed in \(format(harness.duration)), left \(preload - drained); \(String(format: "%.1f", drainCPU)) µs client CPU/job; memory growth \(bytesPerOperation(drainGrowth))/job; \(deadTuples.map(String.init) ?? "?") dead tuples\(extras.holdSnapshot ? ", snapshot held" : ""))")
 
         // The same claim and completion statements run by pgbench (no handlers, no leases kept):
         // what this schema allows on this machine.
@@ -132,7 +168,7 @@ enum QueueBench {
                 drainJobsPerSecond: drainRate, drainJobs: drained, drainSeconds: elapsed, drainWorkers: workers,
                 drainConcurrency: workerConcurrency, drainClientCPUMicrosPerJob: drainCPU, pickup: single,
                 pgbenchDrainJobsPerSecond: pgbenchRate, ratioToPgbench: pgbenchRate.map { drainRate / max($0, 1) },
-                drainResidentGrowthBytesPerJob: drainGrowth
+                drainResidentGrowthBytesPerJob: drainGrowth, drainHeldSnapshot: extras.holdSnapshot, drainDeadTuples: deadTuples
             )
         }
 
@@ -164,23 +200,95 @@ enum QueueBench {
         }
         let pickup = LatencyStats(histogram: histogram, seconds: 1)
         progress.done("p50 \(pickup.p50Micros) µs, p99 \(pickup.p99Micros) µs")
+        var history: (empty: LatencyStats, full: LatencyStats)?
+        if extras.history > 0 {
+            history = try await measureHistory(extras.history, harness: harness, queue: queue, client: client, progress: progress)
+        }
         return Report(
             enqueueSingle: single, enqueueBatch: batched, enqueueBatchSize: batchSize,
             enqueueBatchJobsPerSecond: batched.opsPerSecond * Double(batchSize),
             drainJobsPerSecond: drainRate, drainJobs: drained, drainSeconds: elapsed, drainWorkers: workers,
             drainConcurrency: workerConcurrency, drainClientCPUMicrosPerJob: drainCPU, pickup: pickup,
             pgbenchDrainJobsPerSecond: pgbenchRate, ratioToPgbench: pgbenchRate.map { drainRate / max($0, 1) },
-            drainResidentGrowthBytesPerJob: drainGrowth
+            drainResidentGrowthBytesPerJob: drainGrowth, drainHeldSnapshot: extras.holdSnapshot, drainDeadTuples: deadTuples,
+            bulkSize: bulk == nil ? nil : extras.bulkSize, bulkUnnestJobsPerSecond: bulk?.unnest, bulkCopyJobsPerSecond: bulk?.copy,
+            claimEmptyHistory: history?.empty, claimWithHistory: history?.full, historyJobs: history == nil ? nil : extras.history
         )
     }
 
-    /// Empties the jobs table and fills it with `count` no-op jobs of queue `drain`.
+    /// Enqueues `size` jobs per call through the unnest statement and through COPY, five
+    /// rounds each, interleaved; returns the median jobs per second of each.
+    static func measureBulk(size: Int, queue: JobQueue, client: PostgresClient, logger: Logger, progress: Progress) async throws -> (unnest: Double, copy: Double) {
+        progress.step("bulk enqueue of \(size) jobs per call: unnest statement vs COPY, 5 rounds each, interleaved")
+        let jobs = try (0..<size).map { try NewJob(kind: "noop", payloadJSON: #"{"n":\#($0)}"#, queue: "bulk") }
+        var unnest: [Double] = [], copy: [Double] = []
+        for _ in 0..<5 {
+            try await client.checkedQuery("TRUNCATE \(identifier: queue.jobsTable)", logger: logger)
+            var started = ContinuousClock.now
+            var offset = 0
+            while offset < jobs.count {
+                let end = min(offset + JobQueue.maximumBatchSize, jobs.count)
+                try await queue.enqueue(Array(jobs[offset..<end]), on: client, logger: logger)
+                offset = end
+            }
+            unnest.append(Double(size) / BenchCommand.secondsOf(ContinuousClock.now - started))
+            try await client.checkedQuery("TRUNCATE \(identifier: queue.jobsTable)", logger: logger)
+            started = .now
+            try await queue.enqueueByCopy(jobs, on: client, logger: logger)
+            copy.append(Double(size) / BenchCommand.secondsOf(ContinuousClock.now - started))
+        }
+        try await client.checkedQuery("TRUNCATE \(identifier: queue.jobsTable)", logger: logger)
+        let result = (unnest: unnest.sorted()[2], copy: copy.sorted()[2])
+        progress.done("unnest \(Int(result.unnest)) jobs/s, COPY \(Int(result.copy)) jobs/s (\(String(format: "%.2f", result.copy / result.unnest))×)")
+        return result
+    }
+
+    /// Claim-and-complete latency of one job at a time from a queue of 1,000 available jobs,
+    /// with an empty history and then with `count` finished jobs beside them.
+    static func measureHistory(_ count: Int, harness: BenchHarness, queue: JobQueue, client: PostgresClient, progress: Progress) async throws -> (empty: LatencyStats, full: LatencyStats) {
+        let logger = harness.logger
+        func measureClaims() async throws -> LatencyStats {
+            try await client.checkedQuery("DELETE FROM \(identifier: queue.jobsTable) WHERE queue = 'claims'", logger: logger)
+            try await queue.enqueueByCopy(Array(repeating: try NewJob(kind: "noop", payloadJSON: #"{"n":1}"#, queue: "claims"), count: 1_000), on: client, logger: logger)
+            try await client.checkedQuery("VACUUM ANALYZE \(identifier: queue.jobsTable)", logger: logger)
+            return try await harness.measure { _, worker, _ in
+                let claimed = try await queue.claim(from: "claims", limit: 1, lease: .seconds(60), owner: "bench-\(worker)", on: client, logger: logger)
+                // Keep the queue's size: give the job back instead of finishing it.
+                try await queue.giveBack(claimed.map(\.lease), on: client, logger: logger)
+            }.stats
+        }
+        try await client.checkedQuery("TRUNCATE \(identifier: queue.jobsTable)", logger: logger)
+        progress.step("claim + give back, one job at a time, empty history: \(harness.concurrency) clients")
+        let empty = try await measureClaims()
+        progress.done(empty.summary)
+        progress.step("history: inserting \(count) finished jobs")
+        try await client.checkedQuery("""
+            INSERT INTO \(identifier: queue.jobsTable) (queue, kind, payload, state, attempt, created_at, attempted_at, finished_at)
+            SELECT 'history', 'noop', '{"n":1}', 'completed', 1, now() - interval '1 day', now() - interval '1 day', now() - interval '1 day'
+            FROM generate_series(1, \(count))
+            """, logger: logger)
+        progress.done("inserted")
+        progress.step("claim + give back, one job at a time, \(count) finished jobs in history: \(harness.concurrency) clients")
+        let full = try await measureClaims()
+        progress.done("\(full.summary); p99 ratio \(String(format: "%.2f", Double(full.p99Micros) / Double(max(empty.p99Micros, 1))))×")
+        return (empty, full)
+    }
+
+    /// Dead tuples in the jobs table, once the statistics are flushed.
+    static func deadTuples(queue: JobQueue, client: PostgresClient, logger: Logger) async throws -> Int64? {
+        try await client.checkedQuery("""
+            SELECT n_dead_tup FROM pg_stat_user_tables WHERE schemaname = \(queue.schema.name) AND relname = 'jobs'
+            """, logger: logger).rows.first?.decode(Int64.self)
+    }
+
+    /// Empties the jobs table and fills it with `count` no-op jobs of queue `drain` (by COPY).
     static func preload(_ count: Int, queue: JobQueue, client: PostgresClient, logger: Logger) async throws {
         try await client.checkedQuery("TRUNCATE \(identifier: queue.jobsTable)", logger: logger)
         var remaining = count
+        let job = try NewJob(kind: "noop", payloadJSON: #"{"n":1}"#, queue: "drain")
         while remaining > 0 {
-            let batch = min(remaining, 5_000)
-            try await queue.enqueue(Array(repeating: try NewJob(kind: "noop", payloadJSON: #"{"n":1}"#, queue: "drain"), count: batch), on: client, logger: logger)
+            let batch = min(remaining, 200_000)
+            try await queue.enqueueByCopy(Array(repeating: job, count: batch), on: client, logger: logger)
             remaining -= batch
         }
         try await client.checkedQuery("VACUUM ANALYZE \(identifier: queue.jobsTable)", logger: logger)

@@ -77,6 +77,15 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "queue: concurrent jobs per worker.")
     var workerConcurrency = 500
 
+    @Flag(help: "queue: hold one snapshot open (a REPEATABLE READ transaction) for the whole drain, as a long report or backup would.")
+    var holdSnapshot = false
+
+    @Option(help: "queue: finished jobs to put in the history before measuring claim latency again (0: skip that step).")
+    var history = 0
+
+    @Option(help: "queue: jobs per call in the COPY vs unnest bulk-enqueue comparison (0: skip).")
+    var bulkSize = 50_000
+
     @Flag(help: ArgumentHelp("queue: measure the drain only (for profiling).", visibility: .hidden))
     var drainOnly = false
 
@@ -176,12 +185,16 @@ struct BenchCommand: AsyncParsableCommand {
         let progress = Progress(quiet: json)
         let (concurrency, executor, batchSize, workers, workerConcurrency, noPgbench, drainOnly) = (self.concurrency, self.executor, self.enqueueBatchSize, self.workers, self.workerConcurrency, self.noPgbench, self.drainOnly)
         let (pool, size) = (self.pool, self.poolSize ?? max(concurrency, workers * 4) + 4)
+        let extras = QueueBench.Extras(holdSnapshot: holdSnapshot, history: history, bulkSize: bulkSize)
         let report = try await database.withClient(maximumConnections: 2, progress: progress, logger: logger) { _, target in
             progress.done("using \(target.description)")
             let harness = BenchHarness(settings: try target.connectionSettings(), concurrency: concurrency, warmup: warmupDuration, duration: measured, executor: executor, logger: logger)
             let pgbench = noPgbench ? nil : PgbenchRunner.locate().map { PgbenchRunner(executable: $0, settings: harness.settings) }
             return try await Self.withPooledClient(settings: harness.settings, pool: pool, size: size, progress: progress) { client in
-                var report = try await QueueBench.run(harness: harness, client: client, batchSize: batchSize, workers: workers, workerConcurrency: workerConcurrency, pgbench: pgbench, drainOnly: drainOnly, progress: progress)
+                var report = try await QueueBench.run(
+                    harness: harness, client: client, batchSize: batchSize, workers: workers, workerConcurrency: workerConcurrency,
+                    pgbench: pgbench, drainOnly: drainOnly, extras: extras, progress: progress
+                )
                 report.pool = pool.describe(size: size)
                 return report
             }
@@ -195,6 +208,13 @@ struct BenchCommand: AsyncParsableCommand {
             print("  drain by pgbench, same claim + complete SQL (\(report.drainWorkers) clients): \(Int(rate)) jobs/s; ratio ours/pgbench \(String(format: "%.2f", ratio))×")
         }
         print("  pickup latency (idle queue): p50 \(report.pickup.p50Micros) µs, p90 \(report.pickup.p90Micros) µs, p99 \(report.pickup.p99Micros) µs")
+        if let unnest = report.bulkUnnestJobsPerSecond, let copy = report.bulkCopyJobsPerSecond, let size = report.bulkSize {
+            print("  bulk enqueue of \(size) per call: unnest \(Int(unnest)) jobs/s, COPY \(Int(copy)) jobs/s (\(String(format: "%.2f", copy / unnest))×)")
+        }
+        print("  drain dead tuples afterwards: \(report.drainDeadTuples.map(String.init) ?? "?")\(report.drainHeldSnapshot ? " (a snapshot was held open for the whole drain)" : "")")
+        if let empty = report.claimEmptyHistory, let full = report.claimWithHistory, let count = report.historyJobs {
+            print("  claim + give back, empty history: p50 \(empty.p50Micros) µs, p99 \(empty.p99Micros) µs; with \(count) finished jobs: p50 \(full.p50Micros) µs, p99 \(full.p99Micros) µs (p99 ratio \(String(format: "%.2f", Double(full.p99Micros) / Double(max(empty.p99Micros, 1))))×)")
+        }
         print("  pool: \(report.pool ?? "?")")
         print("  memory growth: enqueue \(bytesPerOperation(report.enqueueSingle.residentGrowthBytesPerOperation)) per call, batch enqueue \(bytesPerOperation(report.enqueueBatch.residentGrowthBytesPerOperation)) per batch, drain \(bytesPerOperation(report.drainResidentGrowthBytesPerJob)) per job")
         print("  peak memory: \(String(format: "%.0f", peakMemoryMegabytes())) MiB")
