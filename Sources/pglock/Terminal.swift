@@ -76,3 +76,19 @@ final class Terminal: @unchecked Sendable {
         }
     }
 }
+
+extension String {
+    /// The text with control characters (escape sequences, tabs, newlines) shown as `\u{…}`,
+    /// so that values read from the database cannot move the cursor or fake a column.
+    var terminalSafe: String {
+        var safe = ""
+        for scalar in unicodeScalars {
+            if scalar.properties.generalCategory == .control || scalar.properties.generalCategory == .format && scalar.value < 0x2060 {
+                safe += "\\u{\(String(scalar.value, radix: 16))}"
+            } else {
+                safe.unicodeScalars.append(scalar)
+            }
+        }
+        return safe
+    }
+}

@@ -1,5 +1,6 @@
 import AsyncAlgorithms
 import Foundation
+import PostgresNIO
 import Synchronization
 
 /// Polls `condition` until it is true or `timeout` passes; the way tests wait for a state
@@ -85,4 +86,22 @@ public func suspendUntilCancelled() async throws {
         continuation.finish()
     }
     throw CancellationError()
+}
+
+/// Samples `query` (a count) from the database, again and again, until `body` returns; returns
+/// the largest value seen (for limits that must hold at every moment).
+public func sampleMaximum(_ db: TestContext, _ query: PostgresQuery, while body: @Sendable () async throws -> Void) async throws -> Int {
+    let stop = LockedBox(false)
+    return try await withThrowingTaskGroup(of: Int.self) { group in
+        group.addTask {
+            var maximum = 0
+            while !stop.value {
+                maximum = max(maximum, try await db.scalar(query, as: Int.self))
+            }
+            return maximum
+        }
+        do { try await body() } catch { stop.withLock { $0 = true }; throw error }
+        stop.withLock { $0 = true }
+        return try await group.next()!
+    }
 }

@@ -7,23 +7,6 @@ import PostgresQueue
 import ServiceLifecycle
 import Testing
 
-/// Samples `query` (a count) from the database until `body` returns; returns the largest value seen.
-func sampleMaximum(_ db: TestContext, _ query: PostgresQuery, while body: @Sendable () async throws -> Void) async throws -> Int {
-    let stop = LockedBox(false)
-    return try await withThrowingTaskGroup(of: Int.self) { group in
-        group.addTask {
-            var maximum = 0
-            while !stop.value {
-                maximum = max(maximum, try await db.scalar(query, as: Int.self))
-            }
-            return maximum
-        }
-        do { try await body() } catch { stop.withLock { $0 = true }; throw error }
-        stop.withLock { $0 = true }
-        return try await group.next()!
-    }
-}
-
 @Suite("PostgresQueue fleet limits")
 struct QueueLimitTests {
     @Test func aKindsRunningLimitHoldsAcrossSixWorkersWhileOtherKindsRunFreely() async throws {
@@ -103,6 +86,31 @@ struct QueueLimitTests {
             #expect(busiest <= 5, "\(busiest) starts within 400 ms with a rate of 5")
             let span = try await db.scalar("SELECT EXTRACT(EPOCH FROM max(attempted_at) - min(attempted_at))::float8 FROM q.jobs", as: Double.self)
             #expect(span >= 1.2, "20 starts at 5 per 400 ms took \(span) s")
+        }
+    }
+
+    @Test func twentyConcurrentClaimsOfALimitedQueueTakeNoMoreThanTheLimit() async throws {
+        try await TestDatabase.withDatabase(maximumConnections: 24) { db in
+            let queue = try await makeQueue(db)
+            // A queue-wide limit, and claimers that each work a different kind: no two of them
+            // would pick the same jobs, so only the claim lock keeps them within the limit.
+            try await queue.setLimits(JobLimits(maxRunning: 3), queue: "default", on: db.client, logger: db.logger)
+            let kinds = (0..<20).map { "k\($0)" }
+            try await queue.enqueue((0..<400).map { try NewJob(kind: kinds[$0 % 20], payload: Work(n: $0)) }, on: db.client, logger: db.logger)
+            for round in 0..<3 {
+                // Twenty claims at once, each asking for ten: the limit leaves room for three in all.
+                let claimed = try await withThrowingTaskGroup(of: [ClaimedJob].self) { group in
+                    for index in 0..<20 {
+                        group.addTask {
+                            try await queue.claim(from: "default", kinds: [kinds[index]], limit: 10, lease: .seconds(30), owner: "c\(index)", on: db.client, logger: db.logger)
+                        }
+                    }
+                    return try await group.reduce(into: [ClaimedJob]()) { $0 += $1 }
+                }
+                #expect(claimed.count == 3, "round \(round): \(claimed.count) claimed with a limit of 3")
+                #expect(try await db.scalar("SELECT count(*)::int FROM q.jobs WHERE state = 'running'", as: Int.self) == 3)
+                #expect(try await queue.complete(claimed.map(\.lease), on: db.client, logger: db.logger).isEmpty)
+            }
         }
     }
 

@@ -14,7 +14,7 @@ struct QueueCommand: AsyncParsableCommand {
         abstract: "Inspect and manage a PostgresQueue: stats, list, retry, cancel, purge, pause, resume, limits, schedules.",
         subcommands: [
             Stats.self, List.self, Retry.self, Cancel.self, Purge.self, Pause.self, Resume.self, Concurrency.self,
-            Limit.self, Unlimit.self, Control.self, Work.self,
+            Limit.self, Unlimit.self, Control.self, Schedules.self, Work.self,
         ]
     )
 
@@ -81,7 +81,7 @@ struct QueueCommand: AsyncParsableCommand {
             print(["id", "queue", "kind", "state", "attempt", "run at", "last error"].joined(separator: "\t"))
             for job in jobs {
                 print(["\(job.id)", job.queue, job.kind, job.state, "\(job.attempt)/\(job.maxAttempts)",
-                       ISO8601DateFormatter().string(from: job.runAt), job.lastError.map { String($0.prefix(80)) } ?? ""].joined(separator: "\t"))
+                       ISO8601DateFormatter().string(from: job.runAt), job.lastError.map { String($0.prefix(80)) } ?? ""].map(\.terminalSafe).joined(separator: "\t"))
             }
         }
     }
@@ -243,6 +243,30 @@ struct QueueCommand: AsyncParsableCommand {
                 if let maxRunning = limit.maxRunning { parts.append("at most \(maxRunning) running") }
                 if let rate = limit.rate { parts.append("at most \(rate.starts) starts per \(rate.period)") }
                 print("  \(limit.kind.map { "kind \($0)" } ?? "whole queue"): \(parts.joined(separator: ", "))")
+            }
+        }
+    }
+
+    struct Schedules: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Periodic schedules with their last and next runs, as the scheduler's leader recorded them.")
+        @OptionGroup var options: Options
+
+        func run() async throws {
+            let schedules = try await options.withQueue { queue, client, logger in try await queue.schedules(on: client, logger: logger) }
+            if options.json { return try options.printJSON(schedules) }
+            guard !schedules.isEmpty else {
+                print("no schedules recorded in schema \(options.schema) (a JobScheduler's leader records them when it starts leading)")
+                return
+            }
+            let style = Date.ISO8601FormatStyle()
+            print(["name", "schedule", "queue", "kind", "missed ticks", "last run", "next run", "last job", "term"].joined(separator: "\t"))
+            for schedule in schedules {
+                let last = schedule.lastTick.map { style.format($0) } ?? "-"
+                let next = schedule.nextTick.map { style.format($0) } ?? "-"
+                let job = schedule.lastJobID.map(String.init) ?? "-"
+                let term = schedule.term.map(String.init) ?? "-"
+                let fields: [String] = [schedule.name, schedule.schedule, schedule.queue, schedule.kind, schedule.missedTicks, last, next, job, term]
+                print(fields.map(\.terminalSafe).joined(separator: "\t"))
             }
         }
     }
