@@ -2,11 +2,13 @@
 // assumes (a client, a logger, the values it names). This target is compiled by every build;
 // `DocumentationCodeTests` checks that every block of README.md appears here, so the README's code
 // compiles as written.
+import Foundation
 import Logging
 import NIOCore
 import PostgresLocks
 import PostgresNIO
 import PostgresQueue
+import ServiceLifecycle
 
 // README block 1
 func readmeVersionRace(client: PostgresClient, logger: Logger, tenantKey: Int64, tenant: String) async throws {
@@ -53,21 +55,47 @@ func readmePatterns(client: PostgresClient, logger: Logger, body: String, orderI
     _ = report
 }
 
-struct Email: Codable, Sendable {}
-struct Mailer: Sendable { func send(_ email: Email) async throws {} }
+/// What the README's handlers send mail with (nothing here: the snippets are compiled, not run).
+struct Mailer: Sendable {
+    func sendWelcome(to userID: Int64) async throws {}
+    func sendDigest(for day: Date) async throws {}
+}
 
 // README block 4
-func readmeQueue(client: PostgresClient, logger: Logger, settings: ConnectionSettings, email: Email, userID: Int, mailer: Mailer) async throws {
+func readmeQueue(client: PostgresClient, logger: Logger, settings: ConnectionSettings, userID: Int64, mailer: Mailer) async throws {
+    struct SendWelcome: JobDefinition { static let kind = "send-welcome"; var userID: Int64 }   // a typed job
+    struct SendDigest: JobDefinition { static let kind = "send-digest"; var day: Date }
+    struct Timing: JobMiddleware {                                       // middleware: around every job
+        func run(_ job: ClaimedJob, context: JobContext, next: JobMiddlewareNext) async throws -> JobOutcome {
+            let started = ContinuousClock.now
+            defer { context.logger.info("job ran", metadata: ["duration": "\(ContinuousClock.now - started)"]) }
+            return try await next(job, context)
+        }
+    }
+
     let queue = try JobQueue(schema: "jobs")
     try await queue.migrate(on: client, logger: logger)
-    try await queue.enqueue(try NewJob(kind: "send-email", payload: email, uniqueKey: "welcome:\(userID)"), on: client, logger: logger)
+    try await queue.enqueue(try NewJob(SendWelcome(userID: userID), uniqueKey: "welcome:\(userID)"), on: client, logger: logger)
 
     var handlers = JobHandlers()
-    handlers.register("send-email") { (email: Email, context) in try await mailer.send(email) }
+    handlers.use(Timing())
+    handlers.register(SendWelcome.self) { job, context in try await mailer.sendWelcome(to: job.userID) }
+    handlers.register(SendDigest.self) { job, context in try await mailer.sendDigest(for: job.day) }
     let worker = try QueueWorker(queue: queue, client: client, handlers: handlers,
-                             configuration: .init(listen: settings), logger: logger)
-    // run it in a ServiceGroup: graceful shutdown finishes running jobs, then gives leases back
-    _ = worker
+                                 configuration: .init(listen: settings), logger: logger)
+
+    // At runtime, for every worker of every process: at most 5 welcome mails running at once.
+    try await queue.setLimits(JobLimits(kind: SendWelcome.kind, maxRunning: 5), queue: "default", on: client, logger: logger)
+
+    // A digest at 07:00 in Berlin, enqueued once per day by whichever instance leads the election.
+    let election = try LeaderElection(configuration: .init(name: "scheduler", connection: settings), logger: logger)
+    let scheduler = try JobScheduler(queue: queue, client: client, election: election, schedules: [
+        try PeriodicJob(name: "daily-digest", schedule: .cron("0 7 * * *", timeZone: TimeZone(identifier: "Europe/Berlin")!)) { tick in
+            try NewJob(SendDigest(day: tick))
+        },
+    ], logger: logger)
+    // Graceful shutdown finishes running jobs, then gives their leases back.
+    try await ServiceGroup(services: [client, election, scheduler, worker], gracefulShutdownSignals: [.sigterm], logger: logger).run()
 }
 
 // README block 5
