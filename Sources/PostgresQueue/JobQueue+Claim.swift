@@ -25,13 +25,35 @@ extension JobQueue {
         on client: PostgresClient,
         logger: Logger
     ) async throws -> [ClaimedJob] {
-        let statement = try claimStatement(queue: queue, kinds: kinds, limit: limit, lease: lease, owner: owner)
+        try await claim(from: queue, kinds: kinds, limit: limit, lease: lease, owner: owner, after: nil, on: client, logger: logger)
+    }
+
+    /// ``claim(from:kinds:limit:lease:owner:on:logger:)``, taking only jobs that sort after
+    /// `position` in claim order (`(priority, run_at, id) > position`) when one is given.
+    ///
+    /// A worker passes the place of the last job it claimed (see ``ClaimCursor``): the scan
+    /// then starts there in the `jobs_available` index instead of walking the entries that
+    /// claimed jobs left at its front, which no index scan can skip while an old snapshot is
+    /// held. Jobs that sort before `position` are not claimed: a full claim (`position` nil)
+    /// finds them. A queue under limits is claimed in full whatever `position` says.
+    package func claim(
+        from queue: String,
+        kinds: [String] = [],
+        limit: Int,
+        lease: Duration,
+        owner: String,
+        after position: ClaimCursor.Position?,
+        on client: PostgresClient,
+        logger: Logger
+    ) async throws -> [ClaimedJob] {
+        let statement = try claimStatement(queue: queue, kinds: kinds, limit: limit, lease: lease, owner: owner, after: position)
         let claimed = try Self.decodeClaimed(try await client.checkedQuery(statement, logger: logger).rows, queue: queue)
         guard claimed.isEmpty else { return claimed }
         // Nothing claimed: the queue may be under limits (the fast statement leaves those alone).
         let control = try await self.control(of: queue, on: client, logger: logger)
         guard control.limited, !control.paused else { return [] }
-        return try await claimUnderLimits(statement.binds, queue: queue, on: client, logger: logger)
+        let full = position == nil ? statement : try claimStatement(queue: queue, kinds: kinds, limit: limit, lease: lease, owner: owner)
+        return try await claimUnderLimits(full.binds, queue: queue, on: client, logger: logger)
     }
 
     /// The limited claim, in its own transaction behind the queue's claim lock.
@@ -51,18 +73,27 @@ extension JobQueue {
         .hashed("pglocks.queue.claim:\(schema.name):\(queue)")
     }
 
-    func claimStatement(queue: String, kinds: [String], limit: Int, lease: Duration, owner: String) throws -> PostgresQuery {
+    /// The claim statement with its values bound: ``claimSQL`` (`$1…$5`), or with `position`
+    /// ``boundedClaimSQL`` (`$6…$8` its priority, run time and id).
+    func claimStatement(queue: String, kinds: [String], limit: Int, lease: Duration, owner: String, after position: ClaimCursor.Position? = nil) throws -> PostgresQuery {
         try NewJob.validateName(queue, what: "queue name")
         guard (1...10_000).contains(limit) else {
             throw PostgresLocksError(code: .invalidArgument, message: "a claim takes 1 to 10000 jobs; asked for \(limit)")
         }
-        var bindings = PostgresBindings(capacity: 5)
+        var bindings = PostgresBindings(capacity: 8)
         bindings.append(queue)
         bindings.append(kinds)
         bindings.append(Int32(limit))
         bindings.append(owner)
         bindings.append(try Self.leaseMilliseconds(lease))
-        return PostgresQuery(unsafeSQL: claimSQL, binds: bindings)
+        guard let position else { return PostgresQuery(unsafeSQL: claimSQL, binds: bindings) }
+        // A run time that went through `Date` comes back at most 1 µs early (PostgresNIO
+        // truncates when encoding), never late: the bound may take in the job at `position`
+        // itself again (no longer available), never skip one after it.
+        bindings.append(position.priority)
+        bindings.append(position.runAt)
+        bindings.append(position.id)
+        return PostgresQuery(unsafeSQL: boundedClaimSQL, binds: bindings)
     }
 
     /// What a claim returns, in ``decodeClaimed(_:queue:)``'s order.
@@ -76,11 +107,15 @@ extension JobQueue {
     /// binds, and what `pglock bench queue` gives pgbench (with its own values in their place).
     /// Built once per queue (``JobQueue/claimSQL``). It claims nothing from a queue that is
     /// paused or under limits (one primary-key probe of the queues table, evaluated once).
-    static func claimSQL(jobsTable: QualifiedName, queuesTable: QualifiedName) -> String {
+    ///
+    /// `bounded` adds `AND (priority, run_at, id) > ($6, $7, $8)`: the claim after a
+    /// ``ClaimCursor/Position`` (``JobQueue/boundedClaimSQL``). That row comparison is an index
+    /// condition of `jobs_available` after `queue = $1`: the scan starts at the bound.
+    static func claimSQL(jobsTable: QualifiedName, queuesTable: QualifiedName, bounded: Bool = false) -> String {
         """
         WITH c AS (
             SELECT id FROM \(jobsTable.quoted)
-            WHERE state = 'available' AND queue = $1 AND run_at <= now()
+            WHERE state = 'available' AND queue = $1 AND run_at <= now()\(bounded ? "\n      AND (priority, run_at, id) > ($6::int2, $7::timestamptz, $8::int8)" : "")
               AND (cardinality($2::text[]) = 0 OR kind = ANY($2::text[]))
               AND NOT EXISTS (SELECT 1 FROM \(queuesTable.quoted) q WHERE q.name = $1 AND (q.paused OR q.limited))
             ORDER BY priority, run_at, id

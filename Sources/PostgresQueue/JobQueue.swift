@@ -42,6 +42,8 @@ public struct JobQueue: Sendable {
     let debouncer: SharedNotifyDebouncer
     /// The claim statement's text for this queue's table (see `claimSQL(jobsTable:)`).
     package let claimSQL: String
+    /// The claim statement that takes only jobs after a claim-order place (see `claimSQL(jobsTable:queuesTable:bounded:)`).
+    package let boundedClaimSQL: String
     /// The claim statement for a queue under fleet-wide limits (see `limitedClaimSQL(_:)`).
     package let limitedClaimSQL: String
 
@@ -68,6 +70,7 @@ public struct JobQueue: Sendable {
         self.controlChannel = try SQLIdentifier("\(schema.name)_control")
         self.observers = observers
         self.claimSQL = Self.claimSQL(jobsTable: jobsTable, queuesTable: queuesTable)
+        self.boundedClaimSQL = Self.claimSQL(jobsTable: jobsTable, queuesTable: queuesTable, bounded: true)
         self.limitedClaimSQL = Self.limitedClaimSQL(jobs: jobsTable, queues: queuesTable, limits: limitsTable, starts: startsTable)
         guard notifyDebounce >= .zero else {
             throw PostgresLocksError(code: .invalidArgument, message: "notifyDebounce must not be negative")

@@ -132,6 +132,9 @@ public final class QueueWorker: Service {
             // A discarding group: a finished job's task is freed at once (a plain task group
             // keeps every child's result until it is read).
             let jobDone = WakeSignal()
+            // Where the next claim starts: after the last job claimed, with a full scan now and
+            // then (see ClaimCursor: claims stay fast while an old snapshot is held).
+            var cursor = ClaimCursor()
             await withDiscardingTaskGroup { jobs in
                 // Claim while there is room and work; otherwise wait for a wake-up (a
                 // notification, the poll tick, a finished job).
@@ -147,10 +150,12 @@ public final class QueueWorker: Service {
                         // rather than claiming one job per finished job.
                         guard let asked = policy.jobsToClaim(running: inFlight.count) else { break }
                         let claimed: [ClaimedJob]
+                        let scan = cursor.nextClaim(now: .now)
+                        let claimStarted = ContinuousClock.now
                         do {
                             claimed = try await queue.claim(
                                 from: configuration.queue, kinds: kinds, limit: asked, lease: configuration.lease,
-                                owner: configuration.owner, on: client, logger: logger
+                                owner: configuration.owner, after: scan.bound, on: client, logger: logger
                             )
                         } catch {
                             if Task.isCancelled { break }
@@ -159,8 +164,10 @@ public final class QueueWorker: Service {
                             wake.signal()
                             break
                         }
-                        if !claimed.isEmpty { claimedCounter.increment(by: Int64(claimed.count)) }
                         let now = Date(), clock = ContinuousClock.now
+                        // A short bounded claim may have left jobs waiting before the cursor.
+                        let looksBehind = cursor.record(scan, asked: asked, claimed: claimed.map(\.claimPosition), started: claimStarted, finished: clock)
+                        if !claimed.isEmpty { claimedCounter.increment(by: Int64(claimed.count)) }
                         for job in claimed {
                             pickupTimer.recordNanoseconds(Int64(max(0, now.timeIntervalSince(job.runAt)) * 1e9))
                             inFlight.add(job.lease, kind: job.kind, extendUntil: handlers.settings(of: job.kind).maxRuntime.map { clock + $0 })
@@ -170,7 +177,7 @@ public final class QueueWorker: Service {
                                 jobDone.signal()
                             }
                         }
-                        if !policy.claimsAgain(asked: asked, claimed: claimed.count) { break }
+                        if !policy.claimsAgain(asked: asked, claimed: claimed.count), !looksBehind { break }
                     }
                 }
                 // Shutting down: let running jobs finish within the grace period, then cancel
