@@ -5,9 +5,12 @@ import Foundation
 ///
 /// Observers are called after the fact, on the path of the work (keep them quick), and never
 /// change an outcome. `jobsEnqueued` is called after the insert; inside a transaction the jobs
-/// exist only if it commits.
+/// exist only if it commits. Jobs the reaper makes available again or dead after their
+/// lease expired (their worker died) are not reported: no worker ran them to an outcome.
 public protocol JobLifecycleObserver: Sendable {
     /// Jobs were inserted (``EnqueueResult/ids`` lists them; skipped duplicates are not).
+    /// After a bulk ``JobQueue/enqueueByCopy(_:on:logger:)`` every job given was inserted and
+    /// the ids are empty (`COPY` returns none).
     func jobsEnqueued(_ jobs: [NewJob], result: EnqueueResult) async
     /// A worker is about to run `job`.
     func jobStarted(_ job: ClaimedJob) async

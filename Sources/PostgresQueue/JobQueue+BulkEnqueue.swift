@@ -31,7 +31,7 @@ extension JobQueue {
         // the qualified name without its outer quotes, so that it reads `"schema"."jobs"`
         // (identifiers are validated: letters, digits and underscores only).
         let table = String(jobsTable.quoted.dropFirst().dropLast())
-        return try await client.withCheckedTransaction(logger: logger) { tx in
+        let count = try await client.withCheckedTransaction(logger: logger) { tx in
             let now = try await tx.query("SELECT now()").rows[0].decode(Date.self)
             try await tx.connection.copyFrom(
                 table: table,
@@ -53,6 +53,8 @@ extension JobQueue {
             try await tx.query("SELECT pg_notify(\(channel.name), q) FROM unnest(\(queues)::text[]) AS q")
             return jobs.count
         }
+        await notifyEnqueued(jobs, result: EnqueueResult(ids: [], skippedUniqueKeys: []))
+        return count
     }
 
     /// One job as a `COPY` text row, its run time computed from the transaction's `now`.

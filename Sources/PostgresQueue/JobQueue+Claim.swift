@@ -12,7 +12,7 @@ extension JobQueue {
     /// Concurrent workers get disjoint jobs without waiting on each other, the CTE keeps the
     /// planner from re-running the `LIMIT` subquery, and `NO KEY UPDATE` does not block
     /// foreign-key checks against the jobs. That statement claims nothing from a paused queue,
-    /// nor from one under fleet-wide limits (``setLimits(_:queue:kind:on:logger:)``): those are
+    /// nor from one under fleet-wide limits (``setLimits(_:queue:on:logger:)``): those are
     /// claimed in a short transaction that takes the queue's claim lock, counts what runs (and
     /// what started within each rate window) with a snapshot taken after the lock, and claims
     /// only what the limits leave room for. Limits hold across every worker and process.

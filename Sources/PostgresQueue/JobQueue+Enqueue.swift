@@ -35,7 +35,7 @@ extension JobQueue {
 
     /// Tells the observers what was inserted (inside a transaction: what will exist if it commits).
     func notifyEnqueued(_ jobs: [NewJob], result: EnqueueResult) async {
-        guard !observers.isEmpty, !result.ids.isEmpty else { return }
+        guard !observers.isEmpty, !jobs.isEmpty else { return }
         for observer in observers { await observer.jobsEnqueued(jobs, result: result) }
     }
 

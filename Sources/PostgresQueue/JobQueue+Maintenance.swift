@@ -51,4 +51,15 @@ extension JobQueue {
             """, logger: logger).rows
         return rows.count
     }
+
+    /// Deletes start records of rate-limited jobs that no rate window can count any more
+    /// (older than the longest period of any limit). Workers run it with their maintenance.
+    @discardableResult
+    public func pruneStarts(on client: PostgresClient, logger: Logger) async throws -> Int {
+        try await client.checkedQuery("""
+            DELETE FROM \(identifier: startsTable)
+            WHERE started_at < now() - COALESCE((SELECT max(starts_period_ms) FROM \(identifier: limitsTable)), 0) * interval '1 millisecond'
+            RETURNING 1
+            """, logger: logger).rows.count
+    }
 }

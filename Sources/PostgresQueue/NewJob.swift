@@ -72,10 +72,18 @@ public struct NewJob: Sendable, Hashable {
     /// A job whose payload is already JSON text (checked by the server on insert).
     ///
     /// - Parameters:
+    ///   - kind: what the job is; selects the handler.
+    ///   - payloadJSON: the payload as JSON text.
+    ///   - queue: the queue workers claim it from.
+    ///   - priority: lower runs first.
+    ///   - schedule: when it may run first.
+    ///   - maxAttempts: attempts before it is dead (at least 1).
     ///   - uniqueKey: a key of your own: a second job with it is not enqueued while one is
     ///     available or running in the same queue.
     ///   - unique: uniqueness computed from the kind and the payload (or some of its fields),
     ///     within a period, over chosen states (see ``UniqueOptions``); not with `uniqueKey`.
+    ///   - tags: labels to find and group jobs by.
+    ///   - metadata: small string values carried with the job.
     ///   - now: the instant a uniqueness period is read from (the current time unless a test
     ///     or a backfill says otherwise).
     public init(

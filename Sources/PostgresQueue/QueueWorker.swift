@@ -427,6 +427,7 @@ public final class QueueWorker: Service {
     private func maintain() async {
         do {
             _ = try await queue.reap(on: client, logger: logger)
+            try await queue.pruneStarts(on: client, logger: logger)
             let ready = try await client.checkedQuery("""
                 SELECT count(*)::int8 FROM \(identifier: queue.jobsTable)
                 WHERE state = 'available' AND queue = \(configuration.queue) AND run_at <= now()

@@ -76,6 +76,8 @@ struct QueueLimitTests {
             try await withWorkers(workers, logger: db.logger) {
                 try await queue.enqueue((0..<20).map { try NewJob(kind: "rated", payload: Work(n: $0)) }, on: db.client, logger: db.logger)
                 try await waitUntil("every job is done") { try await stateCounts(db) == ["completed": 20] }
+                // Starts older than every window are pruned by the workers' maintenance.
+                try await waitUntil("the start records are pruned") { try await db.scalar("SELECT count(*)::int FROM q.starts", as: Int.self) == 0 }
             }
             // For every start, the starts in the 400 ms ending at it.
             let busiest = try await db.scalar("""
