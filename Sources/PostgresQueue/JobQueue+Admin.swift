@@ -4,13 +4,13 @@ import PostgresLocks
 import PostgresNIO
 
 extension JobQueue {
-    /// Job counts per queue and state.
+    /// Job counts per queue and state (live jobs and completed ones alike).
     public func stats(on client: PostgresClient, logger: Logger) async throws -> QueueStats {
         let rows = try await client.checkedQuery("""
             SELECT queue, state, count(*)::int8,
                    count(*) FILTER (WHERE state = 'available' AND run_at <= now())::int8,
                    EXTRACT(EPOCH FROM now() - min(run_at) FILTER (WHERE state = 'available' AND run_at <= now()))::float8
-            FROM \(identifier: jobsTable) GROUP BY queue, state ORDER BY queue, state
+            FROM \(identifier: allJobsView) GROUP BY queue, state ORDER BY queue, state
             """, logger: logger).rows
         var byQueue: [String: QueueStats.Row] = [:]
         for row in rows {
@@ -28,7 +28,7 @@ extension JobQueue {
     public func list(state: JobState? = nil, queue: String? = nil, limit: Int = 50, on client: PostgresClient, logger: Logger) async throws -> [JobSummary] {
         let rows = try await client.checkedQuery("""
             SELECT id, queue, kind, state, attempt, max_attempts, run_at, last_error, lease_owner
-            FROM \(identifier: jobsTable)
+            FROM \(identifier: allJobsView)
             WHERE (\(state?.rawValue ?? "")::text = '' OR state = \(state?.rawValue ?? ""))
               AND (\(queue ?? "")::text = '' OR queue = \(queue ?? ""))
             ORDER BY id DESC LIMIT \(Int32(max(1, min(limit, 10_000))))
@@ -75,16 +75,25 @@ extension JobQueue {
             """, logger: logger).rows.isEmpty
     }
 
-    /// Deletes every job in `states` (default: the finished ones), optionally of one queue.
+    /// Deletes every job in `states` (default: the finished ones), optionally of one queue,
+    /// from the jobs table and the completed table, in one statement.
     ///
     /// - Returns: how many were deleted.
     @discardableResult
     public func purge(states: [JobState] = JobState.finished, queue: String? = nil, on client: PostgresClient, logger: Logger) async throws -> Int {
         guard !states.isEmpty else { throw PostgresLocksError(code: .invalidArgument, message: "purge needs at least one state") }
+        let names = states.map(\.rawValue), queue = queue ?? ""
         return try await client.checkedQuery("""
-            DELETE FROM \(identifier: jobsTable)
-            WHERE state = ANY(\(states.map(\.rawValue))::text[]) AND (\(queue ?? "")::text = '' OR queue = \(queue ?? ""))
-            RETURNING id
+            WITH live AS (
+                DELETE FROM \(identifier: jobsTable)
+                WHERE state = ANY(\(names)::text[]) AND (\(queue)::text = '' OR queue = \(queue))
+                RETURNING id
+            ), completed AS (
+                DELETE FROM \(identifier: completedTable)
+                WHERE state = ANY(\(names)::text[]) AND (\(queue)::text = '' OR queue = \(queue))
+                RETURNING id
+            )
+            SELECT id FROM live UNION ALL SELECT id FROM completed
             """, logger: logger).rows.count
     }
 }

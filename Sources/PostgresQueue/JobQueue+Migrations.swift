@@ -116,6 +116,33 @@ extension JobQueue {
                 """,
             ]
         },
+        Migration(version: 3) { queue in
+            let jobs = queue.jobsTable, completed = queue.completedTable
+            return [
+                // Completed jobs live apart from the claimable ones: completing deletes the row
+                // from the jobs table and inserts it here, so claims and completions never walk
+                // or rewrite finished history, even while an old snapshot keeps dead rows alive.
+                "CREATE TABLE \(identifier: completed) (LIKE \(identifier: jobs) INCLUDING DEFAULTS INCLUDING CONSTRAINTS)",
+                "ALTER TABLE \(identifier: completed) ADD PRIMARY KEY (id)",
+                // Retention finds old completed jobs.
+                "CREATE INDEX completed_jobs_finished ON \(identifier: completed) (finished_at)",
+                """
+                WITH moved AS (
+                    DELETE FROM \(identifier: jobs)
+                    WHERE state = 'completed' AND NOT (unique_key IS NOT NULL AND COALESCE('completed' = ANY(unique_states), false))
+                    RETURNING *
+                )
+                INSERT INTO \(identifier: completed) SELECT * FROM moved
+                """,
+                // A lease token exists only while its job runs: the statements after a claim
+                // match the token alone, never `state = 'running'` (see completeSQL).
+                "UPDATE \(identifier: jobs) SET lease_token = NULL WHERE lease_token IS NOT NULL AND state <> 'running'",
+                "ALTER TABLE \(identifier: jobs) ADD CONSTRAINT jobs_lease_only_while_running CHECK (lease_token IS NULL OR state = 'running')",
+                // Every job in one relation, for readers. A migration that adds a column to the
+                // jobs table adds it to the completed table too and replaces this view.
+                "CREATE VIEW \(identifier: queue.allJobsView) AS SELECT * FROM \(identifier: jobs) UNION ALL SELECT * FROM \(identifier: completed)",
+            ]
+        },
     ]
 
     /// The newest schema version this library knows.
@@ -128,6 +155,13 @@ extension JobQueue {
     /// - Returns: the versions applied by this call (empty when already current).
     @discardableResult
     public func migrate(on client: PostgresClient, logger: Logger) async throws -> [Int32] {
+        try await migrate(on: client, upTo: Self.schemaVersion, logger: logger)
+    }
+
+    /// ``migrate(on:logger:)`` stopping at `version`: how tests build a schema as an older
+    /// release left it, to upgrade it.
+    @discardableResult
+    package func migrate(on client: PostgresClient, upTo version: Int32, logger: Logger) async throws -> [Int32] {
         try await client.withCheckedTransaction(logger: logger) { tx in
             try await tx.advisoryLock(.hashed("pglocks.queue.migrate:\(schema.name)"))
             try await tx.query("CREATE SCHEMA IF NOT EXISTS \(identifier: schema)")
@@ -144,7 +178,7 @@ extension JobQueue {
                 )
             }
             var done: [Int32] = []
-            for migration in Self.migrations where !applied.contains(migration.version) {
+            for migration in Self.migrations where !applied.contains(migration.version) && migration.version <= version {
                 for statement in migration.statements(self) { try await tx.query(statement) }
                 try await tx.query("INSERT INTO \(identifier: migrationsTable) (version) VALUES (\(migration.version))")
                 done.append(migration.version)

@@ -17,14 +17,11 @@ extension JobQueue {
         guard !leases.isEmpty else { return [] }
         let ids = leases.map(\.id), tokens = leases.map(\.token)
         let outputs = outputs.isEmpty ? Array(repeating: "", count: leases.count) : outputs
-        let done = Set(try await client.checkedQuery("""
-            UPDATE \(identifier: jobsTable) j
-            SET state = 'completed', finished_at = now(), lease_token = NULL, lease_expires_at = NULL,
-                output = CASE WHEN t.output = '' THEN NULL ELSE t.output::jsonb END
-            FROM unnest(\(ids)::int8[], \(tokens)::uuid[], \(outputs)::text[]) AS t(id, token, output)
-            WHERE j.id = t.id AND j.lease_token = t.token AND j.state = 'running'
-            RETURNING j.id
-            """, logger: logger).rows.map { try $0.decode(Int64.self) })
+        var binds = PostgresBindings(capacity: 3)
+        binds.append(ids)
+        binds.append(tokens)
+        binds.append(outputs)
+        let done = Set(try await client.checkedQuery(PostgresQuery(unsafeSQL: completeSQL, binds: binds), logger: logger).rows.map { try $0.decode(Int64.self) })
         return leases.filter { !done.contains($0.id) }
     }
 
@@ -33,13 +30,11 @@ extension JobQueue {
     ///
     /// - Throws: ``PostgresQueueError/Code/leaseLost`` if the lease is no longer held.
     public func complete(_ lease: JobLease, outputJSON: String? = nil, in transaction: Transaction) async throws {
-        let rows = try await transaction.query("""
-            UPDATE \(identifier: jobsTable)
-            SET state = 'completed', finished_at = now(), lease_token = NULL, lease_expires_at = NULL,
-                output = \(outputJSON)::jsonb
-            WHERE id = \(lease.id) AND lease_token = \(lease.token) AND state = 'running'
-            RETURNING id
-            """).rows
+        var binds = PostgresBindings(capacity: 3)
+        binds.append([lease.id])
+        binds.append([lease.token])
+        binds.append([outputJSON ?? ""])
+        let rows = try await transaction.query(PostgresQuery(unsafeSQL: completeSQL, binds: binds)).rows
         guard !rows.isEmpty else { throw Self.leaseLostError(lease) }
     }
 
@@ -63,7 +58,7 @@ extension JobQueue {
                 run_at = CASE WHEN attempt >= COALESCE(\(maxAttempts)::int4, max_attempts) OR \(discard) THEN run_at ELSE now() + \(delaySeconds) * interval '1 second' END,
                 finished_at = CASE WHEN attempt >= COALESCE(\(maxAttempts)::int4, max_attempts) OR \(discard) THEN now() END,
                 last_error = \(message), lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
-            WHERE id = \(lease.id) AND lease_token = \(lease.token) AND state = 'running'
+            WHERE id = \(lease.id) AND lease_token = \(lease.token)
             RETURNING state, run_at
             """, logger: logger).rows
         guard let row = rows.first else { return .leaseLost }
@@ -83,7 +78,7 @@ extension JobQueue {
             SET state = 'available', attempt = GREATEST(attempt - 1, 0), snoozes = snoozes + 1,
                 run_at = now() + \(delaySeconds) * interval '1 second',
                 lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
-            WHERE id = \(lease.id) AND lease_token = \(lease.token) AND state = 'running'
+            WHERE id = \(lease.id) AND lease_token = \(lease.token)
             RETURNING run_at
             """, logger: logger).rows
         return try rows.first?.decode(Date.self)
@@ -100,7 +95,7 @@ extension JobQueue {
             UPDATE \(identifier: jobsTable)
             SET state = 'cancelled', finished_at = now(), last_error = \(message),
                 lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
-            WHERE id = \(lease.id) AND lease_token = \(lease.token) AND state = 'running'
+            WHERE id = \(lease.id) AND lease_token = \(lease.token)
             RETURNING id
             """, logger: logger).rows.isEmpty
     }
@@ -117,7 +112,7 @@ extension JobQueue {
             UPDATE \(identifier: jobsTable) j
             SET lease_expires_at = now() + \(milliseconds) * interval '1 millisecond'
             FROM unnest(\(ids)::int8[], \(tokens)::uuid[]) AS t(id, token)
-            WHERE j.id = t.id AND j.lease_token = t.token AND j.state = 'running'
+            WHERE j.id = ANY(\(ids)::int8[]) AND j.id = t.id AND j.lease_token = t.token
             RETURNING j.id
             """, logger: logger).rows.map { try $0.decode(Int64.self) })
         return leases.filter { !held.contains($0.id) }
@@ -133,9 +128,62 @@ extension JobQueue {
             SET state = 'available', attempt = GREATEST(j.attempt - 1, 0), run_at = now(),
                 lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
             FROM unnest(\(ids)::int8[], \(tokens)::uuid[]) AS t(id, token)
-            WHERE j.id = t.id AND j.lease_token = t.token AND j.state = 'running'
+            WHERE j.id = ANY(\(ids)::int8[]) AND j.id = t.id AND j.lease_token = t.token
             """, logger: logger)
     }
+
+    /// The completion statement's text, with `$1` job ids (`int8[]`), `$2` their lease tokens
+    /// (`uuid[]`) and `$3` their outputs (`text[]` of JSON, `''` for none); it returns the ids
+    /// it completed. Built once per queue (``JobQueue/completeSQL``).
+    ///
+    /// Only a job whose lease token still matches is completed (the fencing check; a token is
+    /// set only while its job runs, a constraint of the jobs table). The jobs are found by
+    /// primary key (`id = ANY($1)`). No statement after a claim names `state = 'running'`:
+    /// that would let the planner walk the whole `jobs_running_lease` index instead, which it
+    /// believes small, but which keeps an entry for every job that ever ran while an old
+    /// snapshot is held, so such a plan grows slower with every job completed.
+    ///
+    /// A completed job leaves the jobs table in the same statement: it is deleted there and
+    /// inserted into ``JobQueue/completedTable``, so the table that claims scan holds only
+    /// live work (and no completion writes a new row version or index entry into it). The
+    /// exception is a job whose unique key also covers the completed state
+    /// (``UniqueOptions/states``): it stays in the jobs table, completed, where the unique index
+    /// keeps blocking its key until retention prunes it.
+    static func completeSQL(jobs: QualifiedName, completed: QualifiedName) -> String {
+        let keepsKey = "(j.unique_key IS NOT NULL AND COALESCE('completed' = ANY(j.unique_states), false))"
+        return """
+            WITH t AS (
+                SELECT * FROM unnest($1::int8[], $2::uuid[], $3::text[]) AS t(id, token, output)
+            ), moved AS (
+                DELETE FROM \(jobs.quoted) j USING t
+                WHERE j.id = ANY($1::int8[]) AND j.id = t.id AND j.lease_token = t.token AND NOT \(keepsKey)
+                RETURNING j.*, t.output AS new_output
+            ), kept AS (
+                UPDATE \(jobs.quoted) j
+                SET state = 'completed', finished_at = now(), lease_token = NULL, lease_expires_at = NULL,
+                    output = CASE WHEN t.output = '' THEN NULL ELSE t.output::jsonb END
+                FROM t
+                WHERE j.id = ANY($1::int8[]) AND j.id = t.id AND j.lease_token = t.token AND \(keepsKey)
+                RETURNING j.id
+            ), stored AS (
+                INSERT INTO \(completed.quoted) (\(jobColumns))
+                SELECT id, queue, kind, payload, priority, run_at, 'completed', attempt, max_attempts,
+                       lease_owner, NULL, NULL, last_error, unique_key, created_at, attempted_at, now(),
+                       tags, metadata, CASE WHEN new_output = '' THEN NULL ELSE new_output::jsonb END,
+                       unique_states, snoozes
+                FROM moved
+                RETURNING id
+            )
+            SELECT id FROM stored UNION ALL SELECT id FROM kept
+            """
+    }
+
+    /// Every column of the jobs table (and of the completed table, created alike), in order.
+    static let jobColumns = """
+        id, queue, kind, payload, priority, run_at, state, attempt, max_attempts, \
+        lease_owner, lease_token, lease_expires_at, last_error, unique_key, created_at, attempted_at, finished_at, \
+        tags, metadata, output, unique_states, snoozes
+        """
 
     static func leaseLostError(_ lease: JobLease) -> PostgresQueueError {
         PostgresQueueError(

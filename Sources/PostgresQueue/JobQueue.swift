@@ -18,6 +18,11 @@ public struct JobQueue: Sendable {
     public let schema: SQLIdentifier
     /// The jobs table.
     public let jobsTable: QualifiedName
+    /// Completed jobs, moved out of ``jobsTable`` by the completing statement (except those
+    /// whose unique key covers the completed state). Retention prunes it.
+    public let completedTable: QualifiedName
+    /// Every job, live or completed: ``jobsTable`` and ``completedTable`` as one view.
+    public let allJobsView: QualifiedName
     /// The migrations table.
     public let migrationsTable: QualifiedName
     /// Per-queue control: paused, concurrency, whether limits apply.
@@ -44,6 +49,8 @@ public struct JobQueue: Sendable {
     package let claimSQL: String
     /// The claim statement that takes only jobs after a claim-order place (see `claimSQL(jobsTable:queuesTable:bounded:)`).
     package let boundedClaimSQL: String
+    /// The completion statement (see `completeSQL(jobs:completed:)`).
+    package let completeSQL: String
     /// The claim statement for a queue under fleet-wide limits (see `limitedClaimSQL(_:)`).
     package let limitedClaimSQL: String
 
@@ -60,6 +67,8 @@ public struct JobQueue: Sendable {
         func table(_ name: String) throws -> QualifiedName { QualifiedName(schema: schema, name: try SQLIdentifier(name)) }
         self.schema = schema
         self.jobsTable = try table("jobs")
+        self.completedTable = try table("completed_jobs")
+        self.allJobsView = try table("all_jobs")
         self.migrationsTable = try table("migrations")
         self.queuesTable = try table("queues")
         self.limitsTable = try table("limits")
@@ -71,6 +80,7 @@ public struct JobQueue: Sendable {
         self.observers = observers
         self.claimSQL = Self.claimSQL(jobsTable: jobsTable, queuesTable: queuesTable)
         self.boundedClaimSQL = Self.claimSQL(jobsTable: jobsTable, queuesTable: queuesTable, bounded: true)
+        self.completeSQL = Self.completeSQL(jobs: jobsTable, completed: completedTable)
         self.limitedClaimSQL = Self.limitedClaimSQL(jobs: jobsTable, queues: queuesTable, limits: limitsTable, starts: startsTable)
         guard notifyDebounce >= .zero else {
             throw PostgresLocksError(code: .invalidArgument, message: "notifyDebounce must not be negative")

@@ -137,3 +137,13 @@ final class ControlState: Sendable {
         }
     }
 }
+
+/// The place of the last job the worker's claim loop claimed (its ``ClaimCursor/position``),
+/// shared with the maintenance loop, which counts the queue's depth from there.
+final class ClaimPlace: Sendable {
+    private let place = Mutex<ClaimCursor.Position?>(nil)
+
+    var current: ClaimCursor.Position? { place.withLock { $0 } }
+
+    func update(_ position: ClaimCursor.Position?) { place.withLock { $0 = position } }
+}

@@ -117,6 +117,7 @@ public final class QueueWorker: Service {
         let completions = LeaseBuffer()
         let givenBack = LeaseBuffer()
         let logger = self.logger
+        let claimPlace = ClaimPlace()
         await withTaskGroup(of: Void.self) { background in
             background.addTask { await self.listen(wake: wake, inFlight: inFlight) }
             background.addTask {
@@ -125,7 +126,7 @@ public final class QueueWorker: Service {
                     wake.signal()
                 }
             }
-            background.addTask { await self.tick(every: self.configuration.reapInterval) { await self.maintain() } }
+            background.addTask { await self.maintain(claimPlace: claimPlace) }
             background.addTask { await self.tick(every: self.configuration.heartbeat) { await self.heartbeat(inFlight) } }
             background.addTask { await self.writeCompletions(completions) }
 
@@ -167,6 +168,7 @@ public final class QueueWorker: Service {
                         let now = Date(), clock = ContinuousClock.now
                         // A short bounded claim may have left jobs waiting before the cursor.
                         let looksBehind = cursor.record(scan, asked: asked, claimed: claimed.map(\.claimPosition), started: claimStarted, finished: clock)
+                        claimPlace.update(cursor.position)
                         if !claimed.isEmpty { claimedCounter.increment(by: Int64(claimed.count)) }
                         for job in claimed {
                             pickupTimer.recordNanoseconds(Int64(max(0, now.timeIntervalSince(job.runAt)) * 1e9))
@@ -424,20 +426,27 @@ public final class QueueWorker: Service {
         }
     }
 
-    private func maintain() async {
-        do {
-            _ = try await queue.reap(on: client, logger: logger)
-            try await queue.pruneStarts(on: client, logger: logger)
-            let ready = try await client.checkedQuery("""
-                SELECT count(*)::int8 FROM \(identifier: queue.jobsTable)
-                WHERE state = 'available' AND queue = \(configuration.queue) AND run_at <= now()
-                """, logger: logger).rows[0].decode(Int64.self)
-            depthGauge.record(ready)
-            if let retention = configuration.retention {
-                try await queue.prune(olderThan: retention, on: client, logger: logger)
+    /// Every `reapInterval`: reclaims expired leases (from where the last pass ended, see
+    /// ``ReapCursor``), prunes rate-limit start records, records the queue's depth (counted from
+    /// the claim loop's place) and applies the retention.
+    private func maintain(claimPlace: ClaimPlace) async {
+        var reaper = ReapCursor()
+        let reapLimit = 1000
+        while !Task.isCancelled {
+            do { try await Task.sleep(for: configuration.reapInterval) } catch { return }
+            do {
+                let pass = reaper.nextPass(now: .now)
+                let started = ContinuousClock.now
+                let (reaped, serverNow) = try await queue.reap(limit: reapLimit, since: pass.floor, on: client, logger: logger)
+                reaper.record(pass, reaped: reaped.reclaimed + reaped.dead, limit: reapLimit, serverNow: serverNow, started: started, finished: .now)
+                try await queue.pruneStarts(on: client, logger: logger)
+                depthGauge.record(try await queue.readyCount(queue: configuration.queue, after: claimPlace.current, on: client, logger: logger))
+                if let retention = configuration.retention {
+                    try await queue.prune(olderThan: retention, on: client, logger: logger)
+                }
+            } catch {
+                if !Task.isCancelled { logger.warning("queue maintenance failed", metadata: ["error": "\(error)"]) }
             }
-        } catch {
-            if !Task.isCancelled { logger.warning("queue maintenance failed", metadata: ["error": "\(error)"]) }
         }
     }
 

@@ -36,8 +36,8 @@ struct QueueFaultTests {
                 #expect(line == "holding \(id)")
                 try execution.send(signal: .kill)
             }
-            let staleToken = try await db.scalar("SELECT lease_token FROM q.jobs WHERE id = \(id)", as: UUID.self)
-            #expect(try await db.scalar("SELECT state FROM q.jobs WHERE id = \(id)", as: String.self) == "running")
+            let staleToken = try await db.scalar("SELECT lease_token FROM q.all_jobs WHERE id = \(id)", as: UUID.self)
+            #expect(try await db.scalar("SELECT state FROM q.all_jobs WHERE id = \(id)", as: String.self) == "running")
 
             // A worker in this process reclaims it once the lease has expired, and completes it.
             try await db.query("CREATE TABLE effects (job bigint NOT NULL)")
@@ -57,17 +57,17 @@ struct QueueFaultTests {
             try await withThrowingTaskGroup(of: Void.self) { tasks in
                 tasks.addTask { try await group.run() }
                 try await waitUntil(timeout: .seconds(20), "the job is completed by the surviving worker") {
-                    try await db.scalar("SELECT state FROM q.jobs WHERE id = \(id)", as: String.self) == "completed"
+                    try await db.scalar("SELECT state FROM q.all_jobs WHERE id = \(id)", as: String.self) == "completed"
                 }
                 await group.triggerGracefulShutdown()
                 try await tasks.waitForAll()
             }
             #expect(try await db.scalar("SELECT count(*)::int FROM effects", as: Int.self) == 1)
-            #expect(try await db.scalar("SELECT attempt FROM q.jobs WHERE id = \(id)", as: Int32.self) == 2)
+            #expect(try await db.scalar("SELECT attempt FROM q.all_jobs WHERE id = \(id)", as: Int32.self) == 2)
             // The killed worker's late completion (its old token) is refused.
             let stale = JobLease(id: id, token: staleToken)
             #expect(try await queue.complete([stale], on: db.client, logger: db.logger) == [stale])
-            #expect(try await db.scalar("SELECT count(*)::int FROM q.jobs WHERE state <> 'completed'", as: Int.self) == 0)
+            #expect(try await db.scalar("SELECT count(*)::int FROM q.all_jobs WHERE state <> 'completed'", as: Int.self) == 0)
         }
     }
 
@@ -111,7 +111,7 @@ struct QueueFaultTests {
                 try await server.startServer()
                 try await queue.enqueue((500..<1000).map { try NewJob(kind: "work", payload: Payload(n: $0)) }, on: client, logger: logger)
                 try await waitUntil(timeout: .seconds(60), "every job is completed after the restart") {
-                    let done = try? await client.checkedQuery("SELECT count(*)::int FROM q.jobs WHERE state = 'completed'", logger: logger).rows[0].decode(Int.self)
+                    let done = try? await client.checkedQuery("SELECT count(*)::int FROM q.all_jobs WHERE state = 'completed'", logger: logger).rows[0].decode(Int.self)
                     return done == 1000
                 }
                 await group.triggerGracefulShutdown()

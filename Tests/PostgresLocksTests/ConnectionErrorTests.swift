@@ -63,7 +63,8 @@ struct ConnectionErrorTests {
         #expect(error.code == .connectionRefused, "\(error)")
         #expect(error.message == "cannot connect to 127.0.0.1:\(port): connection refused", "\(error)")
         #expect(error.hint?.contains("is the server running") == true, "\(error)")
-        #expect(elapsed < .seconds(2), "\(elapsed)")
+        // At once, not after the 10 s default connect timeout (the bound leaves room for a loaded machine).
+        #expect(elapsed < .seconds(8), "\(elapsed)")
         #expect(!String(reflecting: error).contains("pw-never-shown"))
 
         // The same failure through the driver's own connect, mapped without the settings:
@@ -87,7 +88,8 @@ struct ConnectionErrorTests {
         #expect(error.code == .socketNotFound, "\(error)")
         #expect(error.message == "cannot connect to socket \(folder)/.s.PGSQL.5432: no such socket file", "\(error)")
         #expect(error.hint?.contains("running locally") == true, "\(error)")
-        #expect(elapsed < .seconds(2), "\(elapsed)")
+        // At once, not after the 10 s default connect timeout (the bound leaves room for a loaded machine).
+        #expect(elapsed < .seconds(8), "\(elapsed)")
     }
 
     @Test func unknownHostNamesTheHost() async throws {
@@ -105,7 +107,8 @@ struct ConnectionErrorTests {
         let (error, elapsed) = try await connectError(settings, limit: .seconds(10))
         #expect(error.code == .connectTimeout, "\(error)")
         #expect(error.message == "cannot connect to 127.0.0.1:\(listener.port): no connection within the connect timeout (1 s)", "\(error)")
-        #expect(elapsed >= .milliseconds(900) && elapsed < .seconds(4), "\(elapsed)")
+        // The 1 s given, not the 10 s default (the bound leaves room for a loaded machine).
+        #expect(elapsed >= .milliseconds(900) && elapsed < .seconds(9), "\(elapsed)")
     }
 
     @Test func wrongOrMissingPasswordNamesUserAndMethodNeverThePassword() async throws {
@@ -171,7 +174,7 @@ struct ConnectionErrorTests {
         let (error, elapsed) = try await connectError(settings)
         #expect(error.code == .tlsUnavailable, "\(error)")
         #expect(error.message == "cannot connect to 127.0.0.1:\(plain.port): the server does not offer TLS, and the connection settings require it", "\(error)")
-        #expect(elapsed < .seconds(5), "\(elapsed)")
+        #expect(elapsed < .seconds(8), "\(elapsed)")
     }
 
     @Test func poolAgainstAStoppedServerEndsWithATypedError() async throws {

@@ -58,7 +58,7 @@ struct JobSchedulerTests {
             // One job per tick, ticks one second apart with none missing, under at least two terms.
             let rows = try await db.query("""
                 SELECT t.tick, t.term, count(j.id)::int FROM q.ticks t
-                LEFT JOIN q.jobs j ON j.metadata->>'pglocks.tick' IS NOT NULL AND j.id = t.job_id
+                LEFT JOIN q.all_jobs j ON j.metadata->>'pglocks.tick' IS NOT NULL AND j.id = t.job_id
                 GROUP BY t.tick, t.term ORDER BY t.tick
                 """)
             let ticks = try rows.map { try $0.decode((Date, Int64, Int).self) }
@@ -67,8 +67,8 @@ struct JobSchedulerTests {
                 #expect(abs(later.0.timeIntervalSince(earlier.0) - 1) < 0.001, "a gap between ticks \(earlier.0) and \(later.0)")
             }
             #expect(Set(ticks.map(\.1)).count >= 2, "all ticks came from one term")
-            #expect(try await db.scalar("SELECT count(*)::int FROM q.jobs WHERE kind = 'tick'", as: Int.self) == ticks.count)
-            let jobsPerTick = try await db.scalar("SELECT max(n)::int FROM (SELECT count(*) AS n FROM q.jobs GROUP BY metadata->>'pglocks.tick') c", as: Int.self)
+            #expect(try await db.scalar("SELECT count(*)::int FROM q.all_jobs WHERE kind = 'tick'", as: Int.self) == ticks.count)
+            let jobsPerTick = try await db.scalar("SELECT max(n)::int FROM (SELECT count(*) AS n FROM q.all_jobs GROUP BY metadata->>'pglocks.tick') c", as: Int.self)
             #expect(jobsPerTick == 1)
         }
     }
@@ -95,7 +95,7 @@ struct JobSchedulerTests {
                 // The current leader enqueues it once; a second attempt finds it done.
                 #expect(try await queue.enqueueTick(tick, of: schedule, next: nil, token: current, on: db.client, logger: db.logger) != nil)
                 #expect(try await queue.enqueueTick(tick, of: schedule, next: nil, token: current, on: db.client, logger: db.logger) == nil)
-                #expect(try await db.scalar("SELECT count(*)::int FROM q.jobs", as: Int.self) == 1)
+                #expect(try await db.scalar("SELECT count(*)::int FROM q.all_jobs", as: Int.self) == 1)
             }
         }
     }

@@ -65,10 +65,10 @@ struct QueueControlTests {
             try await withWorkers([worker], logger: db.logger) {
                 try await queue.enqueue((0..<10).map { try NewJob(kind: "work", payload: Work(n: $0)) }, on: db.client, logger: db.logger)
                 try await waitUntil("two run, as the stored setting says") { running.value == 2 }
-                #expect(try await db.scalar("SELECT count(*)::int FROM q.jobs WHERE state = 'running'", as: Int.self) == 2)
+                #expect(try await db.scalar("SELECT count(*)::int FROM q.all_jobs WHERE state = 'running'", as: Int.self) == 2)
                 try await queue.setConcurrency(5, of: "default", on: db.client, logger: db.logger)
                 try await waitUntil("five run after the change") { running.value == 5 }
-                #expect(try await db.scalar("SELECT count(*)::int FROM q.jobs WHERE state = 'running'", as: Int.self) == 5)
+                #expect(try await db.scalar("SELECT count(*)::int FROM q.all_jobs WHERE state = 'running'", as: Int.self) == 5)
                 for _ in 0..<10 { releaseContinuation.yield() }
                 releaseContinuation.finish()
                 try await waitUntil("all done") { try await stateCounts(db) == ["completed": 10] }
@@ -96,7 +96,7 @@ struct QueueControlTests {
                 #expect(try await queue.cancel(id: id, on: db.client, logger: db.logger))
                 try await waitUntil("its task is cancelled") { cancelledAt.value != nil }
                 #expect(cancelledAt.value! - cancelled < .seconds(1))
-                #expect(try await db.scalar("SELECT state FROM q.jobs WHERE id = \(id)", as: String.self) == "cancelled")
+                #expect(try await db.scalar("SELECT state FROM q.all_jobs WHERE id = \(id)", as: String.self) == "cancelled")
             }
         }
     }

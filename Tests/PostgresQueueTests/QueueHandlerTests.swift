@@ -76,11 +76,11 @@ struct QueueHandlerTests {
             try await withWorkers([worker], logger: db.logger) {
                 try await queue.enqueue(["snoozer", "retrier", "discarder", "canceller", "summer"].map { try NewJob(kind: $0, payload: Work(n: 21)) }, on: db.client, logger: db.logger)
                 try await waitUntil("every job reached its end") {
-                    try await db.scalar("SELECT count(*)::int FROM q.jobs WHERE state IN ('completed', 'dead', 'cancelled')", as: Int.self) == 5
+                    try await db.scalar("SELECT count(*)::int FROM q.all_jobs WHERE state IN ('completed', 'dead', 'cancelled')", as: Int.self) == 5
                 }
             }
             var rows: [String: (String, Int32, Int32, String?, String?)] = [:]
-            for row in try await db.query("SELECT kind, state, attempt, snoozes, last_error, output::text FROM q.jobs") {
+            for row in try await db.query("SELECT kind, state, attempt, snoozes, last_error, output::text FROM q.all_jobs") {
                 let (kind, state, attempt, snoozes, error, output) = try row.decode((String, String, Int32, Int32, String?, String?).self)
                 rows[kind] = (state, attempt, snoozes, error, output)
             }
@@ -114,9 +114,9 @@ struct QueueHandlerTests {
                 try await queue.enqueue([try NewJob(kind: "flaky", payload: Work(n: 1)), try NewJob(kind: "slow", payload: Work(n: 2))], on: db.client, logger: db.logger)
                 try await waitUntil("both are dead") { try await stateCounts(db) == ["dead": 2] }
             }
-            #expect(try await db.scalar("SELECT attempt FROM q.jobs WHERE kind = 'flaky'", as: Int32.self) == 2)
-            #expect(try await db.scalar("SELECT attempt FROM q.jobs WHERE kind = 'slow'", as: Int32.self) == 2)
-            #expect(try await db.scalar("SELECT last_error FROM q.jobs WHERE kind = 'slow'", as: String.self).contains("runTimeout"))
+            #expect(try await db.scalar("SELECT attempt FROM q.all_jobs WHERE kind = 'flaky'", as: Int32.self) == 2)
+            #expect(try await db.scalar("SELECT attempt FROM q.all_jobs WHERE kind = 'slow'", as: Int32.self) == 2)
+            #expect(try await db.scalar("SELECT last_error FROM q.all_jobs WHERE kind = 'slow'", as: String.self).contains("runTimeout"))
             #expect(cancelledRuns.value == 2)
             // Bad settings are refused when the worker is made.
             var bad = JobHandlers()
@@ -143,7 +143,7 @@ struct QueueHandlerTests {
                 // Heartbeats keep the lease for 300 ms, then stop: the reaper makes the job
                 // available again and the free slot claims it a second time.
                 try await waitUntil("the job is claimed a second time") { runs.value == 2 }
-                #expect(try await db.scalar("SELECT attempt FROM q.jobs", as: Int32.self) == 2)
+                #expect(try await db.scalar("SELECT attempt FROM q.all_jobs", as: Int32.self) == 2)
                 releaseAll.yield()
                 releaseAll.yield()
                 releaseAll.finish()
@@ -217,8 +217,8 @@ struct QueueHandlerTests {
             try await db.client.withCheckedTransaction(logger: db.logger) { tx in
                 try await queue.complete(claimed[0].lease, outputJSON: #"{"rows": 3}"#, in: tx)
             }
-            #expect(try await db.scalar("SELECT output::text FROM q.jobs", as: String.self) == #"{"rows": 3}"#)
-            #expect(try await db.scalar("SELECT count(*)::int FROM q.jobs WHERE 'eu' = ANY(tags) AND metadata->>'tenant' = 'acme'", as: Int.self) == 1)
+            #expect(try await db.scalar("SELECT output::text FROM q.all_jobs", as: String.self) == #"{"rows": 3}"#)
+            #expect(try await db.scalar("SELECT count(*)::int FROM q.all_jobs WHERE 'eu' = ANY(tags) AND metadata->>'tenant' = 'acme'", as: Int.self) == 1)
             #expect(throws: PostgresLocksError.self) { try NewJob(kind: "k", tags: Array(repeating: "t", count: 21)) }
             #expect(throws: PostgresLocksError.self) { try NewJob(kind: "k", tags: [""]) }
             #expect(throws: PostgresLocksError.self) { try NewJob(kind: "k", metadata: ["a": "x\u{0}"]) }

@@ -23,9 +23,9 @@ struct QueueLimitTests {
             let freeJobs = (0..<60).map { try! NewJob(kind: "free", payload: Work(n: $0)) }
             let (maxLimited, maxFree) = try await withWorkers(workers, logger: db.logger) {
                 let maxFree = LockedBox(0)
-                let maxLimited = try await sampleMaximum(db, "SELECT count(*)::int FROM q.jobs WHERE state = 'running' AND kind = 'limited'") {
+                let maxLimited = try await sampleMaximum(db, "SELECT count(*)::int FROM q.all_jobs WHERE state = 'running' AND kind = 'limited'") {
                     maxFree.withLock { _ in }
-                    let free = try await sampleMaximum(db, "SELECT count(*)::int FROM q.jobs WHERE state = 'running' AND kind = 'free'") {
+                    let free = try await sampleMaximum(db, "SELECT count(*)::int FROM q.all_jobs WHERE state = 'running' AND kind = 'free'") {
                         try await queue.enqueue(limitedJobs + freeJobs, on: db.client, logger: db.logger)
                         try await waitUntil("every job is done") { try await stateCounts(db) == ["completed": 120] }
                     }
@@ -51,7 +51,7 @@ struct QueueLimitTests {
                 try QueueWorker(queue: queue, client: db.client, handlers: handlers, configuration: try fastConfiguration(db, concurrency: 8, owner: "w\(index)"), logger: db.logger)
             }
             let maximum = try await withWorkers(workers, logger: db.logger) {
-                try await sampleMaximum(db, "SELECT count(*)::int FROM q.jobs WHERE state = 'running'") {
+                try await sampleMaximum(db, "SELECT count(*)::int FROM q.all_jobs WHERE state = 'running'") {
                     try await queue.enqueue((0..<90).map { try NewJob(kind: ["a", "b", "c"][$0 % 3], payload: Work(n: $0)) }, on: db.client, logger: db.logger)
                     try await waitUntil("every job is done") { try await stateCounts(db) == ["completed": 90] }
                 }
@@ -81,12 +81,12 @@ struct QueueLimitTests {
             }
             // For every start, the starts in the 400 ms ending at it.
             let busiest = try await db.scalar("""
-                SELECT max((SELECT count(*) FROM q.jobs j2
+                SELECT max((SELECT count(*) FROM q.all_jobs j2
                             WHERE j2.attempted_at > j1.attempted_at - interval '400 milliseconds' AND j2.attempted_at <= j1.attempted_at))::int
-                FROM q.jobs j1
+                FROM q.all_jobs j1
                 """, as: Int.self)
             #expect(busiest <= 5, "\(busiest) starts within 400 ms with a rate of 5")
-            let span = try await db.scalar("SELECT EXTRACT(EPOCH FROM max(attempted_at) - min(attempted_at))::float8 FROM q.jobs", as: Double.self)
+            let span = try await db.scalar("SELECT EXTRACT(EPOCH FROM max(attempted_at) - min(attempted_at))::float8 FROM q.all_jobs", as: Double.self)
             #expect(span >= 1.2, "20 starts at 5 per 400 ms took \(span) s")
         }
     }
@@ -110,7 +110,7 @@ struct QueueLimitTests {
                     return try await group.reduce(into: [ClaimedJob]()) { $0 += $1 }
                 }
                 #expect(claimed.count == 3, "round \(round): \(claimed.count) claimed with a limit of 3")
-                #expect(try await db.scalar("SELECT count(*)::int FROM q.jobs WHERE state = 'running'", as: Int.self) == 3)
+                #expect(try await db.scalar("SELECT count(*)::int FROM q.all_jobs WHERE state = 'running'", as: Int.self) == 3)
                 #expect(try await queue.complete(claimed.map(\.lease), on: db.client, logger: db.logger).isEmpty)
             }
         }

@@ -44,7 +44,7 @@ func withWorkers<T: Sendable>(_ workers: [QueueWorker], logger: Logger, _ body: 
 /// Counts of the test queue's jobs by state.
 func stateCounts(_ db: TestContext, schema: String = "q") async throws -> [String: Int] {
     var counts: [String: Int] = [:]
-    for row in try await db.query("SELECT state, count(*)::int FROM \(identifier: try QualifiedName(schema: schema, "jobs")) GROUP BY state") {
+    for row in try await db.query("SELECT state, count(*)::int FROM \(identifier: try QualifiedName(schema: schema, "all_jobs")) GROUP BY state") {
         let (state, count) = try row.decode((String, Int).self)
         counts[state] = count
     }

@@ -37,7 +37,7 @@ struct QueueTests {
             #expect(try await db.scalar("SELECT count(*)::int FROM effects", as: Int.self) == 2000)
             #expect(try await db.scalar("SELECT count(DISTINCT job)::int FROM effects", as: Int.self) == 2000)
             #expect(try await db.scalar("SELECT count(DISTINCT n)::int FROM effects", as: Int.self) == 2000)
-            #expect(try await db.scalar("SELECT count(*)::int FROM q.jobs WHERE attempt <> 1", as: Int.self) == 0)
+            #expect(try await db.scalar("SELECT count(*)::int FROM q.all_jobs WHERE attempt <> 1", as: Int.self) == 0)
         }
     }
 
@@ -108,7 +108,7 @@ struct QueueTests {
             let gaps = decoded.compactMap(\.1)
             #expect(gaps.count == 3)
             for (gap, ceiling) in zip(gaps, [0.05, 0.1, 0.2]) { #expect(gap >= ceiling / 2 - 0.005, "gap \(gap) s after a ceiling of \(ceiling) s") }
-            let lastError = try await db.scalar("SELECT last_error FROM q.jobs WHERE id = \(id)", as: String.self)
+            let lastError = try await db.scalar("SELECT last_error FROM q.all_jobs WHERE id = \(id)", as: String.self)
             #expect(lastError.contains("Flaky"))
         }
     }
@@ -159,7 +159,7 @@ struct QueueTests {
             }
             #expect(try await stateCounts(db) == ["completed": 2, "available": 3])
             #expect(started.value == 2)
-            #expect(try await db.scalar("SELECT count(*)::int FROM q.jobs WHERE state = 'available' AND attempt = 0", as: Int.self) == 3)
+            #expect(try await db.scalar("SELECT count(*)::int FROM q.all_jobs WHERE state = 'available' AND attempt = 0", as: Int.self) == 3)
         }
     }
 
@@ -181,7 +181,7 @@ struct QueueTests {
                 try await queue.enqueue(try NewJob(kind: "stuck", payload: Work(n: 1)), on: db.client, logger: db.logger)
                 try await waitUntil("the job runs") { started.value == 1 }
             }
-            #expect(try await db.scalar("SELECT count(*)::int FROM q.jobs WHERE state = 'available' AND attempt = 0 AND lease_token IS NULL", as: Int.self) == 1)
+            #expect(try await db.scalar("SELECT count(*)::int FROM q.all_jobs WHERE state = 'available' AND attempt = 0 AND lease_token IS NULL", as: Int.self) == 1)
         }
     }
 
@@ -198,7 +198,7 @@ struct QueueTests {
                 ], on: db.client, logger: db.logger)
                 try await waitUntil("both jobs are finished") { try await stateCounts(db) == ["dead": 1, "completed": 1] }
             }
-            let error = try await db.scalar("SELECT last_error FROM q.jobs WHERE state = 'dead'", as: String.self)
+            let error = try await db.scalar("SELECT last_error FROM q.all_jobs WHERE state = 'dead'", as: String.self)
             #expect(error.contains("does not decode"))
         }
     }

@@ -182,7 +182,7 @@ struct BadInputTests {
                 #expect(codeName(of: error) == row.code, "\(row.input): \(String(reflecting: error))")
             }
             #expect(try await db.scalar("SELECT count(*)::int FROM written", as: Int.self) == 0, "\(row.input) wrote a row")
-            #expect(try await db.scalar("SELECT count(*)::int FROM q.jobs", as: Int.self) == 0, "\(row.input) enqueued a job")
+            #expect(try await db.scalar("SELECT count(*)::int FROM q.all_jobs", as: Int.self) == 0, "\(row.input) enqueued a job")
             #expect(try await advisoryLocksInDatabase(db) == 0, "\(row.input) left a lock")
         }
     }

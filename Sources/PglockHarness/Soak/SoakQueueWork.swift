@@ -98,7 +98,7 @@ package final class SoakQueueWork: Sendable {
         guard !workers.isEmpty else { return findings }
         let client = context.client, logger = context.logger
         var present = Set<Int64>()
-        for row in try await client.checkedQuery("SELECT id, state::text FROM \(identifier: queue.jobsTable)", logger: logger).rows {
+        for row in try await client.checkedQuery("SELECT id, state::text FROM \(identifier: queue.allJobsView)", logger: logger).rows {
             let (id, state) = try row.decode((Int64, String).self)
             present.insert(id)
             if state != JobState.completed.rawValue { findings.lostJobs += 1 }
@@ -108,12 +108,12 @@ package final class SoakQueueWork: Sendable {
             "SELECT COALESCE(sum(n - 1), 0)::int8 FROM (SELECT count(*) AS n FROM \(identifier: effects) GROUP BY job) e", logger: logger
         ).rows[0].decode(Int64.self))
         findings.orphanEffects = Int(try await client.checkedQuery(
-            "SELECT count(*) FROM \(identifier: effects) e WHERE NOT EXISTS (SELECT 1 FROM \(identifier: queue.jobsTable) j WHERE j.id = e.job AND j.state = 'completed')",
+            "SELECT count(*) FROM \(identifier: effects) e WHERE NOT EXISTS (SELECT 1 FROM \(identifier: queue.allJobsView) j WHERE j.id = e.job AND j.state = 'completed')",
             logger: logger
         ).rows[0].decode(Int64.self))
         // A completed job without its effect is lost work too.
         findings.lostJobs += Int(try await client.checkedQuery(
-            "SELECT count(*) FROM \(identifier: queue.jobsTable) j WHERE j.state = 'completed' AND NOT EXISTS (SELECT 1 FROM \(identifier: effects) e WHERE e.job = j.id)",
+            "SELECT count(*) FROM \(identifier: queue.allJobsView) j WHERE j.state = 'completed' AND NOT EXISTS (SELECT 1 FROM \(identifier: effects) e WHERE e.job = j.id)",
             logger: logger
         ).rows[0].decode(Int64.self))
         return findings

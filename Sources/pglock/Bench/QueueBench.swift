@@ -54,6 +54,8 @@ enum QueueBench {
         var history = 0
         /// Jobs per call in the COPY/unnest comparison (0: skip).
         var bulkSize = 50_000
+        /// How often the drain workers run their maintenance.
+        var reapInterval: Duration = .seconds(30)
     }
 
     struct Noop: Codable, Sendable {
@@ -110,7 +112,7 @@ enum QueueBench {
         let workerList = try (0..<workers).map { index in
             try QueueWorker(queue: queue, client: client, handlers: handlers, configuration: .init(
                 queue: "drain", concurrency: workerConcurrency, claimBatchSize: min(workerConcurrency, 1000), lease: .seconds(60),
-                pollInterval: .milliseconds(100), reapInterval: .seconds(30), retention: nil, owner: "bench-\(index)"
+                pollInterval: .milliseconds(100), reapInterval: extras.reapInterval, retention: nil, owner: "bench-\(index)"
             ), logger: logger)
         }
         let group = ServiceGroup(services: workerList, gracefulShutdownSignals: [], cancellationSignals: [], logger: logger)
@@ -123,7 +125,7 @@ enum QueueBench {
         let drained: Int = try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
             try await Task.sleep(for: harness.duration)
-            let done = try await client.checkedQuery("SELECT count(*)::int8 FROM \(identifier: queue.jobsTable) WHERE state = 'completed'", logger: logger).rows[0].decode(Int64.self)
+            let done = try await client.checkedQuery("SELECT count(*)::int8 FROM \(identifier: queue.allJobsView) WHERE state = 'completed'", logger: logger).rows[0].decode(Int64.self)
             await group.triggerGracefulShutdown()
             try await tasks.waitForAll()
             return Int(done)
@@ -151,13 +153,20 @@ enum QueueBench {
                 .replacingOccurrences(of: "$4", with: "'pgbench-' || :client_id")
                 .replacingOccurrences(of: "$5", with: "60000")
                 .split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: " ")
+            // The library's own completion text, completing what this client holds.
+            let mine = "FROM \(table) WHERE state = 'running' AND lease_owner = 'pgbench-' || :client_id"
+            let complete = queue.completeSQL
+                .replacingOccurrences(of: "$1::int8[]", with: "ARRAY(SELECT id \(mine) ORDER BY id)")
+                .replacingOccurrences(of: "$2::uuid[]", with: "ARRAY(SELECT lease_token \(mine) ORDER BY id)")
+                .replacingOccurrences(of: "$3::text[]", with: "ARRAY(SELECT '' \(mine) ORDER BY id)")
+                .split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: " ")
             let script = """
                 \(claim);
-                UPDATE \(table) SET state = 'completed', finished_at = now(), lease_token = NULL, lease_expires_at = NULL WHERE state = 'running' AND lease_owner = 'pgbench-' || :client_id;
+                \(complete);
 
                 """
             _ = try await pgbench.run(script: script, clients: workers, threads: min(workers, 2), duration: max(1, Int(seconds)), variables: [:])
-            let done = try await client.checkedQuery("SELECT count(*)::int8 FROM \(identifier: queue.jobsTable) WHERE state = 'completed'", logger: logger).rows[0].decode(Int64.self)
+            let done = try await client.checkedQuery("SELECT count(*)::int8 FROM \(identifier: queue.allJobsView) WHERE state = 'completed'", logger: logger).rows[0].decode(Int64.self)
             pgbenchRate = Double(done) / seconds
             progress.done("\(Int(pgbenchRate!)) jobs/s")
         }
@@ -223,7 +232,7 @@ enum QueueBench {
         let jobs = try (0..<size).map { try NewJob(kind: "noop", payloadJSON: #"{"n":\#($0)}"#, queue: "bulk") }
         var unnest: [Double] = [], copy: [Double] = []
         for _ in 0..<5 {
-            try await client.checkedQuery("TRUNCATE \(identifier: queue.jobsTable)", logger: logger)
+            try await client.checkedQuery("TRUNCATE \(identifier: queue.jobsTable), \(identifier: queue.completedTable)", logger: logger)
             var started = ContinuousClock.now
             var offset = 0
             while offset < jobs.count {
@@ -232,12 +241,12 @@ enum QueueBench {
                 offset = end
             }
             unnest.append(Double(size) / BenchCommand.secondsOf(ContinuousClock.now - started))
-            try await client.checkedQuery("TRUNCATE \(identifier: queue.jobsTable)", logger: logger)
+            try await client.checkedQuery("TRUNCATE \(identifier: queue.jobsTable), \(identifier: queue.completedTable)", logger: logger)
             started = .now
             try await queue.enqueueByCopy(jobs, on: client, logger: logger)
             copy.append(Double(size) / BenchCommand.secondsOf(ContinuousClock.now - started))
         }
-        try await client.checkedQuery("TRUNCATE \(identifier: queue.jobsTable)", logger: logger)
+        try await client.checkedQuery("TRUNCATE \(identifier: queue.jobsTable), \(identifier: queue.completedTable)", logger: logger)
         let result = (unnest: unnest.sorted()[2], copy: copy.sorted()[2])
         progress.done("unnest \(Int(result.unnest)) jobs/s, COPY \(Int(result.copy)) jobs/s (\(String(format: "%.2f", result.copy / result.unnest))×)")
         return result
@@ -257,14 +266,14 @@ enum QueueBench {
                 try await queue.giveBack(claimed.map(\.lease), on: client, logger: logger)
             }.stats
         }
-        try await client.checkedQuery("TRUNCATE \(identifier: queue.jobsTable)", logger: logger)
+        try await client.checkedQuery("TRUNCATE \(identifier: queue.jobsTable), \(identifier: queue.completedTable)", logger: logger)
         progress.step("claim + give back, one job at a time, empty history: \(harness.concurrency) clients")
         let empty = try await measureClaims()
         progress.done(empty.summary)
         progress.step("history: inserting \(count) finished jobs")
         try await client.checkedQuery("""
-            INSERT INTO \(identifier: queue.jobsTable) (queue, kind, payload, state, attempt, created_at, attempted_at, finished_at)
-            SELECT 'history', 'noop', '{"n":1}', 'completed', 1, now() - interval '1 day', now() - interval '1 day', now() - interval '1 day'
+            INSERT INTO \(identifier: queue.completedTable) (id, queue, kind, payload, state, attempt, created_at, attempted_at, finished_at)
+            SELECT nextval(pg_get_serial_sequence(\(queue.jobsTable.quoted), 'id')), 'history', 'noop', '{"n":1}', 'completed', 1, now() - interval '1 day', now() - interval '1 day', now() - interval '1 day'
             FROM generate_series(1, \(count))
             """, logger: logger)
         progress.done("inserted")
@@ -283,7 +292,7 @@ enum QueueBench {
 
     /// Empties the jobs table and fills it with `count` no-op jobs of queue `drain` (by COPY).
     static func preload(_ count: Int, queue: JobQueue, client: PostgresClient, logger: Logger) async throws {
-        try await client.checkedQuery("TRUNCATE \(identifier: queue.jobsTable)", logger: logger)
+        try await client.checkedQuery("TRUNCATE \(identifier: queue.jobsTable), \(identifier: queue.completedTable)", logger: logger)
         var remaining = count
         let job = try NewJob(kind: "noop", payloadJSON: #"{"n":1}"#, queue: "drain")
         while remaining > 0 {

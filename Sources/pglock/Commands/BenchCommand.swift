@@ -89,6 +89,9 @@ struct BenchCommand: AsyncParsableCommand {
     @Flag(help: ArgumentHelp("queue: measure the drain only (for profiling).", visibility: .hidden))
     var drainOnly = false
 
+    @Option(help: ArgumentHelp("queue: how often the drain workers run their maintenance (reaper, depth, retention), e.g. 5s (the workers' default).", visibility: .hidden))
+    var reapInterval = "30s"
+
     @Option(help: "ingest: events per batch, a number or a range such as 100-1000.")
     var batchSize = "100-1000"
 
@@ -185,7 +188,7 @@ struct BenchCommand: AsyncParsableCommand {
         let progress = Progress(quiet: json)
         let (concurrency, executor, batchSize, workers, workerConcurrency, noPgbench, drainOnly) = (self.concurrency, self.executor, self.enqueueBatchSize, self.workers, self.workerConcurrency, self.noPgbench, self.drainOnly)
         let (pool, size) = (self.pool, self.poolSize ?? max(concurrency, workers * 4) + 4)
-        let extras = QueueBench.Extras(holdSnapshot: holdSnapshot, history: history, bulkSize: bulkSize)
+        let extras = QueueBench.Extras(holdSnapshot: holdSnapshot, history: history, bulkSize: bulkSize, reapInterval: try parseDuration(reapInterval))
         let report = try await database.withClient(maximumConnections: 2, progress: progress, logger: logger) { _, target in
             progress.done("using \(target.description)")
             let harness = BenchHarness(settings: try target.connectionSettings(), concurrency: concurrency, warmup: warmupDuration, duration: measured, executor: executor, logger: logger)

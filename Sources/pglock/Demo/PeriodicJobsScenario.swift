@@ -92,7 +92,7 @@ struct PeriodicJobsScenario: DemoScenario {
         let gaps = zip(ticks, ticks.dropFirst()).filter { abs($1.0.timeIntervalSince($0.0) - 1) > 0.001 }.count
         let terms = Set(ticks.map(\.1)).count
         let (jobs, distinctTicks) = try await context.idempotentQuery(
-            "SELECT count(*)::int, count(DISTINCT metadata->>'pglocks.tick')::int FROM \(identifier: queue.jobsTable)"
+            "SELECT count(*)::int, count(DISTINCT metadata->>'pglocks.tick')::int FROM \(identifier: queue.allJobsView)"
         ).rows[0].decode((Int, Int).self)
         let (runs, distinctRuns) = try await context.idempotentQuery(
             "SELECT count(*)::int, count(DISTINCT tick)::int FROM \(identifier: effects)"

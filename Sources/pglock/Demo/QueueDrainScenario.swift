@@ -93,7 +93,7 @@ struct QueueDrainScenario: DemoScenario {
             var lastCompleted: Int64 = -1
             var done = false
             while ContinuousClock.now < giveUp && ContinuousClock.now - lastProgress < .seconds(20) {
-                let completed = try await context.idempotentQuery("SELECT count(*)::int8 FROM \(identifier: queue.jobsTable) WHERE state = 'completed'").rows[0].decode(Int64.self)
+                let completed = try await context.idempotentQuery("SELECT count(*)::int8 FROM \(identifier: queue.allJobsView) WHERE state = 'completed'").rows[0].decode(Int64.self)
                 if completed == Int64(jobs + 1) { done = true; break }
                 if completed != lastCompleted { lastCompleted = completed; lastProgress = .now }
                 try await Task.sleep(for: .milliseconds(50))
@@ -106,7 +106,7 @@ struct QueueDrainScenario: DemoScenario {
         let (count, distinctJobs, distinctN) = try await context.idempotentQuery(
             "SELECT count(*)::int8, count(DISTINCT job)::int8, count(DISTINCT n)::int8 FROM \(identifier: effects)"
         ).rows[0].decode((Int64, Int64, Int64).self)
-        let heldAttempts = try await context.idempotentQuery("SELECT attempt FROM \(identifier: queue.jobsTable) WHERE id = \(held)").rows[0].decode(Int32.self)
+        let heldAttempts = try await context.idempotentQuery("SELECT attempt FROM \(identifier: queue.allJobsView) WHERE id = \(held)").rows[0].decode(Int32.self)
         if !context.keepTables {
             try await context.idempotentQuery("DROP SCHEMA IF EXISTS \(identifier: try SQLIdentifier(schema)) CASCADE")
         }

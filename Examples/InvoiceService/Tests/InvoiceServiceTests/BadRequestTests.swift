@@ -46,7 +46,7 @@ struct BadRequestTests {
             let written = try await backend.client.checkedQuery("""
                 SELECT (SELECT count(*) FROM \(identifier: backend.store.table) WHERE tenant = ANY(\(names)))::int8,
                        (SELECT count(*) FROM \(identifier: backend.counter.table) WHERE scope = ANY(\(names)))::int8,
-                       (SELECT count(*) FROM \(identifier: backend.queue.jobsTable) WHERE payload->>'tenant' = ANY(\(names)))::int8
+                       (SELECT count(*) FROM \(identifier: backend.queue.allJobsView) WHERE payload->>'tenant' = ANY(\(names)))::int8
                 """, logger: backend.logger).rows[0].decode((Int64, Int64, Int64).self)
             #expect(written == (0, 0, 0))
 

@@ -70,7 +70,7 @@ struct ConcurrentInvoicingTests {
             try await waitUntil("every send-invoice job of the run completed") {
                 let counts = try await backend.client.checkedQuery("""
                     SELECT count(*) FILTER (WHERE state = 'completed')::int8, count(*)::int8
-                    FROM \(identifier: backend.queue.jobsTable)
+                    FROM \(identifier: backend.queue.allJobsView)
                     WHERE kind = \(SendInvoiceJob.kind) AND payload->>'tenant' = ANY(\(tenants))
                     """, logger: backend.logger).rows[0].decode((Int64, Int64).self)
                 #expect(counts.1 == Int64(total), "one job per invoice")
