@@ -25,6 +25,25 @@ public func waitUntil(
     throw TestFailure("timed out after \(timeout) waiting until \(what)")
 }
 
+/// Checks `condition` again and again for `duration` and fails at the first check where it is
+/// false: the way tests watch that something does NOT happen (a paused queue claims nothing).
+/// Absence has no event to await; this at least fails as soon as the absence ends.
+public func holdsThroughout(
+    _ duration: Duration,
+    pollEvery interval: Duration = .milliseconds(20),
+    _ what: String,
+    _ condition: () async throws -> Bool
+) async throws {
+    let deadline = ContinuousClock.now + duration
+    guard try await condition() else { throw TestFailure("\(what) did not hold at the start") }
+    for await _ in AsyncTimerSequence(interval: interval, clock: ContinuousClock()) {
+        try Task.checkCancellation()
+        guard try await condition() else { throw TestFailure("\(what) stopped holding before \(duration) passed") }
+        if ContinuousClock.now >= deadline { return }
+    }
+    try Task.checkCancellation()
+}
+
 /// Runs `operation` and fails if it has not finished within `limit`, even if it ignores
 /// cancellation (the driver's hangs do): the operation runs in an unstructured task that is
 /// abandoned when the limit passes.
@@ -89,14 +108,17 @@ public func suspendUntilCancelled() async throws {
 }
 
 /// Samples `query` (a count) from the database, again and again, until `body` returns; returns
-/// the largest value seen (for limits that must hold at every moment).
-public func sampleMaximum(_ db: TestContext, _ query: PostgresQuery, while body: @Sendable () async throws -> Void) async throws -> Int {
+/// the largest value seen (for limits that must hold at every moment). `samples`, when given,
+/// counts the samples taken, so that work can wait until the sampler has seen it (see
+/// ``waitUntilSampled(_:)``).
+public func sampleMaximum(_ db: TestContext, _ query: PostgresQuery, samples: LockedBox<Int>? = nil, while body: @Sendable () async throws -> Void) async throws -> Int {
     let stop = LockedBox(false)
     return try await withThrowingTaskGroup(of: Int.self) { group in
         group.addTask {
             var maximum = 0
             while !stop.value {
                 maximum = max(maximum, try await db.scalar(query, as: Int.self))
+                samples?.withLock { $0 += 1 }
             }
             return maximum
         }
@@ -104,4 +126,12 @@ public func sampleMaximum(_ db: TestContext, _ query: PostgresQuery, while body:
         stop.withLock { $0 = true }
         return try await group.next()!
     }
+}
+
+/// Waits until ``sampleMaximum(_:_:samples:while:)`` has taken a whole sample after this call:
+/// a job that calls it from its handler stays running until the sampler has seen it running.
+public func waitUntilSampled(_ samples: LockedBox<Int>) async throws {
+    // The sample under way may have read before this job was marked running: wait for the next one.
+    let seen = samples.value
+    try await waitUntil(pollEvery: .milliseconds(1), "the sampler sees this job running") { samples.value >= seen + 2 }
 }

@@ -36,8 +36,9 @@ struct QueueControlTests {
                 let late = try QueueWorker(queue: queue, client: db.client, handlers: workHandlers, configuration: try slowPollConfiguration(db), logger: db.logger)
                 try await withWorkers([late], logger: db.logger) {
                     // Absence cannot be awaited: watch for a second and a half that nothing is claimed.
-                    try await Task.sleep(for: .milliseconds(1500))
-                    #expect(try await stateCounts(db) == ["completed": 1, "available": 20])
+                    try await holdsThroughout(.milliseconds(1500), "nothing is claimed from the paused queue") {
+                        try await stateCounts(db) == ["completed": 1, "available": 20]
+                    }
                     let resumed = ContinuousClock.now
                     try await queue.resume("default", on: db.client, logger: db.logger)
                     try await waitUntil("every job ran") { ran.value == 21 }

@@ -14,8 +14,10 @@ struct QueueLimitTests {
             let queue = try await makeQueue(db)
             try await queue.setLimits(JobLimits(kind: "limited", maxRunning: 3), queue: "default", on: db.client, logger: db.logger)
             var handlers = JobHandlers()
-            handlers.register("limited") { (work: Work, _) in try await Task.sleep(for: .milliseconds(20 + work.n % 30)) }
-            handlers.register("free") { (work: Work, _) in try await Task.sleep(for: .milliseconds(20 + work.n % 30)) }
+            // Each job runs until the sampler of its kind has seen it running.
+            let limitedSamples = LockedBox(0), freeSamples = LockedBox(0)
+            handlers.register("limited") { (_: Work, _) in try await waitUntilSampled(limitedSamples) }
+            handlers.register("free") { (_: Work, _) in try await waitUntilSampled(freeSamples) }
             let workers = try (0..<6).map { index in
                 try QueueWorker(queue: queue, client: db.client, handlers: handlers, configuration: try fastConfiguration(db, concurrency: 8, owner: "w\(index)"), logger: db.logger)
             }
@@ -23,9 +25,9 @@ struct QueueLimitTests {
             let freeJobs = (0..<60).map { try! NewJob(kind: "free", payload: Work(n: $0)) }
             let (maxLimited, maxFree) = try await withWorkers(workers, logger: db.logger) {
                 let maxFree = LockedBox(0)
-                let maxLimited = try await sampleMaximum(db, "SELECT count(*)::int FROM q.all_jobs WHERE state = 'running' AND kind = 'limited'") {
+                let maxLimited = try await sampleMaximum(db, "SELECT count(*)::int FROM q.all_jobs WHERE state = 'running' AND kind = 'limited'", samples: limitedSamples) {
                     maxFree.withLock { _ in }
-                    let free = try await sampleMaximum(db, "SELECT count(*)::int FROM q.all_jobs WHERE state = 'running' AND kind = 'free'") {
+                    let free = try await sampleMaximum(db, "SELECT count(*)::int FROM q.all_jobs WHERE state = 'running' AND kind = 'free'", samples: freeSamples) {
                         try await queue.enqueue(limitedJobs + freeJobs, on: db.client, logger: db.logger)
                         try await waitUntil("every job is done") { try await stateCounts(db) == ["completed": 120] }
                     }
@@ -44,14 +46,16 @@ struct QueueLimitTests {
             let queue = try await makeQueue(db)
             try await queue.setLimits(JobLimits(maxRunning: 4), queue: "default", on: db.client, logger: db.logger)
             var handlers = JobHandlers()
+            // Each job runs until the sampler has seen it running.
+            let samples = LockedBox(0)
             for kind in ["a", "b", "c"] {
-                handlers.register(kind) { (work: Work, _) in try await Task.sleep(for: .milliseconds(10 + work.n % 20)) }
+                handlers.register(kind) { (_: Work, _) in try await waitUntilSampled(samples) }
             }
             let workers = try (0..<4).map { index in
                 try QueueWorker(queue: queue, client: db.client, handlers: handlers, configuration: try fastConfiguration(db, concurrency: 8, owner: "w\(index)"), logger: db.logger)
             }
             let maximum = try await withWorkers(workers, logger: db.logger) {
-                try await sampleMaximum(db, "SELECT count(*)::int FROM q.all_jobs WHERE state = 'running'") {
+                try await sampleMaximum(db, "SELECT count(*)::int FROM q.all_jobs WHERE state = 'running'", samples: samples) {
                     try await queue.enqueue((0..<90).map { try NewJob(kind: ["a", "b", "c"][$0 % 3], payload: Work(n: $0)) }, on: db.client, logger: db.logger)
                     try await waitUntil("every job is done") { try await stateCounts(db) == ["completed": 90] }
                 }
