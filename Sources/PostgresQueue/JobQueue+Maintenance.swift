@@ -54,22 +54,14 @@ extension JobQueue {
     /// dead). Jobs that sort before the place wait only until the next full claim, so the count
     /// is short by those at most.
     package func readyCount(queue: String, after position: ClaimCursor.Position?, cap: Int = 10_000, on client: PostgresClient, logger: Logger) async throws -> Int64 {
-        let cap = Int32(max(1, cap))
-        guard let position else {
-            return try await client.checkedQuery("""
-                SELECT count(*)::int8 FROM (
-                    SELECT 1 FROM \(identifier: jobsTable)
-                    WHERE state = 'available' AND queue = \(queue) AND run_at <= now()
-                    LIMIT \(cap)
-                ) ready
-                """, logger: logger).rows[0].decode(Int64.self)
-        }
+        // Without a place, from before the first job in claim order.
+        let from = position ?? ClaimCursor.Position(priority: .min, runAt: .distantPast, id: .min)
         return try await client.checkedQuery("""
             SELECT count(*)::int8 FROM (
                 SELECT 1 FROM \(identifier: jobsTable)
                 WHERE state = 'available' AND queue = \(queue) AND run_at <= now()
-                  AND (priority, run_at, id) > (\(position.priority)::int2, \(position.runAt)::timestamptz, \(position.id)::int8)
-                LIMIT \(cap)
+                  AND (priority, run_at, id) > (\(from.priority)::int2, \(from.runAt)::timestamptz, \(from.id)::int8)
+                LIMIT \(Int32(max(1, cap)))
             ) ready
             """, logger: logger).rows[0].decode(Int64.self)
     }

@@ -17,11 +17,7 @@ extension JobQueue {
         guard !leases.isEmpty else { return [] }
         let ids = leases.map(\.id), tokens = leases.map(\.token)
         let outputs = outputs.isEmpty ? Array(repeating: "", count: leases.count) : outputs
-        var binds = PostgresBindings(capacity: 3)
-        binds.append(ids)
-        binds.append(tokens)
-        binds.append(outputs)
-        let done = Set(try await client.checkedQuery(PostgresQuery(unsafeSQL: completeSQL, binds: binds), logger: logger).rows.map { try $0.decode(Int64.self) })
+        let done = Set(try await client.checkedQuery(completeStatement(ids: ids, tokens: tokens, outputs: outputs), logger: logger).rows.map { try $0.decode(Int64.self) })
         return leases.filter { !done.contains($0.id) }
     }
 
@@ -30,11 +26,7 @@ extension JobQueue {
     ///
     /// - Throws: ``PostgresQueueError/Code/leaseLost`` if the lease is no longer held.
     public func complete(_ lease: JobLease, outputJSON: String? = nil, in transaction: Transaction) async throws {
-        var binds = PostgresBindings(capacity: 3)
-        binds.append([lease.id])
-        binds.append([lease.token])
-        binds.append([outputJSON ?? ""])
-        let rows = try await transaction.query(PostgresQuery(unsafeSQL: completeSQL, binds: binds)).rows
+        let rows = try await transaction.query(completeStatement(ids: [lease.id], tokens: [lease.token], outputs: [outputJSON ?? ""])).rows
         guard !rows.isEmpty else { throw Self.leaseLostError(lease) }
     }
 
@@ -130,6 +122,15 @@ extension JobQueue {
             FROM unnest(\(ids)::int8[], \(tokens)::uuid[]) AS t(id, token)
             WHERE j.id = ANY(\(ids)::int8[]) AND j.id = t.id AND j.lease_token = t.token
             """, logger: logger)
+    }
+
+    /// ``completeSQL`` with its values bound.
+    func completeStatement(ids: [Int64], tokens: [UUID], outputs: [String]) -> PostgresQuery {
+        var binds = PostgresBindings(capacity: 3)
+        binds.append(ids)
+        binds.append(tokens)
+        binds.append(outputs)
+        return PostgresQuery(unsafeSQL: completeSQL, binds: binds)
     }
 
     /// The completion statement's text, with `$1` job ids (`int8[]`), `$2` their lease tokens

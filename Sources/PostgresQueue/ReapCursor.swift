@@ -1,4 +1,5 @@
 import Foundation
+import PostgresLocks
 
 /// Which expired leases a worker's next reaper pass looks at, as a pure value (see
 /// ``QueueWorker``).
@@ -68,7 +69,7 @@ package struct ReapCursor: Equatable, Sendable {
         }
         // Everything that expired before serverNow was looked at unless the limit cut it short.
         if reaped < limit {
-            floor = serverNow.addingTimeInterval(-Double(margin.components.seconds) - Double(margin.components.attoseconds) / 1e18)
+            floor = serverNow.addingTimeInterval(-Double(Backoff.milliseconds(margin)) / 1000)
         }
     }
 }
