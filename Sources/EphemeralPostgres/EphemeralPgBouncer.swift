@@ -6,13 +6,7 @@ import Darwin
 import Foundation
 import Logging
 import PostgresNIO
-import Subprocess
 import Synchronization
-#if canImport(System)
-import System
-#else
-import SystemPackage
-#endif
 
 /// A throwaway PgBouncer in front of an ``EphemeralPostgres``, for tests of what clients do
 /// through a connection pooler.
@@ -72,14 +66,12 @@ public final class EphemeralPgBouncer: Sendable {
     public var socketDirectory: String { baseDirectory + "/socket" }
     var standardErrorFile: String { baseDirectory + "/pgbouncer.stderr" }
 
-    private let lifeline: Mutex<Int32?>
-    private let watchdog: Task<Void, Never>
-    private let watchdogEnded: WatchdogEnded
+    private let watchdog: Watchdog
     private let logger: Logger
 
     private init(
         baseDirectory: String, port: Int, poolMode: PoolMode, configuration: Configuration, server: EphemeralPostgres,
-        executable: String, lifelineFD: Int32, watchdog: Task<Void, Never>, watchdogEnded: WatchdogEnded, logger: Logger
+        executable: String, watchdog: Watchdog, logger: Logger
     ) {
         self.baseDirectory = baseDirectory
         self.port = port
@@ -88,15 +80,8 @@ public final class EphemeralPgBouncer: Sendable {
         self.server = server
         self.user = server.superuser
         self.executable = executable
-        self.lifeline = Mutex(lifelineFD)
         self.watchdog = watchdog
-        self.watchdogEnded = watchdogEnded
         self.logger = logger
-    }
-
-    deinit {
-        // Closing the lifeline makes the watchdog kill the pooler and delete the folder.
-        if let fd = lifeline.withLock({ $0 }) { close(fd) }
     }
 
     /// Starts a throwaway pooler in front of `server`, waiting until a query through it is answered.
@@ -165,14 +150,11 @@ public final class EphemeralPgBouncer: Sendable {
     /// Kills the pooler (its client and server connections close at once) and deletes its folder.
     /// Safe to call more than once; returns once both are done.
     public func shutdown() async {
-        if let fd = lifeline.withLock({ fd -> Int32? in defer { fd = nil }; return fd }) {
-            close(fd)
-        }
-        await watchdog.value
+        await watchdog.shutdown()
     }
 
     /// Whether ``shutdown()`` has been called.
-    public var isShutDown: Bool { lifeline.withLock { $0 == nil } }
+    public var isShutDown: Bool { watchdog.isShutDown }
 
     /// The pooler's process id, read from its pid file, while it runs.
     public var pid: Int32? {
@@ -240,18 +222,20 @@ public final class EphemeralPgBouncer: Sendable {
             throw error
         }
 
-        // The lifeline: we keep the write end (close-on-exec, so no child inherits it);
-        // the watchdog reads the other end as its standard input.
-        var fds: [Int32] = [0, 0]
-        guard systemPipe2(&fds, O_CLOEXEC) == 0 else {
+        // Dropped with the pooler (or its process), the watchdog kills it and deletes the folder.
+        let watchdog: Watchdog
+        do {
+            watchdog = try Watchdog(
+                script: watchdogScript, name: "pgbouncer-watchdog", arguments: [executable, base + "/pgbouncer.ini", base],
+                owner: owner, folder: base, environment: ["LC_ALL": "C", "LANG": "C"], logger: logger
+            )
+        } catch {
             try? FileManager.default.removeItem(atPath: base)
-            throw EphemeralPostgresError(code: .fileSystem, message: "could not create the watchdog pipe: \(String(cString: strerror(errno)))")
+            throw error
         }
-        let ended = WatchdogEnded()
-        let watchdog = startWatchdog(readEnd: fds[0], executable: executable, base: base, owner: owner, ended: ended, logger: logger)
         return EphemeralPgBouncer(
             baseDirectory: base, port: port, poolMode: poolMode, configuration: configuration, server: server,
-            executable: executable, lifelineFD: fds[1], watchdog: watchdog, watchdogEnded: ended, logger: logger
+            executable: executable, watchdog: watchdog, logger: logger
         )
     }
 
@@ -279,7 +263,7 @@ public final class EphemeralPgBouncer: Sendable {
             if log.contains("FATAL") {
                 throw EphemeralPostgresError(code: .startFailed, message: "pgbouncer did not start: \(Self.tail(log))")
             }
-            if watchdogEnded.value.load(ordering: .acquiring) {
+            if watchdog.hasEnded {
                 throw EphemeralPostgresError(code: .startFailed, message: "the pgbouncer watchdog ended early: \(Self.tail(log))")
             }
             if log.contains(listening) {
@@ -362,32 +346,6 @@ public final class EphemeralPgBouncer: Sendable {
     wait "$pid" 2>/dev/null
     rm -rf "$3"
     """#
-
-    private static func startWatchdog(readEnd: Int32, executable: String, base: String, owner: ProcessOwner?, ended: WatchdogEnded, logger: Logger) -> Task<Void, Never> {
-        let command = ProcessOwner.command(owner, "/bin/sh", ["-c", watchdogScript, "pgbouncer-watchdog", executable, base + "/pgbouncer.ini", base])
-        return Task.detached {
-            defer { ended.value.store(true, ordering: .releasing) }
-            do {
-                _ = try await Subprocess.run(
-                    .path(FilePath(command.executable)),
-                    arguments: Arguments(command.arguments),
-                    environment: .inherit.updating(["LC_ALL": "C", "LANG": "C"]),
-                    workingDirectory: FilePath(base),
-                    input: .fileDescriptor(FileDescriptor(rawValue: readEnd), closeAfterSpawningProcess: true),
-                    output: .discarded,
-                    error: .discarded
-                )
-            } catch {
-                logger.error("EphemeralPgBouncer watchdog failed to start; removing the folder directly", metadata: ["error": "\(error)"])
-                try? FileManager.default.removeItem(atPath: base)
-            }
-        }
-    }
-}
-
-/// Set when the watchdog process has ended.
-final class WatchdogEnded: Sendable {
-    let value = Atomic<Bool>(false)
 }
 
 /// A continuation resumed at most once.

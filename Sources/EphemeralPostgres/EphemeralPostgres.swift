@@ -59,13 +59,12 @@ public final class EphemeralPostgres: Sendable {
     public let configuration: Configuration
 
     private let owner: ProcessOwner?
-    private let lifeline: Mutex<Int32?>
-    private let watchdog: Task<Void, Never>
+    private let watchdog: Watchdog
     private let logger: Logger
 
     private init(
         baseDirectory: String, port: Int, configuration: Configuration, binaries: PostgresBinaries,
-        owner: ProcessOwner?, lifelineFD: Int32, watchdog: Task<Void, Never>, logger: Logger
+        owner: ProcessOwner?, watchdog: Watchdog, logger: Logger
     ) {
         self.baseDirectory = baseDirectory
         self.portBox = Mutex(port)
@@ -73,14 +72,8 @@ public final class EphemeralPostgres: Sendable {
         self.configuration = configuration
         self.binaries = binaries
         self.owner = owner
-        self.lifeline = Mutex(lifelineFD)
         self.watchdog = watchdog
         self.logger = logger
-    }
-
-    deinit {
-        // Closing the lifeline makes the watchdog stop the server and delete the folder.
-        if let fd = lifeline.withLock({ $0 }) { close(fd) }
     }
 
     /// Creates, configures and starts a throwaway server.
@@ -109,19 +102,21 @@ public final class EphemeralPostgres: Sendable {
             }
         }
 
-        // The lifeline: we keep the write end (close-on-exec, so no child inherits it);
-        // the watchdog reads the other end as its standard input.
-        var fds: [Int32] = [0, 0]
-        guard systemPipe2(&fds, O_CLOEXEC) == 0 else {
+        // Dropped with the server (or its process), the watchdog stops it and deletes the folder.
+        let watchdog: Watchdog
+        do {
+            watchdog = try Watchdog(
+                script: watchdogScript, name: "pglocks-watchdog", arguments: [binaries.pgCtl, base + "/data", base],
+                owner: owner, folder: base, logger: logger
+            )
+        } catch {
             rmdir(base)
-            throw EphemeralPostgresError(code: .fileSystem, message: "could not create the watchdog pipe: \(String(cString: strerror(errno)))")
+            throw error
         }
-        let (readEnd, writeEnd) = (fds[0], fds[1])
-        let watchdog = Self.startWatchdog(readEnd: readEnd, binaries: binaries, base: base, owner: owner, logger: logger)
 
         let server = EphemeralPostgres(
             baseDirectory: base, port: 0, configuration: configuration, binaries: binaries,
-            owner: owner, lifelineFD: writeEnd, watchdog: watchdog, logger: logger
+            owner: owner, watchdog: watchdog, logger: logger
         )
         do {
             return try await server.initializeAndStart()
@@ -216,14 +211,11 @@ public final class EphemeralPostgres: Sendable {
 
     /// Stops the server and deletes its folder. Safe to call more than once; returns once both are done.
     public func shutdown() async {
-        if let fd = lifeline.withLock({ fd -> Int32? in defer { fd = nil }; return fd }) {
-            close(fd)
-        }
-        await watchdog.value
+        await watchdog.shutdown()
     }
 
     /// Whether ``shutdown()`` has been called.
-    public var isShutDown: Bool { lifeline.withLock { $0 == nil } }
+    public var isShutDown: Bool { watchdog.isShutDown }
 
     /// The postmaster's process id, read from `postmaster.pid`, if the server is running.
     public var postmasterPID: Int32? {
@@ -267,24 +259,6 @@ public final class EphemeralPostgres: Sendable {
     fi
     rm -rf "$3"
     """#
-
-    private static func startWatchdog(readEnd: Int32, binaries: PostgresBinaries, base: String, owner: ProcessOwner?, logger: Logger) -> Task<Void, Never> {
-        let command = ProcessOwner.command(owner, "/bin/sh", ["-c", watchdogScript, "pglocks-watchdog", binaries.pgCtl, base + "/data", base])
-        return Task.detached {
-            do {
-                _ = try await Subprocess.run(
-                    .path(FilePath(command.executable)),
-                    arguments: Arguments(command.arguments),
-                    input: .fileDescriptor(FileDescriptor(rawValue: readEnd), closeAfterSpawningProcess: true),
-                    output: .discarded,
-                    error: .discarded
-                )
-            } catch {
-                logger.error("EphemeralPostgres watchdog failed to start; removing the folder directly", metadata: ["error": "\(error)"])
-                try? FileManager.default.removeItem(atPath: base)
-            }
-        }
-    }
 
     struct ProcessResult {
         var status: TerminationStatus
@@ -372,8 +346,3 @@ struct ProcessOwner: Sendable, Hashable {
         return (setpriv, ["--reuid=\(owner.uid)", "--regid=\(owner.gid)", "--clear-groups", "--", executable] + arguments)
     }
 }
-
-/// `pipe2(2)`, which Glibc's Swift overlay does not export (it needs `_GNU_SOURCE`): both ends are
-/// created close-on-exec atomically, so no concurrently spawned child can inherit the lifeline.
-@_silgen_name("pipe2")
-func systemPipe2(_ fds: UnsafeMutablePointer<Int32>, _ flags: Int32) -> Int32

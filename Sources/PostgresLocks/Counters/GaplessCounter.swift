@@ -189,7 +189,8 @@ public struct GaplessCounter: Sendable {
 }
 
 extension GaplessCounter {
-    /// Opens a checked transaction on a connection of `client`, allocates the next number of
+    /// Opens a checked transaction on `runner` (a connection leased from a `PostgresClient`, or a
+    /// `PostgresConnection` you hold), allocates the next number of
     /// `scope`, runs `body` with it in the same transaction, and commits.
     ///
     /// With a `retry` policy the whole transaction (number and body) is re-run following it, so
@@ -200,19 +201,19 @@ extension GaplessCounter {
     @discardableResult
     public func withNextNumber<Result>(
         scope: String,
-        on client: PostgresClient,
+        on runner: some TransactionRunner,
         retry: RetryPolicy? = nil,
         logger: Logger,
         isolation: isolated (any Actor)? = #isolation,
         _ body: (Int64, Transaction) async throws -> sending Result
     ) async throws -> sending Result {
         if let retry {
-            return try await client.withRetryingTransaction(retry: retry, logger: logger) { tx in
+            return try await runner.withRetryingTransaction(retry: retry, logger: logger) { tx in
                 let number = try await next(scope: scope, in: tx)
                 return try await body(number, tx)
             }
         }
-        return try await client.withCheckedTransaction(logger: logger) { tx in
+        return try await runner.withCheckedTransaction(logger: logger) { tx in
             let number = try await next(scope: scope, in: tx)
             return try await body(number, tx)
         }

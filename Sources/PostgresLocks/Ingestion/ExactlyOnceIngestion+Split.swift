@@ -3,10 +3,10 @@ import Metrics
 import PostgresNIO
 
 extension ExactlyOnceIngestion {
-    /// Ingests `events` in transactions of its own on connections leased from `client`: the
-    /// distinct keys are sorted and split into runs of at most ``maximumKeysPerTransaction``,
-    /// and each run is stored, and handled, in one transaction, re-run on a deadlock or
-    /// serialization failure following `retry`.
+    /// Ingests `events` in transactions of its own: the distinct keys are sorted and split
+    /// into runs of at most ``maximumKeysPerTransaction``, and each run is stored, and
+    /// handled, in one transaction, re-run on a deadlock or serialization failure following
+    /// `retry`.
     ///
     /// Exactly-once holds **per key**. If a transaction fails after earlier ones committed,
     /// ``IngestionInterrupted`` says which keys are committed and which are not; if the first
@@ -20,13 +20,17 @@ extension ExactlyOnceIngestion {
     ///   - events: the batch, in any order; events with the same key are duplicates, and only
     ///     the first of them can be new.
     ///   - key: each event's business key.
-    ///   - client: where connections are leased from (one per transaction); cancelling the task
-    ///     also ends a server-side wait for another producer's transaction, through the client.
+    ///   - runner: a `PostgresClient` (one leased connection per transaction; cancelling the
+    ///     task also ends a server-side wait for another producer's transaction, through the
+    ///     client) or a `PostgresConnection` (every transaction on it, one after another; a
+    ///     cancelled wait closes it).
     ///   - retry: when a transaction is re-run (deadlock, serialization failure). The default,
-    ///     ``RetryPolicy/resolvingCommitOutcome``, also re-runs a transaction whose connection
-    ///     was lost before `COMMIT` and settles one lost while `COMMIT` was in flight, so the
-    ///     report (and ``IngestionInterrupted``) says exactly what committed; it costs one
-    ///     statement per transaction. Pass ``RetryPolicy/default`` to skip it.
+    ///     ``RetryPolicy/resolvingCommitOutcome``, also settles a `COMMIT` lost in flight, so the
+    ///     report (and ``IngestionInterrupted``) says exactly what committed, and on a client
+    ///     re-runs a transaction whose connection was lost before `COMMIT`; it costs one
+    ///     statement per transaction. Pass ``RetryPolicy/default`` to skip it. On a connection
+    ///     a lost connection is not re-run (it is gone), and a lost `COMMIT` throws
+    ///     ``PostgresLocksError/Code/commitOutcomeUnknown`` with its transaction id.
     ///   - options: isolation level and timeouts of each transaction.
     ///   - logger: where statements are logged.
     ///   - isolation: the actor `handler` runs on; the caller's (`#isolation`) by default.
@@ -39,7 +43,7 @@ extension ExactlyOnceIngestion {
     public func ingest<Event: Sendable>(
         _ events: [Event],
         keyedBy key: (Event) throws -> Key,
-        on client: PostgresClient,
+        on runner: some TransactionRunner,
         retry: RetryPolicy = .resolvingCommitOutcome,
         options: TransactionOptions = .default,
         logger: Logger,
@@ -49,63 +53,25 @@ extension ExactlyOnceIngestion {
         try retry.validate()
         let batch = try IngestionBatch(eventKeys: events.map(key), maximumKeyBytes: Self.maximumKeyBytes)
         return try await ingestSplit(batch, logger: logger) { range in
-            try await client.withRetryingTransaction(retry: retry, options: options, logger: logger) { tx in
+            try await runner.withRetryingTransaction(retry: retry, options: options, logger: logger) { tx in
                 try await ingestChunk(batch, range: range, events: events, in: tx, handler: handler)
             }
         }
     }
 
-    /// Ingests `events` in transactions of its own on `connection` (a dedicated connection, no
-    /// pool lease per batch); otherwise the same as
+    /// Bare keys (the events are the keys); see
     /// ``ingest(_:keyedBy:on:retry:options:logger:isolation:handler:)``.
-    ///
-    /// - Parameters:
-    ///   - events: the batch, in any order.
-    ///   - key: each event's business key.
-    ///   - connection: the connection every transaction runs on, one after another. Cancelling
-    ///     the task while it waits for another producer's transaction closes the connection.
-    ///   - retry: when a transaction is re-run (deadlock, serialization failure). A lost
-    ///     connection is not re-run here (it is gone); with ``RetryPolicy/resolveCommitOutcome``
-    ///     (the default) a `COMMIT` lost in flight throws
-    ///     ``PostgresLocksError/Code/commitOutcomeUnknown`` with its transaction id.
-    ///   - options: isolation level and timeouts of each transaction.
-    ///   - logger: where statements are logged.
-    ///   - isolation: the actor `handler` runs on; the caller's (`#isolation`) by default.
-    ///   - handler: receives each transaction and its new events.
-    /// - Returns: what was stored, over all transactions.
-    @discardableResult
-    public func ingest<Event: Sendable>(
-        _ events: [Event],
-        keyedBy key: (Event) throws -> Key,
-        on connection: PostgresConnection,
-        retry: RetryPolicy = .resolvingCommitOutcome,
-        options: TransactionOptions = .default,
-        logger: Logger,
-        isolation: isolated (any Actor)? = #isolation,
-        handler: (Transaction, [Event]) async throws -> Void
-    ) async throws -> IngestionReport<Key> {
-        try retry.validate()
-        let batch = try IngestionBatch(eventKeys: events.map(key), maximumKeyBytes: Self.maximumKeyBytes)
-        return try await ingestSplit(batch, logger: logger) { range in
-            try await connection.withRetryingTransaction(retry: retry, options: options, logger: logger) { tx in
-                try await ingestChunk(batch, range: range, events: events, in: tx, handler: handler)
-            }
-        }
-    }
-
-    /// Bare keys (the events are the keys) on a pool; see the keyed form,
-    /// `ingest(_:keyedBy:on:retry:options:logger:handler:)` with a `PostgresClient`.
     @discardableResult
     public func ingest(
         keys: [Key],
-        on client: PostgresClient,
+        on runner: some TransactionRunner,
         retry: RetryPolicy = .resolvingCommitOutcome,
         options: TransactionOptions = .default,
         logger: Logger,
         isolation: isolated (any Actor)? = #isolation,
         handler: (Transaction, [Key]) async throws -> Void = { _, _ in }
     ) async throws -> IngestionReport<Key> {
-        try await ingest(keys, keyedBy: { $0 }, on: client, retry: retry, options: options, logger: logger, handler: handler)
+        try await ingest(keys, keyedBy: { $0 }, on: runner, retry: retry, options: options, logger: logger, handler: handler)
     }
 
     /// Runs one transaction per chunk, in ascending key order, and assembles the report.
@@ -138,20 +104,5 @@ extension ExactlyOnceIngestion {
             Counter(label: "pglocks_ingestion_events_total", dimensions: [("outcome", "duplicate")]).increment(by: events - inserted.count)
         }
         return report
-    }
-
-    /// Bare keys (the events are the keys) on a dedicated connection; see
-    /// ``ingest(_:keyedBy:on:retry:options:logger:isolation:handler:)-(_,_,PostgresConnection,_,_,_,_,_)``.
-    @discardableResult
-    public func ingest(
-        keys: [Key],
-        on connection: PostgresConnection,
-        retry: RetryPolicy = .resolvingCommitOutcome,
-        options: TransactionOptions = .default,
-        logger: Logger,
-        isolation: isolated (any Actor)? = #isolation,
-        handler: (Transaction, [Key]) async throws -> Void = { _, _ in }
-    ) async throws -> IngestionReport<Key> {
-        try await ingest(keys, keyedBy: { $0 }, on: connection, retry: retry, options: options, logger: logger, handler: handler)
     }
 }

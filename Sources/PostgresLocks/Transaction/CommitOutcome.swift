@@ -14,30 +14,22 @@ public enum TransactionStatus: String, Sendable, Hashable, CustomStringConvertib
     public var description: String { rawValue }
 }
 
-extension PostgresClient {
-    /// How the transaction `transactionID` ended, asked on a connection from this client: for
+extension TransactionRunner {
+    /// How the transaction `transactionID` ended, asked on a connection of this runner: for
     /// example the ``PostgresLocksError/transactionID`` of a
     /// ``PostgresLocksError/Code/commitOutcomeUnknown`` error.
     ///
     /// - Returns: the status, or `nil` when the server no longer knows (the id is older than
     ///   the commit log it keeps). Needs PostgreSQL 13 or later.
     public func transactionStatus(_ transactionID: UInt64, logger: Logger) async throws -> TransactionStatus? {
-        try await withLibraryConnection(logger: logger) { connection in
-            try await connection.transactionStatus(transactionID, logger: logger)
+        try await transactionRoute.withConnection(logger: logger) { connection, _ in
+            let rows = try await connection.runStatement("SELECT pg_xact_status(\(String(transactionID))::text::xid8)", logger: logger).rows
+            guard let text = try rows.first?.decode(String?.self) else { return nil }
+            guard let status = TransactionStatus(rawValue: text) else {
+                throw PostgresLocksError(code: .client, message: "pg_xact_status returned an unexpected value \(text.debugDescription)")
+            }
+            return status
         }
-    }
-}
-
-extension PostgresConnection {
-    /// How the transaction `transactionID` ended (`pg_xact_status`); see
-    /// ``PostgresNIO/PostgresClient/transactionStatus(_:logger:)``.
-    public func transactionStatus(_ transactionID: UInt64, logger: Logger) async throws -> TransactionStatus? {
-        let rows = try await runStatement("SELECT pg_xact_status(\(String(transactionID))::text::xid8)", logger: logger).rows
-        guard let text = try rows.first?.decode(String?.self) else { return nil }
-        guard let status = TransactionStatus(rawValue: text) else {
-            throw PostgresLocksError(code: .client, message: "pg_xact_status returned an unexpected value \(text.debugDescription)")
-        }
-        return status
     }
 }
 

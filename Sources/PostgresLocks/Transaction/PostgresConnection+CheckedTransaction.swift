@@ -2,45 +2,10 @@ import Logging
 import PostgresNIO
 
 extension PostgresConnection {
-    /// Runs `body` in a transaction that tells the truth about how it ended.
-    ///
-    /// Unlike PostgresNIO's `withTransaction`, this helper:
-    /// - reads the rows of every statement it runs (``Transaction/query(_:)``), so an
-    ///   error raised by `SELECT some_function()` is thrown, not dropped;
-    /// - throws ``PostgresLocksError/Code/transactionAborted`` when the body caught an error that
-    ///   aborted the transaction, or when `COMMIT` answers `ROLLBACK`: nothing was committed;
-    /// - throws ``PostgresLocksError/Code/connectionLost`` promptly when the server closes the
-    ///   connection, instead of waiting forever; `connectionLost` means the connection was lost
-    ///   before `COMMIT` was sent, so the server rolled the transaction back. A connection lost
-    ///   while `COMMIT` was in flight throws ``PostgresLocksError/Code/commitOutcomeUnknown``:
-    ///   it may have committed (``RetryPolicy/resolveCommitOutcome`` settles it);
-    /// - maps SQLSTATEs to ``PostgresLocksError/Code``;
-    /// - closes the connection when it cannot confirm the rollback, so an open transaction
-    ///   never goes back into a pool.
-    ///
-    /// - Parameters:
-    ///   - options: isolation level, access mode and transaction-local timeouts.
-    ///   - logger: where statements are logged.
-    ///   - isolation: the actor `body` runs on; the caller's (`#isolation`) by default.
-    ///   - body: the work; run statements with the ``Transaction`` it receives. A lock wait
-    ///     in it whose task is cancelled closes this connection (there is no other connection
-    ///     to cancel the server-side wait from); transactions on a client's connections cancel
-    ///     the wait through the client instead.
-    /// - Returns: what `body` returned, once `COMMIT` has succeeded.
-    @discardableResult
-    public func withCheckedTransaction<Result>(
-        options: TransactionOptions = .default,
-        logger: Logger,
-        isolation: isolated (any Actor)? = #isolation,
-        _ body: (Transaction) async throws -> sending Result
-    ) async throws -> sending Result {
-        try await withCheckedTransaction(options: options, logger: logger, attempt: 1, body)
-    }
-
     /// The checked transaction. With `readsTransactionID`, the transaction id is read before
     /// `COMMIT`, and a `COMMIT` lost in flight throws ``UnsettledCommit`` (carrying the id and
     /// the body's result) for the caller to settle; see ``RetryPolicy/resolveCommitOutcome``.
-    func withCheckedTransaction<Result>(
+    func runCheckedTransaction<Result>(
         options: TransactionOptions,
         logger: Logger,
         attempt: Int,

@@ -2,48 +2,6 @@ import Logging
 import PostgresNIO
 
 extension PostgresClient {
-    /// Takes a transaction-scoped advisory lock, runs `body` in that transaction, and commits;
-    /// the lock is released by the commit or rollback, so it cannot leak into the pool.
-    ///
-    /// ```swift
-    /// try await client.withAdvisoryLock(.hashed("invoice-series:acme"), logger: logger) { tx in
-    ///     let next = try await tx.query("SELECT COALESCE(MAX(n), 0) + 1 FROM invoices WHERE series = 'acme'")
-    ///     ...
-    /// }
-    /// ```
-    ///
-    /// - Throws: ``PostgresLocksError/Code/lockTimeout`` if `wait` is `.immediately` or
-    ///   `.timeout` and the lock was not granted (`body` did not run); `CancellationError` if
-    ///   the task was cancelled while waiting (the server-side wait is cancelled too).
-    @discardableResult
-    public func withAdvisoryLock<Result>(
-        _ key: LockKey,
-        mode: LockMode = .exclusive,
-        wait: LockWait = .forever,
-        options: TransactionOptions = .default,
-        logger: Logger,
-        isolation: isolated (any Actor)? = #isolation,
-        _ body: (Transaction) async throws -> sending Result
-    ) async throws -> sending Result {
-        try await withAdvisoryLocks([LockRequest(key, mode: mode)], wait: wait, options: options, logger: logger, body)
-    }
-
-    /// Takes many transaction-scoped advisory locks in one global order, all or nothing
-    /// (see ``Transaction/advisoryLocks(_:wait:)``), then runs `body` in that transaction.
-    @discardableResult
-    public func withAdvisoryLocks<Result>(
-        _ requests: [LockRequest],
-        wait: LockWait = .forever,
-        options: TransactionOptions = .default,
-        logger: Logger,
-        isolation: isolated (any Actor)? = #isolation,
-        _ body: (Transaction) async throws -> sending Result
-    ) async throws -> sending Result {
-        try await withLibraryConnection(logger: logger) { connection in
-            try await connection.withAdvisoryLocks(requests, wait: wait, options: options, canceller: self, logger: logger, body)
-        }
-    }
-
     /// Takes a **session** advisory lock on a leased connection, runs `body` outside any
     /// transaction (so the lock can span many transactions and long work), and releases it.
     ///
