@@ -137,14 +137,7 @@ public final class EphemeralPgBouncer: Sendable {
         _ body: (EphemeralPgBouncer) async throws -> sending Result
     ) async throws -> sending Result {
         let pooler = try await start(in: server, poolMode: poolMode, configuration: configuration, logger: logger)
-        do {
-            let result = try await body(pooler)
-            await pooler.shutdown()
-            return result
-        } catch {
-            await pooler.shutdown()
-            throw error
-        }
+        return try await Watchdog.run(body, on: pooler) { await $0.shutdown() }
     }
 
     /// Kills the pooler (its client and server connections close at once) and deletes its folder.

@@ -133,15 +133,7 @@ public final class EphemeralPostgres: Sendable {
         isolation: isolated (any Actor)? = #isolation,
         _ body: (EphemeralPostgres) async throws -> sending Result
     ) async throws -> sending Result {
-        let server = try await start(configuration, logger: logger)
-        do {
-            let result = try await body(server)
-            await server.shutdown()
-            return result
-        } catch {
-            await server.shutdown()
-            throw error
-        }
+        try await Watchdog.run(body, on: try await start(configuration, logger: logger)) { await $0.shutdown() }
     }
 
     /// Runs initdb, writes the configuration, picks a port and starts the server.

@@ -1,8 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Foundation
 import Logging
 import Subprocess
@@ -84,6 +79,25 @@ final class Watchdog: Sendable {
 
     /// Whether the script has ended (it should not, before ``shutdown()``).
     var hasEnded: Bool { ended.value.load(ordering: .acquiring) }
+
+    /// Runs `body` with `started` (a server or pooler), then shuts it down whether `body`
+    /// returned or threw.
+    static func run<Started: Sendable, Result>(
+        _ body: (Started) async throws -> sending Result,
+        on started: Started,
+        isolation: isolated (any Actor)? = #isolation,
+        shutdown: (Started) async -> Void
+    ) async throws -> sending Result {
+        let result: Result
+        do {
+            result = try await body(started)
+        } catch {
+            await shutdown(started)
+            throw error
+        }
+        await shutdown(started)
+        return result
+    }
 }
 
 /// `pipe2(2)`, which Glibc's Swift overlay does not export (it needs `_GNU_SOURCE`): both ends are

@@ -32,13 +32,6 @@ package struct ClaimCursor: Equatable, Sendable {
         /// Its id.
         package var id: Int64
 
-        /// The place of a job with these values.
-        package init(priority: Int16, runAt: Date, id: Int64) {
-            self.priority = priority
-            self.runAt = runAt
-            self.id = id
-        }
-
         package static func < (lhs: Position, rhs: Position) -> Bool {
             (lhs.priority, lhs.runAt, lhs.id) < (rhs.priority, rhs.runAt, rhs.id)
         }

@@ -77,9 +77,7 @@ extension JobQueue {
     /// ``boundedClaimSQL`` (`$6…$8` its priority, run time and id).
     func claimStatement(queue: String, kinds: [String], limit: Int, lease: Duration, owner: String, after position: ClaimCursor.Position? = nil) throws -> PostgresQuery {
         try NewJob.validateName(queue, what: "queue name")
-        guard (1...10_000).contains(limit) else {
-            throw PostgresLocksError(code: .invalidArgument, message: "a claim takes 1 to 10000 jobs; asked for \(limit)")
-        }
+        try PostgresLocksError.require((1...10_000).contains(limit), "a claim takes 1 to 10000 jobs; asked for \(limit)")
         var bindings = PostgresBindings(capacity: 8)
         bindings.append(queue)
         bindings.append(kinds)
@@ -202,9 +200,7 @@ extension JobQueue {
 
     static func leaseMilliseconds(_ lease: Duration) throws -> Int64 {
         let milliseconds = Backoff.milliseconds(lease)
-        guard milliseconds >= 10, milliseconds <= 7 * 24 * 3_600_000 else {
-            throw PostgresLocksError(code: .invalidArgument, message: "a lease must be from 10 ms to 7 days; found \(lease)")
-        }
+        try PostgresLocksError.require(milliseconds >= 10 && milliseconds <= 7 * 24 * 3_600_000, "a lease must be from 10 ms to 7 days; found \(lease)")
         return milliseconds
     }
 }

@@ -47,9 +47,7 @@ extension JobQueue {
 
     func enqueueStatement(_ jobs: [NewJob]) throws -> PostgresQuery {
         guard !jobs.isEmpty else { throw PostgresLocksError(code: .invalidArgument, message: "no jobs to enqueue") }
-        guard jobs.count <= Self.maximumBatchSize else {
-            throw PostgresLocksError(code: .invalidArgument, message: "\(jobs.count) jobs in one enqueue; at most \(Self.maximumBatchSize): split the batch")
-        }
+        try PostgresLocksError.require(jobs.count <= Self.maximumBatchSize, "\(jobs.count) jobs in one enqueue; at most \(Self.maximumBatchSize): split the batch")
         var queues: [String] = [], kinds: [String] = [], payloads: [String] = [], priorities: [Int16] = []
         var delays: [Double] = [], instants: [Double] = [], maxAttempts: [Int32] = [], uniqueKeys: [String] = []
         var uniqueStates: [String] = [], tags: [String] = [], metadata: [String] = []

@@ -82,9 +82,7 @@ public struct JobQueue: Sendable {
         self.boundedClaimSQL = Self.claimSQL(jobsTable: jobsTable, queuesTable: queuesTable, bounded: true)
         self.completeSQL = Self.completeSQL(jobs: jobsTable, completed: completedTable)
         self.limitedClaimSQL = Self.limitedClaimSQL(jobs: jobsTable, queues: queuesTable, limits: limitsTable, starts: startsTable)
-        guard notifyDebounce >= .zero else {
-            throw PostgresLocksError(code: .invalidArgument, message: "notifyDebounce must not be negative")
-        }
+        try PostgresLocksError.require(notifyDebounce >= .zero, "notifyDebounce must not be negative")
         self.notifyDebounce = notifyDebounce
         self.debouncer = SharedNotifyDebouncer(interval: notifyDebounce)
     }

@@ -105,27 +105,19 @@ public struct NewJob: Sendable, Hashable {
         if uniqueKey != nil, unique != nil {
             throw PostgresLocksError(code: .invalidArgument, message: "give a job either a uniqueKey or UniqueOptions, not both")
         }
-        guard tags.count <= 20 else {
-            throw PostgresLocksError(code: .invalidArgument, message: "a job has at most 20 tags; found \(tags.count)")
-        }
+        try PostgresLocksError.require(tags.count <= 20, "a job has at most 20 tags; found \(tags.count)")
         for tag in tags {
             try Self.validateName(tag, what: "tag")
-            guard tag.utf8.count <= 100 else {
-                throw PostgresLocksError(code: .invalidArgument, message: "the tag \"\(tag.prefix(20))…\" is \(tag.utf8.count) bytes long; at most 100")
-            }
+            try PostgresLocksError.require(tag.utf8.count <= 100, "the tag \"\(tag.prefix(20))…\" is \(tag.utf8.count) bytes long; at most 100")
         }
-        guard metadata.count <= 50 else {
-            throw PostgresLocksError(code: .invalidArgument, message: "a job has at most 50 metadata entries; found \(metadata.count)")
-        }
+        try PostgresLocksError.require(metadata.count <= 50, "a job has at most 50 metadata entries; found \(metadata.count)")
         for (key, value) in metadata {
             try Self.validateName(key, what: "metadata key")
             guard value.utf8.count <= 4096, !value.unicodeScalars.contains(where: { $0.value == 0 }) else {
                 throw PostgresLocksError(code: .invalidArgument, message: "the metadata value of \"\(key)\" is over 4096 bytes or contains a NUL character")
             }
         }
-        guard maxAttempts >= 1 else {
-            throw PostgresLocksError(code: .invalidArgument, message: "maxAttempts must be at least 1; found \(maxAttempts)")
-        }
+        try PostgresLocksError.require(maxAttempts >= 1, "maxAttempts must be at least 1; found \(maxAttempts)")
         if case .after(let delay) = schedule, delay < .zero {
             throw PostgresLocksError(code: .invalidArgument, message: "a job cannot be scheduled \(delay) in the past")
         }
@@ -148,9 +140,7 @@ public struct NewJob: Sendable, Hashable {
 
     static func validateName(_ name: String, what: String) throws(PostgresLocksError) {
         guard !name.isEmpty else { throw PostgresLocksError(code: .invalidArgument, message: "the \(what) is empty") }
-        guard name.utf8.count <= maximumNameLength else {
-            throw PostgresLocksError(code: .invalidArgument, message: "the \(what) is \(name.utf8.count) bytes long; at most \(maximumNameLength)")
-        }
+        try PostgresLocksError.require(name.utf8.count <= maximumNameLength, "the \(what) is \(name.utf8.count) bytes long; at most \(maximumNameLength)")
         guard !name.unicodeScalars.contains(where: { $0.value == 0 }) else {
             throw PostgresLocksError(code: .invalidArgument, message: "the \(what) contains a NUL character")
         }

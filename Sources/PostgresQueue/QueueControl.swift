@@ -53,19 +53,13 @@ public struct JobLimits: Sendable, Hashable, Codable {
 
     func validate() throws {
         if let kind { try NewJob.validateName(kind, what: "job kind") }
-        guard maxRunning != nil || rate != nil else {
-            throw PostgresLocksError(code: .invalidArgument, message: "limits need maxRunning, a rate, or both (use removeLimits to lift them)")
-        }
+        try PostgresLocksError.require(maxRunning != nil || rate != nil, "limits need maxRunning, a rate, or both (use removeLimits to lift them)")
         if let maxRunning, !(1...1_000_000).contains(maxRunning) {
             throw PostgresLocksError(code: .invalidArgument, message: "maxRunning must be from 1 to 1000000; found \(maxRunning)")
         }
         if let rate {
-            guard (1...1_000_000).contains(rate.starts) else {
-                throw PostgresLocksError(code: .invalidArgument, message: "a rate allows 1 to 1000000 starts per period; found \(rate.starts)")
-            }
-            guard rate.period >= .milliseconds(1), rate.period <= .seconds(7 * 24 * 3600) else {
-                throw PostgresLocksError(code: .invalidArgument, message: "a rate's period must be from 1 ms to 7 days; found \(rate.period)")
-            }
+            try PostgresLocksError.require((1...1_000_000).contains(rate.starts), "a rate allows 1 to 1000000 starts per period; found \(rate.starts)")
+            try PostgresLocksError.require(rate.period >= .milliseconds(1) && rate.period <= .seconds(7 * 24 * 3600), "a rate's period must be from 1 ms to 7 days; found \(rate.period)")
         }
     }
 }

@@ -63,16 +63,10 @@ extension QueueWorker {
 
         func validate() throws {
             try NewJob.validateName(queue, what: "queue name")
-            guard (1...10_000).contains(concurrency) else {
-                throw PostgresLocksError(code: .invalidArgument, message: "concurrency must be from 1 to 10000; found \(concurrency)")
-            }
-            guard (1...10_000).contains(claimBatchSize) else {
-                throw PostgresLocksError(code: .invalidArgument, message: "claimBatchSize must be from 1 to 10000; found \(claimBatchSize)")
-            }
+            try PostgresLocksError.require((1...10_000).contains(concurrency), "concurrency must be from 1 to 10000; found \(concurrency)")
+            try PostgresLocksError.require((1...10_000).contains(claimBatchSize), "claimBatchSize must be from 1 to 10000; found \(claimBatchSize)")
             _ = try JobQueue.leaseMilliseconds(lease)
-            guard heartbeat > .zero, heartbeat < lease else {
-                throw PostgresLocksError(code: .invalidArgument, message: "the heartbeat (\(heartbeat)) must be positive and shorter than the lease (\(lease))")
-            }
+            try PostgresLocksError.require(heartbeat > .zero && heartbeat < lease, "the heartbeat (\(heartbeat)) must be positive and shorter than the lease (\(lease))")
             for (name, value) in [("pollInterval", pollInterval), ("reapInterval", reapInterval), ("shutdownGracePeriod", shutdownGracePeriod)] where value <= .zero {
                 throw PostgresLocksError(code: .invalidArgument, message: "\(name) must be positive; found \(value)")
             }

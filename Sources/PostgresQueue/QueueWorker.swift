@@ -59,9 +59,7 @@ public final class QueueWorker: Service {
     ///   range, no handlers, or listen settings that cannot make a connection configuration.
     public init(queue: JobQueue, client: PostgresClient, handlers: JobHandlers, configuration: Configuration = Configuration(), logger: Logger) throws {
         try configuration.validate()
-        guard !handlers.kinds.isEmpty else {
-            throw PostgresLocksError(code: .invalidArgument, message: "the worker has no handlers: register at least one job kind")
-        }
+        try PostgresLocksError.require(!handlers.kinds.isEmpty, "the worker has no handlers: register at least one job kind")
         if let (_, error) = handlers.invalidSettings.min(by: { $0.key < $1.key }) { throw error }
         var chains: [String: JobHandlers.Handler] = [:]
         for kind in handlers.kinds { chains[kind] = handlers.chain(for: kind) }
@@ -80,9 +78,7 @@ public final class QueueWorker: Service {
         self.client = client
         self.handlers = handlers
         self.configuration = configuration
-        var logger = logger
-        logger[metadataKey: "queue"] = "\(configuration.queue)"
-        self.logger = logger
+        self.logger = logger.with("queue", configuration.queue)
         let dimensions = [("queue", configuration.queue)]
         claimedCounter = Counter(label: "pglocks_queue_jobs_claimed_total", dimensions: dimensions)
         completedCounter = Counter(label: "pglocks_queue_jobs_completed_total", dimensions: dimensions)
@@ -97,9 +93,7 @@ public final class QueueWorker: Service {
     /// - Throws: `PostgresLocksError.Code.invalidArgument` if `run()` is called a
     ///   second time.
     public func run() async throws {
-        guard started.setIfClear() else {
-            throw PostgresLocksError(code: .invalidArgument, message: "run() was already called on this QueueWorker; create a new one to run again")
-        }
+        try PostgresLocksError.require(started.setIfClear(), "run() was already called on this QueueWorker; create a new one to run again")
         let stopping = self.stopping
         let wake = WakeSignal()
         try await withGracefulShutdownHandler {

@@ -41,9 +41,7 @@ public struct UniqueOptions: Sendable, Hashable {
     /// sorted) and the period's start, hashed (SHA-256, hex).
     func key(kind: String, payloadJSON: String, now: Date) throws -> String {
         if let period {
-            guard period >= .seconds(1) else {
-                throw PostgresLocksError(code: .invalidArgument, message: "a uniqueness period must be at least 1 second; found \(period)")
-            }
+            try PostgresLocksError.require(period >= .seconds(1), "a uniqueness period must be at least 1 second; found \(period)")
         }
         var parts = "kind=\(kind)\n"
         let object: Any

@@ -47,12 +47,8 @@ extension PostgresClient.Configuration.Options {
     /// - Throws: ``PostgresLocksError`` `invalidArgument` if `connections` is below 1 or
     ///   `idleTimeout` is not positive.
     public mutating func useRecommendedPool(connections: Int, idleTimeout: Duration = recommendedIdleTimeout) throws {
-        guard connections >= 1 else {
-            throw PostgresLocksError(code: .invalidArgument, message: "a pool needs at least 1 connection; got \(connections)")
-        }
-        guard idleTimeout > .zero else {
-            throw PostgresLocksError(code: .invalidArgument, message: "the idle timeout must be positive; got \(idleTimeout)")
-        }
+        try PostgresLocksError.require(connections >= 1, "a pool needs at least 1 connection; got \(connections)")
+        try PostgresLocksError.require(idleTimeout > .zero, "the idle timeout must be positive; got \(idleTimeout)")
         minimumConnections = 0
         maximumConnections = connections
         keepAliveBehavior = nil

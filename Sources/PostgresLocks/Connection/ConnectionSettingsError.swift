@@ -34,12 +34,5 @@ public struct ConnectionSettingsError: Error, Sendable, Hashable, CustomStringCo
     /// A readable explanation that never includes the password.
     public var message: String
 
-    /// Creates an error.
-    public init(code: Code, part: String, message: String) {
-        self.code = code
-        self.part = part
-        self.message = message
-    }
-
     public var description: String { "invalid connection settings (\(code.name), in the \(part)): \(message)" }
 }

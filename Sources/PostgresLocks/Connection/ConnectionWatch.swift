@@ -29,33 +29,17 @@ final class ConnectionWatch: Sendable {
     /// The connection's transaction status, from the server's `ReadyForQuery` messages.
     let transactionStatus = TransactionStatusTracker()
 
-    private struct Entry {
-        weak var connection: PostgresConnection?
-        var watch: ConnectionWatch
-    }
+    private static let registry = ObjectRegistry<PostgresConnection, ConnectionWatch>()
 
-    private static let registry = Mutex<[ObjectIdentifier: Entry]>([:])
-
-    /// The watch for `connection`, created on first use.
-    ///
-    /// Entries are keyed by the connection's address and checked against a weak reference:
-    /// a pool can free a closed connection and make a new one at the same address before the
-    /// old one's close callback has removed its entry, and the new connection must not inherit
-    /// the old one's state (its transaction status, its prepared statements).
+    /// The watch for `connection`, created on first use (see ``ObjectRegistry``: a connection
+    /// made where a freed one was never inherits its transaction status or prepared statements).
     static func watch(_ connection: PostgresConnection) -> ConnectionWatch {
-        let id = ObjectIdentifier(connection)
-        let (watch, isNew) = registry.withLock { registry -> (ConnectionWatch, Bool) in
-            if let existing = registry[id], existing.connection === connection { return (existing.watch, false) }
-            let watch = ConnectionWatch()
-            registry[id] = Entry(connection: connection, watch: watch)
-            return (watch, true)
-        }
+        let (watch, isNew) = registry.state(of: connection) { ConnectionWatch() }
         if isNew {
+            let id = ObjectIdentifier(connection)
             watch.transactionStatus.install(on: connection)
             connection.closeFuture.whenComplete { _ in
-                registry.withLock { registry in
-                    if registry[id]?.watch === watch { registry.removeValue(forKey: id) }
-                }
+                registry.remove(watch, of: id)
                 watch.markClosed()
             }
         }

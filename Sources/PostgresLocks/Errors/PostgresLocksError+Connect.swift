@@ -189,28 +189,18 @@ extension PostgresLocksError {
             var mapped = PostgresLocksError(error)
             mapped.message = "\(target.cannotConnect): \(mapped.message)"
             return mapped
-        case .authMechanismRequiresPassword:
-            let method = authenticationMethod.map { " (\($0))" } ?? ""
-            return PostgresLocksError(
-                code: .authenticationFailed,
-                message: "\(target.cannotConnectAsUser): the server asks for a password\(method) and none was given",
-                hint: "give the password in the URL, in its password parameter, or in PGPASSWORD",
-                underlying: error
-            )
-        case .unsupportedAuthMechanism:
-            let method = authenticationMethod.map { " \($0)" } ?? ""
-            return PostgresLocksError(
-                code: .authenticationFailed,
-                message: "\(target.cannotConnectAsUser): the server asks for an authentication method\(method) this client does not support",
-                hint: "use scram-sha-256, md5, password or trust for this user in the server's pg_hba.conf",
-                underlying: error
-            )
-        case .saslError:
-            return PostgresLocksError(
-                code: .authenticationFailed,
-                message: "\(target.cannotConnectAsUser): \(authenticationMethod ?? "SASL") authentication failed (the exchange with the server did not complete)",
-                underlying: error
-            )
+        case .authMechanismRequiresPassword, .unsupportedAuthMechanism, .saslError:
+            let (problem, hint): (String, String?) = switch error.code {
+            case .authMechanismRequiresPassword:
+                ("the server asks for a password\(authenticationMethod.map { " (\($0))" } ?? "") and none was given",
+                 "give the password in the URL, in its password parameter, or in PGPASSWORD")
+            case .unsupportedAuthMechanism:
+                ("the server asks for an authentication method\(authenticationMethod.map { " \($0)" } ?? "") this client does not support",
+                 "use scram-sha-256, md5, password or trust for this user in the server's pg_hba.conf")
+            default:
+                ("\(authenticationMethod ?? "SASL") authentication failed (the exchange with the server did not complete)", nil)
+            }
+            return PostgresLocksError(code: .authenticationFailed, message: "\(target.cannotConnectAsUser): \(problem)", hint: hint, underlying: error)
         case .connectionError:
             let causes = nestedErrors(error.underlying)
             if let typed = classifyTransportFailure(causes, target: target, underlying: error, connecting: true) {

@@ -224,4 +224,10 @@ extension PostgresLocksError {
     static func invalidArgument(_ message: String) -> PostgresLocksError {
         PostgresLocksError(code: .invalidArgument, message: message)
     }
+
+    /// Throws ``Code/invalidArgument`` with `message` unless `condition` holds: how an argument
+    /// is checked before anything is sent or made.
+    package static func require(_ condition: Bool, _ message: @autoclosure () -> String) throws(PostgresLocksError) {
+        guard condition else { throw PostgresLocksError(code: .invalidArgument, message: message()) }
+    }
 }

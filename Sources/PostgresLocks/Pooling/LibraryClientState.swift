@@ -24,23 +24,11 @@ final class LibraryClientState: Sendable {
     /// How long after an inconclusive probe a session feature runs it again.
     static let inconclusiveProbeRetryInterval: Duration = .seconds(30)
 
-    private struct Entry {
-        weak var client: PostgresClient?
-        var state: LibraryClientState
-    }
-
-    private static let registry = Mutex<[ObjectIdentifier: Entry]>([:])
+    private static let registry = ObjectRegistry<PostgresClient, LibraryClientState>(sweepAbove: 64)
 
     /// The state of `client`, created on first use.
     static func of(_ client: PostgresClient) -> LibraryClientState {
-        let id = ObjectIdentifier(client)
-        return registry.withLock { registry in
-            if let entry = registry[id], entry.client === client { return entry.state }
-            if registry.count >= 64 { registry = registry.filter { $0.value.client != nil } }
-            let state = LibraryClientState()
-            registry[id] = Entry(client: client, state: state)
-            return state
-        }
+        registry.state(of: client) { LibraryClientState() }.state
     }
 
     var preparation: StatementPreparation {

@@ -46,33 +46,25 @@ public final class JobScheduler: Service, Sendable {
         tickRetention: Duration = .seconds(7 * 24 * 3600),
         logger: Logger
     ) throws {
-        guard !schedules.isEmpty else {
-            throw PostgresLocksError(code: .invalidArgument, message: "the scheduler has no schedules")
-        }
+        try PostgresLocksError.require(!schedules.isEmpty, "the scheduler has no schedules")
         var names = Set<String>()
         for schedule in schedules where !names.insert(schedule.name).inserted {
             throw PostgresLocksError(code: .invalidArgument, message: "two schedules are named \(schedule.name)")
         }
-        guard tickRetention >= .seconds(60) else {
-            throw PostgresLocksError(code: .invalidArgument, message: "tickRetention must be at least a minute; found \(tickRetention)")
-        }
+        try PostgresLocksError.require(tickRetention >= .seconds(60), "tickRetention must be at least a minute; found \(tickRetention)")
         self.queue = queue
         self.client = client
         self.election = election
         self.schedules = schedules
         self.tickRetention = tickRetention
-        var logger = logger
-        logger[metadataKey: "election"] = "\(election.configuration.name)"
-        self.logger = logger
+        self.logger = logger.with("election", election.configuration.name)
     }
 
     /// Enqueues ticks whenever this instance leads, until graceful shutdown or cancellation.
     ///
     /// - Throws: `PostgresLocksError.Code.invalidArgument` if `run()` is called a second time.
     public func run() async throws {
-        guard started.setIfClear() else {
-            throw PostgresLocksError(code: .invalidArgument, message: "run() was already called on this JobScheduler; create a new one to run again")
-        }
+        try PostgresLocksError.require(started.setIfClear(), "run() was already called on this JobScheduler; create a new one to run again")
         try await election.whileLeading { token in
             try await self.lead(token)
         }

@@ -39,9 +39,7 @@ public struct PeriodicJob: Sendable {
     ) throws {
         try NewJob.validateName(name, what: "schedule name")
         try missedTicks.validate()
-        guard lateness >= .zero else {
-            throw PostgresLocksError(code: .invalidArgument, message: "the lateness of schedule \(name) must not be negative; found \(lateness)")
-        }
+        try PostgresLocksError.require(lateness >= .zero, "the lateness of schedule \(name) must not be negative; found \(lateness)")
         self.name = name
         self.schedule = schedule
         self.missedTicks = missedTicks

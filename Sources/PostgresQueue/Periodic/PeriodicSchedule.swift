@@ -32,48 +32,47 @@ public enum PeriodicSchedule: Sendable, Hashable, CustomStringConvertible {
     /// - Throws: `PostgresLocksError` with code `invalidArgument` if the interval is shorter
     ///   than 1 second, longer than ``maximumInterval``, or not a whole number of milliseconds.
     public static func every(_ interval: Duration) throws -> PeriodicSchedule {
-        guard interval >= .seconds(1) else {
-            throw PostgresLocksError(code: .invalidArgument, message: "interval \(interval) is shorter than 1 second")
-        }
-        guard interval <= maximumInterval else {
-            throw PostgresLocksError(code: .invalidArgument, message: "interval \(interval) is longer than 100 years")
-        }
-        guard interval.components.attoseconds % attosecondsPerMillisecond == 0 else {
-            throw PostgresLocksError(code: .invalidArgument, message: "interval \(interval) is not a whole number of milliseconds")
-        }
+        try PostgresLocksError.require(interval >= .seconds(1), "interval \(interval) is shorter than 1 second")
+        try PostgresLocksError.require(interval <= maximumInterval, "interval \(interval) is longer than 100 years")
+        try PostgresLocksError.require(interval.components.attoseconds % attosecondsPerMillisecond == 0, "interval \(interval) is not a whole number of milliseconds")
         return .every(interval, anchor: Date(timeIntervalSince1970: 0))
     }
 
     /// The first tick strictly after `date`; nil if there is none (see ``CronExpression/nextFire(after:in:)``).
     public func nextTick(after date: Date) -> Date? {
-        switch self {
-        case .cron(let expression, let timeZone):
-            return expression.nextFire(after: date, in: timeZone)
-        case .every:
-            guard let grid = TickGrid(self), let index = grid.index(atOrBefore: date) else { return nil }
-            return grid.first(from: index) { $0 > date }
-        }
+        tick(.after, date)
     }
 
     /// The last tick at or before `date`; nil if there is none.
     public func previousTick(atOrBefore date: Date) -> Date? {
-        switch self {
-        case .cron(let expression, let timeZone):
-            return expression.previousFire(atOrBefore: date, in: timeZone)
-        case .every:
-            guard let grid = TickGrid(self), let index = grid.index(atOrBefore: date) else { return nil }
-            return grid.last(from: index) { $0 <= date }
-        }
+        tick(.atOrBefore, date)
     }
 
     /// The last tick strictly before `date`; nil if there is none.
     func previousTick(before date: Date) -> Date? {
+        tick(.before, date)
+    }
+
+    /// Which tick a search looks for, relative to a date.
+    private enum TickSearch {
+        case after, atOrBefore, before
+    }
+
+    private func tick(_ search: TickSearch, _ date: Date) -> Date? {
         switch self {
         case .cron(let expression, let timeZone):
-            return expression.previousFire(before: date, in: timeZone)
+            switch search {
+            case .after: return expression.nextFire(after: date, in: timeZone)
+            case .atOrBefore: return expression.previousFire(atOrBefore: date, in: timeZone)
+            case .before: return expression.previousFire(before: date, in: timeZone)
+            }
         case .every:
             guard let grid = TickGrid(self), let index = grid.index(atOrBefore: date) else { return nil }
-            return grid.last(from: index) { $0 < date }
+            switch search {
+            case .after: return grid.first(from: index) { $0 > date }
+            case .atOrBefore: return grid.last(from: index) { $0 <= date }
+            case .before: return grid.last(from: index) { $0 < date }
+            }
         }
     }
 
