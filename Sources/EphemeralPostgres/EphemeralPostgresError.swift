@@ -1,33 +1,31 @@
 /// Why a throwaway server could not be made, started or stopped.
 public struct EphemeralPostgresError: Error, Sendable, Hashable, CustomStringConvertible {
-    /// What went wrong, as a small extensible set of named codes.
-    public struct Code: Hashable, Sendable, CustomStringConvertible {
-        /// The code's readable name.
-        public let name: String
-        init(_ name: String) { self.name = name }
-
+    /// What went wrong: a closed set, so a test can switch over it.
+    public enum Code: String, Sendable, Hashable, CaseIterable, CustomStringConvertible {
         /// `initdb`, `pg_ctl` or `postgres` is not installed where we look.
-        public static let binariesNotFound = Code("binariesNotFound")
+        case binariesNotFound
         /// Running as root, and the unprivileged user to run the server as does not exist.
-        public static let unprivilegedUserMissing = Code("unprivilegedUserMissing")
+        case unprivilegedUserMissing
         /// A setting name or value cannot be written to `postgresql.conf`.
-        public static let invalidSetting = Code("invalidSetting")
+        case invalidSetting
         /// A file-system step failed (temp folder, pipe, config file).
-        public static let fileSystem = Code("fileSystem")
+        case fileSystem
         /// `initdb` failed.
-        public static let initdbFailed = Code("initdbFailed")
+        case initdbFailed
         /// The server did not start.
-        public static let startFailed = Code("startFailed")
+        case startFailed
         /// The server did not stop.
-        public static let stopFailed = Code("stopFailed")
+        case stopFailed
         /// The TLS certificate could not be made (openssl missing or failing).
-        public static let tlsSetupFailed = Code("tlsSetupFailed")
+        case tlsSetupFailed
         /// The server was already shut down and its folder removed.
-        public static let shutDown = Code("shutDown")
+        case shutDown
         /// The `pgbouncer` program is not installed where we look.
-        public static let pgbouncerNotFound = Code("pgbouncerNotFound")
+        case pgbouncerNotFound
 
-        public var description: String { name }
+        /// The code's readable name.
+        public var name: String { rawValue }
+        public var description: String { rawValue }
     }
 
     /// What went wrong.

@@ -241,7 +241,7 @@ struct CheckedTransactionTests {
 
     @Test func isolationLevelAndReadOnlyAreApplied() async throws {
         try await TestDatabase.withDatabase { db in
-            let (isolation, readOnly) = try await db.client.withCheckedTransaction(options: .init(isolation: .serializable, readOnly: true), logger: db.logger) { tx in
+            let (isolation, readOnly) = try await db.client.withCheckedTransaction(options: .init(isolation: .serializable, access: .readOnly), logger: db.logger) { tx in
                 (try await tx.query("SHOW transaction_isolation").rows[0].decode(String.self),
                  try await tx.query("SHOW transaction_read_only").rows[0].decode(String.self))
             }

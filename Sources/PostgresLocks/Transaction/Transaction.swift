@@ -3,7 +3,7 @@ import PostgresNIO
 import Synchronization
 
 /// An open transaction on one connection, handed to the body of
-/// ``PostgresNIO/PostgresConnection/withCheckedTransaction(options:logger:isolation:_:)``.
+/// ``TransactionRunner/withCheckedTransaction(options:logger:isolation:_:)``.
 ///
 /// Run statements through ``query(_:)``: it reads every row (so errors raised while
 /// producing rows are thrown, not lost), maps errors to ``PostgresLocksError``, and remembers

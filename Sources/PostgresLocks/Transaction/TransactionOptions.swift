@@ -13,28 +13,31 @@ public struct TransactionOptions: Sendable, Hashable {
         case serializable = "SERIALIZABLE"
     }
 
+    /// Whether the transaction may write.
+    public enum AccessMode: String, Sendable, Hashable, CaseIterable {
+        /// `READ WRITE`.
+        case readWrite = "READ WRITE"
+        /// `READ ONLY`: any write fails (SQLSTATE 25006).
+        case readOnly = "READ ONLY"
+        /// `READ ONLY DEFERRABLE`: with ``IsolationLevel/serializable``, waits at its first
+        /// statement for a snapshot that cannot conflict, then runs without the risk of a
+        /// serialization failure (for long reports); no effect at other levels.
+        case readOnlyDeferrable = "READ ONLY DEFERRABLE"
+    }
+
     /// The isolation level; `nil` uses the server's default (normally read committed).
     public var isolation: IsolationLevel?
-    /// Begin the transaction `READ ONLY`.
-    public var readOnly: Bool
-    /// Begin a serializable, read-only transaction `DEFERRABLE`.
-    public var deferrable: Bool
+    /// The access mode; `nil` uses the server's default (normally read-write).
+    public var access: AccessMode?
     /// `lock_timeout` for this transaction only: a lock wait longer than this fails with 55P03.
     public var lockTimeout: Duration?
     /// `statement_timeout` for this transaction only: a statement longer than this fails with 57014.
     public var statementTimeout: Duration?
 
-    /// Creates options.
-    public init(
-        isolation: IsolationLevel? = nil,
-        readOnly: Bool = false,
-        deferrable: Bool = false,
-        lockTimeout: Duration? = nil,
-        statementTimeout: Duration? = nil
-    ) {
+    /// Creates options; each `nil` leaves the server's setting as it is.
+    public init(isolation: IsolationLevel? = nil, access: AccessMode? = nil, lockTimeout: Duration? = nil, statementTimeout: Duration? = nil) {
         self.isolation = isolation
-        self.readOnly = readOnly
-        self.deferrable = deferrable
+        self.access = access
         self.lockTimeout = lockTimeout
         self.statementTimeout = statementTimeout
     }
@@ -46,8 +49,7 @@ public struct TransactionOptions: Sendable, Hashable {
     var beginStatement: String {
         var text = "BEGIN"
         if let isolation { text += " ISOLATION LEVEL \(isolation.rawValue)" }
-        if readOnly { text += " READ ONLY" }
-        if deferrable { text += " DEFERRABLE" }
+        if let access { text += " \(access.rawValue)" }
         return text
     }
 
