@@ -9,6 +9,42 @@ import Testing
 
 @Suite("Checked transactions")
 struct CheckedTransactionTests {
+    /// PostgresNIO's pool fails a lease whose task is cancelled with its own
+    /// `ConnectionPoolError.requestCancelled`; the library throws `CancellationError`, as for
+    /// any cancelled wait, never `connectionLost` (which a retry policy would re-run).
+    @Test func aCallCancelledWhileWaitingForAPooledConnectionThrowsCancellationError() async throws {
+        try await TestDatabase.withDatabase(maximumConnections: 1) { db in
+            let leased = LockedBox(false)
+            let holder = Task {
+                try await db.client.withCheckedTransaction(logger: db.logger) { _ in
+                    leased.withLock { $0 = true }
+                    try await suspendUntilCancelled()
+                }
+            }
+            try await waitUntil("the pool's only connection is leased") { leased.value }
+            for call in 0..<3 {
+                let ended = LockedBox(false)
+                let waiter = Task {
+                    defer { ended.withLock { $0 = true } }
+                    switch call {
+                    case 0: try await db.client.withCheckedTransaction(logger: db.logger) { _ in }
+                    case 1: try await db.client.withRetryingTransaction(retry: .resolvingCommitOutcome, logger: db.logger) { _ in }
+                    default: try await db.client.withSemaphore("s", permits: 2, logger: db.logger) { _ in }
+                    }
+                }
+                // Cancelled before it asks the pool, or while it waits in the pool's queue.
+                if call > 0 {
+                    try await holdsThroughout(.milliseconds(300), "the call waits for the leased connection") { !ended.value }
+                }
+                waiter.cancel()
+                let outcome = await waiter.result
+                #expect(throws: CancellationError.self, "call \(call)") { try outcome.get() }
+            }
+            holder.cancel()
+            _ = await holder.result
+        }
+    }
+
     @Test func bodyThatSwallowsAnErrorMakesTheCallThrowAndCommitsNothing() async throws {
         try await TestDatabase.withDatabase { db in
             try await db.query("CREATE TABLE t (n int)")

@@ -141,7 +141,8 @@ extension PostgresLocksError {
     }
 
     /// Maps any error to a `PostgresLocksError`; `CancellationError` and errors that are already
-    /// `PostgresLocksError` are returned as they are (the former is not wrapped).
+    /// `PostgresLocksError` are returned as they are (the former is not wrapped), and a pooled
+    /// connection's lease cancelled with its task becomes `CancellationError`.
     public static func wrap(_ error: any Error) -> any Error {
         switch error {
         case is PostgresLocksError, is CancellationError:
@@ -155,6 +156,9 @@ extension PostgresLocksError {
             return PostgresLocksError(code: .connectionLost, message: "the connection to the server was lost (\(error))", underlying: error)
         default:
             if String(describing: type(of: error)) == "ConnectionPoolError" {
+                // PostgresNIO's pool fails a lease whose task was cancelled while it waited in
+                // the pool's queue with its own error: a cancellation, like any other wait's.
+                if String(reflecting: error).contains("requestCancelled") { return CancellationError() }
                 return poolFailure(error)
             }
             return error

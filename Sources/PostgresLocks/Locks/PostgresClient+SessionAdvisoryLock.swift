@@ -31,38 +31,38 @@ extension PostgresClient {
         logger: Logger,
         _ body: @escaping @Sendable () async throws -> Result
     ) async throws -> Result {
+        _ = try wait.lockTimeoutSetting()
+        return try await withSessionHold(of: "a session advisory lock", heartbeat: heartbeat, logger: logger, body) { connection in
+            try await connection.takeSessionLock(key, mode: mode, wait: wait, canceller: self, logger: logger)
+            return (key, mode)
+        }
+    }
+
+    /// Leases a connection, takes a session lock on it with `take` (which throws
+    /// ``PostgresLocksError/Code/lockTimeout`` when it gets none, and leaves nothing held when it
+    /// throws), runs `body` outside any transaction while a heartbeat watches the session, and
+    /// releases the lock; see ``withSessionAdvisoryLock(_:mode:wait:heartbeat:logger:_:)``.
+    func withSessionHold<Result: Sendable>(
+        of feature: String,
+        heartbeat: Duration?,
+        logger: Logger,
+        _ body: @escaping @Sendable () async throws -> Result,
+        take: (PostgresConnection) async throws -> (key: LockKey, mode: LockMode)
+    ) async throws -> Result {
         if let heartbeat, heartbeat <= .zero {
             throw PostgresLocksError.invalidArgument("heartbeat must be positive; found \(heartbeat)")
         }
-        _ = try wait.lockTimeoutSetting()
-        let verifyHolder = try await requireServerSession(for: "a session advisory lock", logger: logger)
+        let verifyHolder = try await requireServerSession(for: feature, logger: logger)
         do {
             return try await withLibraryConnection(logger: logger) { connection in
-                let acquired: Bool
-                let started = ContinuousClock.now
-                do {
-                    acquired = try await connection.acquireSessionLock(key, mode: mode, wait: wait, canceller: self, logger: logger)
-                    LockMetrics.record(acquired ? .acquired(contended: false) : .notAcquired, scope: .session, mode: mode, keys: 1,
-                                       waited: ContinuousClock.now - started, logger: logger, key: "\(key)")
-                } catch let error as PostgresLocksError where error.code == .lockTimeout {
-                    LockMetrics.record(.notAcquired, scope: .session, mode: mode, keys: 1, waited: ContinuousClock.now - started, logger: logger, key: "\(key)")
-                    await connection.releaseSessionLock(key, mode: mode, expectHeld: false, logger: logger)
-                    throw error
-                } catch {
-                    // A cancel or timeout can race the grant: make sure nothing is left held.
-                    await connection.releaseSessionLock(key, mode: mode, expectHeld: false, logger: logger)
-                    throw error
-                }
-                guard acquired else {
-                    throw PostgresLocksError(code: .lockTimeout, message: "advisory lock \(key) is held by another session")
-                }
+                let (key, mode) = try await take(connection)
                 if verifyHolder {
                     // The pooling probe could not tell: make sure this session holds the lock
                     // before the body runs.
                     let held = try await connection.runStatement(AdvisoryLockSQL.isHeld(key, mode: mode), logger: logger).rows[0].decode(Int64.self)
                     guard held > 0 else {
                         await connection.closeDiscardingErrors()
-                        throw PostgresLocksError.transactionPooling(feature: "a session advisory lock")
+                        throw PostgresLocksError.transactionPooling(feature: feature)
                     }
                 }
                 let outcome = await connection.runGuardingSession(key: key, mode: mode, heartbeat: heartbeat, logger: logger, body)

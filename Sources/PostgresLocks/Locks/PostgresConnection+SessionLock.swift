@@ -2,6 +2,29 @@ import Logging
 import PostgresNIO
 
 extension PostgresConnection {
+    /// Takes a session lock, recording the outcome in the lock metrics.
+    ///
+    /// - Throws: ``PostgresLocksError/Code/lockTimeout`` when it is not granted; whatever it
+    ///   throws, the lock is not left held (a cancel or a timeout can race the grant).
+    func takeSessionLock(_ key: LockKey, mode: LockMode, wait: LockWait, canceller: PostgresClient, logger: Logger) async throws {
+        let started = ContinuousClock.now
+        func record(_ outcome: LockMetrics.Outcome) {
+            LockMetrics.record(outcome, scope: .session, mode: mode, keys: 1, waited: ContinuousClock.now - started, logger: logger, key: "\(key)")
+        }
+        let acquired: Bool
+        do {
+            acquired = try await acquireSessionLock(key, mode: mode, wait: wait, canceller: canceller, logger: logger)
+        } catch {
+            if (error as? PostgresLocksError)?.code == .lockTimeout { record(.notAcquired) }
+            await releaseSessionLock(key, mode: mode, expectHeld: false, logger: logger)
+            throw error
+        }
+        record(acquired ? .acquired(contended: false) : .notAcquired)
+        guard acquired else {
+            throw PostgresLocksError(code: .lockTimeout, message: "advisory lock \(key) is held by another session")
+        }
+    }
+
     /// Takes a session lock; returns false when `.immediately` finds it taken.
     func acquireSessionLock(_ key: LockKey, mode: LockMode, wait: LockWait, canceller: PostgresClient, logger: Logger) async throws -> Bool {
         switch wait {
