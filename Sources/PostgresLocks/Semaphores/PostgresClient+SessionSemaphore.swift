@@ -51,24 +51,10 @@ extension PostgresConnection {
     /// - Throws: ``PostgresLocksError/Code/lockTimeout`` when none was granted; whatever it
     ///   throws, no permit is left held.
     func takeSessionPermit(_ semaphore: AdvisorySemaphore, wait: LockWait, canceller: PostgresClient, logger: Logger) async throws -> Int {
-        let order = semaphore.tryOrder(startingAt: Int.random(in: 0..<semaphore.permits))
-        let tried = try await runPrepared(AdvisorySemaphore.tryPermitsStatement(order, scope: .session), outsideTransaction: true, logger: logger)
-        if let row = tried.first {
-            let index = try AdvisorySemaphore.permitIndex(row)
-            LockMetrics.record(.acquired(contended: false), scope: .session, mode: .exclusive, keys: 1, waited: nil, logger: logger, key: "\(semaphore)")
-            return index
+        try await semaphore.takePermit(scope: .session, wait: wait, logger: logger) { statement in
+            try await runPrepared(statement, outsideTransaction: true, logger: logger)
+        } waitFor: { key in
+            try await takeSessionLock(key, mode: .exclusive, wait: wait, canceller: canceller, logger: logger)
         }
-        guard wait != .immediately else {
-            LockMetrics.record(.notAcquired, scope: .session, mode: .exclusive, keys: 1, waited: nil, logger: logger, key: "\(semaphore)")
-            throw PostgresLocksError(code: .lockTimeout, message: "all \(semaphore.permits) permits of \(semaphore) are held")
-        }
-        let queued = try await runPrepared(AdvisorySemaphore.shortestQueueStatement(order), outsideTransaction: true, logger: logger)
-        let index = try AdvisorySemaphore.permitIndex(queued[0])
-        do {
-            try await takeSessionLock(semaphore.permitKey(index), mode: .exclusive, wait: wait, canceller: canceller, logger: logger)
-        } catch let error as PostgresLocksError where error.code == .lockTimeout {
-            throw PostgresLocksError(code: .lockTimeout, message: "no permit of \(semaphore) was granted within the wait", underlying: error)
-        }
-        return index
     }
 }

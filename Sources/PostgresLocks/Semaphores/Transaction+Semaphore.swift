@@ -18,22 +18,10 @@ extension Transaction {
     @discardableResult
     public func semaphorePermit(_ semaphore: AdvisorySemaphore, wait: LockWait = .forever) async throws -> Int {
         _ = try wait.lockTimeoutSetting()
-        let order = semaphore.tryOrder(startingAt: Int.random(in: 0..<semaphore.permits))
-        if let row = try await queryPrepared(AdvisorySemaphore.tryPermitsStatement(order, scope: .transaction)).first {
-            let index = try AdvisorySemaphore.permitIndex(row)
-            LockMetrics.record(.acquired(contended: false), scope: .transaction, mode: .exclusive, keys: 1, waited: nil, logger: logger, key: "\(semaphore)")
-            return index
+        return try await semaphore.takePermit(scope: .transaction, wait: wait, logger: logger) { statement in
+            try await queryPrepared(statement)
+        } waitFor: { key in
+            try await advisoryLock(key, wait: wait)
         }
-        guard wait != .immediately else {
-            LockMetrics.record(.notAcquired, scope: .transaction, mode: .exclusive, keys: 1, waited: nil, logger: logger, key: "\(semaphore)")
-            throw PostgresLocksError(code: .lockTimeout, message: "all \(semaphore.permits) permits of \(semaphore) are held")
-        }
-        let index = try AdvisorySemaphore.permitIndex(try await queryPrepared(AdvisorySemaphore.shortestQueueStatement(order))[0])
-        do {
-            try await advisoryLock(semaphore.permitKey(index), wait: wait)
-        } catch let error as PostgresLocksError where error.code == .lockTimeout {
-            throw PostgresLocksError(code: .lockTimeout, message: "no permit of \(semaphore) was granted within the wait", underlying: error)
-        }
-        return index
     }
 }
