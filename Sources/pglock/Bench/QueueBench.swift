@@ -102,8 +102,8 @@ enum QueueBench {
         }
 
         // Drain: preload enough no-op jobs for the measured time, then let workers burn them down.
-        let seconds = BenchCommand.secondsOf(harness.duration)
-        let preload = max(10_000, Int(60_000 * seconds))
+        let measuredSeconds = seconds(harness.duration)
+        let preload = max(10_000, Int(60_000 * measuredSeconds))
         progress.step("drain: preloading \(preload) no-op jobs")
         try await self.preload(preload, queue: queue, client: client, logger: logger)
         progress.step("drain: \(workers) workers × \(workerConcurrency) concurrent no-op jobs for \(format(harness.duration))")
@@ -130,12 +130,12 @@ enum QueueBench {
             try await tasks.waitForAll()
             return Int(done)
         }
-        let elapsed = BenchCommand.secondsOf(ContinuousClock.now - started)
+        let elapsed = seconds(ContinuousClock.now - started)
         try await snapshotHolder?.close()
         let deadTuples = try await deadTuples(queue: queue, client: client, logger: logger)
         let drainCPU = Double(processCPUMicros() - cpuBefore) / Double(max(drained, 1))
         let drainGrowth = residentBefore.flatMap { before in residentBytes().map { Double($0 - before) / Double(max(drained, 1)) } }
-        let drainRate = Double(drained) / seconds
+        let drainRate = Double(drained) / measuredSeconds
         progress.done("\(Int(drainRate)) jobs/s (\(drained) completed in \(format(harness.duration)), left \(preload - drained); \(String(format: "%.1f", drainCPU)) µs client CPU/job; memory growth \(bytesPerOperation(drainGrowth))/job; \(deadTuples.map(String.init) ?? "?") dead tuples\(extras.holdSnapshot ? ", snapshot held" : ""))")
 
         // The same claim and completion statements run by pgbench (no handlers, no leases kept):
@@ -165,9 +165,9 @@ enum QueueBench {
                 \(complete);
 
                 """
-            _ = try await pgbench.run(script: script, clients: workers, threads: min(workers, 2), duration: max(1, Int(seconds)), variables: [:])
+            _ = try await pgbench.run(script: script, clients: workers, duration: harness.duration, variables: [:])
             let done = try await client.checkedQuery("SELECT count(*)::int8 FROM \(identifier: queue.allJobsView) WHERE state = 'completed'", logger: logger).rows[0].decode(Int64.self)
-            pgbenchRate = Double(done) / seconds
+            pgbenchRate = Double(done) / measuredSeconds
             progress.done("\(Int(pgbenchRate!)) jobs/s")
         }
 
@@ -240,11 +240,11 @@ enum QueueBench {
                 try await queue.enqueue(Array(jobs[offset..<end]), on: client, logger: logger)
                 offset = end
             }
-            unnest.append(Double(size) / BenchCommand.secondsOf(ContinuousClock.now - started))
+            unnest.append(Double(size) / seconds(ContinuousClock.now - started))
             try await client.checkedQuery("TRUNCATE \(identifier: queue.jobsTable), \(identifier: queue.completedTable)", logger: logger)
             started = .now
             try await queue.enqueueByCopy(jobs, on: client, logger: logger)
-            copy.append(Double(size) / BenchCommand.secondsOf(ContinuousClock.now - started))
+            copy.append(Double(size) / seconds(ContinuousClock.now - started))
         }
         try await client.checkedQuery("TRUNCATE \(identifier: queue.jobsTable), \(identifier: queue.completedTable)", logger: logger)
         let result = (unnest: unnest.sorted()[2], copy: copy.sorted()[2])
@@ -301,5 +301,29 @@ enum QueueBench {
             remaining -= batch
         }
         try await client.checkedQuery("VACUUM ANALYZE \(identifier: queue.jobsTable)", logger: logger)
+    }
+}
+
+extension QueueBench.Report {
+    /// Prints the report as text.
+    func printText(concurrency: Int) {
+        print("scenario queue")
+        print("  enqueue, 1 job per call (\(concurrency) producers): \(enqueueSingle.summary)")
+        print("  enqueue, batches of \(enqueueBatchSize): \(Int(enqueueBatchJobsPerSecond)) jobs/s; per batch p50 \(enqueueBatch.p50Micros) µs, p99 \(enqueueBatch.p99Micros) µs")
+        print("  drain (\(drainWorkers) workers × \(drainConcurrency)): \(Int(drainJobsPerSecond)) jobs/s; client CPU \(String(format: "%.1f", drainClientCPUMicrosPerJob)) µs/job")
+        if let rate = pgbenchDrainJobsPerSecond, let ratio = ratioToPgbench {
+            print("  drain by pgbench, same claim + complete SQL (\(drainWorkers) clients): \(Int(rate)) jobs/s; ratio ours/pgbench \(String(format: "%.2f", ratio))×")
+        }
+        print("  pickup latency (idle queue): p50 \(pickup.p50Micros) µs, p90 \(pickup.p90Micros) µs, p99 \(pickup.p99Micros) µs")
+        if let unnest = bulkUnnestJobsPerSecond, let copy = bulkCopyJobsPerSecond, let size = bulkSize {
+            print("  bulk enqueue of \(size) per call: unnest \(Int(unnest)) jobs/s, COPY \(Int(copy)) jobs/s (\(String(format: "%.2f", copy / unnest))×)")
+        }
+        print("  drain dead tuples afterwards: \(drainDeadTuples.map(String.init) ?? "?")\(drainHeldSnapshot ? " (a snapshot was held open for the whole drain)" : "")")
+        if let empty = claimEmptyHistory, let full = claimWithHistory, let count = historyJobs {
+            print("  claim + give back, empty history: p50 \(empty.p50Micros) µs, p99 \(empty.p99Micros) µs; with \(count) finished jobs: p50 \(full.p50Micros) µs, p99 \(full.p99Micros) µs (p99 ratio \(String(format: "%.2f", Double(full.p99Micros) / Double(max(empty.p99Micros, 1))))×)")
+        }
+        print("  pool: \(pool ?? "?")")
+        print("  memory growth: enqueue \(bytesPerOperation(enqueueSingle.residentGrowthBytesPerOperation)) per call, batch enqueue \(bytesPerOperation(enqueueBatch.residentGrowthBytesPerOperation)) per batch, drain \(bytesPerOperation(drainResidentGrowthBytesPerJob)) per job")
+        print("  peak memory: \(String(format: "%.0f", peakMemoryMegabytes())) MiB")
     }
 }

@@ -36,13 +36,6 @@ struct QueueCommand: AsyncParsableCommand {
                 try await body(queue, client, logger)
             }
         }
-
-        func printJSON<T: Encodable>(_ value: T) throws {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            encoder.dateEncodingStrategy = .iso8601
-            print(String(decoding: try encoder.encode(value), as: UTF8.self))
-        }
     }
 
     struct Stats: AsyncParsableCommand {
@@ -51,7 +44,7 @@ struct QueueCommand: AsyncParsableCommand {
 
         func run() async throws {
             let stats = try await options.withQueue { queue, client, logger in try await queue.stats(on: client, logger: logger) }
-            if options.json { return try options.printJSON(stats) }
+            if options.json { return try printJSON(stats) }
             let states = JobState.allCases.map(\.rawValue)
             print((["queue"] + states + ["ready", "oldest ready"]).joined(separator: "\t"))
             for row in stats.queues {
@@ -77,7 +70,7 @@ struct QueueCommand: AsyncParsableCommand {
             let jobs = try await options.withQueue { queue, client, logger in
                 try await queue.list(state: state, queue: queueName, limit: limit, on: client, logger: logger)
             }
-            if options.json { return try options.printJSON(jobs) }
+            if options.json { return try printJSON(jobs) }
             print(["id", "queue", "kind", "state", "attempt", "run at", "last error"].joined(separator: "\t"))
             for job in jobs {
                 print(["\(job.id)", job.queue, job.kind, job.state, "\(job.attempt)/\(job.maxAttempts)",
@@ -236,7 +229,7 @@ struct QueueCommand: AsyncParsableCommand {
         func run() async throws {
             let name = queue
             let control = try await options.withQueue { queue, client, logger in try await queue.control(of: name, on: client, logger: logger) }
-            if options.json { return try options.printJSON(control) }
+            if options.json { return try printJSON(control) }
             print("queue \(control.queue): \(control.paused ? "paused" : "running"), concurrency \(control.concurrency.map(String.init) ?? "as configured")")
             for limit in control.limits {
                 var parts: [String] = []
@@ -253,7 +246,7 @@ struct QueueCommand: AsyncParsableCommand {
 
         func run() async throws {
             let schedules = try await options.withQueue { queue, client, logger in try await queue.schedules(on: client, logger: logger) }
-            if options.json { return try options.printJSON(schedules) }
+            if options.json { return try printJSON(schedules) }
             guard !schedules.isEmpty else {
                 print("no schedules recorded in schema \(options.schema) (a JobScheduler's leader records them when it starts leading)")
                 return

@@ -181,9 +181,7 @@ struct SoakCommand: AsyncParsableCommand {
     /// `--json`, the summary alone otherwise) and fails the command when it did not pass.
     private func finish(_ report: some Encodable, summary: String, passed: Bool) throws {
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            try printJSON(report)
             FileHandle.standardError.write(Data((summary + "\n").utf8))
         } else {
             print(summary)
