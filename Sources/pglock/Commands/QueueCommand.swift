@@ -38,6 +38,24 @@ struct QueueCommand: AsyncParsableCommand {
         }
     }
 
+    /// The options and the queue argument of subcommands that act on one queue.
+    struct NamedQueue: ParsableArguments {
+        @OptionGroup var options: Options
+        @Argument(help: "The queue.") var queue: String
+
+        /// Runs `body` with the job queue, this queue's name, a client and a logger.
+        func withQueue<T: Sendable>(_ body: @escaping @Sendable (JobQueue, String, PostgresClient, Logger) async throws -> T) async throws -> T {
+            let name = queue
+            return try await options.withQueue { queue, client, logger in try await body(queue, name, client, logger) }
+        }
+
+        /// Runs `action` on this queue, then prints "queue <name><done>".
+        func change(_ done: String, _ action: @escaping @Sendable (JobQueue, String, PostgresClient, Logger) async throws -> Void) async throws {
+            try await withQueue(action)
+            print("queue \(queue)\(done)")
+        }
+    }
+
     struct Stats: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Jobs per queue and state, the ready backlog and its age.")
         @OptionGroup var options: Options
@@ -137,25 +155,19 @@ struct QueueCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Pause a queue: no worker claims from it until it is resumed (running jobs go on)."
         )
-        @OptionGroup var options: Options
-        @Argument(help: "The queue.") var queue: String
+        @OptionGroup var target: NamedQueue
 
         func run() async throws {
-            let name = queue
-            try await options.withQueue { queue, client, logger in try await queue.pause(name, on: client, logger: logger) }
-            print("queue \(name) paused")
+            try await target.change(" paused") { try await $0.pause($1, on: $2, logger: $3) }
         }
     }
 
     struct Resume: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Resume a paused queue; listening workers claim at once.")
-        @OptionGroup var options: Options
-        @Argument(help: "The queue.") var queue: String
+        @OptionGroup var target: NamedQueue
 
         func run() async throws {
-            let name = queue
-            try await options.withQueue { queue, client, logger in try await queue.resume(name, on: client, logger: logger) }
-            print("queue \(name) resumed")
+            try await target.change(" resumed") { try await $0.resume($1, on: $2, logger: $3) }
         }
     }
 
@@ -163,12 +175,10 @@ struct QueueCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Set how many jobs each worker of a queue runs at once ('default': each worker's own setting)."
         )
-        @OptionGroup var options: Options
-        @Argument(help: "The queue.") var queue: String
+        @OptionGroup var target: NamedQueue
         @Argument(help: "Jobs per worker, or 'default'.") var concurrency: String
 
         func run() async throws {
-            let name = queue
             let value: Int?
             if concurrency == "default" {
                 value = nil
@@ -177,8 +187,9 @@ struct QueueCommand: AsyncParsableCommand {
             } else {
                 throw ValidationError("concurrency must be a number or 'default'; found \(concurrency)")
             }
-            try await options.withQueue { queue, client, logger in try await queue.setConcurrency(value, of: name, on: client, logger: logger) }
-            print("queue \(name): concurrency \(value.map(String.init) ?? "as each worker is configured")")
+            try await target.change(": concurrency \(value.map(String.init) ?? "as each worker is configured")") {
+                try await $0.setConcurrency(value, of: $1, on: $2, logger: $3)
+            }
         }
     }
 
@@ -186,8 +197,7 @@ struct QueueCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Limit a queue, or one kind in it, across every worker: at most N running, at most N starts per period."
         )
-        @OptionGroup var options: Options
-        @Argument(help: "The queue.") var queue: String
+        @OptionGroup var target: NamedQueue
         @Option(help: "Only this kind (default: the queue as a whole).") var kind: String?
         @Option(help: "At most this many running at once.") var maxRunning: Int?
         @Option(help: "A rate: N/period, e.g. 10/1s or 100/1m.") var rate: String?
@@ -202,34 +212,28 @@ struct QueueCommand: AsyncParsableCommand {
                 parsedRate = JobLimits.Rate(starts, per: try parseDuration(parts[1]))
             }
             let limits = JobLimits(kind: kind, maxRunning: maxRunning, rate: parsedRate)
-            let name = queue
-            try await options.withQueue { queue, client, logger in try await queue.setLimits(limits, queue: name, on: client, logger: logger) }
-            print("queue \(name)\(kind.map { " kind \($0)" } ?? ""): limits set")
+            try await target.change("\(kind.map { " kind \($0)" } ?? ""): limits set") { try await $0.setLimits(limits, queue: $1, on: $2, logger: $3) }
         }
     }
 
     struct Unlimit: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Lift the limits on a queue, or on one kind in it.")
-        @OptionGroup var options: Options
-        @Argument(help: "The queue.") var queue: String
+        @OptionGroup var target: NamedQueue
         @Option(help: "Only this kind (default: the queue-wide limits).") var kind: String?
 
         func run() async throws {
-            let (name, kind) = (queue, self.kind)
-            try await options.withQueue { queue, client, logger in try await queue.removeLimits(queue: name, kind: kind, on: client, logger: logger) }
-            print("queue \(name)\(kind.map { " kind \($0)" } ?? ""): limits lifted")
+            let kind = self.kind
+            try await target.change("\(kind.map { " kind \($0)" } ?? ""): limits lifted") { try await $0.removeLimits(queue: $1, kind: kind, on: $2, logger: $3) }
         }
     }
 
     struct Control: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Show a queue's runtime settings: paused, concurrency, limits.")
-        @OptionGroup var options: Options
-        @Argument(help: "The queue.") var queue: String
+        @OptionGroup var target: NamedQueue
 
         func run() async throws {
-            let name = queue
-            let control = try await options.withQueue { queue, client, logger in try await queue.control(of: name, on: client, logger: logger) }
-            if options.json { return try printJSON(control) }
+            let control = try await target.withQueue { try await $0.control(of: $1, on: $2, logger: $3) }
+            if target.options.json { return try printJSON(control) }
             print("queue \(control.queue): \(control.paused ? "paused" : "running"), concurrency \(control.concurrency.map(String.init) ?? "as configured")")
             for limit in control.limits {
                 var parts: [String] = []
