@@ -18,44 +18,6 @@ struct QueueCommand: AsyncParsableCommand {
         ]
     )
 
-    /// Options every queue subcommand takes.
-    struct Options: ParsableArguments {
-        @Option(help: "The schema holding the queue's tables.")
-        var schema = "pglocks_queue"
-
-        @Flag(help: "Print JSON.")
-        var json = false
-
-        @OptionGroup var database: DatabaseOptions
-
-        /// Runs `body` with a client on the server given by --database-url / DATABASE_URL.
-        func withQueue<T: Sendable>(_ body: @Sendable (JobQueue, PostgresClient, Logger) async throws -> T) async throws -> T {
-            let queue = try JobQueue(schema: schema)
-            let logger = makeLogger("pglock.queue")
-            return try await database.withExplicitClient(maximumConnections: 4, applicationName: "pglock queue", purpose: "the queue lives on your server") { client in
-                try await body(queue, client, logger)
-            }
-        }
-    }
-
-    /// The options and the queue argument of subcommands that act on one queue.
-    struct NamedQueue: ParsableArguments {
-        @OptionGroup var options: Options
-        @Argument(help: "The queue.") var queue: String
-
-        /// Runs `body` with the job queue, this queue's name, a client and a logger.
-        func withQueue<T: Sendable>(_ body: @escaping @Sendable (JobQueue, String, PostgresClient, Logger) async throws -> T) async throws -> T {
-            let name = queue
-            return try await options.withQueue { queue, client, logger in try await body(queue, name, client, logger) }
-        }
-
-        /// Runs `action` on this queue, then prints "queue <name><done>".
-        func change(_ done: String, _ action: @escaping @Sendable (JobQueue, String, PostgresClient, Logger) async throws -> Void) async throws {
-            try await withQueue(action)
-            print("queue \(queue)\(done)")
-        }
-    }
-
     struct Stats: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Jobs per queue and state, the ready backlog and its age.")
         @OptionGroup var options: Options
@@ -99,13 +61,10 @@ struct QueueCommand: AsyncParsableCommand {
 
     struct Retry: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Make a dead or cancelled job available again.")
-        @OptionGroup var options: Options
-        @Argument(help: "The job's id.") var id: Int64
+        @OptionGroup var job: OneJob
 
         func run() async throws {
-            try await changeOneJob(id, options: options, done: "is available again", notChanged: "is not dead or cancelled") { queue, id, client, logger in
-                try await queue.retry(id: id, on: client, logger: logger)
-            }
+            try await job.change(done: "is available again", notChanged: "is not dead or cancelled") { try await $0.retry(id: $1, on: $2, logger: $3) }
         }
     }
 
@@ -113,24 +72,11 @@ struct QueueCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Cancel an available or running job; the worker running it cancels its task at once."
         )
-        @OptionGroup var options: Options
-        @Argument(help: "The job's id.") var id: Int64
+        @OptionGroup var job: OneJob
 
         func run() async throws {
-            try await changeOneJob(id, options: options, done: "cancelled", notChanged: "is not available or running") { queue, id, client, logger in
-                try await queue.cancel(id: id, on: client, logger: logger)
-            }
+            try await job.change(done: "cancelled", notChanged: "is not available or running") { try await $0.cancel(id: $1, on: $2, logger: $3) }
         }
-    }
-
-    /// Runs an admin action on one job and reports it; exits 1 if nothing changed.
-    static func changeOneJob(
-        _ id: Int64, options: Options, done: String, notChanged: String,
-        _ action: @escaping @Sendable (JobQueue, Int64, PostgresClient, Logger) async throws -> Bool
-    ) async throws {
-        let changed = try await options.withQueue { queue, client, logger in try await action(queue, id, client, logger) }
-        print(changed ? "job \(id) \(done)" : "job \(id) \(notChanged): nothing changed")
-        if !changed { throw ExitCode(1) }
     }
 
     struct Purge: AsyncParsableCommand {
