@@ -115,20 +115,15 @@ enum QueueBench {
                 pollInterval: .milliseconds(100), reapInterval: extras.reapInterval, retention: nil, owner: "bench-\(index)"
             ), logger: logger)
         }
-        let group = ServiceGroup(services: workerList, gracefulShutdownSignals: [], cancellationSignals: [], logger: logger)
         // A transaction that keeps one old snapshot for the whole drain: no dead tuple the
         // drain leaves can be removed or hinted dead until it ends.
         let snapshotHolder = extras.holdSnapshot ? try await SnapshotHolder.open(settings: harness.settings, logger: logger) : nil
         let cpuBefore = processCPUMicros()
         let residentBefore = residentBytes()
         let started = ContinuousClock.now
-        let drained: Int = try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await group.run() }
+        let drained = try await withRunningServices(workerList, logger: logger) {
             try await Task.sleep(for: harness.duration)
-            let done = try await client.checkedQuery("SELECT count(*)::int8 FROM \(identifier: queue.allJobsView) WHERE state = 'completed'", logger: logger).rows[0].decode(Int64.self)
-            await group.triggerGracefulShutdown()
-            try await tasks.waitForAll()
-            return Int(done)
+            return try await completedJobs(queue: queue, client: client, logger: logger)
         }
         let elapsed = seconds(ContinuousClock.now - started)
         try await snapshotHolder?.close()
@@ -166,22 +161,34 @@ enum QueueBench {
 
                 """
             _ = try await pgbench.run(script: script, clients: workers, duration: harness.duration, variables: [:])
-            let done = try await client.checkedQuery("SELECT count(*)::int8 FROM \(identifier: queue.allJobsView) WHERE state = 'completed'", logger: logger).rows[0].decode(Int64.self)
-            pgbenchRate = Double(done) / measuredSeconds
+            pgbenchRate = Double(try await completedJobs(queue: queue, client: client, logger: logger)) / measuredSeconds
             progress.done("\(Int(pgbenchRate!)) jobs/s")
         }
 
-        if drainOnly {
-            return Report(
-                enqueueSingle: single, enqueueBatch: batched, enqueueBatchSize: batchSize, enqueueBatchJobsPerSecond: 0,
-                drainJobsPerSecond: drainRate, drainJobs: drained, drainSeconds: elapsed, drainWorkers: workers,
-                drainConcurrency: workerConcurrency, drainClientCPUMicrosPerJob: drainCPU, pickup: single,
-                pgbenchDrainJobsPerSecond: pgbenchRate, ratioToPgbench: pgbenchRate.map { drainRate / max($0, 1) },
-                drainResidentGrowthBytesPerJob: drainGrowth, drainHeldSnapshot: extras.holdSnapshot, drainDeadTuples: deadTuples
-            )
+        // Pickup latency and claims against a history: not measured with --drain-only.
+        var pickup = single
+        var history: (empty: LatencyStats, full: LatencyStats)?
+        if !drainOnly {
+            pickup = try await measurePickup(harness: harness, queue: queue, client: client, progress: progress)
+            if extras.history > 0 {
+                history = try await measureHistory(extras.history, harness: harness, queue: queue, client: client, progress: progress)
+            }
         }
+        return Report(
+            enqueueSingle: single, enqueueBatch: batched, enqueueBatchSize: batchSize,
+            enqueueBatchJobsPerSecond: drainOnly ? 0 : batched.opsPerSecond * Double(batchSize),
+            drainJobsPerSecond: drainRate, drainJobs: drained, drainSeconds: elapsed, drainWorkers: workers,
+            drainConcurrency: workerConcurrency, drainClientCPUMicrosPerJob: drainCPU, pickup: pickup,
+            pgbenchDrainJobsPerSecond: pgbenchRate, ratioToPgbench: pgbenchRate.map { drainRate / max($0, 1) },
+            drainResidentGrowthBytesPerJob: drainGrowth, drainHeldSnapshot: extras.holdSnapshot, drainDeadTuples: deadTuples,
+            bulkSize: bulk == nil ? nil : extras.bulkSize, bulkUnnestJobsPerSecond: bulk?.unnest, bulkCopyJobsPerSecond: bulk?.copy,
+            claimEmptyHistory: history?.empty, claimWithHistory: history?.full, historyJobs: history == nil ? nil : extras.history
+        )
+    }
 
-        // Pickup latency: one idle worker, a job at a time, from the enqueue call to the handler.
+    /// Pickup latency: one idle worker, a job at a time, from the enqueue call to the handler.
+    static func measurePickup(harness: BenchHarness, queue: JobQueue, client: PostgresClient, progress: Progress) async throws -> LatencyStats {
+        let logger = harness.logger
         progress.step("pickup latency: idle worker, 200 jobs one at a time")
         let (picked, pickedContinuation) = AsyncStream<ContinuousClock.Instant>.makeStream()
         var pickupHandlers = JobHandlers()
@@ -190,10 +197,8 @@ enum QueueBench {
             queue: "pickup", concurrency: 4, lease: .seconds(60), pollInterval: .seconds(5), reapInterval: .seconds(30), retention: nil,
             listen: harness.settings
         ), logger: logger)
-        let pickupGroup = ServiceGroup(services: [listener], gracefulShutdownSignals: [], cancellationSignals: [], logger: logger)
-        var histogram = LatencyStats.emptyHistogram()
-        try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await pickupGroup.run() }
+        let histogram = try await withRunningServices([listener], logger: logger) {
+            var histogram = LatencyStats.emptyHistogram()
             var iterator = picked.makeAsyncIterator()
             // The first job also waits for the LISTEN connection: not measured.
             for index in 0...200 {
@@ -204,25 +209,11 @@ enum QueueBench {
                 // Idle again before the next one (notify debounce would otherwise fold them).
                 try await Task.sleep(for: .milliseconds(5))
             }
-            await pickupGroup.triggerGracefulShutdown()
-            try await tasks.waitForAll()
+            return histogram
         }
         let pickup = LatencyStats(histogram: histogram, seconds: 1)
         progress.done("p50 \(pickup.p50Micros) µs, p99 \(pickup.p99Micros) µs")
-        var history: (empty: LatencyStats, full: LatencyStats)?
-        if extras.history > 0 {
-            history = try await measureHistory(extras.history, harness: harness, queue: queue, client: client, progress: progress)
-        }
-        return Report(
-            enqueueSingle: single, enqueueBatch: batched, enqueueBatchSize: batchSize,
-            enqueueBatchJobsPerSecond: batched.opsPerSecond * Double(batchSize),
-            drainJobsPerSecond: drainRate, drainJobs: drained, drainSeconds: elapsed, drainWorkers: workers,
-            drainConcurrency: workerConcurrency, drainClientCPUMicrosPerJob: drainCPU, pickup: pickup,
-            pgbenchDrainJobsPerSecond: pgbenchRate, ratioToPgbench: pgbenchRate.map { drainRate / max($0, 1) },
-            drainResidentGrowthBytesPerJob: drainGrowth, drainHeldSnapshot: extras.holdSnapshot, drainDeadTuples: deadTuples,
-            bulkSize: bulk == nil ? nil : extras.bulkSize, bulkUnnestJobsPerSecond: bulk?.unnest, bulkCopyJobsPerSecond: bulk?.copy,
-            claimEmptyHistory: history?.empty, claimWithHistory: history?.full, historyJobs: history == nil ? nil : extras.history
-        )
+        return pickup
     }
 
     /// Enqueues `size` jobs per call through the unnest statement and through COPY, five
@@ -281,6 +272,12 @@ enum QueueBench {
         let full = try await measureClaims()
         progress.done("\(full.summary); p99 ratio \(String(format: "%.2f", Double(full.p99Micros) / Double(max(empty.p99Micros, 1))))×")
         return (empty, full)
+    }
+
+    /// The jobs completed so far.
+    static func completedJobs(queue: JobQueue, client: PostgresClient, logger: Logger) async throws -> Int {
+        let query: PostgresQuery = "SELECT count(*)::int8 FROM \(identifier: queue.allJobsView) WHERE state = 'completed'"
+        return Int(try await client.checkedQuery(query, logger: logger).rows[0].decode(Int64.self))
     }
 
     /// Dead tuples in the jobs table, once the statistics are flushed.

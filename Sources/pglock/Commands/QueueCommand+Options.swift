@@ -23,6 +23,16 @@ extension QueueCommand {
                 try await body(queue, client, logger)
             }
         }
+
+        /// What `read` finds, for the text form; nil once printed as JSON with `--json`.
+        func show<T: Encodable & Sendable>(_ read: @Sendable (JobQueue, PostgresClient, Logger) async throws -> T) async throws -> T? {
+            let value = try await withQueue(read)
+            if json {
+                try printJSON(value)
+                return nil
+            }
+            return value
+        }
     }
 
     /// The options and the queue argument of subcommands that act on one queue.

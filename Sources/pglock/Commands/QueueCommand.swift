@@ -23,8 +23,7 @@ struct QueueCommand: AsyncParsableCommand {
         @OptionGroup var options: Options
 
         func run() async throws {
-            let stats = try await options.withQueue { queue, client, logger in try await queue.stats(on: client, logger: logger) }
-            if options.json { return try printJSON(stats) }
+            guard let stats = try await options.show({ try await $0.stats(on: $1, logger: $2) }) else { return }
             let states = JobState.allCases.map(\.rawValue)
             print((["queue"] + states + ["ready", "oldest ready"]).joined(separator: "\t"))
             for row in stats.queues {
@@ -47,10 +46,7 @@ struct QueueCommand: AsyncParsableCommand {
 
         func run() async throws {
             let (state, queueName, limit) = (self.state, self.queue, self.limit)
-            let jobs = try await options.withQueue { queue, client, logger in
-                try await queue.list(state: state, queue: queueName, limit: limit, on: client, logger: logger)
-            }
-            if options.json { return try printJSON(jobs) }
+            guard let jobs = try await options.show({ try await $0.list(state: state, queue: queueName, limit: limit, on: $1, logger: $2) }) else { return }
             print(["id", "queue", "kind", "state", "attempt", "run at", "last error"].joined(separator: "\t"))
             for job in jobs {
                 print(["\(job.id)", job.queue, job.kind, job.state, "\(job.attempt)/\(job.maxAttempts)",
@@ -178,8 +174,8 @@ struct QueueCommand: AsyncParsableCommand {
         @OptionGroup var target: NamedQueue
 
         func run() async throws {
-            let control = try await target.withQueue { try await $0.control(of: $1, on: $2, logger: $3) }
-            if target.options.json { return try printJSON(control) }
+            let name = target.queue
+            guard let control = try await target.options.show({ try await $0.control(of: name, on: $1, logger: $2) }) else { return }
             print("queue \(control.queue): \(control.paused ? "paused" : "running"), concurrency \(control.concurrency.map(String.init) ?? "as configured")")
             for limit in control.limits {
                 var parts: [String] = []
@@ -195,8 +191,7 @@ struct QueueCommand: AsyncParsableCommand {
         @OptionGroup var options: Options
 
         func run() async throws {
-            let schedules = try await options.withQueue { queue, client, logger in try await queue.schedules(on: client, logger: logger) }
-            if options.json { return try printJSON(schedules) }
+            guard let schedules = try await options.show({ try await $0.schedules(on: $1, logger: $2) }) else { return }
             guard !schedules.isEmpty else {
                 print("no schedules recorded in schema \(options.schema) (a JobScheduler's leader records them when it starts leading)")
                 return
