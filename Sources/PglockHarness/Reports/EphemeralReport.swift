@@ -1,3 +1,5 @@
+import Foundation
+
 /// What `pglock ephemeral --json` prints: the throwaway server (and pooler) it started.
 package struct EphemeralReport: Codable {
     package var url: String
@@ -14,26 +16,13 @@ package struct EphemeralReport: Codable {
     /// `SELECT 6 * 7` answered through the pooler, with `--pgbouncer`.
     package var pgbouncerAnswer: Int?
 
-    /// Creates a value from its parts.
-    package init(
-        url: String,
-        baseDirectory: String,
-        postmasterPID: Int32? = nil,
-        userID: UInt32,
-        answer: Int,
-        pgbouncerURL: String? = nil,
-        pgbouncerDirectory: String? = nil,
-        pgbouncerPID: Int32? = nil,
-        pgbouncerAnswer: Int? = nil
-    ) {
+    /// The report of a server started by this process's user, without a pooler (its fields
+    /// are set when one is started).
+    package init(url: String, baseDirectory: String, postmasterPID: Int32?, answer: Int) {
         self.url = url
         self.baseDirectory = baseDirectory
         self.postmasterPID = postmasterPID
-        self.userID = userID
+        userID = getuid()
         self.answer = answer
-        self.pgbouncerURL = pgbouncerURL
-        self.pgbouncerDirectory = pgbouncerDirectory
-        self.pgbouncerPID = pgbouncerPID
-        self.pgbouncerAnswer = pgbouncerAnswer
     }
 }

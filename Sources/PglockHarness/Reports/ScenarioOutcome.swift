@@ -18,34 +18,31 @@ package struct ScenarioOutcome: Codable, Sendable {
     /// transactions re-run), counted over the whole scenario; set on its last row.
     package var faults: FaultCounts?
 
-    /// Creates a value from its parts.
-    package init(
-        scenario: String,
-        check: String,
-        passed: Bool? = nil,
-        detail: String,
-        throughput: Double? = nil,
-        unit: String? = nil,
-        skipped: Bool? = nil,
-        faults: FaultCounts? = nil
-    ) {
+    /// A row without throughput, skip or faults (see ``rate(_:per:unit:)``).
+    package init(scenario: String, check: String, passed: Bool?, detail: String) {
         self.scenario = scenario
         self.check = check
         self.passed = passed
         self.detail = detail
-        self.throughput = throughput
-        self.unit = unit
-        self.skipped = skipped
-        self.faults = faults
     }
 
     /// A row for a scenario that was not run, saying why.
     package static func skipped(_ scenario: String, reason: String) -> ScenarioOutcome {
-        ScenarioOutcome(scenario: scenario, check: "-", passed: nil, detail: "skipped: \(reason)", skipped: true)
+        var outcome = ScenarioOutcome(scenario: scenario, check: "-", passed: nil, detail: "skipped: \(reason)")
+        outcome.skipped = true
+        return outcome
     }
 
-    package var resultText: String {
+    /// The same row with its throughput: `count` operations over `elapsed`, in `unit` ("tx/s").
+    package func rate(_ count: some BinaryInteger, per elapsed: Duration, unit: String) -> ScenarioOutcome {
+        var outcome = self
+        outcome.throughput = Double(count) / seconds(elapsed)
+        outcome.unit = unit
+        return outcome
+    }
 
+    /// PASS, FAIL, shown (a row without a verdict) or skipped.
+    package var resultText: String {
         if skipped == true { return "skipped" }
         switch passed {
         case true?: return "PASS"

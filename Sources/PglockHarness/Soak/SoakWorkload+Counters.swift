@@ -8,13 +8,12 @@ extension SoakWorkload {
         let issued = table("issued")
         guard let counters = try? counters(), !counters.isEmpty else { return }
         var turn = worker
-        while !stop.isSet {
+        await repeatOperations(until: stop) {
             let counter = counters[turn % counters.count]
             turn += 1
             let scope = "scope-\(Int.random(in: 0..<configuration.counterScopes))"
             let op = state.newOp()
-            let bodyFinished = SetOnceFlag()
-            do {
+            await attempt(during: "counter \(counter.strategy.rawValue)") { bodyFinished in
                 try await context.client.withCheckedTransaction(logger: context.logger) { tx in
                     let number = try await counter.next(scope: scope, in: tx)
                     try await tx.query("INSERT INTO \(identifier: issued) (strategy, scope, number, op) VALUES (\(counter.strategy.rawValue), \(scope), \(number), \(op))")
@@ -22,10 +21,7 @@ extension SoakWorkload {
                 }
                 state.confirmedCounterOps.withLock { _ = $0.insert(op) }
                 tallies.update { $0.numbers += 1 }
-            } catch {
-                record(error, bodyFinished: bodyFinished.isSet, during: "counter \(counter.strategy.rawValue)")
             }
-            if configuration.pause > .zero { _ = await SetOnceFlag.sleep(randomDuration(.zero, configuration.pause), unless: stop) }
         }
     }
 

@@ -31,7 +31,7 @@ extension SoakWorkload {
         let effects = table("ingest_effects")
         let dedicated = worker % 2 == 1
         var connection: PostgresConnection?
-        while !stop.isSet {
+        await repeatOperations(until: stop) {
             let keys = state.ingestKeys(
                 count: configuration.ingestBatchSize, duplicateShare: configuration.ingestDuplicateShare, window: configuration.ingestBatchSize * 16
             )
@@ -90,7 +90,6 @@ extension SoakWorkload {
                     try? await Task.sleep(for: randomDuration(.milliseconds(5), .milliseconds(50)))
                 }
             }
-            if configuration.pause > .zero { _ = await SetOnceFlag.sleep(randomDuration(.zero, configuration.pause), unless: stop) }
         }
         if let connection { try? await connection.close() }
     }

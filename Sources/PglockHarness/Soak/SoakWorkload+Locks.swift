@@ -6,11 +6,10 @@ extension SoakWorkload {
     /// plus one, log the operation. Two sections that overlapped would lose an update.
     package func runLockWorker(_ worker: Int, context: SoakContext, state: SoakState, stop: SetOnceFlag) async {
         let counters = table("lock_counters"), ops = table("lock_ops")
-        while !stop.isSet {
+        await repeatOperations(until: stop) {
             let key = Int32.random(in: 0..<Int32(configuration.lockKeys))
             let op = state.newOp()
-            let bodyFinished = SetOnceFlag()
-            do {
+            await attempt(during: "lock section") { bodyFinished in
                 try await context.client.withAdvisoryLock(.pair(namespace: namespace, id: key), wait: .timeout(.seconds(30)), logger: context.logger) { tx in
                     let start = state.now
                     let inside = state.inside.withLock { $0[key, default: 0] += 1; return $0[key]! }
@@ -25,24 +24,7 @@ extension SoakWorkload {
                 }
                 state.confirmedLockOps.withLock { _ = $0.insert(op) }
                 tallies.update { $0.lockSections += 1 }
-            } catch {
-                record(error, bodyFinished: bodyFinished.isSet, during: "lock section")
             }
-            if configuration.pause > .zero { _ = await SetOnceFlag.sleep(randomDuration(.zero, configuration.pause), unless: stop) }
-        }
-    }
-
-    /// Counts a failed operation; a fault after the body finished makes the commit ambiguous.
-    package func record(_ error: any Error, bodyFinished: Bool, during what: String) {
-        switch classify(error) {
-        case .fault:
-            tallies.fault(error)
-            tallies.update {
-                $0.retried += 1
-                if bodyFinished { $0.ambiguousCommits += 1 }
-            }
-        case .timeout, .cancelled, .unexpected:
-            tallies.unexpected(error, during: what)
         }
     }
 

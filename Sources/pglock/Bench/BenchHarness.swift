@@ -19,41 +19,79 @@ struct BenchHarness: Sendable {
     func measure(
         _ operation: @escaping @Sendable (_ connection: PostgresConnection, _ worker: Int, _ random: inout SystemRandomNumberGenerator) async throws -> Void
     ) async throws -> (stats: LatencyStats, cpuMicrosPerOperation: Double) {
-        let cpuBefore = processCPUMicros()
-        let warmup = self.warmup, duration = self.duration, executor = self.executor
-        let window = SoakBox<ResidentWindow?>(nil)
-        let histogram = try await BenchCommand.withDedicatedConnections(settings: settings, count: concurrency, logger: logger) { connections in
-            let clock = ContinuousClock()
-            let measureFrom = clock.now + warmup
-            let end = measureFrom + duration
-            window.withLock { $0 = ResidentWindow(startingAt: measureFrom) }
-            return try await withThrowingTaskGroup(of: Histogram<UInt64>.self) { group in
-                for (worker, connection) in connections.enumerated() {
+        try await measureLoops(residentGrowth: true) { connection, worker, span in
+            var random = SystemRandomNumberGenerator()
+            return try await span.loop { _ in try await operation(connection, worker, &random) }
+        }
+    }
+
+    /// Like ``measure(_:)``, with each worker running its own loop over the span and returning
+    /// its latencies; with `residentGrowth`, the resident size's growth per operation too.
+    func measureLoops(
+        residentGrowth: Bool,
+        _ loop: @escaping @Sendable (_ connection: PostgresConnection, _ worker: Int, _ span: BenchSpan) async throws -> Histogram<UInt64>
+    ) async throws -> (stats: LatencyStats, cpuMicrosPerOperation: Double) {
+        try await measuring {
+            let (histograms, span) = try await onWorkers(residentGrowth: residentGrowth, loop)
+            return (Histogram.sum(histograms), span)
+        }
+    }
+
+    /// Like ``measure(_:)`` through a pool: `concurrency` tasks (no dedicated connections, on
+    /// the global executor) run `operation` in a loop.
+    func measurePooled(
+        _ operation: @escaping @Sendable (_ random: inout SystemRandomNumberGenerator) async throws -> Void
+    ) async throws -> (stats: LatencyStats, cpuMicrosPerOperation: Double) {
+        try await measuring {
+            let span = BenchSpan(warmup: warmup, duration: duration, residentGrowth: true)
+            let histograms = try await withThrowingTaskGroup(of: Histogram<UInt64>.self) { group in
+                for _ in 0..<concurrency {
                     group.addTask {
-                        let loop = { () async throws -> Histogram<UInt64> in
-                            var histogram = LatencyStats.emptyHistogram()
-                            var random = SystemRandomNumberGenerator()
-                            while true {
-                                let began = clock.now
-                                if began >= end { break }
-                                try await operation(connection, worker, &random)
-                                if began >= measureFrom { histogram.recordMicros(since: began, clock: clock) }
-                            }
-                            return histogram
-                        }
+                        var random = SystemRandomNumberGenerator()
+                        return try await span.loop { _ in try await operation(&random) }
+                    }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            return (Histogram.sum(histograms), span)
+        }
+    }
+
+    /// Runs `worker` once per worker, each with a dedicated connection (and on that
+    /// connection's event loop with `--executor event-loop`), over one span started once every
+    /// connection is open; returns their results.
+    func onWorkers<Result: Sendable>(
+        residentGrowth: Bool = false,
+        _ worker: @escaping @Sendable (_ connection: PostgresConnection, _ index: Int, _ span: BenchSpan) async throws -> Result
+    ) async throws -> (results: [Result], span: BenchSpan) {
+        let (warmup, duration, executor) = (self.warmup, self.duration, self.executor)
+        return try await BenchCommand.withDedicatedConnections(settings: settings, count: concurrency, logger: logger) { connections in
+            let span = BenchSpan(warmup: warmup, duration: duration, residentGrowth: residentGrowth)
+            let results = try await withThrowingTaskGroup(of: Result.self) { group in
+                for (index, connection) in connections.enumerated() {
+                    group.addTask {
                         switch executor {
-                        case .global: return try await loop()
-                        case .eventLoop: return try await withTaskExecutorPreference(EventLoopTaskExecutor(connection.eventLoop)) { try await loop() }
+                        case .global: return try await worker(connection, index, span)
+                        case .eventLoop:
+                            return try await withTaskExecutorPreference(EventLoopTaskExecutor(connection.eventLoop)) { try await worker(connection, index, span) }
                         }
                     }
                 }
-                var total = LatencyStats.emptyHistogram()
-                for try await partial in group { total.add(partial) }
-                return total
+                return try await group.reduce(into: []) { $0.append($1) }
             }
+            return (results, span)
         }
+    }
+
+    /// The stats of the histogram `run` returns (with the resident growth over its span, if
+    /// sampled), and the client CPU per operation.
+    private func measuring(
+        _ run: () async throws -> (Histogram<UInt64>, BenchSpan)
+    ) async throws -> (stats: LatencyStats, cpuMicrosPerOperation: Double) {
+        let cpuBefore = processCPUMicros()
+        let (histogram, span) = try await run()
         var stats = LatencyStats(histogram: histogram, seconds: seconds(duration))
-        if let window = window.withLock({ $0 }) { stats = await stats.with(residentGrowth: window) }
+        if let window = span.residentWindow { stats = await stats.with(residentGrowth: window) }
         let wholeRun = Double(stats.operations) * (seconds(warmup) + seconds(duration)) / max(seconds(duration), 0.001)
         return (stats, Double(processCPUMicros() - cpuBefore) / max(wholeRun, 1))
     }

@@ -8,16 +8,12 @@ import Synchronization
 /// `pglock bench counter`: each gapless-counter strategy, ours against pgbench running the
 /// same statements.
 enum CounterBench {
-    struct Row: Codable {
+    /// The strategy a row measures.
+    struct Strategy: Encodable, Sendable {
         var strategy: String
-        var ours: LatencyStats
-        var oursCPUMicrosPerOperation: Double
-        var driverCeiling: LatencyStats?
-        var driverCeilingCPUMicrosPerOperation: Double?
-        var ratioToDriverCeiling: Double?
-        var pgbench: LatencyStats?
-        var ratio: Double?
     }
+
+    typealias Row = BenchReport<Strategy>
 
     /// Per-worker prepared statements of the driver-ceiling side.
     final class PreparedPerWorker: Sendable {
@@ -44,22 +40,16 @@ enum CounterBench {
         return "\\set s random(1, :scopes)\nBEGIN;\n" + statements.map { $0 + ";\n" }.joined() + "COMMIT;\n"
     }
 
-    static func run(
-        strategies: [GaplessCounter.Strategy],
-        scopes: Int,
-        harness: BenchHarness,
-        client: PostgresClient,
-        pgbench: PgbenchRunner?,
-        driverCeiling: Bool,
-        progress: Progress
-    ) async throws -> [Row] {
+    static func run(strategies: [GaplessCounter.Strategy], scopes: Int, setup: BenchSetup, driverCeiling: Bool) async throws -> [Row] {
+        let (harness, client, progress, logger) = (setup.harness, setup.client, setup.progress, setup.harness.logger)
+        let pgbench = setup.pgbench()
         var rows: [Row] = []
         for strategy in strategies {
             let counter = try GaplessCounter(table: "bench_counter_\(strategy.rawValue.replacingOccurrences(of: "-", with: "_"))", strategy: strategy)
-            try await counter.migrate(on: client, logger: harness.logger)
-            _ = try await client.withConnection { try await $0.query("TRUNCATE \(identifier: counter.table)", logger: harness.logger) }
+            try await counter.migrate(on: client, logger: logger)
+            let truncate = { _ = try await client.withConnection { try await $0.query("TRUNCATE \(identifier: counter.table)", logger: logger) } }
+            try await truncate()
             progress.step("ours: \(strategy.rawValue), \(harness.concurrency) workers over \(scopes) scopes, BEGIN; next number; COMMIT")
-            let logger = harness.logger
             let (ours, cpu) = try await harness.measure { connection, _, random in
                 let scope = "scope-\(Int.random(in: 1...scopes, using: &random))"
                 try await connection.withCheckedTransaction(logger: logger) { tx in
@@ -67,9 +57,9 @@ enum CounterBench {
                 }
             }
             progress.done(ours.summary)
-            var row = Row(strategy: strategy.rawValue, ours: ours, oursCPUMicrosPerOperation: cpu)
+            var comparison = BenchComparison(ours: ours, oursCPUMicrosPerOperation: cpu)
             if driverCeiling && strategy == .counterRow {
-                _ = try await client.withConnection { try await $0.query("TRUNCATE \(identifier: counter.table)", logger: harness.logger) }
+                try await truncate()
                 progress.step("driver ceiling: plain PostgresNIO, the same three statements prepared, one await per transaction")
                 let sql = counterRowSQL(counter)
                 let prepared = PreparedPerWorker()
@@ -81,22 +71,16 @@ enum CounterBench {
                     _ = try await statements[0].execute().flatMap { _ in statements[1].execute([scope]) }.flatMap { _ in statements[2].execute() }.get()
                 }
                 progress.done(ceiling.summary)
-                row.driverCeiling = ceiling
-                row.driverCeilingCPUMicrosPerOperation = ceilingCPU
-                row.ratioToDriverCeiling = ours.opsPerSecond / max(ceiling.opsPerSecond, 1)
+                comparison.driverCeiling = ceiling
+                comparison.driverCeilingCPUMicrosPerOperation = ceilingCPU
             }
             if let pgbench {
-                _ = try await client.withConnection { try await $0.query("TRUNCATE \(identifier: counter.table)", logger: harness.logger) }
-                progress.step("pgbench: the same statements")
-                let stats = try await pgbench.run(
-                    script: pgbenchScript(counter), clients: harness.concurrency, threads: min(harness.concurrency, 2),
-                    duration: max(1, Int(harness.duration.components.seconds)), variables: ["scopes": "\(scopes)"]
+                try await truncate()
+                comparison.pgbench = try await pgbench.measure(
+                    "pgbench: the same statements", script: pgbenchScript(counter), harness: harness, variables: ["scopes": "\(scopes)"], progress: progress
                 )
-                progress.done(stats.summary)
-                row.pgbench = stats
-                row.ratio = ours.opsPerSecond / max(stats.opsPerSecond, 1)
             }
-            rows.append(row)
+            rows.append(Row(head: Strategy(strategy: strategy.rawValue), comparison: comparison))
         }
         return rows
     }

@@ -50,16 +50,11 @@ struct IngestBench {
         var targetMet: Bool
     }
 
-    var producers: Int
     var batchSize: BatchSize
     var duplicateShare = 0.2
     /// Duplicates are drawn from the most recent keys issued by any producer, so some of them
     /// are still in flight in another producer's open transaction.
     var recentWindow: Int64 = 10_000
-    var warmup: Duration
-    var duration: Duration
-    var executor: BenchCommand.ExecutorChoice
-    var noPgbench: Bool
 
     static let table = "pglock_bench_ingest"
     static let pgbenchTable = "pglock_bench_ingest_pgbench"
@@ -81,7 +76,10 @@ struct IngestBench {
         }
     }
 
-    func run(client: PostgresClient, settings: ConnectionSettings, progress: Progress, logger: Logger) async throws -> Report {
+    /// Runs the bench: one producer per worker of the setup's harness, each on its dedicated connection.
+    func run(setup: BenchSetup) async throws -> Report {
+        let (client, harness, progress, logger) = (setup.client, setup.harness, setup.progress, setup.harness.logger)
+        let (producers, warmup, duration) = (harness.concurrency, harness.warmup, harness.duration)
         let load = (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").prefix(3).joined(separator: " ") ?? "?"
         let ingestion = try ExactlyOnceIngestion<UUID>(table: QualifiedName(Self.table))
         try await client.withCheckedTransaction(logger: logger) { tx in
@@ -91,7 +89,7 @@ struct IngestBench {
 
         progress.step("ours: \(producers) producers, batches of \(batchSize) UUID-keyed events, \(Int(duplicateShare * 100))% duplicates (of the last \(recentWindow) keys of any producer), ExactlyOnceIngestion on a dedicated connection each, \(format(warmup)) warm-up + \(format(duration))")
         let cpuBefore = processCPUMicros()
-        let totals = try await runProducers(ingestion: ingestion, settings: settings, logger: logger)
+        let totals = try await runProducers(ingestion: ingestion, harness: harness)
         let cpu = Double(processCPUMicros() - cpuBefore)
         let measuredSeconds = seconds(duration)
         let ours = LatencyStats(histogram: totals.histogram, seconds: measuredSeconds)
@@ -104,28 +102,21 @@ struct IngestBench {
 
         var pgbench: LatencyStats?
         var pgbenchEvents: Double?
-        if !noPgbench {
-            if let executable = PgbenchRunner.locate() {
-                progress.step("pgbench: the same transaction (BEGIN; INSERT … SELECT sorted keys … ON CONFLICT DO NOTHING RETURNING key, aggregated; COMMIT), keys made on the server, \(producers) clients")
-                try await client.withCheckedTransaction(logger: logger) { tx in
-                    try await tx.query("DROP TABLE IF EXISTS \(unescaped: Self.pgbenchTable)")
-                    try await tx.query("DROP SEQUENCE IF EXISTS \(unescaped: Self.pgbenchSequence)")
-                    try await tx.query("CREATE TABLE \(unescaped: Self.pgbenchTable) (key uuid PRIMARY KEY, ingested_at timestamptz NOT NULL DEFAULT now())")
-                    try await tx.query("CREATE SEQUENCE \(unescaped: Self.pgbenchSequence)")
-                }
-                let stats = try await PgbenchRunner(executable: executable, settings: settings).run(
-                    script: pgbenchScript(), clients: producers, threads: min(producers, 2),
-                    duration: max(1, Int(duration.components.seconds)), variables: [:]
-                )
-                pgbench = stats
-                pgbenchEvents = stats.opsPerSecond * batchSize.mean
-                progress.done("\(Int(pgbenchEvents!.rounded())) events/s (batches/s × mean batch \(batchSize.mean)); per batch \(stats.summary)")
-            } else {
-                progress.done("pgbench not found (apt-get install postgresql-contrib): skipped")
+        if let runner = setup.pgbench() {
+            progress.step("pgbench: the same transaction (BEGIN; INSERT … SELECT sorted keys … ON CONFLICT DO NOTHING RETURNING key, aggregated; COMMIT), keys made on the server, \(producers) clients")
+            try await client.withCheckedTransaction(logger: logger) { tx in
+                try await tx.query("DROP TABLE IF EXISTS \(unescaped: Self.pgbenchTable)")
+                try await tx.query("DROP SEQUENCE IF EXISTS \(unescaped: Self.pgbenchSequence)")
+                try await tx.query("CREATE TABLE \(unescaped: Self.pgbenchTable) (key uuid PRIMARY KEY, ingested_at timestamptz NOT NULL DEFAULT now())")
+                try await tx.query("CREATE SEQUENCE \(unescaped: Self.pgbenchSequence)")
             }
+            let stats = try await runner.run(script: pgbenchScript(), clients: producers, duration: duration, variables: [:])
+            pgbench = stats
+            pgbenchEvents = stats.opsPerSecond * batchSize.mean
+            progress.done("\(Int(pgbenchEvents!.rounded())) events/s (batches/s × mean batch \(batchSize.mean)); per batch \(stats.summary)")
         }
         return Report(
-            producers: producers, batchSize: batchSize.description, duplicateShare: duplicateShare, executor: executor.rawValue,
+            producers: producers, batchSize: batchSize.description, duplicateShare: duplicateShare, executor: harness.executor.rawValue,
             loadAverageBefore: load, ours: ours, oursEventsPerSecond: eventsPerSecond,
             oursNewShare: totals.measuredEvents > 0 ? Double(totals.measuredNew) / Double(totals.measuredEvents) : 0,
             oursCPUMicrosPerEvent: cpu / Double(max(totals.allEvents, 1)),
@@ -158,66 +149,48 @@ struct IngestBench {
         var handledEvents: Int64 = 0
     }
 
-    private func runProducers(ingestion: ExactlyOnceIngestion<UUID>, settings: ConnectionSettings, logger: Logger) async throws -> Totals {
+    private func runProducers(ingestion: ExactlyOnceIngestion<UUID>, harness: BenchHarness) async throws -> Totals {
         let issued = KeyCounter()
         let batchSize = self.batchSize, duplicateShare = self.duplicateShare, recentWindow = self.recentWindow
-        let executor = self.executor
-        let clock = ContinuousClock()
-        let measureFrom = clock.now + warmup
-        let end = measureFrom + duration
-        return try await BenchCommand.withDedicatedConnections(settings: settings, count: producers, logger: logger) { connections in
-            try await withThrowingTaskGroup(of: Totals.self) { group in
-                for connection in connections {
-                    group.addTask {
-                        let work = { () async throws -> Totals in
-                            var totals = Totals()
-                            // A fast generator: SystemRandomNumberGenerator costs a getrandom call per number.
-                            var generator = BenchRandom(seed: UInt64.random(in: 0...UInt64.max))
-                            var keys: [UUID] = []
-                            while true {
-                                let began = clock.now
-                                if began >= end { break }
-                                let count = Int.random(in: batchSize.lower...batchSize.upper, using: &generator)
-                                keys.removeAll(keepingCapacity: true)
-                                for _ in 0..<count {
-                                    let last = issued.value.load(ordering: .relaxed)
-                                    if last > 0 && Double.random(in: 0..<1, using: &generator) < duplicateShare {
-                                        keys.append(Self.key(Int64.random(in: max(1, last - recentWindow)...last, using: &generator)))
-                                    } else {
-                                        keys.append(Self.key(issued.value.add(1, ordering: .relaxed).newValue))
-                                    }
-                                }
-                                var handled = 0
-                                let report = try await ingestion.ingest(keys: keys, on: connection, logger: logger) { _, new in
-                                    handled += new.count
-                                }
-                                totals.allEvents += Int64(count)
-                                totals.handledEvents += Int64(handled)
-                                if began >= measureFrom {
-                                    totals.histogram.recordMicros(since: began, clock: clock)
-                                    totals.measuredEvents += Int64(count)
-                                    totals.measuredNew += Int64(report.newEventCount)
-                                }
-                            }
-                            return totals
-                        }
-                        switch executor {
-                        case .global: return try await work()
-                        case .eventLoop: return try await withTaskExecutorPreference(EventLoopTaskExecutor(connection.eventLoop)) { try await work() }
-                        }
+        let logger = harness.logger
+        let (results, _) = try await harness.onWorkers { connection, _, span in
+            var totals = Totals()
+            // A fast generator: SystemRandomNumberGenerator costs a getrandom call per number.
+            var generator = BenchRandom(seed: UInt64.random(in: 0...UInt64.max))
+            var keys: [UUID] = []
+            totals.histogram = try await span.loop { measured in
+                let count = Int.random(in: batchSize.lower...batchSize.upper, using: &generator)
+                keys.removeAll(keepingCapacity: true)
+                for _ in 0..<count {
+                    let last = issued.value.load(ordering: .relaxed)
+                    if last > 0 && Double.random(in: 0..<1, using: &generator) < duplicateShare {
+                        keys.append(Self.key(Int64.random(in: max(1, last - recentWindow)...last, using: &generator)))
+                    } else {
+                        keys.append(Self.key(issued.value.add(1, ordering: .relaxed).newValue))
                     }
                 }
-                var total = Totals()
-                for try await partial in group {
-                    total.histogram.add(partial.histogram)
-                    total.measuredEvents += partial.measuredEvents
-                    total.measuredNew += partial.measuredNew
-                    total.allEvents += partial.allEvents
-                    total.handledEvents += partial.handledEvents
+                var handled = 0
+                let report = try await ingestion.ingest(keys: keys, on: connection, logger: logger) { _, new in
+                    handled += new.count
                 }
-                return total
+                totals.allEvents += Int64(count)
+                totals.handledEvents += Int64(handled)
+                if measured {
+                    totals.measuredEvents += Int64(count)
+                    totals.measuredNew += Int64(report.newEventCount)
+                }
             }
+            return totals
         }
+        var total = Totals()
+        for partial in results {
+            total.histogram.add(partial.histogram)
+            total.measuredEvents += partial.measuredEvents
+            total.measuredNew += partial.measuredNew
+            total.allEvents += partial.allEvents
+            total.handledEvents += partial.handledEvents
+        }
+        return total
     }
 }
 
@@ -242,39 +215,19 @@ final class KeyCounter: Sendable {
 extension BenchCommand {
     /// `pglock bench ingest`.
     func runIngestBench() async throws {
-        let measured = try parseDuration(duration)
-        let warmupDuration = try parseDuration(warmup)
-        let size = try IngestBench.BatchSize(parsing: batchSize)
-        let logger = makeLogger("pglock.bench")
-        let progress = Progress(quiet: json)
-        let bench = IngestBench(
-            producers: concurrency, batchSize: size, warmup: warmupDuration, duration: measured,
-            executor: executor, noPgbench: noPgbench
-        )
-        let report = try await database.withClient(maximumConnections: concurrency + 2, progress: progress, logger: logger) { client, target in
-            progress.done("using \(target.description)")
-            let settings: ConnectionSettings
-            switch target {
-            case .existing(let existing): settings = existing
-            case .ephemeral(let server): settings = try ConnectionSettings(url: server.url())
+        let bench = IngestBench(batchSize: try IngestBench.BatchSize(parsing: batchSize))
+        let report = try await withSetup { setup in try await bench.run(setup: setup) }
+        try show(report) { report in
+            func events(_ value: Double) -> String { "\(Int(value.rounded())) events/s" }
+            print("scenario ingest: \(report.producers) producers, batches of \(report.batchSize) events, \(Int(report.duplicateShare * 100))% duplicates, executor \(report.executor), load average before \(report.loadAverageBefore)")
+            print("  ours:    \(events(report.oursEventsPerSecond)) (\(Int((report.oursNewShare * 100).rounded()))% new); per batch p50 \(report.ours.p50Micros) µs, p90 \(report.ours.p90Micros) µs, p99 \(report.ours.p99Micros) µs, p99.9 \(report.ours.p999Micros) µs; \(Int(report.ours.opsPerSecond.rounded())) batches/s; client CPU \(String(format: "%.2f", report.oursCPUMicrosPerEvent)) µs/event")
+            print("  exactly once: \(report.storedRows) rows stored, handler received \(report.handledEvents) new events: \(report.exactlyOnceHolds ? "equal" : "DIFFERENT")")
+            if let pgbench = report.pgbench, let pgbenchEvents = report.pgbenchEventsPerSecond {
+                print("  pgbench: \(events(pgbenchEvents)); per batch p50 \(pgbench.p50Micros) µs, p90 \(pgbench.p90Micros) µs, p99 \(pgbench.p99Micros) µs, p99.9 \(pgbench.p999Micros) µs; \(Int(pgbench.opsPerSecond.rounded())) batches/s")
             }
-            return try await bench.run(client: client, settings: settings, progress: progress, logger: logger)
+            if let ratio = report.ratio { print("  ratio ours/pgbench: \(String(format: "%.2f", ratio))×") }
+            print("  target (≥ 100000 events/s, p99 batch < 10 ms): \(report.targetMet ? "met" : "not met")")
+            if !report.exactlyOnceHolds { throw ExitCode(1) }
         }
-        if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
-            return
-        }
-        func events(_ value: Double) -> String { "\(Int(value.rounded())) events/s" }
-        print("scenario ingest: \(report.producers) producers, batches of \(report.batchSize) events, \(Int(report.duplicateShare * 100))% duplicates, executor \(report.executor), load average before \(report.loadAverageBefore)")
-        print("  ours:    \(events(report.oursEventsPerSecond)) (\(Int((report.oursNewShare * 100).rounded()))% new); per batch p50 \(report.ours.p50Micros) µs, p90 \(report.ours.p90Micros) µs, p99 \(report.ours.p99Micros) µs, p99.9 \(report.ours.p999Micros) µs; \(Int(report.ours.opsPerSecond.rounded())) batches/s; client CPU \(String(format: "%.2f", report.oursCPUMicrosPerEvent)) µs/event")
-        print("  exactly once: \(report.storedRows) rows stored, handler received \(report.handledEvents) new events: \(report.exactlyOnceHolds ? "equal" : "DIFFERENT")")
-        if let pgbench = report.pgbench, let pgbenchEvents = report.pgbenchEventsPerSecond {
-            print("  pgbench: \(events(pgbenchEvents)); per batch p50 \(pgbench.p50Micros) µs, p90 \(pgbench.p90Micros) µs, p99 \(pgbench.p99Micros) µs, p99.9 \(pgbench.p999Micros) µs; \(Int(pgbench.opsPerSecond.rounded())) batches/s")
-        }
-        if let ratio = report.ratio { print("  ratio ours/pgbench: \(String(format: "%.2f", ratio))×") }
-        print("  target (≥ 100000 events/s, p99 batch < 10 ms): \(report.targetMet ? "met" : "not met")")
-        if !report.exactlyOnceHolds { throw ExitCode(1) }
     }
 }

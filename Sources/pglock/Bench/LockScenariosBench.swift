@@ -7,17 +7,7 @@ import PostgresNIO
 /// `pglock bench lock-session` and `pglock bench many-keys`: ours on dedicated connections
 /// (or the pool, for session locks, as the API works) against pgbench running the same SQL.
 enum LockScenariosBench {
-    struct Report: Codable {
-        var scenario: String
-        var concurrency: Int
-        var ours: LatencyStats
-        var oursCPUMicrosPerOperation: Double
-        var pgbench: LatencyStats?
-        var ratio: Double?
-        var peakMemoryMegabytes: Double
-        /// The pool of `ours`, when it goes through one (lock-session).
-        var pool: String?
-    }
+    typealias Report = BenchReport<LockBenchRun>
 
     /// Session lock and unlock of a random key per operation, through `withSessionAdvisoryLock`
     /// (a pool lease, lock, empty body, unlock, release).
@@ -53,18 +43,13 @@ enum LockScenariosBench {
         _ scenario: String, ours: LatencyStats, cpu: Double, script: String, variables: [String: String],
         harness: BenchHarness, pgbench: PgbenchRunner?, progress: Progress
     ) async throws -> Report {
-        var report = Report(scenario: scenario, concurrency: harness.concurrency, ours: ours, oursCPUMicrosPerOperation: cpu, peakMemoryMegabytes: peakMemoryMegabytes())
-        if let pgbench {
-            progress.step("pgbench: the same SQL, \(harness.concurrency) clients, prepared statements")
-            let stats = try await pgbench.run(
-                script: script, clients: harness.concurrency, threads: min(harness.concurrency, 2),
-                duration: max(1, Int(harness.duration.components.seconds)), variables: variables
-            )
-            progress.done(stats.summary)
-            report.pgbench = stats
-            report.ratio = ours.opsPerSecond / max(stats.opsPerSecond, 1)
-        }
-        return report
+        let run = LockBenchRun(scenario: scenario, concurrency: harness.concurrency, peakMemoryMegabytes: peakMemoryMegabytes())
+        var comparison = BenchComparison(ours: ours, oursCPUMicrosPerOperation: cpu)
+        comparison.pgbench = try await pgbench?.measure(
+            "pgbench: the same SQL, \(harness.concurrency) clients, prepared statements",
+            script: script, harness: harness, variables: variables, progress: progress
+        )
+        return Report(head: run, comparison: comparison)
     }
 }
 

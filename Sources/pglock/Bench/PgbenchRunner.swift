@@ -3,11 +3,11 @@ import Foundation
 import Histogram
 import PostgresLocks
 import Subprocess
+import PglockHarness
 #if canImport(System)
 import System
 #else
 import SystemPackage
-import PglockHarness
 #endif
 
 /// Runs the same SQL with `pgbench` (C, libpq, prepared statements): the physical limit on this machine.
@@ -23,8 +23,19 @@ struct PgbenchRunner {
         return nil
     }
 
-    /// Runs `script` with `clients` connections for `duration`; latencies from pgbench's per-transaction log.
-    func run(script: String, clients: Int, threads: Int, duration: Int, variables: [String: String]) async throws -> LatencyStats {
+    /// Runs `script` as ``run(script:clients:duration:variables:)`` does with the harness's
+    /// concurrency and duration, saying `step` and then the result on `progress`.
+    func measure(_ step: String, script: String, harness: BenchHarness, variables: [String: String], progress: Progress) async throws -> LatencyStats {
+        progress.step(step)
+        let stats = try await run(script: script, clients: harness.concurrency, duration: harness.duration, variables: variables)
+        progress.done(stats.summary)
+        return stats
+    }
+
+    /// Runs `script` with `clients` connections (on at most two threads) for `duration` in whole
+    /// seconds, at least one; latencies from pgbench's per-transaction log.
+    func run(script: String, clients: Int, duration: Duration, variables: [String: String]) async throws -> LatencyStats {
+        let (threads, duration) = (min(clients, 2), max(1, Int(duration.components.seconds)))
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("pglock-bench-\(UInt32.random(in: 0...UInt32.max))")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }

@@ -102,8 +102,8 @@ enum QueueBench {
         }
 
         // Drain: preload enough no-op jobs for the measured time, then let workers burn them down.
-        let seconds = BenchCommand.secondsOf(harness.duration)
-        let preload = max(10_000, Int(60_000 * seconds))
+        let measuredSeconds = seconds(harness.duration)
+        let preload = max(10_000, Int(60_000 * measuredSeconds))
         progress.step("drain: preloading \(preload) no-op jobs")
         try await self.preload(preload, queue: queue, client: client, logger: logger)
         progress.step("drain: \(workers) workers × \(workerConcurrency) concurrent no-op jobs for \(format(harness.duration))")
@@ -115,27 +115,22 @@ enum QueueBench {
                 pollInterval: .milliseconds(100), reapInterval: extras.reapInterval, retention: nil, owner: "bench-\(index)"
             ), logger: logger)
         }
-        let group = ServiceGroup(services: workerList, gracefulShutdownSignals: [], cancellationSignals: [], logger: logger)
         // A transaction that keeps one old snapshot for the whole drain: no dead tuple the
         // drain leaves can be removed or hinted dead until it ends.
         let snapshotHolder = extras.holdSnapshot ? try await SnapshotHolder.open(settings: harness.settings, logger: logger) : nil
         let cpuBefore = processCPUMicros()
         let residentBefore = residentBytes()
         let started = ContinuousClock.now
-        let drained: Int = try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await group.run() }
+        let drained = try await withRunningServices(workerList, logger: logger) {
             try await Task.sleep(for: harness.duration)
-            let done = try await client.checkedQuery("SELECT count(*)::int8 FROM \(identifier: queue.allJobsView) WHERE state = 'completed'", logger: logger).rows[0].decode(Int64.self)
-            await group.triggerGracefulShutdown()
-            try await tasks.waitForAll()
-            return Int(done)
+            return try await completedJobs(queue: queue, client: client, logger: logger)
         }
-        let elapsed = BenchCommand.secondsOf(ContinuousClock.now - started)
+        let elapsed = seconds(ContinuousClock.now - started)
         try await snapshotHolder?.close()
         let deadTuples = try await deadTuples(queue: queue, client: client, logger: logger)
         let drainCPU = Double(processCPUMicros() - cpuBefore) / Double(max(drained, 1))
         let drainGrowth = residentBefore.flatMap { before in residentBytes().map { Double($0 - before) / Double(max(drained, 1)) } }
-        let drainRate = Double(drained) / seconds
+        let drainRate = Double(drained) / measuredSeconds
         progress.done("\(Int(drainRate)) jobs/s (\(drained) completed in \(format(harness.duration)), left \(preload - drained); \(String(format: "%.1f", drainCPU)) µs client CPU/job; memory growth \(bytesPerOperation(drainGrowth))/job; \(deadTuples.map(String.init) ?? "?") dead tuples\(extras.holdSnapshot ? ", snapshot held" : ""))")
 
         // The same claim and completion statements run by pgbench (no handlers, no leases kept):
@@ -165,23 +160,35 @@ enum QueueBench {
                 \(complete);
 
                 """
-            _ = try await pgbench.run(script: script, clients: workers, threads: min(workers, 2), duration: max(1, Int(seconds)), variables: [:])
-            let done = try await client.checkedQuery("SELECT count(*)::int8 FROM \(identifier: queue.allJobsView) WHERE state = 'completed'", logger: logger).rows[0].decode(Int64.self)
-            pgbenchRate = Double(done) / seconds
+            _ = try await pgbench.run(script: script, clients: workers, duration: harness.duration, variables: [:])
+            pgbenchRate = Double(try await completedJobs(queue: queue, client: client, logger: logger)) / measuredSeconds
             progress.done("\(Int(pgbenchRate!)) jobs/s")
         }
 
-        if drainOnly {
-            return Report(
-                enqueueSingle: single, enqueueBatch: batched, enqueueBatchSize: batchSize, enqueueBatchJobsPerSecond: 0,
-                drainJobsPerSecond: drainRate, drainJobs: drained, drainSeconds: elapsed, drainWorkers: workers,
-                drainConcurrency: workerConcurrency, drainClientCPUMicrosPerJob: drainCPU, pickup: single,
-                pgbenchDrainJobsPerSecond: pgbenchRate, ratioToPgbench: pgbenchRate.map { drainRate / max($0, 1) },
-                drainResidentGrowthBytesPerJob: drainGrowth, drainHeldSnapshot: extras.holdSnapshot, drainDeadTuples: deadTuples
-            )
+        // Pickup latency and claims against a history: not measured with --drain-only.
+        var pickup = single
+        var history: (empty: LatencyStats, full: LatencyStats)?
+        if !drainOnly {
+            pickup = try await measurePickup(harness: harness, queue: queue, client: client, progress: progress)
+            if extras.history > 0 {
+                history = try await measureHistory(extras.history, harness: harness, queue: queue, client: client, progress: progress)
+            }
         }
+        return Report(
+            enqueueSingle: single, enqueueBatch: batched, enqueueBatchSize: batchSize,
+            enqueueBatchJobsPerSecond: drainOnly ? 0 : batched.opsPerSecond * Double(batchSize),
+            drainJobsPerSecond: drainRate, drainJobs: drained, drainSeconds: elapsed, drainWorkers: workers,
+            drainConcurrency: workerConcurrency, drainClientCPUMicrosPerJob: drainCPU, pickup: pickup,
+            pgbenchDrainJobsPerSecond: pgbenchRate, ratioToPgbench: pgbenchRate.map { drainRate / max($0, 1) },
+            drainResidentGrowthBytesPerJob: drainGrowth, drainHeldSnapshot: extras.holdSnapshot, drainDeadTuples: deadTuples,
+            bulkSize: bulk == nil ? nil : extras.bulkSize, bulkUnnestJobsPerSecond: bulk?.unnest, bulkCopyJobsPerSecond: bulk?.copy,
+            claimEmptyHistory: history?.empty, claimWithHistory: history?.full, historyJobs: history == nil ? nil : extras.history
+        )
+    }
 
-        // Pickup latency: one idle worker, a job at a time, from the enqueue call to the handler.
+    /// Pickup latency: one idle worker, a job at a time, from the enqueue call to the handler.
+    static func measurePickup(harness: BenchHarness, queue: JobQueue, client: PostgresClient, progress: Progress) async throws -> LatencyStats {
+        let logger = harness.logger
         progress.step("pickup latency: idle worker, 200 jobs one at a time")
         let (picked, pickedContinuation) = AsyncStream<ContinuousClock.Instant>.makeStream()
         var pickupHandlers = JobHandlers()
@@ -190,10 +197,8 @@ enum QueueBench {
             queue: "pickup", concurrency: 4, lease: .seconds(60), pollInterval: .seconds(5), reapInterval: .seconds(30), retention: nil,
             listen: harness.settings
         ), logger: logger)
-        let pickupGroup = ServiceGroup(services: [listener], gracefulShutdownSignals: [], cancellationSignals: [], logger: logger)
-        var histogram = LatencyStats.emptyHistogram()
-        try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await pickupGroup.run() }
+        let histogram = try await withRunningServices([listener], logger: logger) {
+            var histogram = LatencyStats.emptyHistogram()
             var iterator = picked.makeAsyncIterator()
             // The first job also waits for the LISTEN connection: not measured.
             for index in 0...200 {
@@ -204,25 +209,11 @@ enum QueueBench {
                 // Idle again before the next one (notify debounce would otherwise fold them).
                 try await Task.sleep(for: .milliseconds(5))
             }
-            await pickupGroup.triggerGracefulShutdown()
-            try await tasks.waitForAll()
+            return histogram
         }
         let pickup = LatencyStats(histogram: histogram, seconds: 1)
         progress.done("p50 \(pickup.p50Micros) µs, p99 \(pickup.p99Micros) µs")
-        var history: (empty: LatencyStats, full: LatencyStats)?
-        if extras.history > 0 {
-            history = try await measureHistory(extras.history, harness: harness, queue: queue, client: client, progress: progress)
-        }
-        return Report(
-            enqueueSingle: single, enqueueBatch: batched, enqueueBatchSize: batchSize,
-            enqueueBatchJobsPerSecond: batched.opsPerSecond * Double(batchSize),
-            drainJobsPerSecond: drainRate, drainJobs: drained, drainSeconds: elapsed, drainWorkers: workers,
-            drainConcurrency: workerConcurrency, drainClientCPUMicrosPerJob: drainCPU, pickup: pickup,
-            pgbenchDrainJobsPerSecond: pgbenchRate, ratioToPgbench: pgbenchRate.map { drainRate / max($0, 1) },
-            drainResidentGrowthBytesPerJob: drainGrowth, drainHeldSnapshot: extras.holdSnapshot, drainDeadTuples: deadTuples,
-            bulkSize: bulk == nil ? nil : extras.bulkSize, bulkUnnestJobsPerSecond: bulk?.unnest, bulkCopyJobsPerSecond: bulk?.copy,
-            claimEmptyHistory: history?.empty, claimWithHistory: history?.full, historyJobs: history == nil ? nil : extras.history
-        )
+        return pickup
     }
 
     /// Enqueues `size` jobs per call through the unnest statement and through COPY, five
@@ -240,11 +231,11 @@ enum QueueBench {
                 try await queue.enqueue(Array(jobs[offset..<end]), on: client, logger: logger)
                 offset = end
             }
-            unnest.append(Double(size) / BenchCommand.secondsOf(ContinuousClock.now - started))
+            unnest.append(Double(size) / seconds(ContinuousClock.now - started))
             try await client.checkedQuery("TRUNCATE \(identifier: queue.jobsTable), \(identifier: queue.completedTable)", logger: logger)
             started = .now
             try await queue.enqueueByCopy(jobs, on: client, logger: logger)
-            copy.append(Double(size) / BenchCommand.secondsOf(ContinuousClock.now - started))
+            copy.append(Double(size) / seconds(ContinuousClock.now - started))
         }
         try await client.checkedQuery("TRUNCATE \(identifier: queue.jobsTable), \(identifier: queue.completedTable)", logger: logger)
         let result = (unnest: unnest.sorted()[2], copy: copy.sorted()[2])
@@ -283,6 +274,12 @@ enum QueueBench {
         return (empty, full)
     }
 
+    /// The jobs completed so far.
+    static func completedJobs(queue: JobQueue, client: PostgresClient, logger: Logger) async throws -> Int {
+        let query: PostgresQuery = "SELECT count(*)::int8 FROM \(identifier: queue.allJobsView) WHERE state = 'completed'"
+        return Int(try await client.checkedQuery(query, logger: logger).rows[0].decode(Int64.self))
+    }
+
     /// Dead tuples in the jobs table, once the statistics are flushed.
     static func deadTuples(queue: JobQueue, client: PostgresClient, logger: Logger) async throws -> Int64? {
         try await client.checkedQuery("""
@@ -301,5 +298,29 @@ enum QueueBench {
             remaining -= batch
         }
         try await client.checkedQuery("VACUUM ANALYZE \(identifier: queue.jobsTable)", logger: logger)
+    }
+}
+
+extension QueueBench.Report {
+    /// Prints the report as text.
+    func printText(concurrency: Int) {
+        print("scenario queue")
+        print("  enqueue, 1 job per call (\(concurrency) producers): \(enqueueSingle.summary)")
+        print("  enqueue, batches of \(enqueueBatchSize): \(Int(enqueueBatchJobsPerSecond)) jobs/s; per batch p50 \(enqueueBatch.p50Micros) µs, p99 \(enqueueBatch.p99Micros) µs")
+        print("  drain (\(drainWorkers) workers × \(drainConcurrency)): \(Int(drainJobsPerSecond)) jobs/s; client CPU \(String(format: "%.1f", drainClientCPUMicrosPerJob)) µs/job")
+        if let rate = pgbenchDrainJobsPerSecond, let ratio = ratioToPgbench {
+            print("  drain by pgbench, same claim + complete SQL (\(drainWorkers) clients): \(Int(rate)) jobs/s; ratio ours/pgbench \(String(format: "%.2f", ratio))×")
+        }
+        print("  pickup latency (idle queue): p50 \(pickup.p50Micros) µs, p90 \(pickup.p90Micros) µs, p99 \(pickup.p99Micros) µs")
+        if let unnest = bulkUnnestJobsPerSecond, let copy = bulkCopyJobsPerSecond, let size = bulkSize {
+            print("  bulk enqueue of \(size) per call: unnest \(Int(unnest)) jobs/s, COPY \(Int(copy)) jobs/s (\(String(format: "%.2f", copy / unnest))×)")
+        }
+        print("  drain dead tuples afterwards: \(drainDeadTuples.map(String.init) ?? "?")\(drainHeldSnapshot ? " (a snapshot was held open for the whole drain)" : "")")
+        if let empty = claimEmptyHistory, let full = claimWithHistory, let count = historyJobs {
+            print("  claim + give back, empty history: p50 \(empty.p50Micros) µs, p99 \(empty.p99Micros) µs; with \(count) finished jobs: p50 \(full.p50Micros) µs, p99 \(full.p99Micros) µs (p99 ratio \(String(format: "%.2f", Double(full.p99Micros) / Double(max(empty.p99Micros, 1))))×)")
+        }
+        print("  pool: \(pool ?? "?")")
+        print("  memory growth: enqueue \(bytesPerOperation(enqueueSingle.residentGrowthBytesPerOperation)) per call, batch enqueue \(bytesPerOperation(enqueueBatch.residentGrowthBytesPerOperation)) per batch, drain \(bytesPerOperation(drainResidentGrowthBytesPerJob)) per job")
+        print("  peak memory: \(String(format: "%.0f", peakMemoryMegabytes())) MiB")
     }
 }

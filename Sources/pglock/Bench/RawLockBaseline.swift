@@ -79,78 +79,67 @@ extension BenchCommand {
         }
     }
 
-    /// One worker's loop on its own connection, in the chosen variant.
+    /// One worker's loop on its own connection over `span`, in the chosen variant.
     static func runLockWorker(
         variant: LockVariant,
         connection: PostgresConnection,
         keys: Int,
-        measureFrom: ContinuousClock.Instant,
-        end: ContinuousClock.Instant,
+        span: BenchSpan,
         logger: Logger
     ) async throws -> Histogram<UInt64> {
-        let clock = ContinuousClock()
-        var histogram = LatencyStats.emptyHistogram()
         var generator = SystemRandomNumberGenerator()
         switch variant {
         case .library, .connection:
-            while true {
-                let began = clock.now
-                if began >= end { break }
+            return try await span.loop { _ in
                 let key = LockKey.int64(Int64.random(in: 1...Int64(keys), using: &generator))
                 try await connection.withAdvisoryLock(key, logger: logger) { _ in }
-                if began >= measureFrom { histogram.recordMicros(since: began, clock: clock) }
             }
         case .rawPrepared:
-            while true {
-                let began = clock.now
-                if began >= end { break }
+            return try await span.loop { _ in
                 let key = Int64.random(in: 1...Int64(keys), using: &generator)
                 _ = try await connection.execute(BeginStatement(), logger: logger)
                 for try await _ in try await connection.execute(XactLockStatement(key: key), logger: logger) {}
                 _ = try await connection.execute(CommitStatement(), logger: logger)
-                if began >= measureFrom { histogram.recordMicros(since: began, clock: clock) }
             }
         case .rawFutures:
             let begin = try await connection.prepare(query: "BEGIN").get()
             let lock = try await connection.prepare(query: "SELECT 1::int4 FROM pg_advisory_xact_lock($1)").get()
             let commit = try await connection.prepare(query: "COMMIT").get()
-            histogram = try await chainOnEventLoop(connection.eventLoop, keys: keys, measureFrom: measureFrom, end: end) { key in
+            return try await chainOnEventLoop(connection.eventLoop, keys: keys, span: span) { key in
                 begin.execute().flatMap { _ in lock.execute([PostgresData(int64: key)]) }.flatMap { _ in commit.execute() }.map { _ in }
             }
         case .rawUnnamed:
-            histogram = try await chainOnEventLoop(connection.eventLoop, keys: keys, measureFrom: measureFrom, end: end) { key in
+            return try await chainOnEventLoop(connection.eventLoop, keys: keys, span: span) { key in
                 connection.query("BEGIN", logger: logger)
                     .flatMap { _ in connection.query("SELECT 1::int4 FROM pg_advisory_xact_lock(\(key))", logger: logger) }
                     .flatMap { _ in connection.query("COMMIT", logger: logger) }
                     .map { _ in }
             }
         }
-        return histogram
     }
 }
 
 extension BenchCommand {
     /// Runs `transaction` (one lock transaction as a chain of futures) back to back on
-    /// `eventLoop` until `end`, each started from the previous one's callback with no task in
-    /// between, and returns the latencies measured after `measureFrom`.
+    /// `eventLoop` until the span's end, each started from the previous one's callback with no
+    /// task in between, and returns the latencies measured after its warm-up.
     static func chainOnEventLoop(
         _ eventLoop: any EventLoop,
         keys: Int,
-        measureFrom: ContinuousClock.Instant,
-        end: ContinuousClock.Instant,
+        span: BenchSpan,
         transaction: @escaping @Sendable (Int64) -> EventLoopFuture<Void>
     ) async throws -> Histogram<UInt64> {
-        let clock = ContinuousClock()
+        let clock = span.clock
         let box = EventLoopBox(LatencyStats.emptyHistogram())
         let promise = eventLoop.makePromise(of: Void.self)
         @Sendable func step() {
             let began = clock.now
-            if began >= end { promise.succeed(); return }
+            if began >= span.end { promise.succeed(); return }
             transaction(Int64.random(in: 1...Int64(keys))).whenComplete { result in
                 switch result {
                 case .failure(let error): promise.fail(error)
                 case .success:
-                    if began >= measureFrom { box.value.recordMicros(since: began, clock: clock) }
+                    if began >= span.measureFrom { box.value.recordMicros(since: began, clock: clock) }
                     step()
                 }
             }
@@ -158,13 +147,5 @@ extension BenchCommand {
         eventLoop.execute { step() }
         try await promise.futureResult.get()
         return box.value
-    }
-}
-
-extension Histogram<UInt64> {
-    mutating func recordMicros(since began: ContinuousClock.Instant, clock: ContinuousClock, now: ContinuousClock.Instant? = nil) {
-        let elapsed = (now ?? clock.now) - began
-        let micros = elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000
-        _ = record(UInt64(Swift.max(micros, 1)))
     }
 }

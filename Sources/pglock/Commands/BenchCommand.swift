@@ -118,31 +118,6 @@ struct BenchCommand: AsyncParsableCommand {
 
     @OptionGroup var database: DatabaseOptions
 
-    /// One measured side.
-    struct Side: Codable {
-        var name: String
-        var stats: LatencyStats
-        var clientCPUMicrosPerOperation: Double?
-    }
-
-    struct Report: Codable {
-        var scenario: String
-        var concurrency: Int
-        var variant: String
-        var executor: String
-        var ours: LatencyStats
-        var oursCPUMicrosPerOperation: Double
-        /// Plain PostgresNIO running the same statements: what the driver allows on this machine.
-        var driverCeiling: LatencyStats?
-        var driverCeilingCPUMicrosPerOperation: Double?
-        var pgbench: LatencyStats?
-        var ratio: Double?
-        var ratioToDriverCeiling: Double?
-        var peakMemoryMegabytes: Double = 0
-        /// The pool of `ours`, when it goes through one (variant library).
-        var pool: String?
-    }
-
     func validate() throws {
         guard (1...512).contains(concurrency) else { throw ValidationError("--concurrency must be from 1 to 512") }
         guard keys >= 1 else { throw ValidationError("--keys must be at least 1") }
@@ -167,96 +142,41 @@ struct BenchCommand: AsyncParsableCommand {
 
     /// `commit-outcome`: the default retry policy against `resolvingCommitOutcome`, interleaved.
     func runCommitOutcome() async throws {
-        let (measured, warmupDuration) = (try parseDuration(duration), try parseDuration(warmup))
-        let logger = makeLogger("pglock.bench")
-        let progress = Progress(quiet: json)
-        let (concurrency, executor, keys, scopes) = (self.concurrency, self.executor, self.keys, self.scopes)
-        let rows = try await database.withClient(maximumConnections: concurrency + 2, progress: progress, logger: logger) { client, target in
-            progress.done("using \(target.description)")
-            client.statementPreparation = Self.preparation
-            let harness = BenchHarness(settings: try target.connectionSettings(), concurrency: concurrency, warmup: warmupDuration, duration: measured, executor: executor, logger: logger)
-            return try await CommitOutcomeBench.run(harness: harness, client: client, rounds: 3, keys: keys, scopes: scopes, progress: progress)
+        let (keys, scopes) = (self.keys, self.scopes)
+        let rows = try await withSetup { setup in
+            try await CommitOutcomeBench.run(harness: setup.harness, client: setup.client, rounds: 3, keys: keys, scopes: scopes, progress: setup.progress)
         }
-        if json { return try printJSON(rows) }
-        CommitOutcomeBench.printReport(rows, concurrency: concurrency)
+        try show(rows) { CommitOutcomeBench.printReport($0, concurrency: concurrency) }
     }
 
     func runQueue() async throws {
-        let measured = try parseDuration(duration)
-        let warmupDuration = try parseDuration(warmup)
-        let logger = makeLogger("pglock.bench")
-        let progress = Progress(quiet: json)
-        let (concurrency, executor, batchSize, workers, workerConcurrency, noPgbench, drainOnly) = (self.concurrency, self.executor, self.enqueueBatchSize, self.workers, self.workerConcurrency, self.noPgbench, self.drainOnly)
+        let (batchSize, workers, workerConcurrency, drainOnly) = (self.enqueueBatchSize, self.workers, self.workerConcurrency, self.drainOnly)
         let (pool, size) = (self.pool, self.poolSize ?? max(concurrency, workers * 4) + 4)
         let extras = QueueBench.Extras(holdSnapshot: holdSnapshot, history: history, bulkSize: bulkSize, reapInterval: try parseDuration(reapInterval))
-        let report = try await database.withClient(maximumConnections: 2, progress: progress, logger: logger) { _, target in
-            progress.done("using \(target.description)")
-            let harness = BenchHarness(settings: try target.connectionSettings(), concurrency: concurrency, warmup: warmupDuration, duration: measured, executor: executor, logger: logger)
-            let pgbench = noPgbench ? nil : PgbenchRunner.locate().map { PgbenchRunner(executable: $0, settings: harness.settings) }
-            return try await Self.withPooledClient(settings: harness.settings, pool: pool, size: size, progress: progress) { client in
+        let report = try await withSetup(maximumConnections: 2) { setup in
+            try await Self.withPooledClient(settings: setup.settings, pool: pool, size: size, progress: setup.progress) { client in
                 var report = try await QueueBench.run(
-                    harness: harness, client: client, batchSize: batchSize, workers: workers, workerConcurrency: workerConcurrency,
-                    pgbench: pgbench, drainOnly: drainOnly, extras: extras, progress: progress
+                    harness: setup.harness, client: client, batchSize: batchSize, workers: workers, workerConcurrency: workerConcurrency,
+                    pgbench: setup.pgbench(), drainOnly: drainOnly, extras: extras, progress: setup.progress
                 )
                 report.pool = pool.describe(size: size)
                 return report
             }
         }
-        if json { return try printJSON(report) }
-        print("scenario queue")
-        print("  enqueue, 1 job per call (\(concurrency) producers): \(report.enqueueSingle.summary)")
-        print("  enqueue, batches of \(report.enqueueBatchSize): \(Int(report.enqueueBatchJobsPerSecond)) jobs/s; per batch p50 \(report.enqueueBatch.p50Micros) µs, p99 \(report.enqueueBatch.p99Micros) µs")
-        print("  drain (\(report.drainWorkers) workers × \(report.drainConcurrency)): \(Int(report.drainJobsPerSecond)) jobs/s; client CPU \(String(format: "%.1f", report.drainClientCPUMicrosPerJob)) µs/job")
-        if let rate = report.pgbenchDrainJobsPerSecond, let ratio = report.ratioToPgbench {
-            print("  drain by pgbench, same claim + complete SQL (\(report.drainWorkers) clients): \(Int(rate)) jobs/s; ratio ours/pgbench \(String(format: "%.2f", ratio))×")
-        }
-        print("  pickup latency (idle queue): p50 \(report.pickup.p50Micros) µs, p90 \(report.pickup.p90Micros) µs, p99 \(report.pickup.p99Micros) µs")
-        if let unnest = report.bulkUnnestJobsPerSecond, let copy = report.bulkCopyJobsPerSecond, let size = report.bulkSize {
-            print("  bulk enqueue of \(size) per call: unnest \(Int(unnest)) jobs/s, COPY \(Int(copy)) jobs/s (\(String(format: "%.2f", copy / unnest))×)")
-        }
-        print("  drain dead tuples afterwards: \(report.drainDeadTuples.map(String.init) ?? "?")\(report.drainHeldSnapshot ? " (a snapshot was held open for the whole drain)" : "")")
-        if let empty = report.claimEmptyHistory, let full = report.claimWithHistory, let count = report.historyJobs {
-            print("  claim + give back, empty history: p50 \(empty.p50Micros) µs, p99 \(empty.p99Micros) µs; with \(count) finished jobs: p50 \(full.p50Micros) µs, p99 \(full.p99Micros) µs (p99 ratio \(String(format: "%.2f", Double(full.p99Micros) / Double(max(empty.p99Micros, 1))))×)")
-        }
-        print("  pool: \(report.pool ?? "?")")
-        print("  memory growth: enqueue \(bytesPerOperation(report.enqueueSingle.residentGrowthBytesPerOperation)) per call, batch enqueue \(bytesPerOperation(report.enqueueBatch.residentGrowthBytesPerOperation)) per batch, drain \(bytesPerOperation(report.drainResidentGrowthBytesPerJob)) per job")
-        print("  peak memory: \(String(format: "%.0f", peakMemoryMegabytes())) MiB")
+        try show(report) { $0.printText(concurrency: concurrency) }
     }
 
-    static func secondsOf(_ duration: Duration) -> Double { seconds(duration) }
-
     func runCounter() async throws {
-        let measured = try parseDuration(duration)
-        let warmupDuration = try parseDuration(warmup)
-        let logger = makeLogger("pglock.bench")
-        let progress = Progress(quiet: json)
-        let (concurrency, scopes, executor, noPgbench, noDriverCeiling) = (self.concurrency, self.scopes, self.executor, self.noPgbench, self.noDriverCeiling)
+        let (scopes, noDriverCeiling) = (self.scopes, self.noDriverCeiling)
         let strategies = strategy.map { [$0] } ?? GaplessCounter.Strategy.allCases
-        let rows = try await database.withClient(maximumConnections: concurrency + 2, progress: progress, logger: logger) { client, target in
-            progress.done("using \(target.description)")
-            client.statementPreparation = Self.preparation
-            let settings = try target.connectionSettings()
-            let harness = BenchHarness(settings: settings, concurrency: concurrency, warmup: warmupDuration, duration: measured, executor: executor, logger: logger)
-            let pgbench = noPgbench ? nil : PgbenchRunner.locate().map { PgbenchRunner(executable: $0, settings: settings) }
-            if !noPgbench && pgbench == nil { progress.done("pgbench not found (apt-get install postgresql-contrib): skipped") }
-            return try await CounterBench.run(
-                strategies: strategies, scopes: scopes, harness: harness, client: client, pgbench: pgbench,
-                driverCeiling: !noDriverCeiling, progress: progress
-            )
+        let rows = try await withSetup { setup in
+            try await CounterBench.run(strategies: strategies, scopes: scopes, setup: setup, driverCeiling: !noDriverCeiling)
         }
-        if json {
-            try printJSON(rows)
-        } else {
+        try show(rows) { rows in
             print("scenario counter, concurrency \(concurrency), \(scopes) scopes; peak memory \(String(format: "%.0f", peakMemoryMegabytes())) MiB")
             for row in rows {
-                print("  \(row.strategy):")
-                print("    ours:    \(row.ours.summary); client CPU \(String(format: "%.1f", row.oursCPUMicrosPerOperation)) µs/op")
-                if let ceiling = row.driverCeiling, let cpu = row.driverCeilingCPUMicrosPerOperation {
-                    print("    driver ceiling: \(ceiling.summary); client CPU \(String(format: "%.1f", cpu)) µs/op")
-                }
-                if let pgbench = row.pgbench { print("    pgbench: \(pgbench.summary)") }
-                if let ratio = row.ratio { print("    ratio ours/pgbench: \(String(format: "%.2f", ratio))×") }
-                if let ratio = row.ratioToDriverCeiling { print("    ratio ours/driver ceiling: \(String(format: "%.2f", ratio))×") }
+                print("  \(row.head.strategy):")
+                row.comparison.printLines(indent: "    ", labelWidth: 9)
             }
         }
     }
@@ -265,191 +185,66 @@ struct BenchCommand: AsyncParsableCommand {
     var keysPerTransaction = 10
 
     func runLockScenario() async throws {
-        let measured = try parseDuration(duration)
-        let warmupDuration = try parseDuration(warmup)
-        let logger = makeLogger("pglock.bench")
-        let progress = Progress(quiet: json)
-        let (concurrency, keys, executor, noPgbench, scenario, perTransaction) = (self.concurrency, self.keys, self.executor, self.noPgbench, self.scenario, self.keysPerTransaction)
+        let (keys, scenario, perTransaction) = (self.keys, self.scenario, self.keysPerTransaction)
         let (pool, size) = (self.pool, self.poolSize ?? concurrency + 2)
-        let report = try await database.withClient(maximumConnections: concurrency + 2, progress: progress, logger: logger) { client, target in
-            progress.done("using \(target.description)")
-            client.statementPreparation = Self.preparation
-            let settings = try target.connectionSettings()
-            let harness = BenchHarness(settings: settings, concurrency: concurrency, warmup: warmupDuration, duration: measured, executor: executor, logger: logger)
-            let pgbench = noPgbench ? nil : PgbenchRunner.locate().map { PgbenchRunner(executable: $0, settings: settings) }
+        let report = try await withSetup { setup in
             if scenario == .lockSession {
-                return try await Self.withPooledClient(settings: settings, pool: pool, size: size, progress: progress) { pooled in
-                    var report = try await LockScenariosBench.lockSession(harness: harness, client: pooled, keys: keys, pgbench: pgbench, progress: progress)
-                    report.pool = pool.describe(size: size)
+                return try await Self.withPooledClient(settings: setup.settings, pool: pool, size: size, progress: setup.progress) { pooled in
+                    var report = try await LockScenariosBench.lockSession(harness: setup.harness, client: pooled, keys: keys, pgbench: setup.pgbench(), progress: setup.progress)
+                    report.head.pool = pool.describe(size: size)
                     return report
                 }
             }
-            return try await LockScenariosBench.manyKeys(harness: harness, client: client, keys: keys, perTransaction: perTransaction, pgbench: pgbench, progress: progress)
+            return try await LockScenariosBench.manyKeys(harness: setup.harness, client: setup.client, keys: keys, perTransaction: perTransaction, pgbench: setup.pgbench(), progress: setup.progress)
         }
-        if json { return try printJSON(report) }
-        print("scenario \(report.scenario), concurrency \(report.concurrency)\(report.pool.map { ", \($0)" } ?? "")")
-        print("  ours:    \(report.ours.summary); client CPU \(String(format: "%.1f", report.oursCPUMicrosPerOperation)) µs/op; peak memory \(String(format: "%.0f", report.peakMemoryMegabytes)) MiB")
-        if let pgbench = report.pgbench { print("  pgbench: \(pgbench.summary)") }
-        if let ratio = report.ratio { print("  ratio ours/pgbench: \(String(format: "%.2f", ratio))×") }
-    }
-
-    func printJSON<T: Encodable>(_ value: T) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        print(String(decoding: try encoder.encode(value), as: UTF8.self))
+        try show(report) { $0.printText() }
     }
 
     func runLock() async throws {
-        let measured = try parseDuration(duration)
-        let warmupDuration = try parseDuration(warmup)
-        let logger = makeLogger("pglock.bench")
-        let progress = Progress(quiet: json)
-        let concurrency = self.concurrency
-        let keys = self.keys
-        let noPgbench = self.noPgbench
-        let noDriverCeiling = self.noDriverCeiling
-        let variant = self.variant
-        let executor = self.executor
+        let (keys, variant, executor, noDriverCeiling) = (self.keys, self.variant, self.executor, self.noDriverCeiling)
         let (pool, size) = (self.pool, self.poolSize ?? concurrency + 2)
-        let report = try await database.withClient(maximumConnections: concurrency + 2, progress: progress, logger: logger) { client, target in
-            progress.done("using \(target.description)")
-            client.statementPreparation = Self.preparation
-            let settings = try target.connectionSettings()
-            func measure(_ variant: LockVariant, executor: ExecutorChoice) async throws -> (LatencyStats, Double) {
-                let cpuBefore = processCPUMicros()
-                let stats: LatencyStats
+        let report = try await withSetup { setup in
+            let (harness, progress, concurrency) = (setup.harness, setup.progress, setup.harness.concurrency)
+            func measure(_ variant: LockVariant, executor: ExecutorChoice) async throws -> (stats: LatencyStats, cpuMicrosPerOperation: Double) {
                 if variant == .library {
-                    stats = try await Self.withPooledClient(settings: settings, pool: pool, size: size, progress: progress) { pooled in
-                        try await Self.runLockScenario(client: pooled, concurrency: concurrency, keys: keys, warmup: warmupDuration, duration: measured, logger: logger)
+                    // Each worker loops: BEGIN; lock a random key; COMMIT, through the pool.
+                    return try await Self.withPooledClient(settings: setup.settings, pool: pool, size: size, progress: progress) { pooled in
+                        try await harness.measurePooled { random in
+                            let key = LockKey.int64(Int64.random(in: 1...Int64(keys), using: &random))
+                            try await pooled.withAdvisoryLock(key, logger: harness.logger) { _ in }
+                        }
                     }
-                } else {
-                    stats = try await Self.runDedicatedLockScenario(
-                        variant: variant, executor: executor, settings: settings, client: client, concurrency: concurrency,
-                        keys: keys, warmup: warmupDuration, duration: measured, logger: logger
-                    )
                 }
-                // CPU covers warm-up too; operations are counted only while measuring, so scale
-                // them to the whole run at the measured rate.
-                let wholeRun = Double(stats.operations) * (seconds(warmupDuration) + seconds(measured)) / max(seconds(measured), 0.001)
-                let cpu = Double(processCPUMicros() - cpuBefore) / max(wholeRun, 1)
-                return (stats, cpu)
+                // Each worker owns one connection and loops on it, in the given variant.
+                var dedicated = harness
+                dedicated.executor = executor
+                return try await dedicated.measureLoops(residentGrowth: false) { connection, _, span in
+                    try await Self.runLockWorker(variant: variant, connection: connection, keys: keys, span: span, logger: harness.logger)
+                }
             }
-            progress.step("ours (\(variant.rawValue), \(executor.rawValue)): \(concurrency) workers, BEGIN; pg_advisory_xact_lock(random key of \(keys)); COMMIT, \(format(warmupDuration)) warm-up + \(format(measured))")
-            let (ours, oursCPU) = try await measure(variant, executor: executor)
-            progress.done(ours.summary)
-            var ceiling: (LatencyStats, Double)?
+            progress.step("ours (\(variant.rawValue), \(executor.rawValue)): \(concurrency) workers, BEGIN; pg_advisory_xact_lock(random key of \(keys)); COMMIT, \(format(harness.warmup)) warm-up + \(format(harness.duration))")
+            let ours = try await measure(variant, executor: executor)
+            progress.done(ours.stats.summary)
+            var comparison = BenchComparison(ours: ours.stats, oursCPUMicrosPerOperation: ours.cpuMicrosPerOperation)
             if !noDriverCeiling && variant != .rawFutures {
                 progress.step("driver ceiling: plain PostgresNIO futures on the event loop, the same prepared statements")
-                ceiling = try await measure(.rawFutures, executor: .eventLoop)
-                progress.done(ceiling!.0.summary)
+                let ceiling = try await measure(.rawFutures, executor: .eventLoop)
+                progress.done(ceiling.stats.summary)
+                comparison.driverCeiling = ceiling.stats
+                comparison.driverCeilingCPUMicrosPerOperation = ceiling.cpuMicrosPerOperation
             }
-            var pgbench: LatencyStats?
-            if !noPgbench {
-                if let executable = PgbenchRunner.locate() {
-                    progress.step("pgbench: the same SQL, \(concurrency) clients, prepared statements")
-                    let seconds = max(1, Int(measured.components.seconds))
-                    pgbench = try await PgbenchRunner(executable: executable, settings: settings).run(
-                        script: "\\set k random(1, :keys)\nBEGIN;\nSELECT pg_advisory_xact_lock(:k);\nCOMMIT;\n",
-                        clients: concurrency, threads: min(concurrency, 2), duration: seconds, variables: ["keys": "\(keys)"]
-                    )
-                    progress.done(pgbench!.summary)
-                } else {
-                    progress.done("pgbench not found (apt-get install postgresql-contrib): skipped")
-                }
-            }
-            return Report(
-                scenario: "lock", concurrency: concurrency, variant: variant.rawValue, executor: executor.rawValue,
-                ours: ours, oursCPUMicrosPerOperation: oursCPU,
-                driverCeiling: ceiling?.0, driverCeilingCPUMicrosPerOperation: ceiling?.1,
-                pgbench: pgbench, ratio: pgbench.map { ours.opsPerSecond / max($0.opsPerSecond, 1) },
-                ratioToDriverCeiling: ceiling.map { ours.opsPerSecond / max($0.0.opsPerSecond, 1) },
-                peakMemoryMegabytes: peakMemoryMegabytes(),
-                pool: variant == .library ? pool.describe(size: size) : nil
+            comparison.pgbench = try await setup.pgbench()?.measure(
+                "pgbench: the same SQL, \(concurrency) clients, prepared statements",
+                script: "\\set k random(1, :keys)\nBEGIN;\nSELECT pg_advisory_xact_lock(:k);\nCOMMIT;\n",
+                harness: harness, variables: ["keys": "\(keys)"], progress: progress
             )
+            let run = LockBenchRun(
+                scenario: "lock", concurrency: concurrency, variant: variant.rawValue, executor: executor.rawValue,
+                peakMemoryMegabytes: peakMemoryMegabytes(), pool: variant == .library ? pool.describe(size: size) : nil
+            )
+            return BenchReport(head: run, comparison: comparison)
         }
-        if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
-        } else {
-            print("scenario \(report.scenario), concurrency \(report.concurrency), variant \(report.variant), executor \(report.executor)\(report.pool.map { ", \($0)" } ?? "")")
-            print("  ours:           \(report.ours.summary); client CPU \(String(format: "%.1f", report.oursCPUMicrosPerOperation)) µs/op")
-            if let ceiling = report.driverCeiling, let cpu = report.driverCeilingCPUMicrosPerOperation {
-                print("  driver ceiling: \(ceiling.summary); client CPU \(String(format: "%.1f", cpu)) µs/op")
-            }
-            if let pgbench = report.pgbench { print("  pgbench:        \(pgbench.summary)") }
-            if let ratio = report.ratio { print("  ratio ours/pgbench: \(String(format: "%.2f", ratio))×") }
-            if let ratio = report.ratioToDriverCeiling { print("  ratio ours/driver ceiling: \(String(format: "%.2f", ratio))×") }
-            print("  peak memory: \(String(format: "%.0f", report.peakMemoryMegabytes)) MiB")
-        }
-    }
-
-    /// Each worker owns one connection and loops on it, in the given variant.
-    static func runDedicatedLockScenario(
-        variant: LockVariant, executor: ExecutorChoice, settings: ConnectionSettings, client: PostgresClient,
-        concurrency: Int, keys: Int, warmup: Duration, duration: Duration, logger: Logger
-    ) async throws -> LatencyStats {
-        let histogram = try await withDedicatedConnections(settings: settings, count: concurrency, logger: logger) { connections in
-            let clock = ContinuousClock()
-            let measureFrom = clock.now + warmup
-            let end = measureFrom + duration
-            return try await withThrowingTaskGroup(of: Histogram<UInt64>.self) { group in
-                for connection in connections {
-                    group.addTask {
-                        let work = {
-                            try await runLockWorker(
-                                variant: variant, connection: connection, keys: keys,
-                                measureFrom: measureFrom, end: end, logger: logger
-                            )
-                        }
-                        switch executor {
-                        case .global: return try await work()
-                        case .eventLoop:
-                            return try await withTaskExecutorPreference(EventLoopTaskExecutor(connection.eventLoop)) { try await work() }
-                        }
-                    }
-                }
-                var total = LatencyStats.emptyHistogram()
-                for try await partial in group { total.add(partial) }
-                return total
-            }
-        }
-        let seconds = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-        return LatencyStats(histogram: histogram, seconds: seconds)
-    }
-
-    /// Each worker loops: BEGIN; lock a random key; COMMIT (through `withAdvisoryLock`).
-    static func runLockScenario(client: PostgresClient, concurrency: Int, keys: Int, warmup: Duration, duration: Duration, logger: Logger) async throws -> LatencyStats {
-        let clock = ContinuousClock()
-        let start = clock.now
-        let measureFrom = start + warmup
-        let end = measureFrom + duration
-        let window = ResidentWindow(startingAt: measureFrom)
-        let histogram = try await withThrowingTaskGroup(of: Histogram<UInt64>.self) { group in
-            for _ in 0..<concurrency {
-                group.addTask {
-                    var histogram = LatencyStats.emptyHistogram()
-                    var generator = SystemRandomNumberGenerator()
-                    while true {
-                        let began = clock.now
-                        if began >= end { break }
-                        let key = LockKey.int64(Int64.random(in: 1...Int64(keys), using: &generator))
-                        try await client.withAdvisoryLock(key, logger: logger) { _ in }
-                        if began >= measureFrom {
-                            let elapsed = clock.now - began
-                            let micros = elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000
-                            _ = histogram.record(UInt64(max(micros, 1)))
-                        }
-                    }
-                    return histogram
-                }
-            }
-            var total = LatencyStats.emptyHistogram()
-            for try await partial in group { total.add(partial) }
-            return total
-        }
-        let seconds = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-        return await LatencyStats(histogram: histogram, seconds: seconds).with(residentGrowth: window)
+        try show(report) { $0.printText() }
     }
 }
 

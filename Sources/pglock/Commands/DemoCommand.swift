@@ -71,12 +71,8 @@ struct DemoCommand: AsyncParsableCommand {
         }
         let failed = outcomes.contains { $0.passed == false }
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             struct Report: Encodable { var passed: Bool; var seconds: Double; var outcomes: [ScenarioOutcome] }
-            let elapsed = ContinuousClock.now - started
-            let report = Report(passed: !failed, seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18, outcomes: outcomes)
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            try printJSON(Report(passed: !failed, seconds: seconds(ContinuousClock.now - started), outcomes: outcomes))
         } else {
             print("")
             print(renderTable(outcomes), terminator: "")

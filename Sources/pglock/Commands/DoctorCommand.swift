@@ -22,9 +22,7 @@ struct DoctorCommand: AsyncParsableCommand {
         let settings = try options.database.explicitSettings()
         let diagnosis = try await options.withClient { client, logger in try await client.diagnose(settings: settings, logger: logger) }
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(diagnosis), as: UTF8.self))
+            try printJSON(diagnosis)
         } else {
             let width = diagnosis.verdicts.map(\.check.count).max() ?? 0
             for verdict in diagnosis.verdicts {

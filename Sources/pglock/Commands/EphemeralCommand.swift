@@ -33,7 +33,7 @@ struct EphemeralCommand: AsyncParsableCommand {
         let logger = makeLogger("pglock.ephemeral")
         let server = try await EphemeralPostgres.start(EphemeralPostgres.Configuration(disableDurability: true), logger: logger)
         let answer = try await Self.ask(server.clientConfiguration())
-        var report = Report(url: server.url(), baseDirectory: server.baseDirectory, postmasterPID: server.postmasterPID, userID: getuid(), answer: answer)
+        var report = Report(url: server.url(), baseDirectory: server.baseDirectory, postmasterPID: server.postmasterPID, answer: answer)
         var pooler: EphemeralPgBouncer?
         if let mode = pgbouncer.flatMap(EphemeralPgBouncer.PoolMode.init(rawValue:)) {
             let started = try await EphemeralPgBouncer.start(in: server, poolMode: mode, logger: logger)

@@ -42,11 +42,8 @@ struct LocksCommand: AsyncParsableCommand {
     func run() async throws {
         let snapshot = try await options.withClient { client, logger in try await client.lockSnapshot(logger: logger) }
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            encoder.dateEncodingStrategy = .iso8601
             struct Output: Encodable { var snapshot: LockSnapshot; var blockingTree: [BlockingTree.Node] }
-            print(String(decoding: try encoder.encode(Output(snapshot: snapshot, blockingTree: snapshot.blockingTree)), as: UTF8.self))
+            try printJSON(Output(snapshot: snapshot, blockingTree: snapshot.blockingTree))
         } else {
             print(options.renderer.render(snapshot), terminator: "")
         }

@@ -18,40 +18,12 @@ struct QueueCommand: AsyncParsableCommand {
         ]
     )
 
-    /// Options every queue subcommand takes.
-    struct Options: ParsableArguments {
-        @Option(help: "The schema holding the queue's tables.")
-        var schema = "pglocks_queue"
-
-        @Flag(help: "Print JSON.")
-        var json = false
-
-        @OptionGroup var database: DatabaseOptions
-
-        /// Runs `body` with a client on the server given by --database-url / DATABASE_URL.
-        func withQueue<T: Sendable>(_ body: @Sendable (JobQueue, PostgresClient, Logger) async throws -> T) async throws -> T {
-            let queue = try JobQueue(schema: schema)
-            let logger = makeLogger("pglock.queue")
-            return try await database.withExplicitClient(maximumConnections: 4, applicationName: "pglock queue", purpose: "the queue lives on your server") { client in
-                try await body(queue, client, logger)
-            }
-        }
-
-        func printJSON<T: Encodable>(_ value: T) throws {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            encoder.dateEncodingStrategy = .iso8601
-            print(String(decoding: try encoder.encode(value), as: UTF8.self))
-        }
-    }
-
     struct Stats: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Jobs per queue and state, the ready backlog and its age.")
         @OptionGroup var options: Options
 
         func run() async throws {
-            let stats = try await options.withQueue { queue, client, logger in try await queue.stats(on: client, logger: logger) }
-            if options.json { return try options.printJSON(stats) }
+            guard let stats = try await options.show({ try await $0.stats(on: $1, logger: $2) }) else { return }
             let states = JobState.allCases.map(\.rawValue)
             print((["queue"] + states + ["ready", "oldest ready"]).joined(separator: "\t"))
             for row in stats.queues {
@@ -74,10 +46,7 @@ struct QueueCommand: AsyncParsableCommand {
 
         func run() async throws {
             let (state, queueName, limit) = (self.state, self.queue, self.limit)
-            let jobs = try await options.withQueue { queue, client, logger in
-                try await queue.list(state: state, queue: queueName, limit: limit, on: client, logger: logger)
-            }
-            if options.json { return try options.printJSON(jobs) }
+            guard let jobs = try await options.show({ try await $0.list(state: state, queue: queueName, limit: limit, on: $1, logger: $2) }) else { return }
             print(["id", "queue", "kind", "state", "attempt", "run at", "last error"].joined(separator: "\t"))
             for job in jobs {
                 print(["\(job.id)", job.queue, job.kind, job.state, "\(job.attempt)/\(job.maxAttempts)",
@@ -88,13 +57,10 @@ struct QueueCommand: AsyncParsableCommand {
 
     struct Retry: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Make a dead or cancelled job available again.")
-        @OptionGroup var options: Options
-        @Argument(help: "The job's id.") var id: Int64
+        @OptionGroup var job: OneJob
 
         func run() async throws {
-            try await changeOneJob(id, options: options, done: "is available again", notChanged: "is not dead or cancelled") { queue, id, client, logger in
-                try await queue.retry(id: id, on: client, logger: logger)
-            }
+            try await job.change(done: "is available again", notChanged: "is not dead or cancelled") { try await $0.retry(id: $1, on: $2, logger: $3) }
         }
     }
 
@@ -102,24 +68,11 @@ struct QueueCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Cancel an available or running job; the worker running it cancels its task at once."
         )
-        @OptionGroup var options: Options
-        @Argument(help: "The job's id.") var id: Int64
+        @OptionGroup var job: OneJob
 
         func run() async throws {
-            try await changeOneJob(id, options: options, done: "cancelled", notChanged: "is not available or running") { queue, id, client, logger in
-                try await queue.cancel(id: id, on: client, logger: logger)
-            }
+            try await job.change(done: "cancelled", notChanged: "is not available or running") { try await $0.cancel(id: $1, on: $2, logger: $3) }
         }
-    }
-
-    /// Runs an admin action on one job and reports it; exits 1 if nothing changed.
-    static func changeOneJob(
-        _ id: Int64, options: Options, done: String, notChanged: String,
-        _ action: @escaping @Sendable (JobQueue, Int64, PostgresClient, Logger) async throws -> Bool
-    ) async throws {
-        let changed = try await options.withQueue { queue, client, logger in try await action(queue, id, client, logger) }
-        print(changed ? "job \(id) \(done)" : "job \(id) \(notChanged): nothing changed")
-        if !changed { throw ExitCode(1) }
     }
 
     struct Purge: AsyncParsableCommand {
@@ -144,25 +97,19 @@ struct QueueCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Pause a queue: no worker claims from it until it is resumed (running jobs go on)."
         )
-        @OptionGroup var options: Options
-        @Argument(help: "The queue.") var queue: String
+        @OptionGroup var target: NamedQueue
 
         func run() async throws {
-            let name = queue
-            try await options.withQueue { queue, client, logger in try await queue.pause(name, on: client, logger: logger) }
-            print("queue \(name) paused")
+            try await target.change(" paused") { try await $0.pause($1, on: $2, logger: $3) }
         }
     }
 
     struct Resume: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Resume a paused queue; listening workers claim at once.")
-        @OptionGroup var options: Options
-        @Argument(help: "The queue.") var queue: String
+        @OptionGroup var target: NamedQueue
 
         func run() async throws {
-            let name = queue
-            try await options.withQueue { queue, client, logger in try await queue.resume(name, on: client, logger: logger) }
-            print("queue \(name) resumed")
+            try await target.change(" resumed") { try await $0.resume($1, on: $2, logger: $3) }
         }
     }
 
@@ -170,12 +117,10 @@ struct QueueCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Set how many jobs each worker of a queue runs at once ('default': each worker's own setting)."
         )
-        @OptionGroup var options: Options
-        @Argument(help: "The queue.") var queue: String
+        @OptionGroup var target: NamedQueue
         @Argument(help: "Jobs per worker, or 'default'.") var concurrency: String
 
         func run() async throws {
-            let name = queue
             let value: Int?
             if concurrency == "default" {
                 value = nil
@@ -184,8 +129,9 @@ struct QueueCommand: AsyncParsableCommand {
             } else {
                 throw ValidationError("concurrency must be a number or 'default'; found \(concurrency)")
             }
-            try await options.withQueue { queue, client, logger in try await queue.setConcurrency(value, of: name, on: client, logger: logger) }
-            print("queue \(name): concurrency \(value.map(String.init) ?? "as each worker is configured")")
+            try await target.change(": concurrency \(value.map(String.init) ?? "as each worker is configured")") {
+                try await $0.setConcurrency(value, of: $1, on: $2, logger: $3)
+            }
         }
     }
 
@@ -193,8 +139,7 @@ struct QueueCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Limit a queue, or one kind in it, across every worker: at most N running, at most N starts per period."
         )
-        @OptionGroup var options: Options
-        @Argument(help: "The queue.") var queue: String
+        @OptionGroup var target: NamedQueue
         @Option(help: "Only this kind (default: the queue as a whole).") var kind: String?
         @Option(help: "At most this many running at once.") var maxRunning: Int?
         @Option(help: "A rate: N/period, e.g. 10/1s or 100/1m.") var rate: String?
@@ -209,34 +154,28 @@ struct QueueCommand: AsyncParsableCommand {
                 parsedRate = JobLimits.Rate(starts, per: try parseDuration(parts[1]))
             }
             let limits = JobLimits(kind: kind, maxRunning: maxRunning, rate: parsedRate)
-            let name = queue
-            try await options.withQueue { queue, client, logger in try await queue.setLimits(limits, queue: name, on: client, logger: logger) }
-            print("queue \(name)\(kind.map { " kind \($0)" } ?? ""): limits set")
+            try await target.change("\(kind.map { " kind \($0)" } ?? ""): limits set") { try await $0.setLimits(limits, queue: $1, on: $2, logger: $3) }
         }
     }
 
     struct Unlimit: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Lift the limits on a queue, or on one kind in it.")
-        @OptionGroup var options: Options
-        @Argument(help: "The queue.") var queue: String
+        @OptionGroup var target: NamedQueue
         @Option(help: "Only this kind (default: the queue-wide limits).") var kind: String?
 
         func run() async throws {
-            let (name, kind) = (queue, self.kind)
-            try await options.withQueue { queue, client, logger in try await queue.removeLimits(queue: name, kind: kind, on: client, logger: logger) }
-            print("queue \(name)\(kind.map { " kind \($0)" } ?? ""): limits lifted")
+            let kind = self.kind
+            try await target.change("\(kind.map { " kind \($0)" } ?? ""): limits lifted") { try await $0.removeLimits(queue: $1, kind: kind, on: $2, logger: $3) }
         }
     }
 
     struct Control: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Show a queue's runtime settings: paused, concurrency, limits.")
-        @OptionGroup var options: Options
-        @Argument(help: "The queue.") var queue: String
+        @OptionGroup var target: NamedQueue
 
         func run() async throws {
-            let name = queue
-            let control = try await options.withQueue { queue, client, logger in try await queue.control(of: name, on: client, logger: logger) }
-            if options.json { return try options.printJSON(control) }
+            let name = target.queue
+            guard let control = try await target.options.show({ try await $0.control(of: name, on: $1, logger: $2) }) else { return }
             print("queue \(control.queue): \(control.paused ? "paused" : "running"), concurrency \(control.concurrency.map(String.init) ?? "as configured")")
             for limit in control.limits {
                 var parts: [String] = []
@@ -252,8 +191,7 @@ struct QueueCommand: AsyncParsableCommand {
         @OptionGroup var options: Options
 
         func run() async throws {
-            let schedules = try await options.withQueue { queue, client, logger in try await queue.schedules(on: client, logger: logger) }
-            if options.json { return try options.printJSON(schedules) }
+            guard let schedules = try await options.show({ try await $0.schedules(on: $1, logger: $2) }) else { return }
             guard !schedules.isEmpty else {
                 print("no schedules recorded in schema \(options.schema) (a JobScheduler's leader records them when it starts leading)")
                 return

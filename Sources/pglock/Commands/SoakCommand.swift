@@ -34,59 +34,9 @@ struct SoakCommand: AsyncParsableCommand {
         """
     )
 
-    @Option(help: "Run the pooled-lock memory soak: this many withAdvisoryLock calls through the pool (e.g. 1000000).")
-    var pooledLocks: Int?
+    @OptionGroup var pooled: PooledLockSoakOptions
 
-    @Option(help: "pooled locks: tasks making calls at once.")
-    var tasks = 8
-
-    @Option(help: "the pool's configuration: recommended (the library's), fixed (minimum = maximum), driver-defaults (PostgresNIO's), or one cause alone: fixed-keep-alive, lazy-no-keep-alive. Also used by the fault soak.")
-    var pool: PoolChoice = .recommended
-
-    @Option(help: "pooled locks: the pool's size.")
-    var poolSize = ConnectionSettings.defaultPoolSize
-
-    @Option(help: "pooled locks: calls before the baseline resident size is taken.")
-    var warmupCalls = 20_000
-
-    @Option(help: "pooled locks: how far the resident size may rise above the baseline, in MiB.")
-    var rssBound = 16.0
-
-    @Option(help: "pooled locks: stay idle this long after the calls and sample again (e.g. 100s); 'none' to skip.")
-    var linger = "none"
-
-    @Option(help: "How long to run under faults (e.g. 30s, 10m).")
-    var duration = "10m"
-
-    @Option(help: "Terminate one of the run's backends this often on average (e.g. 200ms); 'never' to turn off.")
-    var terminateEvery = "200ms"
-
-    @Option(help: "Restart the throwaway server this often (ignored with --database-url); 'never' to turn off.")
-    var restartEvery = "60s"
-
-    @Option(help: "Print tallies this often.")
-    var reportEvery = "10s"
-
-    @Option(help: "Tasks running lock critical sections.")
-    var lockWorkers = 6
-
-    @Option(help: "Tasks allocating gapless numbers.")
-    var counterWorkers = 6
-
-    @Option(help: "Tasks ingesting batches of business keys (about 30% duplicates) through ExactlyOnceIngestion.")
-    var ingestWorkers = 6
-
-    @Option(help: "Queue workers (each runs 4 jobs at once).")
-    var queueWorkers = 2
-
-    @Option(help: "Lock waits per cancellation-storm wave (0: no storm).")
-    var stormTasks = 60
-
-    @Option(help: "Pause up to this long after each lock section and number (e.g. 5ms), to run with less CPU; 'none' for full speed.")
-    var pause = "none"
-
-    @Option(help: "Pause this long between storm waves; 'none' for back to back.")
-    var stormPause = "none"
+    @OptionGroup var faults: FaultSoakOptions
 
     @Flag(help: "Print the final report as JSON (the summary goes to standard error).")
     var json = false
@@ -97,21 +47,9 @@ struct SoakCommand: AsyncParsableCommand {
     @OptionGroup var database: DatabaseOptions
 
     func run() async throws {
-        if let pooledLocks { return try await runPooledLocks(pooledLocks) }
-        var configuration = SoakConfiguration(duration: try parseDuration(duration))
-        configuration.terminateEvery = terminateEvery == "never" ? nil : try parseDuration(terminateEvery)
-        let restartInterval = restartEvery == "never" ? nil : try parseDuration(restartEvery)
-        configuration.reportEvery = try parseDuration(reportEvery)
-        configuration.lockWorkers = lockWorkers
-        configuration.counterWorkers = counterWorkers
-        configuration.ingestWorkers = ingestWorkers
-        configuration.queueWorkers = queueWorkers
-        configuration.stormTasks = stormTasks
-        configuration.pause = pause == "none" ? .zero : try parseDuration(pause)
-        configuration.stormWavePause = stormPause == "none" ? .zero : try parseDuration(stormPause)
-        configuration.keepTables = keep
-        configuration.maximumConnections = 60
-        configuration.pool = pool
+        if let pooledLocks = pooled.pooledLocks { return try await runPooledLocks(pooledLocks) }
+        var configuration = try faults.configuration(pool: pooled.pool, keepTables: keep)
+        let restartInterval = try faults.restartInterval()
         configuration.progress = { tallies, elapsed in
             FileHandle.standardError.write(Data("[\(format(elapsed))] \(tallies.line)\n".utf8))
         }
@@ -150,16 +88,9 @@ struct SoakCommand: AsyncParsableCommand {
 
     /// `--pooled-locks N`: the memory soak of the pooled path.
     func runPooledLocks(_ calls: Int) async throws {
-        var configuration = PooledLockSoak.Configuration()
-        configuration.calls = calls
-        configuration.warmupCalls = warmupCalls
-        configuration.tasks = tasks
-        configuration.pool = pool
-        configuration.poolSize = poolSize
-        configuration.boundMiB = rssBound
-        configuration.sampleEvery = .milliseconds(250)
-        configuration.linger = linger == "none" ? .zero : try parseDuration(linger)
+        var configuration = try pooled.configuration(calls: calls)
         configuration.progress = { line in FileHandle.standardError.write(Data("  \(line)\n".utf8)) }
+        let (pool, poolSize) = (pooled.pool, pooled.poolSize)
         let logger = makeLogger("pglock.soak")
         let progress = Progress(quiet: false)
         let report: PooledLockSoak.Report
@@ -181,9 +112,7 @@ struct SoakCommand: AsyncParsableCommand {
     /// `--json`, the summary alone otherwise) and fails the command when it did not pass.
     private func finish(_ report: some Encodable, summary: String, passed: Bool) throws {
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            try printJSON(report)
             FileHandle.standardError.write(Data((summary + "\n").utf8))
         } else {
             print(summary)

@@ -27,60 +27,47 @@ struct FleetLimitScenario: DemoScenario {
 
     func run(context: DemoContext) async throws -> [ScenarioOutcome] {
         let logger = context.logger, client = context.client
-        let schema = "pglock_demo_limits"
-        try await context.idempotentQuery("DROP SCHEMA IF EXISTS \(identifier: try SQLIdentifier(schema)) CASCADE")
-        let queue = try JobQueue(schema: schema)
-        try await context.idempotent { _ = try await queue.migrate(on: client, logger: logger) }
-        try await context.idempotent {
-            try await queue.setLimits(JobLimits(kind: Report.kind, maxRunning: limit), queue: "default", on: client, logger: logger)
-        }
-        var handlers = JobHandlers()
-        handlers.register(Report.self) { job, _ in try await Task.sleep(for: .milliseconds(job.milliseconds)) }
-        handlers.register(Thumbnail.self) { job, _ in try await Task.sleep(for: .milliseconds(job.milliseconds)) }
-        var quietLogger = logger
-        if quietLogger.logLevel == .warning { quietLogger.logLevel = .error }
-        let workerList = try (0..<workers).map { index in
-            try QueueWorker(queue: queue, client: client, handlers: handlers, configuration: .init(
-                queue: "default", concurrency: 8, lease: .seconds(5), pollInterval: .milliseconds(20), reapInterval: .milliseconds(200), owner: "demo-\(index)"
-            ), logger: quietLogger)
-        }
-
-        context.progress.step("\(name): \(workers) workers × 8; at most \(limit) '\(Report.kind)' jobs running fleet-wide, sampled from the database")
-        let jobs = try (0..<jobsPerKind).flatMap { n in
-            [try NewJob(Report(milliseconds: 10 + n % 20)), try NewJob(Thumbnail(milliseconds: 10 + n % 20))]
-        }
-        let group = ServiceGroup(services: workerList, gracefulShutdownSignals: [], cancellationSignals: [], logger: logger)
-        let started = ContinuousClock.now
-        let (done, maxReports, maxThumbnails, samples) = try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await group.run() }
-            try await context.transaction { tx in _ = try await queue.enqueue(jobs, in: tx) }
-            var maxReports = 0, maxThumbnails = 0, samples = 0
-            let done = try await waitFor(context, seconds: 120) {
-                let (reports, thumbnails, unfinished) = try await context.idempotentQuery("""
-                    SELECT count(*) FILTER (WHERE state = 'running' AND kind = \(Report.kind))::int,
-                           count(*) FILTER (WHERE state = 'running' AND kind = \(Thumbnail.kind))::int,
-                           count(*) FILTER (WHERE state <> 'completed')::int
-                    FROM \(identifier: queue.jobsTable)
-                    """).rows[0].decode((Int, Int, Int).self)
-                maxReports = max(maxReports, reports)
-                maxThumbnails = max(maxThumbnails, thumbnails)
-                samples += 1
-                return unfinished == 0
+        return try await context.withScratchQueue(schema: "pglock_demo_limits") { queue in
+            try await context.idempotent {
+                try await queue.setLimits(JobLimits(kind: Report.kind, maxRunning: limit), queue: "default", on: client, logger: logger)
             }
-            await group.triggerGracefulShutdown()
-            try await tasks.waitForAll()
-            return (done, maxReports, maxThumbnails, samples)
+            var handlers = JobHandlers()
+            handlers.register(Report.self) { job, _ in try await Task.sleep(for: .milliseconds(job.milliseconds)) }
+            handlers.register(Thumbnail.self) { job, _ in try await Task.sleep(for: .milliseconds(job.milliseconds)) }
+            let workerList = try (0..<workers).map { index in
+                try QueueWorker(queue: queue, client: client, handlers: handlers, configuration: .init(
+                    queue: "default", concurrency: 8, lease: .seconds(5), pollInterval: .milliseconds(20), reapInterval: .milliseconds(200), owner: "demo-\(index)"
+                ), logger: context.quietLogger)
+            }
+
+            context.progress.step("\(name): \(workers) workers × 8; at most \(limit) '\(Report.kind)' jobs running fleet-wide, sampled from the database")
+            let jobs = try (0..<jobsPerKind).flatMap { n in
+                [try NewJob(Report(milliseconds: 10 + n % 20)), try NewJob(Thumbnail(milliseconds: 10 + n % 20))]
+            }
+            let started = ContinuousClock.now
+            var maxReports = 0, maxThumbnails = 0, samples = 0
+            let done = try await withRunningServices(workerList, logger: logger) {
+                try await context.transaction { tx in _ = try await queue.enqueue(jobs, in: tx) }
+                return try await waitFor(context, seconds: 120) {
+                    let (reports, thumbnails, unfinished) = try await context.idempotentQuery("""
+                        SELECT count(*) FILTER (WHERE state = 'running' AND kind = \(Report.kind))::int,
+                               count(*) FILTER (WHERE state = 'running' AND kind = \(Thumbnail.kind))::int,
+                               count(*) FILTER (WHERE state <> 'completed')::int
+                        FROM \(identifier: queue.jobsTable)
+                        """).rows[0].decode((Int, Int, Int).self)
+                    maxReports = max(maxReports, reports)
+                    maxThumbnails = max(maxThumbnails, thumbnails)
+                    samples += 1
+                    return unfinished == 0
+                }
+            }
+            let elapsed = ContinuousClock.now - started
+            let detail = "at most \(maxReports) '\(Report.kind)' running (limit \(limit)), at most \(maxThumbnails) unlimited; \(samples) samples; \(jobs.count) jobs \(done ? "done" : "NOT done")"
+            context.progress.done(detail)
+            return [
+                outcome("never more than \(limit) running fleet-wide", passed: done && maxReports <= limit && maxReports >= 1, detail: detail)
+                    .rate(jobs.count, per: elapsed, unit: "jobs/s"),
+            ]
         }
-        let elapsed = ContinuousClock.now - started
-        if !context.keepTables {
-            try await context.idempotentQuery("DROP SCHEMA IF EXISTS \(identifier: try SQLIdentifier(schema)) CASCADE")
-        }
-        let detail = "at most \(maxReports) '\(Report.kind)' running (limit \(limit)), at most \(maxThumbnails) unlimited; \(samples) samples; \(jobs.count) jobs \(done ? "done" : "NOT done")"
-        context.progress.done(detail)
-        return [ScenarioOutcome(
-            scenario: name, check: "never more than \(limit) running fleet-wide",
-            passed: done && maxReports <= limit && maxReports >= 1,
-            detail: detail, throughput: Double(jobs.count) / seconds(elapsed), unit: "jobs/s"
-        )]
     }
 }

@@ -18,13 +18,16 @@ struct IngestionScenario: DemoScenario {
         let logger = context.logger
         let ingestion = try ExactlyOnceIngestion<String>(table: QualifiedName("pglock_demo_ingested"))
         let sideTable = try QualifiedName("pglock_demo_ingest_effects")
-        try await context.idempotentTransaction { tx in
-            try await tx.query("DROP TABLE IF EXISTS \(identifier: ingestion.table)")
-            try await tx.query("DROP TABLE IF EXISTS \(identifier: sideTable)")
+        return try await context.withScratchTables([ingestion.table, sideTable]) { tx in
             try await tx.query("CREATE TABLE \(identifier: sideTable) (key text NOT NULL, producer int NOT NULL)")
+        } run: {
+            try await context.idempotent { try await ingestion.migrate(on: context.client, logger: logger) }
+            return try await ingest(context: context, ingestion: ingestion, sideTable: sideTable)
         }
-        try await context.idempotent { try await ingestion.migrate(on: context.client, logger: logger) }
+    }
 
+    private func ingest(context: DemoContext, ingestion: ExactlyOnceIngestion<String>, sideTable: QualifiedName) async throws -> [ScenarioOutcome] {
+        let logger = context.logger
         // Round r of producer p: its own keys, plus keys of other producers' round r.
         let own = Int(Double(batchSize) * (1 - duplicateShare))
         var generator = SystemRandomNumberGenerator()
@@ -47,31 +50,22 @@ struct IngestionScenario: DemoScenario {
         context.progress.step("\(name): \(producers) producers × \(batchesPerProducer) batches of \(batchSize) events, \(total - distinct.count) duplicates across producers")
 
         let started = ContinuousClock.now
-        let newCounts = try await withThrowingTaskGroup(of: Int.self) { group in
-            for producer in 0..<producers {
-                let batches = plan[producer]
-                group.addTask {
-                    var new = 0
-                    for keys in batches {
-                        // Re-run after a lost connection only when nothing was committed; a COMMIT
-                        // lost in flight is settled first, so the report counts each key once.
-                        let report = try await ingestion.ingest(keys: keys, on: context.client, retry: DemoContext.retryPolicy, logger: logger) { tx, newKeys in
-                            if tx.attempt > 1 { context.faults.rerun() }
-                            try await tx.query("""
-                                INSERT INTO \(identifier: sideTable) (key, producer) SELECT k, \(Int32(producer)) FROM unnest(\(newKeys)::text[]) AS u(k)
-                                """)
-                        }
-                        new += report.newEventCount
-                    }
-                    return new
+        let newCounts = try await concurrently(producers) { [plan] producer in
+            var new = 0
+            for keys in plan[producer] {
+                // Re-run after a lost connection only when nothing was committed; a COMMIT
+                // lost in flight is settled first, so the report counts each key once.
+                let report = try await ingestion.ingest(keys: keys, on: context.client, retry: DemoContext.retryPolicy, logger: logger) { tx, newKeys in
+                    if tx.attempt > 1 { context.faults.rerun() }
+                    try await tx.query("""
+                        INSERT INTO \(identifier: sideTable) (key, producer) SELECT k, \(Int32(producer)) FROM unnest(\(newKeys)::text[]) AS u(k)
+                        """)
                 }
+                new += report.newEventCount
             }
-            var sum = 0
-            for try await count in group { sum += count }
-            return sum
-        }
+            return new
+        }.reduce(0, +)
         let elapsed = ContinuousClock.now - started
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
 
         let (stored, effects, effectKeys) = try await context.idempotentTransaction { tx in
             let stored = try await tx.query("SELECT count(*)::int8 FROM \(identifier: ingestion.table)").rows[0].decode(Int64.self)
@@ -81,16 +75,11 @@ struct IngestionScenario: DemoScenario {
         let expected = Int64(distinct.count)
         let detail = "\(total) events, \(expected) distinct keys: \(stored) stored, \(effects) handler effects on \(effectKeys) keys, \(newCounts) reported new"
         context.progress.done(detail)
-        if !context.keepTables {
-            try await context.idempotentTransaction { tx in
-                try await tx.query("DROP TABLE IF EXISTS \(identifier: ingestion.table)")
-                try await tx.query("DROP TABLE IF EXISTS \(identifier: sideTable)")
-            }
-        }
-        return [ScenarioOutcome(
-            scenario: name, check: "each key stored once; handler effects = distinct keys",
-            passed: stored == expected && effects == expected && effectKeys == expected && Int64(newCounts) == expected,
-            detail: detail, throughput: Double(total) / seconds, unit: "events/s"
-        )]
+        return [
+            outcome(
+                "each key stored once; handler effects = distinct keys",
+                passed: stored == expected && effects == expected && effectKeys == expected && Int64(newCounts) == expected, detail: detail
+            ).rate(total, per: elapsed, unit: "events/s"),
+        ]
     }
 }

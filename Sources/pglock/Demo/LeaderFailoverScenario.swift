@@ -21,150 +21,140 @@ struct LeaderFailoverScenario: DemoScenario {
     var bound: Duration = .seconds(3)
 
     func run(context: DemoContext) async throws -> [ScenarioOutcome] {
-        let logger = context.logger
         let termsTable = try QualifiedName("pglock_demo_leader_terms")
         let ledger = try QualifiedName("pglock_demo_leader_ledger")
-        try await context.idempotentTransaction { tx in
-            try await tx.query("DROP TABLE IF EXISTS \(identifier: termsTable)")
-            try await tx.query("DROP TABLE IF EXISTS \(identifier: ledger)")
+        return try await context.withScratchTables([termsTable, ledger]) { tx in
             try await tx.query("CREATE TABLE \(identifier: ledger) (term bigint NOT NULL, note text NOT NULL)")
-        }
-
-        // The kills below make each deposed leader log a warning; they are expected here.
-        var electionLogger = logger
-        if electionLogger.logLevel == .warning { electionLogger.logLevel = .error }
-        let elections = try (1...candidates).map { index in
-            var configuration = LeaderElection.Configuration(
-                name: "pglock-demo", connection: context.settings, termsTable: termsTable,
-                instanceID: "candidate-\(index)"
-            )
-            configuration.heartbeatInterval = .milliseconds(250)
-            configuration.retryInterval = .seconds(1)
-            configuration.responseTimeout = .seconds(2)
-            configuration.reconnectDelay = .milliseconds(50)
-            return try LeaderElection(configuration: configuration, logger: electionLogger)
-        }
-        let running = elections.map { election in Task { try await election.run() } }
-        defer { for task in running { task.cancel() } }
-
-        context.progress.step("\(name): \(candidates) candidates; killing the leader's backend \(kills) times")
-        var failovers: [Duration] = []
-        var noticed: [Duration] = []
-        var tokensGrew = true
-        var fencedRejected = 0
-        var newWritesAccepted = 0
-        var withinBound = true
-        // Rounds that cannot measure a failover are run again (at most `kills` more): the
-        // server restarted during the round (then no leader can exist for a while, whatever
-        // the election does), or the leader had already been deposed by someone else.
-        var redone = 0
-        while failovers.count < kills && redone <= kills {
-            let round = failovers.count + 1
-            let serverStarted = try await context.serverStartTime()
-            // The leader of this round, its token proven current by a fenced write.
-            guard let (leader, oldToken) = try await leaderWithAcceptedWrite(context, elections, ledger, note: "round \(round): leader before the kill") else {
-                return [ScenarioOutcome(scenario: name, check: "a leader is elected", passed: false, detail: "no leader within \(format(Self.settleLimit))")]
+        } run: {
+            // The kills below make each deposed leader log a warning; they are expected here.
+            let electionLogger = context.quietLogger
+            let elections = try (1...candidates).map { index in
+                var configuration = LeaderElection.Configuration(
+                    name: "pglock-demo", connection: context.settings, termsTable: termsTable,
+                    instanceID: "candidate-\(index)"
+                )
+                configuration.heartbeatInterval = .milliseconds(250)
+                configuration.retryInterval = .seconds(1)
+                configuration.responseTimeout = .seconds(2)
+                configuration.reconnectDelay = .milliseconds(50)
+                return try LeaderElection(configuration: configuration, logger: electionLogger)
             }
-            guard let pid = leader.sessionBackendPID else { redone += 1; continue }
-            // Measure takeover by a queued follower: let the last round's victim reconnect first.
-            try await waitForFollowersQueued(context, count: candidates - 1)
-            let killed = ContinuousClock.now
-            let terminated = try await context.idempotentQuery("SELECT pg_terminate_backend(\(pid))").rows[0].decode(Bool.self)
-            let deposed = leader
-            let noticedTask = Task { () -> Duration? in
-                let deadline = killed + Self.settleLimit
-                while deposed.isLeader {
-                    guard ContinuousClock.now < deadline else { return nil }
-                    try await Task.sleep(for: .milliseconds(1))
+            let running = elections.map { election in Task { try await election.run() } }
+            defer { for task in running { task.cancel() } }
+
+            context.progress.step("\(name): \(candidates) candidates; killing the leader's backend \(kills) times")
+            var failovers: [Duration] = []
+            var noticed: [Duration] = []
+            var tokensGrew = true
+            var fencedRejected = 0
+            var newWritesAccepted = 0
+            var withinBound = true
+            // Rounds that cannot measure a failover are run again (at most `kills` more): the
+            // server restarted during the round (then no leader can exist for a while, whatever
+            // the election does), or the leader had already been deposed by someone else.
+            var redone = 0
+            while failovers.count < kills && redone <= kills {
+                let round = failovers.count + 1
+                let serverStarted = try await context.serverStartTime()
+                // The leader of this round, its token proven current by a fenced write.
+                guard let (leader, oldToken) = try await leaderWithAcceptedWrite(context, elections, ledger, note: "round \(round): leader before the kill") else {
+                    return [outcome("a leader is elected", passed: false, detail: "no leader within \(format(Self.settleLimit))")]
                 }
-                return ContinuousClock.now - killed
+                guard let pid = leader.sessionBackendPID else { redone += 1; continue }
+                // Measure takeover by a queued follower: let the last round's victim reconnect first.
+                try await waitForFollowersQueued(context, count: candidates - 1)
+                let killed = ContinuousClock.now
+                let terminated = try await context.idempotentQuery("SELECT pg_terminate_backend(\(pid))").rows[0].decode(Bool.self)
+                let deposed = leader
+                let noticedTask = Task { () -> Duration? in
+                    let deadline = killed + Self.settleLimit
+                    while deposed.isLeader {
+                        guard ContinuousClock.now < deadline else { return nil }
+                        try await Task.sleep(for: .milliseconds(1))
+                    }
+                    return ContinuousClock.now - killed
+                }
+                let next = try await waitForLeader(elections, other: deposed, within: bound)
+                let elapsed = ContinuousClock.now - killed
+                let restarted = try await context.serverStartTime() != serverStarted
+                if !terminated || restarted {
+                    noticedTask.cancel()
+                    redone += 1
+                    continue
+                }
+                guard let next, let newToken = next.currentToken else {
+                    withinBound = false
+                    noticedTask.cancel()
+                    break
+                }
+                failovers.append(elapsed)
+                if let knew = try await noticedTask.value { noticed.append(knew) }
+                if !(newToken > oldToken) { tokensGrew = false }
+                do {
+                    try await fencedWrite(context, ledger, oldToken, note: "round \(round): deposed leader")
+                } catch let error as PostgresLocksError where error.code == .fenced {
+                    fencedRejected += 1
+                }
+                // The new leader's write (if someone else deposed it meanwhile, its successor's).
+                if try await leaderWithAcceptedWrite(context, elections, ledger, note: "round \(round): new leader") != nil {
+                    newWritesAccepted += 1
+                }
             }
-            let next = try await waitForLeader(elections, other: deposed, within: bound)
-            let elapsed = ContinuousClock.now - killed
-            let restarted = try await context.serverStartTime() != serverStarted
-            if !terminated || restarted {
-                noticedTask.cancel()
-                redone += 1
-                continue
-            }
-            guard let next, let newToken = next.currentToken else {
-                withinBound = false
-                noticedTask.cancel()
-                break
-            }
-            failovers.append(elapsed)
-            if let knew = try await noticedTask.value { noticed.append(knew) }
-            if !(newToken > oldToken) { tokensGrew = false }
-            do {
-                try await fencedWrite(context, ledger, oldToken, note: "round \(round): deposed leader")
-            } catch let error as PostgresLocksError where error.code == .fenced {
-                fencedRejected += 1
-            }
-            // The new leader's write (if someone else deposed it meanwhile, its successor's).
-            if try await leaderWithAcceptedWrite(context, elections, ledger, note: "round \(round): new leader") != nil {
-                newWritesAccepted += 1
-            }
-        }
-        let rounds = failovers.count
-        let deposedRows = try await context.idempotentQuery(
-            "SELECT count(*)::int8 FROM \(identifier: ledger) WHERE note LIKE '%deposed%'"
-        ).rows[0].decode(Int64.self)
+            let rounds = failovers.count
+            let deposedRows = try await context.idempotentQuery(
+                "SELECT count(*)::int8 FROM \(identifier: ledger) WHERE note LIKE '%deposed%'"
+            ).rows[0].decode(Int64.self)
 
-        // Resignation: stop the current leader as a graceful shutdown would. A handover that
-        // spanned a server restart measures the restart: the next leader resigns instead.
-        var handover: Duration?
-        var successorTerm: Int64?
-        var stoppedCount = 0
-        while handover == nil && stoppedCount < candidates - 1 {
-            guard let (leader, _) = try await leaderWithAcceptedWrite(context, elections, ledger, note: "before resignation") else { break }
-            let serverStarted = try await context.serverStartTime()
-            let stopped = ContinuousClock.now
-            let index = elections.firstIndex { $0 === leader }!
-            running[index].cancel()
-            stoppedCount += 1
-            let successor = try await waitForLeader(elections, other: leader, within: bound)
-            let elapsed = ContinuousClock.now - stopped
-            try await running[index].value
-            let restarted = try await context.serverStartTime() != serverStarted
-            if restarted {
-                redone += 1
-                continue
+            // Resignation: stop the current leader as a graceful shutdown would. A handover that
+            // spanned a server restart measures the restart: the next leader resigns instead.
+            var handover: Duration?
+            var successorTerm: Int64?
+            var stoppedCount = 0
+            while handover == nil && stoppedCount < candidates - 1 {
+                guard let (leader, _) = try await leaderWithAcceptedWrite(context, elections, ledger, note: "before resignation") else { break }
+                let serverStarted = try await context.serverStartTime()
+                let stopped = ContinuousClock.now
+                let index = elections.firstIndex { $0 === leader }!
+                running[index].cancel()
+                stoppedCount += 1
+                let successor = try await waitForLeader(elections, other: leader, within: bound)
+                let elapsed = ContinuousClock.now - stopped
+                try await running[index].value
+                let restarted = try await context.serverStartTime() != serverStarted
+                if restarted {
+                    redone += 1
+                    continue
+                }
+                handover = successor == nil ? nil : elapsed
+                successorTerm = successor?.currentToken?.term
+                if successor == nil { break }
             }
-            handover = successor == nil ? nil : elapsed
-            successorTerm = successor?.currentToken?.term
-            if successor == nil { break }
-        }
 
-        for task in running { task.cancel() }
-        for task in running { try await task.value }
-        if !context.keepTables {
-            try await context.idempotentTransaction { tx in
-                try await tx.query("DROP TABLE IF EXISTS \(identifier: termsTable)")
-                try await tx.query("DROP TABLE IF EXISTS \(identifier: ledger)")
-            }
-        }
+            for task in running { task.cancel() }
+            for task in running { try await task.value }
 
-        let failoverText = failovers.map(format).joined(separator: ", ")
-        let noticedText = noticed.map(format).joined(separator: ", ")
-        let redoneText = redone > 0 ? "; \(redone) rounds run again (a server restart or an outside kill came in between)" : ""
-        context.progress.done("failovers \(failoverText); deposed leaders knew after \(noticedText); handover on shutdown \(handover.map(format) ?? "none")\(redoneText)")
-        return [
-            ScenarioOutcome(
-                scenario: name, check: "leader killed: another leads within \(format(bound)), larger token",
-                passed: withinBound && rounds == kills && tokensGrew,
-                detail: "\(rounds)/\(kills) failovers in \(failoverText); deposed leader knew after \(noticedText)\(redoneText)"
-            ),
-            ScenarioOutcome(
-                scenario: name, check: "deposed leader's write fenced, new leader's accepted",
-                passed: fencedRejected == kills && newWritesAccepted == kills && deposedRows == 0,
-                detail: "\(fencedRejected)/\(kills) old-token writes rejected, \(deposedRows) stored; \(newWritesAccepted)/\(kills) new-token writes stored"
-            ),
-            ScenarioOutcome(
-                scenario: name, check: "leader resigns on shutdown: handover at once",
-                passed: handover.map { $0 < bound } ?? false,
-                detail: "next leader after \(handover.map(format) ?? "none (no successor within \(format(bound)))"), term \(successorTerm.map(String.init) ?? "none")"
-            ),
-        ]
+            let failoverText = failovers.map(format).joined(separator: ", ")
+            let noticedText = noticed.map(format).joined(separator: ", ")
+            let redoneText = redone > 0 ? "; \(redone) rounds run again (a server restart or an outside kill came in between)" : ""
+            context.progress.done("failovers \(failoverText); deposed leaders knew after \(noticedText); handover on shutdown \(handover.map(format) ?? "none")\(redoneText)")
+            return [
+                outcome(
+                    "leader killed: another leads within \(format(bound)), larger token",
+                    passed: withinBound && rounds == kills && tokensGrew,
+                    detail: "\(rounds)/\(kills) failovers in \(failoverText); deposed leader knew after \(noticedText)\(redoneText)"
+                ),
+                outcome(
+                    "deposed leader's write fenced, new leader's accepted",
+                    passed: fencedRejected == kills && newWritesAccepted == kills && deposedRows == 0,
+                    detail: "\(fencedRejected)/\(kills) old-token writes rejected, \(deposedRows) stored; \(newWritesAccepted)/\(kills) new-token writes stored"
+                ),
+                outcome(
+                    "leader resigns on shutdown: handover at once",
+                    passed: handover.map { $0 < bound } ?? false,
+                    detail: "next leader after \(handover.map(format) ?? "none (no successor within \(format(bound)))"), term \(successorTerm.map(String.init) ?? "none")"
+                ),
+            ]
+        }
     }
 
     /// How long the scenario waits for a settled leader outside the measured failovers (the

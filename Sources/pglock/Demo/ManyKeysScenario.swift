@@ -19,12 +19,11 @@ struct ManyKeysScenario: DemoScenario {
             let (transactions, deadlocks) = try await race(context: context, sorted: sorted)
             let detail = "\(transactions) transactions, \(deadlocks) deadlocks (40P01)"
             context.progress.done(detail)
-            outcomes.append(ScenarioOutcome(
-                scenario: name,
-                check: sorted ? "sorted: no deadlock" : (deadlocks > 0 ? "unsorted: deadlocks happen" : "unsorted: no deadlock this run"),
+            outcomes.append(outcome(
+                sorted ? "sorted: no deadlock" : (deadlocks > 0 ? "unsorted: deadlocks happen" : "unsorted: no deadlock this run"),
                 passed: sorted ? deadlocks == 0 && transactions > 0 : nil,
-                detail: detail, throughput: Double(transactions) / seconds(duration), unit: "tx/s"
-            ))
+                detail: detail
+            ).rate(transactions, per: duration, unit: "tx/s"))
         }
         return outcomes
     }

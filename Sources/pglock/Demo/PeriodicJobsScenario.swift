@@ -25,89 +25,80 @@ struct PeriodicJobsScenario: DemoScenario {
     func run(context: DemoContext) async throws -> [ScenarioOutcome] {
         let logger = context.logger, client = context.client
         let schema = "pglock_demo_periodic"
-        try await context.idempotentQuery("DROP SCHEMA IF EXISTS \(identifier: try SQLIdentifier(schema)) CASCADE")
-        let queue = try JobQueue(schema: schema)
-        try await context.idempotent { _ = try await queue.migrate(on: client, logger: logger) }
-        let effects = try QualifiedName(schema: schema, "effects")
-        let termsTable = try QualifiedName(schema: schema, "terms")
-        try await context.idempotentQuery("CREATE TABLE IF NOT EXISTS \(identifier: effects) (tick text NOT NULL, job bigint NOT NULL)")
+        return try await context.withScratchQueue(schema: schema) { queue in
+            let effects = try QualifiedName(schema: schema, "effects")
+            let termsTable = try QualifiedName(schema: schema, "terms")
+            try await context.idempotentQuery("CREATE TABLE IF NOT EXISTS \(identifier: effects) (tick text NOT NULL, job bigint NOT NULL)")
 
-        // Killed leaders and the worker's broken claims log warnings; they are expected here.
-        var quietLogger = logger
-        if quietLogger.logLevel == .warning { quietLogger.logLevel = .error }
-        let schedule = try PeriodicJob(name: "every-second", schedule: .every(.seconds(1)), missedTicks: .backfill(upTo: 100)) { _ in
-            try NewJob(Tick())
-        }
-        let elections = try (1...instances).map { index in
-            var configuration = LeaderElection.Configuration(name: "pglock-demo-scheduler", connection: context.settings, termsTable: termsTable, instanceID: "instance-\(index)")
-            configuration.heartbeatInterval = .milliseconds(250)
-            configuration.retryInterval = .seconds(1)
-            configuration.responseTimeout = .seconds(2)
-            configuration.reconnectDelay = .milliseconds(50)
-            return try LeaderElection(configuration: configuration, logger: quietLogger)
-        }
-        let schedulers = try elections.map { try JobScheduler(queue: queue, client: client, election: $0, schedules: [schedule], logger: quietLogger) }
-        var handlers = JobHandlers()
-        handlers.register(Tick.self) { _, job in
-            try await context.transaction { tx in
-                try await tx.query("INSERT INTO \(identifier: effects) VALUES (\(job.job.metadata["pglocks.tick"] ?? "?"), \(job.job.id))")
-                try await job.complete(in: tx)
+            // Killed leaders and the worker's broken claims log warnings; they are expected here.
+            let quietLogger = context.quietLogger
+            let schedule = try PeriodicJob(name: "every-second", schedule: .every(.seconds(1)), missedTicks: .backfill(upTo: 100)) { _ in
+                try NewJob(Tick())
             }
-        }
-        let worker = try QueueWorker(queue: queue, client: client, handlers: handlers, configuration: .init(
-            queue: "default", concurrency: 4, lease: .seconds(5), pollInterval: .milliseconds(50), reapInterval: .milliseconds(200)
-        ), logger: quietLogger)
+            let elections = try (1...instances).map { index in
+                var configuration = LeaderElection.Configuration(name: "pglock-demo-scheduler", connection: context.settings, termsTable: termsTable, instanceID: "instance-\(index)")
+                configuration.heartbeatInterval = .milliseconds(250)
+                configuration.retryInterval = .seconds(1)
+                configuration.responseTimeout = .seconds(2)
+                configuration.reconnectDelay = .milliseconds(50)
+                return try LeaderElection(configuration: configuration, logger: quietLogger)
+            }
+            let schedulers = try elections.map { try JobScheduler(queue: queue, client: client, election: $0, schedules: [schedule], logger: quietLogger) }
+            var handlers = JobHandlers()
+            handlers.register(Tick.self) { _, job in
+                try await context.transaction { tx in
+                    try await tx.query("INSERT INTO \(identifier: effects) VALUES (\(job.job.metadata["pglocks.tick"] ?? "?"), \(job.job.id))")
+                    try await job.complete(in: tx)
+                }
+            }
+            let worker = try QueueWorker(queue: queue, client: client, handlers: handlers, configuration: .init(
+                queue: "default", concurrency: 4, lease: .seconds(5), pollInterval: .milliseconds(50), reapInterval: .milliseconds(200)
+            ), logger: quietLogger)
 
-        context.progress.step("\(name): \(instances) instances schedule a job every second; killing the leader's backend \(kills) times")
-        let schedulerGroup = ServiceGroup(services: elections + schedulers, gracefulShutdownSignals: [], cancellationSignals: [], logger: logger)
-        let workerGroup = ServiceGroup(services: [worker], gracefulShutdownSignals: [], cancellationSignals: [], logger: logger)
-        var killed = 0
-        let settled: Bool = try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await schedulerGroup.run() }
-            tasks.addTask { try await workerGroup.run() }
+            context.progress.step("\(name): \(instances) instances schedule a job every second; killing the leader's backend \(kills) times")
             func ticks() async throws -> Int {
                 try await context.idempotentQuery("SELECT count(*)::int FROM \(identifier: queue.ticksTable)").rows[0].decode(Int.self)
             }
-            var reached = try await waitFor(context, seconds: 30) { try await ticks() >= ticksPerTerm }
-            for _ in 0..<kills where reached {
-                if let pid = elections.first(where: \.isLeader)?.sessionBackendPID,
-                   try await context.idempotentQuery("SELECT pg_terminate_backend(\(pid))").rows[0].decode(Bool.self) {
-                    killed += 1
+            var killed = 0
+            let settled = try await withRunningServices([worker], logger: logger) {
+                let reached = try await withRunningServices(elections + schedulers, logger: logger) {
+                    var reached = try await waitFor(context, seconds: 30) { try await ticks() >= ticksPerTerm }
+                    for _ in 0..<kills where reached {
+                        if let pid = elections.first(where: \.isLeader)?.sessionBackendPID,
+                           try await context.idempotentQuery("SELECT pg_terminate_backend(\(pid))").rows[0].decode(Bool.self) {
+                            killed += 1
+                        }
+                        let before = try await ticks()
+                        reached = try await waitFor(context, seconds: 30) { try await ticks() >= before + ticksPerTerm }
+                    }
+                    return reached
                 }
-                let before = try await ticks()
-                reached = try await waitFor(context, seconds: 30) { try await ticks() >= before + ticksPerTerm }
+                // Every enqueued tick runs before the worker stops.
+                let drained = try await waitFor(context, seconds: 60) {
+                    try await context.idempotentQuery("SELECT count(*)::int FROM \(identifier: queue.jobsTable) WHERE state <> 'completed'").rows[0].decode(Int.self) == 0
+                }
+                return reached && drained
             }
-            await schedulerGroup.triggerGracefulShutdown()
-            // Every enqueued tick runs before the worker stops.
-            let drained = try await waitFor(context, seconds: 60) {
-                try await context.idempotentQuery("SELECT count(*)::int FROM \(identifier: queue.jobsTable) WHERE state <> 'completed'").rows[0].decode(Int.self) == 0
-            }
-            await workerGroup.triggerGracefulShutdown()
-            try await tasks.waitForAll()
-            return reached && drained
-        }
 
-        let rows = try await context.idempotentQuery("SELECT tick, term FROM \(identifier: queue.ticksTable) ORDER BY tick").rows
-        let ticks = try rows.map { try $0.decode((Date, Int64).self) }
-        let gaps = zip(ticks, ticks.dropFirst()).filter { abs($1.0.timeIntervalSince($0.0) - 1) > 0.001 }.count
-        let terms = Set(ticks.map(\.1)).count
-        let (jobs, distinctTicks) = try await context.idempotentQuery(
-            "SELECT count(*)::int, count(DISTINCT metadata->>'pglocks.tick')::int FROM \(identifier: queue.allJobsView)"
-        ).rows[0].decode((Int, Int).self)
-        let (runs, distinctRuns) = try await context.idempotentQuery(
-            "SELECT count(*)::int, count(DISTINCT tick)::int FROM \(identifier: effects)"
-        ).rows[0].decode((Int, Int).self)
-        if !context.keepTables {
-            try await context.idempotentQuery("DROP SCHEMA IF EXISTS \(identifier: try SQLIdentifier(schema)) CASCADE")
+            let rows = try await context.idempotentQuery("SELECT tick, term FROM \(identifier: queue.ticksTable) ORDER BY tick").rows
+            let ticks = try rows.map { try $0.decode((Date, Int64).self) }
+            let gaps = zip(ticks, ticks.dropFirst()).filter { abs($1.0.timeIntervalSince($0.0) - 1) > 0.001 }.count
+            let terms = Set(ticks.map(\.1)).count
+            let (jobs, distinctTicks) = try await context.idempotentQuery(
+                "SELECT count(*)::int, count(DISTINCT metadata->>'pglocks.tick')::int FROM \(identifier: queue.allJobsView)"
+            ).rows[0].decode((Int, Int).self)
+            let (runs, distinctRuns) = try await context.idempotentQuery(
+                "SELECT count(*)::int, count(DISTINCT tick)::int FROM \(identifier: effects)"
+            ).rows[0].decode((Int, Int).self)
+            let detail = "\(ticks.count) ticks over \(terms) terms (\(killed) leaders killed), \(gaps) gaps; \(jobs) jobs for \(distinctTicks) ticks; \(runs) runs of \(distinctRuns) ticks"
+            context.progress.done(detail)
+            return [outcome(
+                "each tick enqueued and run once across killed leaders",
+                passed: settled && !ticks.isEmpty && gaps == 0 && terms >= 2 && jobs == ticks.count && distinctTicks == jobs
+                    && runs == jobs && distinctRuns == runs,
+                detail: detail
+            )]
         }
-        let detail = "\(ticks.count) ticks over \(terms) terms (\(killed) leaders killed), \(gaps) gaps; \(jobs) jobs for \(distinctTicks) ticks; \(runs) runs of \(distinctRuns) ticks"
-        context.progress.done(detail)
-        return [ScenarioOutcome(
-            scenario: name, check: "each tick enqueued and run once across killed leaders",
-            passed: settled && !ticks.isEmpty && gaps == 0 && terms >= 2 && jobs == ticks.count && distinctTicks == jobs
-                && runs == jobs && distinctRuns == runs,
-            detail: detail
-        )]
     }
 }
 

@@ -47,72 +47,71 @@ struct SingletonScenario: DemoScenario {
         let table = try QualifiedName("pglock_demo_singleton_runs")
         let fence = try QualifiedName("pglock_demo_singleton_fence")
         let client = context.client
-        try await context.idempotentTransaction { tx in
-            try await tx.query("DROP TABLE IF EXISTS \(identifier: table), \(identifier: fence)")
+        return try await context.withScratchTables([table, fence]) { tx in
             try await tx.query("CREATE TABLE \(identifier: table) (id bigserial PRIMARY KEY, instance int NOT NULL, token bigint NOT NULL, started timestamptz NOT NULL, ended timestamptz)")
             try await tx.query("CREATE TABLE \(identifier: fence) (job text PRIMARY KEY, token bigint NOT NULL)")
             try await tx.query("INSERT INTO \(identifier: fence) VALUES (\(Self.job), 0)")
-        }
-        context.progress.step("\(name): \(instances) instances calling runSingleton(\"\(Self.job)\") for \(format(duration))")
-        let end = ContinuousClock.now + duration
-        let fencedGrace = self.fencedGrace
-        let tally = try await withThrowingTaskGroup(of: Tally.self) { group in
-            for instance in 0..<instances {
-                group.addTask {
-                    var tally = Tally()
-                    // An instance that got no answer by the end (the server was restarting all
-                    // along) goes on until its first run or skip, for at most 30 s more.
-                    while ContinuousClock.now < end || (tally.ran + tally.skipped == 0 && ContinuousClock.now < end + .seconds(30)) {
-                        do {
-                            try await client.runSingleton(Self.job, logger: context.logger) {
-                                try await Self.runJob(instance: instance, table: table, fence: fence, context: context, fencedGrace: fencedGrace)
+        } run: {
+            context.progress.step("\(name): \(instances) instances calling runSingleton(\"\(Self.job)\") for \(format(duration))")
+            let end = ContinuousClock.now + duration
+            let fencedGrace = self.fencedGrace
+            let tally = try await withThrowingTaskGroup(of: Tally.self) { group in
+                for instance in 0..<instances {
+                    group.addTask {
+                        var tally = Tally()
+                        // An instance that got no answer by the end (the server was restarting all
+                        // along) goes on until its first run or skip, for at most 30 s more.
+                        while ContinuousClock.now < end || (tally.ran + tally.skipped == 0 && ContinuousClock.now < end + .seconds(30)) {
+                            do {
+                                try await client.runSingleton(Self.job, logger: context.logger) {
+                                    try await Self.runJob(instance: instance, table: table, fence: fence, context: context, fencedGrace: fencedGrace)
+                                }
+                                tally.ran += 1
+                            } catch let error as PostgresLocksError where error.code == .lockTimeout {
+                                tally.skipped += 1
+                                // A scheduler would try again on its next tick; a short pause stands for it.
+                                try await Task.sleep(for: .milliseconds(5))
+                            } catch let error as PostgresLocksError where error.code == .lockLost {
+                                tally.lost += 1
+                                context.faults.lockLost()
+                            } catch let error as PostgresLocksError where error.code == .fenced {
+                                tally.fencedWhileHeld += 1
+                            } catch where DemoContext.isConnectionFault(error) {
+                                tally.unreachable += 1
+                                context.faults.connectionLost()
+                                try await Task.sleep(for: .milliseconds(10))
                             }
-                            tally.ran += 1
-                        } catch let error as PostgresLocksError where error.code == .lockTimeout {
-                            tally.skipped += 1
-                            // A scheduler would try again on its next tick; a short pause stands for it.
-                            try await Task.sleep(for: .milliseconds(5))
-                        } catch let error as PostgresLocksError where error.code == .lockLost {
-                            tally.lost += 1
-                            context.faults.lockLost()
-                        } catch let error as PostgresLocksError where error.code == .fenced {
-                            tally.fencedWhileHeld += 1
-                        } catch where DemoContext.isConnectionFault(error) {
-                            tally.unreachable += 1
-                            context.faults.connectionLost()
-                            try await Task.sleep(for: .milliseconds(10))
                         }
+                        return tally
                     }
-                    return tally
                 }
+                return try await group.reduce(Tally(), +)
             }
-            return try await group.reduce(Tally(), +)
+            let (overlaps, unfinished, runs) = try await context.idempotentTransaction { tx in
+                let overlaps = try await tx.query("""
+                    SELECT count(*)::int8 FROM \(identifier: table) a JOIN \(identifier: table) b
+                      ON a.id < b.id AND tstzrange(a.started, a.ended) && tstzrange(b.started, b.ended)
+                    WHERE a.ended IS NOT NULL AND b.ended IS NOT NULL
+                    """).rows[0].decode(Int64.self)
+                let (unfinished, runs) = try await tx.query(
+                    "SELECT count(*) FILTER (WHERE ended IS NULL)::int8, count(*)::int8 FROM \(identifier: table)"
+                ).rows[0].decode((Int64, Int64).self)
+                return (overlaps, unfinished, runs)
+            }
+            var detail = "\(tally.ran) runs, \(tally.skipped) skips, \(overlaps) overlapping completed runs"
+            if tally.lost + tally.fencedWhileHeld + Int(unfinished) > 0 {
+                detail += "; runs that lost their lock (cancelled): \(tally.lost), recorded runs left unfinished (end fenced off): \(unfinished) of \(runs)"
+            }
+            if tally.fencedWhileHeld > 0 { detail += "; runs fenced off while their lock looked held: \(tally.fencedWhileHeld)" }
+            context.progress.done(detail)
+            return [
+                outcome(
+                    "one instance at a time (fenced), others skip",
+                    passed: overlaps == 0 && unfinished <= Int64(tally.lost) && tally.fencedWhileHeld == 0 && tally.ran > 0 && tally.skipped > 0,
+                    detail: detail
+                ).rate(tally.ran, per: duration, unit: "runs/s"),
+            ]
         }
-        let (overlaps, unfinished, runs) = try await context.idempotentTransaction { tx in
-            let overlaps = try await tx.query("""
-                SELECT count(*)::int8 FROM \(identifier: table) a JOIN \(identifier: table) b
-                  ON a.id < b.id AND tstzrange(a.started, a.ended) && tstzrange(b.started, b.ended)
-                WHERE a.ended IS NOT NULL AND b.ended IS NOT NULL
-                """).rows[0].decode(Int64.self)
-            let (unfinished, runs) = try await tx.query(
-                "SELECT count(*) FILTER (WHERE ended IS NULL)::int8, count(*)::int8 FROM \(identifier: table)"
-            ).rows[0].decode((Int64, Int64).self)
-            return (overlaps, unfinished, runs)
-        }
-        if !context.keepTables {
-            try await context.idempotentQuery("DROP TABLE IF EXISTS \(identifier: table), \(identifier: fence)")
-        }
-        var detail = "\(tally.ran) runs, \(tally.skipped) skips, \(overlaps) overlapping completed runs"
-        if tally.lost + tally.fencedWhileHeld + Int(unfinished) > 0 {
-            detail += "; runs that lost their lock (cancelled): \(tally.lost), recorded runs left unfinished (end fenced off): \(unfinished) of \(runs)"
-        }
-        if tally.fencedWhileHeld > 0 { detail += "; runs fenced off while their lock looked held: \(tally.fencedWhileHeld)" }
-        context.progress.done(detail)
-        return [ScenarioOutcome(
-            scenario: name, check: "one instance at a time (fenced), others skip",
-            passed: overlaps == 0 && unfinished <= Int64(tally.lost) && tally.fencedWhileHeld == 0 && tally.ran > 0 && tally.skipped > 0,
-            detail: detail, throughput: Double(tally.ran) / seconds(duration), unit: "runs/s"
-        )]
     }
 
     /// One run of the job while holding the singleton lock: take the next fencing token and

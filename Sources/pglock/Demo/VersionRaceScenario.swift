@@ -22,8 +22,8 @@ struct VersionRaceScenario: DemoScenario {
     func run(context: DemoContext) async throws -> [ScenarioOutcome] {
         let table = try QualifiedName("pglock_demo_versions")
         let logger = context.logger
-        try await context.idempotentTransaction { tx in
-            try await tx.query("DROP TABLE IF EXISTS \(identifier: table)")
+        let counter = try GaplessCounter(table: "pglock_demo_version_counters")
+        return try await context.withScratchTables([table, counter.table]) { tx in
             try await tx.query("""
                 CREATE TABLE \(identifier: table) (
                     id bigserial PRIMARY KEY,
@@ -33,65 +33,43 @@ struct VersionRaceScenario: DemoScenario {
                 )
                 """)
             try await tx.query("CREATE INDEX ON \(identifier: table) (mode, tenant, version)")
-        }
+        } run: {
+            try await context.idempotent { try await counter.migrate(on: context.client, logger: logger) }
 
-        let counter = try GaplessCounter(table: "pglock_demo_version_counters")
-        try await context.idempotent { try await counter.migrate(on: context.client, logger: logger) }
-        try await context.idempotentQuery("TRUNCATE \(identifier: counter.table)")
-
-        var outcomes: [ScenarioOutcome] = []
-        for mode in Mode.allCases {
-            context.progress.step("\(name): \(writers) writers × \(insertsPerWriter) inserts over \(tenants) tenants, \(mode.description)")
-            let started = ContinuousClock.now
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for writer in 0..<writers {
-                    group.addTask {
-                        for index in 0..<insertsPerWriter {
-                            let tenant = (writer + index) % tenants
-                            try await insertNextVersion(context: context, table: table, mode: mode, counter: counter, tenant: tenant)
-                        }
+            var outcomes: [ScenarioOutcome] = []
+            for mode in Mode.allCases {
+                context.progress.step("\(name): \(writers) writers × \(insertsPerWriter) inserts over \(tenants) tenants, \(mode.description)")
+                let started = ContinuousClock.now
+                _ = try await concurrently(writers) { writer in
+                    for index in 0..<insertsPerWriter {
+                        let tenant = (writer + index) % tenants
+                        try await insertNextVersion(context: context, table: table, mode: mode, counter: counter, tenant: tenant)
                     }
                 }
-                try await group.waitForAll()
-            }
-            let elapsed = ContinuousClock.now - started
-            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-            let total = writers * insertsPerWriter
+                let elapsed = ContinuousClock.now - started
+                let total = writers * insertsPerWriter
 
-            let rows = try await context.idempotentQuery("""
-                SELECT count(*)::int8, (count(*) - count(DISTINCT (tenant, version)))::int8
-                FROM \(identifier: table) WHERE mode = \(mode.rawValue)
-                """)
-            let (count, duplicates) = try rows.rows[0].decode((Int64, Int64).self)
-            // Per tenant: numbers missing from 1…max (a gap) once duplicates are set aside.
-            let gapRows = try await context.idempotentQuery("""
-                SELECT COALESCE(sum(max_version - distinct_versions), 0)::int8
-                FROM (SELECT tenant, max(version) AS max_version, count(DISTINCT version) AS distinct_versions
-                      FROM \(identifier: table) WHERE mode = \(mode.rawValue) GROUP BY tenant) per_tenant
-                """)
-            let gaps = try gapRows.rows[0].decode(Int64.self)
-            let detail = "\(count)/\(total) rows, \(duplicates) duplicate versions, \(gaps) gaps"
-            if mode != .naive {
-                outcomes.append(ScenarioOutcome(
-                    scenario: name, check: "\(mode.rawValue): versions unique and gapless",
-                    passed: duplicates == 0 && gaps == 0 && count == Int64(total),
-                    detail: detail, throughput: Double(total) / seconds, unit: "tx/s"
-                ))
-            } else {
-                outcomes.append(ScenarioOutcome(
-                    scenario: name, check: duplicates > 0 ? "no lock: MAX+1 race produces duplicates" : "no lock: race not reproduced this run",
-                    passed: nil, detail: detail, throughput: Double(total) / seconds, unit: "tx/s"
-                ))
+                let rows = try await context.idempotentQuery("""
+                    SELECT count(*)::int8, (count(*) - count(DISTINCT (tenant, version)))::int8
+                    FROM \(identifier: table) WHERE mode = \(mode.rawValue)
+                    """)
+                let (count, duplicates) = try rows.rows[0].decode((Int64, Int64).self)
+                // Per tenant: numbers missing from 1…max (a gap) once duplicates are set aside.
+                let gapRows = try await context.idempotentQuery("""
+                    SELECT COALESCE(sum(max_version - distinct_versions), 0)::int8
+                    FROM (SELECT tenant, max(version) AS max_version, count(DISTINCT version) AS distinct_versions
+                          FROM \(identifier: table) WHERE mode = \(mode.rawValue) GROUP BY tenant) per_tenant
+                    """)
+                let gaps = try gapRows.rows[0].decode(Int64.self)
+                let detail = "\(count)/\(total) rows, \(duplicates) duplicate versions, \(gaps) gaps"
+                let row = mode == .naive
+                    ? outcome(duplicates > 0 ? "no lock: MAX+1 race produces duplicates" : "no lock: race not reproduced this run", passed: nil, detail: detail)
+                    : outcome("\(mode.rawValue): versions unique and gapless", passed: duplicates == 0 && gaps == 0 && count == Int64(total), detail: detail)
+                outcomes.append(row.rate(total, per: elapsed, unit: "tx/s"))
+                context.progress.done(detail)
             }
-            context.progress.done(detail)
+            return outcomes
         }
-        if !context.keepTables {
-            try await context.idempotentTransaction { tx in
-                try await tx.query("DROP TABLE IF EXISTS \(identifier: table)")
-                try await tx.query("DROP TABLE IF EXISTS \(identifier: counter.table)")
-            }
-        }
-        return outcomes
     }
 
     enum Mode: String, CaseIterable, CustomStringConvertible {

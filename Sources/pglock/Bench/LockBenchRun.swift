@@ -1,0 +1,30 @@
+import Foundation
+
+/// What `pglock bench lock`, `lock-session` and `many-keys` report beside their comparison.
+struct LockBenchRun: Encodable, Sendable {
+    var scenario: String
+    var concurrency: Int
+    /// `lock` only: how our side drives the lock loop (``LockVariant``).
+    var variant: String?
+    /// `lock` only: where the workers run (``BenchCommand/ExecutorChoice``).
+    var executor: String?
+    var peakMemoryMegabytes: Double
+    /// The pool of `ours`, when it goes through one.
+    var pool: String?
+}
+
+extension BenchReport<LockBenchRun> {
+    /// Prints the report as text: `lock` with its variant and the peak memory on a line of its
+    /// own, the other lock scenarios with the peak memory on our side's line.
+    func printText() {
+        let variant = head.variant.map { ", variant \($0)" } ?? "", executor = head.executor.map { ", executor \($0)" } ?? ""
+        print("scenario \(head.scenario), concurrency \(head.concurrency)\(variant)\(executor)\(head.pool.map { ", \($0)" } ?? "")")
+        let peakMemory = String(format: "%.0f", head.peakMemoryMegabytes)
+        if head.variant == nil {
+            comparison.printLines(indent: "  ", labelWidth: 9, oursSuffix: "; peak memory \(peakMemory) MiB")
+        } else {
+            comparison.printLines(indent: "  ", labelWidth: 16)
+            print("  peak memory: \(peakMemory) MiB")
+        }
+    }
+}
