@@ -266,7 +266,11 @@ struct AdvisoryLockTests {
             let error = await #expect(throws: PostgresLocksError.self) {
                 try await withinTimeLimit(.seconds(20), "the guarded call after its session died") {
                     try await db.client.withSessionAdvisoryLock(key, heartbeat: .seconds(1), logger: db.logger) {
-                        let pid = try await db.scalar("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objid = 555 AND granted", as: Int32.self)
+                        // This database's holder only: other tests run beside this one on the same server.
+                        let pid = try await db.scalar("""
+                            SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objid = 555 AND granted
+                              AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                            """, as: Int32.self)
                         try await db.query("SELECT pg_terminate_backend(\(pid))")
                         // Wait (cancellably) for the loss to be noticed.
                         do {

@@ -152,6 +152,7 @@ struct SemaphoreTests {
                         let pid = try await db.scalar("""
                             SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted
                               AND ((classid::int8 << 32) | objid::int8) = \(key)
+                              AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
                             """, as: Int32.self)
                         try await db.query("SELECT pg_terminate_backend(\(pid))")
                         try await suspendUntilCancelled()

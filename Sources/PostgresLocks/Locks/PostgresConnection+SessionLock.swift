@@ -6,7 +6,7 @@ extension PostgresConnection {
     ///
     /// - Throws: ``PostgresLocksError/Code/lockTimeout`` when it is not granted; whatever it
     ///   throws, the lock is not left held (a cancel or a timeout can race the grant).
-    func takeSessionLock(_ key: LockKey, mode: LockMode, wait: LockWait, canceller: PostgresClient, logger: Logger) async throws {
+    func takeSessionLock(_ key: LockKey, mode: LockMode, wait: LockWait, canceller: PostgresClient?, logger: Logger) async throws {
         let started = ContinuousClock.now
         func record(_ outcome: LockMetrics.Outcome) {
             LockMetrics.record(outcome, scope: .session, mode: mode, keys: 1, waited: ContinuousClock.now - started, logger: logger, key: "\(key)")
@@ -26,7 +26,7 @@ extension PostgresConnection {
     }
 
     /// Takes a session lock; returns false when `.immediately` finds it taken.
-    func acquireSessionLock(_ key: LockKey, mode: LockMode, wait: LockWait, canceller: PostgresClient, logger: Logger) async throws -> Bool {
+    func acquireSessionLock(_ key: LockKey, mode: LockMode, wait: LockWait, canceller: PostgresClient?, logger: Logger) async throws -> Bool {
         switch wait {
         case .immediately:
             let function = AdvisoryLockSQL.lockFunction(scope: .session, mode: mode, try: true)
