@@ -19,7 +19,9 @@ struct BenchCommand: AsyncParsableCommand {
         counter (each gapless-counter strategy, or --strategy, over --scopes scopes); queue \
         (enqueue single and batch, drain, idle pickup latency); ingest (producers send batches of \
         keyed events with 20% duplicates through ExactlyOnceIngestion); commit-outcome (the \
-        default retry policy against resolvingCommitOutcome, interleaved rounds).
+        default retry policy against resolvingCommitOutcome, interleaved rounds); hold (--holds session \
+        locks held at once by one process through a SessionLockPool: acquire and release rates, \
+        acquire p50/p99, and the server connections carrying them).
         """
     )
 
@@ -31,6 +33,7 @@ struct BenchCommand: AsyncParsableCommand {
         case queue
         case ingest
         case commitOutcome = "commit-outcome"
+        case hold
     }
 
     @Argument(help: "The scenario: \(Scenario.allCases.map(\.rawValue).joined(separator: ", ")).")
@@ -137,7 +140,23 @@ struct BenchCommand: AsyncParsableCommand {
         case .counter: try await runCounter()
         case .queue: try await runQueue()
         case .commitOutcome: try await runCommitOutcome()
+        case .hold: try await runHold()
         }
+    }
+
+    @Option(help: "hold: session locks to hold at once.")
+    var holds = 10_000
+
+    @Option(help: "hold: the SessionLockPool's carrying sessions (it may open as many again for waits that block).")
+    var holdConnections = 4
+
+    /// `hold`: many session locks at once through a SessionLockPool.
+    func runHold() async throws {
+        let (holds, connections) = (self.holds, self.holdConnections)
+        let report = try await withSetup(maximumConnections: 2) { setup in
+            try await HoldBench.run(setup: setup, holds: holds, connections: connections, waitingConnections: connections)
+        }
+        try show(report) { $0.printText() }
     }
 
     /// `commit-outcome`: the default retry policy against `resolvingCommitOutcome`, interleaved.
