@@ -26,12 +26,14 @@ private func withPool<T: Sendable>(
     _ db: TestContext,
     connections: Int = 4,
     waitingConnections: Int = 4,
+    heartbeat: Duration = .seconds(1),
     _ body: @Sendable (SessionLockPool) async throws -> T
 ) async throws -> T {
     var configuration = SessionLockPool.Configuration(connection: db.settings)
     configuration.connections = connections
     configuration.waitingConnections = waitingConnections
-    configuration.heartbeatInterval = .seconds(1)
+    configuration.heartbeatInterval = heartbeat
+    configuration.responseTimeout = heartbeat
     let pool = try SessionLockPool(configuration: configuration, logger: db.logger)
     let running = Task { try await pool.run() }
     do {
@@ -166,6 +168,77 @@ struct SessionLockPoolTests {
                 }
                 try await waitUntil("every lock is released") { try await heldLocks(db) == 0 }
             }
+        }
+    }
+
+    /// A waiting session's heartbeat would queue behind its lock wait and be taken for
+    /// unanswered: a wait many heartbeats long must still end in the lock, not a lost session.
+    @Test func aWaitLongerThanManyHeartbeatsEndsInTheLock() async throws {
+        try await TestDatabase.withDatabase { db in
+            try await withPool(db, connections: 1, waitingConnections: 1, heartbeat: .milliseconds(200)) { pool in
+                try await db.withConnections(1) { outside in
+                    _ = try await outside[0].query("SELECT pg_advisory_lock(88)", logger: db.logger).collect()
+                    let ran = LockedBox(false)
+                    let taker = Task { try await pool.withLock(.int64(88)) { ran.withLock { $0 = true } } }
+                    try await waitUntil("the taker waits on the server") { try await heldLocks(db, waiting: true) == 1 }
+                    try await holdsThroughout(.seconds(2), "the taker keeps waiting through ten heartbeats") {
+                        try await heldLocks(db, waiting: true) == 1 && !ran.value
+                    }
+                    _ = try await outside[0].query("SELECT pg_advisory_unlock(88)", logger: db.logger).collect()
+                    try await withinTimeLimit(.seconds(20), "the taker once the lock is free") { try await taker.value }
+                    #expect(ran.value)
+                }
+            }
+        }
+    }
+
+    /// Takers queued for the one waiting session each get it in turn as it comes free, even
+    /// when a taker ahead of them gives up.
+    @Test func takersQueuedForAWaitingSessionGetItInTurn() async throws {
+        try await TestDatabase.withDatabase { db in
+            try await withPool(db, connections: 1, waitingConnections: 1) { pool in
+                try await db.withConnections(1) { outside in
+                    for key in 90...93 {
+                        _ = try await outside[0].query("SELECT pg_advisory_lock(\(key))", logger: db.logger).collect()
+                    }
+                    let done = LockedBox<[Int]>([])
+                    func taker(_ key: Int) -> Task<Void, any Error> {
+                        Task {
+                            try await pool.withLock(.int64(Int64(key))) {}
+                            done.withLock { $0.append(key) }
+                        }
+                    }
+                    let first = taker(90)
+                    try await waitUntil("the first taker waits on the server") { try await heldLocks(db, waiting: true) == 1 }
+                    let givesUp = taker(91)
+                    let (second, third) = (taker(92), taker(93))
+                    try await holdsThroughout(.milliseconds(300), "only one waits on the server (one waiting session)") {
+                        try await heldLocks(db, waiting: true) == 1
+                    }
+                    givesUp.cancel()
+                    await #expect(throws: CancellationError.self) { try await givesUp.value }
+                    for key in [90, 92, 93] {
+                        _ = try await outside[0].query("SELECT pg_advisory_unlock(\(key))", logger: db.logger).collect()
+                        try await waitUntil("the taker of \(key) got its lock") { done.value.contains(key) }
+                    }
+                    for task in [first, second, third] { try await task.value }
+                    #expect(Set(done.value) == [90, 92, 93])
+                }
+                try await waitUntil("every lock is released") { try await heldLocks(db) == 0 }
+            }
+        }
+    }
+
+    @Test func beforeAnySessionIsUpATakerIsToldSoWithinItsWait() async throws {
+        try await TestDatabase.withDatabase { db in
+            // Never run: no session ever connects.
+            var configuration = SessionLockPool.Configuration(connection: db.settings)
+            configuration.responseTimeout = .milliseconds(300)
+            let pool = try SessionLockPool(configuration: configuration, logger: db.logger)
+            let now = await #expect(throws: PostgresLocksError.self) { try await pool.withLock(.int64(1), wait: .immediately) {} }
+            #expect(now?.code == .connectionLost, "\(String(describing: now))")
+            let later = await #expect(throws: PostgresLocksError.self) { try await pool.withLock(.int64(1), wait: .timeout(.milliseconds(200))) {} }
+            #expect(later?.code == .lockTimeout, "\(String(describing: later))")
         }
     }
 

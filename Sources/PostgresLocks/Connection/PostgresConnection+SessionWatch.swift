@@ -12,12 +12,14 @@ extension PostgresConnection {
     /// session is lost when the connection closes, the statement fails or counts none, or no
     /// answer comes within `answerLimit`: then `onUnanswered` runs and the connection is closed,
     /// the only way to end a statement whose answer never comes (a silent network failure).
+    /// While `skipWhile` says so, heartbeats are skipped (the close is still noticed at once).
     func watchSession(
         every interval: Duration?,
         answerLimit: Duration,
         holdCount: PostgresQuery,
         stop: OneShotSignal? = nil,
         onUnanswered: (@Sendable () -> Void)? = nil,
+        skipWhile busy: (@Sendable () -> Bool)? = nil,
         logger: Logger
     ) async -> String? {
         let closed = OneShotSignal()
@@ -40,6 +42,9 @@ extension PostgresConnection {
                 }
             }
             if Task.isCancelled { return nil }
+            // A statement already in flight that may wait as long as it must (a lock wait) holds
+            // the connection: a heartbeat would queue behind it and be taken for unanswered.
+            if busy?() == true { continue }
             do {
                 let held = try await runWithin(answerLimit, "heartbeat", logger: logger, onTimeout: onUnanswered) {
                     try await self.runStatement(holdCount, logger: logger).rows[0].decode(Int64.self)

@@ -58,8 +58,15 @@ extension PostgresClient {
                 let (key, mode) = try await take(connection)
                 if verifyHolder {
                     // The pooling probe could not tell: make sure this session holds the lock
-                    // before the body runs.
-                    let held = try await connection.runStatement(AdvisoryLockSQL.isHeld(key, mode: mode), logger: logger).rows[0].decode(Int64.self)
+                    // before the body runs. Unconfirmed, the connection is closed, so that no
+                    // lock goes back to the pool with it.
+                    let held: Int64
+                    do {
+                        held = try await connection.runStatement(AdvisoryLockSQL.isHeld(key, mode: mode), logger: logger).rows[0].decode(Int64.self)
+                    } catch {
+                        await connection.closeDiscardingErrors()
+                        throw error
+                    }
                     guard held > 0 else {
                         await connection.closeDiscardingErrors()
                         throw PostgresLocksError.transactionPooling(feature: feature)

@@ -2,13 +2,15 @@ import Logging
 import PostgresNIO
 
 extension PostgresConnection {
-    /// Takes a session lock, recording the outcome in the lock metrics.
+    /// Takes a session lock, recording the outcome in the lock metrics (unless the caller
+    /// records it itself).
     ///
     /// - Throws: ``PostgresLocksError/Code/lockTimeout`` when it is not granted; whatever it
     ///   throws, the lock is not left held (a cancel or a timeout can race the grant).
-    func takeSessionLock(_ key: LockKey, mode: LockMode, wait: LockWait, canceller: PostgresClient?, logger: Logger) async throws {
+    func takeSessionLock(_ key: LockKey, mode: LockMode, wait: LockWait, canceller: PostgresClient?, recordsMetrics: Bool = true, logger: Logger) async throws {
         let started = ContinuousClock.now
         func record(_ outcome: LockMetrics.Outcome) {
+            guard recordsMetrics else { return }
             LockMetrics.record(outcome, scope: .session, mode: mode, keys: 1, waited: ContinuousClock.now - started, logger: logger, key: "\(key)")
         }
         let acquired: Bool
@@ -78,39 +80,51 @@ extension PostgresConnection {
         logger: Logger,
         _ body: @escaping @Sendable () async throws -> Result
     ) async -> Swift.Result<Result, any Error> {
-        return await withTaskGroup(of: SessionEvent<Result>.self) { group in
-            group.addTask {
-                do { return .finished(.success(try await body())) } catch { return .finished(.failure(error)) }
-            }
-            group.addTask {
-                // A heartbeat that gets no answer within another interval counts as a lost
-                // session too: the lock can no longer be vouched for.
-                let loss = await self.watchSession(
-                    every: heartbeat, answerLimit: (heartbeat ?? .seconds(5)) * 2,
-                    holdCount: AdvisoryLockSQL.isHeld(key, mode: mode), logger: logger
-                )
-                return loss.map { .lost($0) } ?? .watchEnded
-            }
-            var outcome: Swift.Result<Result, any Error>?
-            while let event = await group.next() {
-                switch event {
-                case .finished(let result):
-                    if outcome == nil { outcome = result }
-                    group.cancelAll()
-                case .lost(let reason):
-                    await closeDiscardingErrors()
-                    if outcome == nil {
-                        LockMetrics.lost(logger: logger)
-                        logger.error("session advisory lock lost; cancelling the guarded work", metadata: ["key": "\(key)", "reason": "\(reason)"])
-                        outcome = .failure(PostgresLocksError(code: .lockLost, message: "the session holding advisory lock \(key) ended (\(reason)); the guarded work was cancelled"))
-                    }
-                    group.cancelAll()
-                case .watchEnded:
-                    break
-                }
-            }
-            return outcome!
+        await runGuarded(body) {
+            // A heartbeat that gets no answer within another interval counts as a lost
+            // session too: the lock can no longer be vouched for.
+            await self.watchSession(
+                every: heartbeat, answerLimit: (heartbeat ?? .seconds(5)) * 2,
+                holdCount: AdvisoryLockSQL.isHeld(key, mode: mode), logger: logger
+            )
+        } lost: { reason in
+            await self.closeDiscardingErrors()
+            LockMetrics.lost(logger: logger)
+            logger.error("session advisory lock lost; cancelling the guarded work", metadata: ["key": "\(key)", "reason": "\(reason)"])
+            return PostgresLocksError(code: .lockLost, message: "the session holding advisory lock \(key) ended (\(reason)); the guarded work was cancelled")
         }
+    }
+}
+
+/// Runs `body` beside `watch`, which returns why the lock guarding `body` is gone (or nil once
+/// it is cancelled): when it does first, `body` is cancelled and the result is the error `lost`
+/// makes of the reason (`lost` runs only then). A `body` that finishes first cancels the watch.
+func runGuarded<Result: Sendable>(
+    _ body: @escaping @Sendable () async throws -> Result,
+    watch: @escaping @Sendable () async -> String?,
+    lost: (String) async -> PostgresLocksError
+) async -> Swift.Result<Result, any Error> {
+    await withTaskGroup(of: SessionEvent<Result>.self) { group in
+        group.addTask {
+            do { return .finished(.success(try await body())) } catch { return .finished(.failure(error)) }
+        }
+        group.addTask {
+            await watch().map { .lost($0) } ?? .watchEnded
+        }
+        var outcome: Swift.Result<Result, any Error>?
+        while let event = await group.next() {
+            switch event {
+            case .finished(let result):
+                if outcome == nil { outcome = result }
+                group.cancelAll()
+            case .lost(let reason):
+                if outcome == nil { outcome = .failure(await lost(reason)) }
+                group.cancelAll()
+            case .watchEnded:
+                break
+            }
+        }
+        return outcome!
     }
 }
 

@@ -4,7 +4,8 @@ import PostgresNIO
 extension Transaction {
     /// Takes a permit of `semaphore` for this transaction: it is released when the transaction
     /// ends (commit or rollback). See ``AdvisorySemaphore`` for how permits are taken and
-    /// waited for.
+    /// waited for. Take one permit of a semaphore per transaction: a session that asks again
+    /// can get the permit it holds again (advisory locks are re-entrant within a session).
     ///
     /// - Parameters:
     ///   - semaphore: the semaphore.

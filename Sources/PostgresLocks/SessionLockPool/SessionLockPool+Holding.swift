@@ -11,10 +11,12 @@ extension SessionLockPool {
     ///   - key: the lock's key.
     ///   - mode: exclusive (default) or shared.
     ///   - wait: `.forever` (default), `.immediately`, or `.timeout(d)`; see ``SessionLockPool``
-    ///     for where a wait runs.
+    ///     for where a wait runs. Before the pool's first session is connected, a call waits for
+    ///     it within its deadline (`.immediately`: within ``Configuration/responseTimeout``).
     ///   - body: the work; it is not given a connection (use your own client for its statements).
     /// - Throws: ``PostgresLocksError/Code/lockTimeout`` when the lock was not granted (`body` did
-    ///   not run); `CancellationError` when the task was cancelled while waiting (nothing is left
+    ///   not run); ``PostgresLocksError/Code/connectionLost`` when no session of the pool is
+    ///   connected, or the pool has stopped; `CancellationError` when the task was cancelled while waiting (nothing is left
     ///   held); `lockLost`; whatever `body` throws.
     @discardableResult
     public func withLock<Result: Sendable>(
@@ -24,30 +26,11 @@ extension SessionLockPool {
         _ body: @escaping @Sendable () async throws -> Result
     ) async throws -> Result {
         let (hold, lossSignal) = try await take(key, mode: mode, wait: wait)
-        let outcome = await withTaskGroup(of: SessionEvent<Result>.self) { group in
-            group.addTask {
-                do { return .finished(.success(try await body())) } catch { return .finished(.failure(error)) }
-            }
-            group.addTask {
-                await lossSignal.wait()
-                return lossSignal.isFired ? .lost("its session ended") : .watchEnded
-            }
-            var outcome: Swift.Result<Result, any Error>?
-            while let event = await group.next() {
-                switch event {
-                case .finished(let result):
-                    if outcome == nil { outcome = result }
-                    group.cancelAll()
-                case .lost(let reason):
-                    if outcome == nil {
-                        outcome = .failure(PostgresLocksError(code: .lockLost, message: "the session carrying advisory lock \(key) ended (\(reason)); the guarded work was cancelled"))
-                    }
-                    group.cancelAll()
-                case .watchEnded:
-                    break
-                }
-            }
-            return outcome!
+        let outcome = await runGuarded(body) {
+            await lossSignal.wait()
+            return lossSignal.isFired ? "its session ended" : nil
+        } lost: { reason in
+            PostgresLocksError(code: .lockLost, message: "the session carrying advisory lock \(key) ended (\(reason)); the guarded work was cancelled")
         }
         do {
             try await release(hold)

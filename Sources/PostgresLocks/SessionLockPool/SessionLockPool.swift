@@ -75,15 +75,32 @@ public final class SessionLockPool: Service, Sendable {
     struct Shell: Sendable {
         var core: SessionLockPoolState
         var connections: [Int: PostgresConnection] = [:]
-        /// Fired when a session comes up or fails to (waiting sessions).
+        /// Fired when a waiting session comes up or fails to.
         var sessionUp: [Int: OneShotSignal] = [:]
-        /// Fired when a hold's session ends.
+        /// Fired when a granted hold's session ends.
         var lossSignals: [SessionLockPoolState.HoldID: OneShotSignal] = [:]
-        /// Holds lost with their session and not yet released by their owner.
+        /// Granted holds lost with their session and not yet released by their owner.
         var lost: [SessionLockPoolState.HoldID: String] = [:]
-        /// Takers waiting for a waiting session, first come first served.
-        var waitingTakers: [OneShotSignal] = []
-        var stopped = false
+        /// Takers waiting for a waiting session, first come first served, with their wake-ups.
+        var waitingTakers: [UInt64] = []
+        var takerSignals: [UInt64: OneShotSignal] = [:]
+        /// Waiting sessions handed to queued takers (reserved for them under the lock).
+        var handoffs: [UInt64: (session: Int, opens: Bool)] = [:]
+        var nextTaker: UInt64 = 0
+        /// Why the pool no longer takes locks, once it has stopped.
+        var stopped: PostgresLocksError?
+
+        /// Hands reservable waiting sessions to queued takers in order; returns the signals to fire.
+        mutating func offerWaitingSessions() -> [OneShotSignal] {
+            var wake: [OneShotSignal] = []
+            while let taker = waitingTakers.first, let reserved = core.reserveWaitingSession() {
+                waitingTakers.removeFirst()
+                if reserved.opens { sessionUp[reserved.session] = OneShotSignal() }
+                handoffs[taker] = reserved
+                if let signal = takerSignals.removeValue(forKey: taker) { wake.append(signal) }
+            }
+            return wake
+        }
     }
 
     /// Creates a pool; nothing is sent to the server until ``run()``.
@@ -115,10 +132,18 @@ public final class SessionLockPool: Service, Sendable {
 
     /// Keeps the pool's sessions until graceful shutdown or cancellation, then closes them.
     ///
-    /// - Throws: ``PostgresLocksError/Code/invalidArgument`` if `run()` is called a second time.
+    /// - Throws: ``PostgresLocksError/Code/invalidArgument`` if `run()` is called a second time;
+    ///   ``PostgresLocksError/Code/transactionPooling`` when the connections go through a
+    ///   transaction-pooling proxy (a session lock there would stay behind on a server process
+    ///   the pool no longer talks to); nothing is taken then.
     public func run() async throws {
         guard started.setIfClear() else {
             throw PostgresLocksError.invalidArgument("run() was already called on this SessionLockPool; create a new one to run again")
+        }
+        if await PostgresConnection.probePooling(configuration: connectionConfiguration, logger: logger) == .transactionPooling {
+            let error = PostgresLocksError.transactionPooling(feature: "a session lock pool")
+            stop(because: error)
+            throw error
         }
         await withDiscardingTaskGroup { group in
             for id in 0..<configuration.connections {
@@ -138,14 +163,20 @@ public final class SessionLockPool: Service, Sendable {
             }
             group.cancelAll()
         }
+        commandSink.finish()
+        stop(because: PostgresLocksError.connectionLost("the session lock pool has stopped"))
+        logger.debug("session lock pool stopped")
+    }
+
+    /// The pool takes no more locks: every taker waiting on it is woken to find out.
+    private func stop(because error: PostgresLocksError) {
         let waiting = shell.withLock { shell -> [OneShotSignal] in
-            shell.stopped = true
-            defer { shell.waitingTakers.removeAll() }
-            return shell.waitingTakers + Array(shell.sessionUp.values)
+            shell.stopped = error
+            defer { shell.waitingTakers.removeAll(); shell.takerSignals.removeAll() }
+            return Array(shell.takerSignals.values) + Array(shell.sessionUp.values)
         }
         ready.fire()
         for signal in waiting { signal.fire() }
-        logger.debug("session lock pool stopped")
     }
 
     /// One carrying session, reconnected after each failure until the pool stops.
@@ -183,71 +214,96 @@ public final class SessionLockPool: Service, Sendable {
             sessionEnded(id, connection: nil, reason: "it could not connect")
             return false
         }
-        let up = shell.withLock { shell -> [OneShotSignal] in
+        let wake = shell.withLock { shell -> [OneShotSignal] in
             shell.core.sessionCameUp(id)
             shell.connections[id] = connection
-            return [shell.sessionUp.removeValue(forKey: id)].compactMap { $0 }
+            // A waiting session whose taker gave up while it opened is free for the next one.
+            return [shell.sessionUp.removeValue(forKey: id)].compactMap { $0 } + shell.offerWaitingSessions()
         }
-        for signal in up { signal.fire() }
+        for signal in wake { signal.fire() }
         if id < configuration.connections { ready.fire() }
         let reason = await connection.watchSession(
             every: configuration.heartbeatInterval, answerLimit: configuration.responseTimeout,
-            holdCount: "SELECT (pg_backend_pid() = \(pid))::int::int8", logger: logger
+            holdCount: "SELECT (pg_backend_pid() = \(pid))::int::int8",
+            skipWhile: { self.isBusy(id) },
+            logger: logger
         )
         sessionEnded(id, connection: connection, reason: reason ?? "the pool stopped")
         await connection.closeDiscardingErrors()
         return true
     }
 
+    /// Whether a blocking wait is in flight on session `id`.
+    private func isBusy(_ id: Int) -> Bool {
+        shell.withLock { $0.core.sessions[id]?.busy ?? false }
+    }
+
     /// Session `id` is gone: its holds are lost, their owners told.
     private func sessionEnded(_ id: Int, connection: PostgresConnection?, reason: String) {
-        let (signals, count) = shell.withLock { shell -> ([OneShotSignal], Int) in
+        let (wake, count) = shell.withLock { shell -> ([OneShotSignal], Int) in
             if connection == nil || shell.connections[id] === connection { shell.connections[id] = nil }
-            let lost = shell.core.sessionWentDown(id)
-            var signals = lost.compactMap { shell.lossSignals.removeValue(forKey: $0) }
+            let ended = shell.core.sessionWentDown(id)
+            // Granted holds (those with a loss signal) are lost; holds being taken just fail.
+            let lost = ended.filter { shell.lossSignals[$0] != nil }
+            var wake = lost.compactMap { shell.lossSignals.removeValue(forKey: $0) }
             for hold in lost { shell.lost[hold] = reason }
-            signals += [shell.sessionUp.removeValue(forKey: id)].compactMap { $0 }
-            if !shell.waitingTakers.isEmpty { signals.append(shell.waitingTakers.removeFirst()) }
-            return (signals, lost.count)
+            wake += [shell.sessionUp.removeValue(forKey: id)].compactMap { $0 }
+            wake += shell.offerWaitingSessions()
+            return (wake, lost.count)
         }
         if count > 0 {
             LockMetrics.lost(logger: logger)
             logger.error("session lock pool: a session ended; its locks are lost", metadata: ["session": "\(id)", "locks": "\(count)", "reason": "\(reason)"])
         }
-        for signal in signals { signal.fire() }
+        for signal in wake { signal.fire() }
     }
 
     // MARK: - Taking and releasing
 
     /// Takes `key` in `mode`; returns the hold and the signal fired if its session ends.
     func take(_ key: LockKey, mode: LockMode, wait: LockWait) async throws -> (SessionLockPoolState.HoldID, OneShotSignal) {
-        let timeout = try wait.lockTimeoutSetting().flatMap { _ -> Duration? in if case .timeout(let d) = wait { d } else { nil } }
+        let timeout: Duration? = if case .timeout(let duration) = wait { duration } else { nil }
+        _ = try wait.lockTimeoutSetting()
         let deadline = timeout.map { ContinuousClock.now + $0 }
         let started = ContinuousClock.now
-        await ready.wait()
-        try Task.checkCancellation()
         func record(_ outcome: LockMetrics.Outcome) {
             LockMetrics.record(outcome, scope: .session, mode: mode, keys: 1, waited: ContinuousClock.now - started, logger: logger, key: "\(key)")
         }
+        if !ready.isFired {
+            // The first session is still connecting (`run()` just started, or the server is
+            // down): wait for it within the wait's deadline; `.immediately` (which does not wait
+            // for the lock) within the response timeout.
+            let within = wait == .immediately ? configuration.responseTimeout
+                : deadline.map { $0 - ContinuousClock.now } ?? .seconds(365 * 86_400)
+            if await OneShotSignal.firstFired(of: [ready], within: within) == nil {
+                try Task.checkCancellation()
+                if wait == .immediately { throw Self.noSession }
+                throw PostgresLocksError(code: .lockTimeout, message: "no session of the session lock pool connected within the wait for advisory lock \(key)", underlying: Self.noSession)
+            }
+        }
+        try Task.checkCancellation()
         // Without waiting, on a carrying session; again on another if the session dies meanwhile.
-        for _ in 0..<3 {
+        var tries = 0
+        while true {
+            tries += 1
             let placed = try shell.withLock { shell -> (SessionLockPoolState.HoldID, PostgresConnection)? in
-                if shell.stopped { throw PostgresLocksError.connectionLost("the session lock pool has stopped") }
+                if let stopped = shell.stopped { throw stopped }
+                guard shell.core.liveCarryingSessions > 0 else { throw Self.noSession }
                 guard let placed = shell.core.placeTry(key, mode: mode) else { return nil }
                 guard let connection = shell.connections[placed.session] else {
                     shell.core.end(placed.hold)
-                    return nil
+                    throw Self.noSession
                 }
                 return (placed.hold, connection)
             }
-            guard let (hold, connection) = placed else { break }
+            guard let (hold, connection) = placed else { break }  // in use on every live session
             let granted: Bool
             do {
                 let function = AdvisoryLockSQL.lockFunction(scope: .session, mode: mode, try: true)
                 granted = try await connection.runPrepared(AdvisoryLockSQL.call(function, key: key), outsideTransaction: true, logger: logger)[0].boolFromText()
             } catch {
                 endHold(hold)
-                if connection.isClosed { continue }
+                if connection.isClosed && tries < 3 { continue }
                 throw PostgresLocksError.wrap(error)
             }
             if granted {
@@ -255,7 +311,9 @@ public final class SessionLockPool: Service, Sendable {
                     record(.acquired(contended: false))
                     return (hold, signal)
                 }
-                continue  // its session ended as the lock was granted: the lock went with it
+                // Its session ended as the lock was granted: the lock went with it.
+                if tries < 3 { continue }
+                throw Self.noSession
             }
             endHold(hold)
             break
@@ -272,6 +330,11 @@ public final class SessionLockPool: Service, Sendable {
             record(.notAcquired)
             throw error
         }
+    }
+
+    /// No carrying session is connected.
+    static var noSession: PostgresLocksError {
+        .connectionLost("no session of the session lock pool is connected")
     }
 
     /// Takes `key` with a blocking wait on a waiting session of its own.
@@ -298,58 +361,95 @@ public final class SessionLockPool: Service, Sendable {
         }
         do {
             // No client to cancel from: a cancelled wait closes its waiting session.
-            try await connection.takeSessionLock(key, mode: mode, wait: wait, canceller: nil, logger: logger)
+            try await connection.takeSessionLock(key, mode: mode, wait: wait, canceller: nil, recordsMetrics: false, logger: logger)
         } catch {
             endHold(hold)
             waitEnded(on: session)
             throw error
         }
-        waitEnded(on: session)
+        // Confirmed before the session is marked idle: its heartbeat may then check on it.
         guard let signal = confirm(hold) else {
+            waitEnded(on: session)
             throw PostgresLocksError(code: .lockLost, message: "the session that waited for advisory lock \(key) ended as it was granted")
         }
+        waitEnded(on: session)
         return (hold, signal)
     }
 
     /// A waiting session reserved for one wait: an idle one, a new one (opened by `run()`), or,
-    /// when all are in use, the next one to come free, first come first served.
+    /// when all are in use, the next one to come free, first come first served (it is reserved
+    /// for the first taker in the queue as it comes free).
     private func reserveWaitingSession(until deadline: ContinuousClock.Instant?) async throws -> Int {
-        while true {
-            let (reserved, turn) = try shell.withLock { shell -> ((session: Int, opens: Bool)?, OneShotSignal?) in
-                if shell.stopped { throw PostgresLocksError.connectionLost("the session lock pool has stopped") }
-                if let reserved = shell.core.reserveWaitingSession() {
-                    if reserved.opens { shell.sessionUp[reserved.session] = OneShotSignal() }
-                    return (reserved, shell.sessionUp[reserved.session])
-                }
-                let turn = OneShotSignal()
-                shell.waitingTakers.append(turn)
-                return (nil, turn)
+        let (immediate, taker, turn) = try shell.withLock { shell -> ((session: Int, opens: Bool)?, UInt64, OneShotSignal?) in
+            if let stopped = shell.stopped { throw stopped }
+            if shell.waitingTakers.isEmpty, let reserved = shell.core.reserveWaitingSession() {
+                if reserved.opens { shell.sessionUp[reserved.session] = OneShotSignal() }
+                return (reserved, 0, nil)
             }
-            if let reserved {
-                guard reserved.opens, let up = turn else { return reserved.session }
-                commandSink.yield(.openWaitingSession(reserved.session))
-                await up.wait()
-                let live = shell.withLock { $0.connections[reserved.session] != nil }
-                if Task.isCancelled {
-                    waitEnded(on: reserved.session)
-                    throw CancellationError()
-                }
-                guard live else { throw PostgresLocksError.connectionLost("a session for the wait could not be opened") }
-                return reserved.session
+            let taker = shell.nextTaker
+            shell.nextTaker += 1
+            let turn = OneShotSignal()
+            shell.waitingTakers.append(taker)
+            shell.takerSignals[taker] = turn
+            return (nil, taker, turn)
+        }
+        var reserved: (session: Int, opens: Bool)
+        if let immediate {
+            reserved = immediate
+        } else {
+            let within = deadline.map { $0 - ContinuousClock.now } ?? .seconds(365 * 86_400)
+            _ = within > .zero ? await OneShotSignal.firstFired(of: [turn!], within: within) : nil
+            // Whatever ended the wait (a hand-off, the deadline, cancellation, a stop), settle it
+            // under the lock: a session handed over is used or handed on, never dropped.
+            let handed = shell.withLock { shell -> (session: Int, opens: Bool)? in
+                if let handed = shell.handoffs.removeValue(forKey: taker) { return handed }
+                shell.waitingTakers.removeAll { $0 == taker }
+                shell.takerSignals[taker] = nil
+                return nil
             }
-            let remaining = deadline.map { $0 - ContinuousClock.now } ?? .seconds(86_400)
-            let fired = remaining > .zero ? await OneShotSignal.firstFired(of: [turn!], within: remaining) : nil
-            if fired == nil {
-                shell.withLock { shell in shell.waitingTakers.removeAll { $0 === turn! } }
+            guard let handed else {
+                if let stopped = shell.withLock({ $0.stopped }) { throw stopped }
                 try Task.checkCancellation()
-                if deadline != nil, ContinuousClock.now >= deadline! {
-                    throw PostgresLocksError(code: .lockTimeout, message: "no session for the wait came free within the wait")
-                }
+                throw PostgresLocksError(code: .lockTimeout, message: "no session for the wait came free within the wait")
+            }
+            reserved = handed
+            if Task.isCancelled {
+                giveBack(reserved)
+                throw CancellationError()
             }
         }
+        guard reserved.opens else { return reserved.session }
+        let up = shell.withLock { $0.sessionUp[reserved.session] }
+        commandSink.yield(.openWaitingSession(reserved.session))
+        if let up { await up.wait() }
+        let live = shell.withLock { $0.connections[reserved.session] != nil }
+        if Task.isCancelled {
+            waitEnded(on: reserved.session)
+            throw CancellationError()
+        }
+        guard live else {
+            if let stopped = shell.withLock({ $0.stopped }) { throw stopped }
+            throw PostgresLocksError.connectionLost("a session for the wait could not be opened")
+        }
+        return reserved.session
     }
 
-    /// The server granted `hold`: true (with its loss signal) if its session still carries it.
+    /// A reserved waiting session its taker no longer needs: free for the next (a session that
+    /// was never asked to open is forgotten).
+    private func giveBack(_ reserved: (session: Int, opens: Bool)) {
+        let wake = shell.withLock { shell -> [OneShotSignal] in
+            if reserved.opens {
+                shell.core.forgetUnopenedWaitingSession(reserved.session)
+                shell.sessionUp[reserved.session] = nil
+            } else {
+                shell.core.waitEnded(on: reserved.session)
+            }
+            return shell.offerWaitingSessions()
+        }
+        for signal in wake { signal.fire() }
+    }
+
+    /// The server granted `hold`: its loss signal if its session still carries it.
     private func confirm(_ hold: SessionLockPoolState.HoldID) -> OneShotSignal? {
         shell.withLock { shell in
             guard shell.core.granted(hold) else {
@@ -362,25 +462,23 @@ public final class SessionLockPool: Service, Sendable {
         }
     }
 
-    /// Ends a hold in the state; wakes a taker if a waiting session came free.
+    /// Ends a hold in the state; hands a waiting session that came free to the next taker.
     private func endHold(_ hold: SessionLockPoolState.HoldID) {
-        let turn = shell.withLock { shell -> OneShotSignal? in
+        let wake = shell.withLock { shell -> [OneShotSignal] in
             shell.lossSignals[hold] = nil
-            guard let session = shell.core.end(hold), let entry = shell.core.sessions[session], entry.isWaiting,
-                  !entry.busy, entry.holds.isEmpty, !shell.waitingTakers.isEmpty else { return nil }
-            return shell.waitingTakers.removeFirst()
+            shell.core.end(hold)
+            return shell.offerWaitingSessions()
         }
-        turn?.fire()
+        for signal in wake { signal.fire() }
     }
 
     /// A blocking wait on waiting session `session` is over.
     private func waitEnded(on session: Int) {
-        let turn = shell.withLock { shell -> OneShotSignal? in
+        let wake = shell.withLock { shell -> [OneShotSignal] in
             shell.core.waitEnded(on: session)
-            guard let entry = shell.core.sessions[session], entry.holds.isEmpty, !shell.waitingTakers.isEmpty else { return nil }
-            return shell.waitingTakers.removeFirst()
+            return shell.offerWaitingSessions()
         }
-        turn?.fire()
+        for signal in wake { signal.fire() }
     }
 
     /// Releases `hold` on the session carrying it.
@@ -412,14 +510,16 @@ public final class SessionLockPool: Service, Sendable {
                 logger.error("session lock pool: advisory lock was not held by its session at release", metadata: ["key": "\(entry.key)"])
             }
         } catch {
-            endHold(hold)
-            if connection.isClosed {
-                throw PostgresLocksError(code: .lockLost, message: "the session carrying advisory lock \(entry.key) ended before it was released")
+            if !connection.isClosed {
+                // Not confirmed on a live session: close it (before its key is free there), so
+                // the lock cannot outlive its holder. Its other locks are lost with it.
+                logger.error("session lock pool: could not confirm a release; closing its session", metadata: ["key": "\(entry.key)", "error": "\(error)"])
+                await connection.closeDiscardingErrors()
+                endHold(hold)
+                throw PostgresLocksError.wrap(error)
             }
-            // Not confirmed on a live session: close it, so the lock cannot outlive its holder.
-            logger.error("session lock pool: could not confirm a release; closing its session", metadata: ["key": "\(entry.key)", "error": "\(error)"])
-            await connection.closeDiscardingErrors()
-            throw PostgresLocksError.wrap(error)
+            endHold(hold)
+            throw PostgresLocksError(code: .lockLost, message: "the session carrying advisory lock \(entry.key) ended before it was released")
         }
         endHold(hold)
     }
@@ -432,7 +532,7 @@ public final class SessionLockPool: Service, Sendable {
     /// A dropped ``SessionLock``: released by `run()`.
     func releaseDropped(_ hold: SessionLockPoolState.HoldID, key: LockKey) {
         logger.warning("session lock pool: a SessionLock was dropped without release(); releasing it", metadata: ["key": "\(key)"])
-        if case .dropped = commandSink.yield(.release(hold)) {
+        if case .terminated = commandSink.yield(.release(hold)) {
             // The pool has stopped: its sessions are closed, and the lock with them.
             shell.withLock { _ = $0.lost.removeValue(forKey: hold) }
         }

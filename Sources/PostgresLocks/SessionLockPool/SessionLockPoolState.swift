@@ -58,6 +58,9 @@ struct SessionLockPoolState: Sendable {
     /// The number of holds granted.
     var heldCount: Int { holds.values.count { $0.granted } }
 
+    /// The carrying sessions connected now.
+    var liveCarryingSessions: Int { sessions.values.count { !$0.isWaiting && $0.isLive } }
+
     // MARK: Sessions coming and going
 
     /// A session's connection is up.
@@ -153,6 +156,13 @@ struct SessionLockPoolState: Sendable {
         }
         sessions[entry.session] = session
         return entry.session
+    }
+
+    /// Forgets a waiting session that was reserved to be opened and never was (its taker gave
+    /// up first): its slot can be opened again.
+    mutating func forgetUnopenedWaitingSession(_ id: Int) {
+        guard let session = sessions[id], session.isWaiting, !session.isLive, session.holds.isEmpty else { return }
+        sessions[id] = nil
     }
 
     /// A blocking wait on waiting session `id` is over (granted or not): it may be sent
