@@ -1,5 +1,6 @@
 import AsyncAlgorithms
 import Foundation
+import PostgresLocks
 import PostgresNIO
 import Synchronization
 
@@ -97,14 +98,7 @@ public final class LockedBox<Value: Sendable>: Sendable {
 /// Suspends until the calling task is cancelled, then throws `CancellationError`: for work that
 /// must run until something else cancels it (a lock's body, a term's work), without a timer.
 public func suspendUntilCancelled() async throws {
-    let (stream, continuation) = AsyncStream<Never>.makeStream()
-    // The stream ends only when the task is cancelled: the handler finishes it.
-    await withTaskCancellationHandler {
-        for await _ in stream {}
-    } onCancel: {
-        continuation.finish()
-    }
-    throw CancellationError()
+    try await PostgresLocks.suspendUntilCancelled()
 }
 
 /// Samples `query` (a count) from the database, again and again, until `body` returns; returns

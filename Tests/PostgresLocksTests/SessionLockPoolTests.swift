@@ -53,7 +53,10 @@ struct SessionLockPoolTests {
     @Test func tenThousandLocksAreHeldAtOnceOverAtMostEightSessionsAndAllReleased() async throws {
         try await TestDatabase.withDatabase { db in
             try await withPool(db) { pool in
-                let holding = LockedBox(0)
+                let (holding, failure) = (LockedBox(0), LockedBox<String?>(nil))
+                // Tries that do not wait for the lock wait at most a response timeout for the
+                // first session: start once the sessions are up (a loaded machine connects slowly).
+                try await waitUntil("the pool's four sessions are up") { pool.openSessionCount == 4 }
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     for worker in 0..<50 {
                         group.addTask {
@@ -68,10 +71,19 @@ struct SessionLockPoolTests {
                                     try await hold(n + 1)
                                 }
                             }
-                            do { try await hold(0) } catch is CancellationError {}
+                            do {
+                                try await hold(0)
+                            } catch is CancellationError {
+                            } catch {
+                                failure.withLock { $0 = "\(error)" }
+                                throw error
+                            }
                         }
                     }
-                    try await waitUntil(timeout: .seconds(120), "10,000 locks are held") { holding.value == 10_000 }
+                    try await waitUntil(timeout: .seconds(120), "10,000 locks are held") {
+                        if let failed = failure.value { throw TestFailure("a taker failed: \(failed)") }
+                        return holding.value == 10_000
+                    }
                     #expect(try await heldLocks(db) == 10_000)
                     #expect(pool.heldCount == 10_000)
                     let sessions = try await poolSessions(db)

@@ -56,7 +56,7 @@ enum HoldBench {
                         let share = Array(stride(from: worker, to: holds, by: workers))
                         group.addTask {
                             @Sendable func hold(_ index: Int) async throws {
-                                guard index < share.count else { return try await waitForCancellation() }
+                                guard index < share.count else { return try await suspendUntilCancelled() }
                                 let asked = ContinuousClock.now
                                 try await pool.withLock(.int64(base + Int64(share[index])), wait: .immediately) {
                                     let micros = seconds(ContinuousClock.now - asked) * 1e6
@@ -104,16 +104,5 @@ enum HoldBench {
     private final class Tally: Sendable {
         let held = Atomic<Int>(0)
         let latencies = Mutex(LatencyStats.emptyHistogram())
-    }
-
-    /// Suspends until the task is cancelled, then throws `CancellationError`.
-    private static func waitForCancellation() async throws {
-        let (stream, continuation) = AsyncStream<Never>.makeStream()
-        await withTaskCancellationHandler {
-            for await _ in stream {}
-        } onCancel: {
-            continuation.finish()
-        }
-        throw CancellationError()
     }
 }
