@@ -1,6 +1,5 @@
 import AsyncAlgorithms
 import Foundation
-import PostgresLocks
 import PostgresNIO
 import Synchronization
 
@@ -93,12 +92,6 @@ public final class LockedBox<Value: Sendable>: Sendable {
     }
     /// The current value.
     public var value: Value { mutex.withLock { $0 } }
-}
-
-/// Suspends until the calling task is cancelled, then throws `CancellationError`: for work that
-/// must run until something else cancels it (a lock's body, a term's work), without a timer.
-public func suspendUntilCancelled() async throws {
-    try await PostgresLocks.suspendUntilCancelled()
 }
 
 /// Samples `query` (a count) from the database, again and again, until `body` returns; returns
