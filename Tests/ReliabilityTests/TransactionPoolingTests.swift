@@ -42,6 +42,48 @@ struct TransactionPoolingTests {
         }
     }
 
+    @Test func aSessionLockPoolRefusesTransactionPoolingAndTakesNothing() async throws {
+        try await TestPgBouncer.withPooler(mode: .transaction, poolSize: 5) { pooled in
+            let pool = try SessionLockPool(configuration: .init(connection: pooled.settings), logger: pooled.logger)
+            let error = await #expect(throws: PostgresLocksError.self) { try await pool.run() }
+            #expect(error?.code == .transactionPooling, "\(String(describing: error))")
+            // A taker is told the pool stopped, at once, whatever its wait.
+            let taker = await #expect(throws: PostgresLocksError.self) { try await pool.withLock(.int64(1)) {} }
+            #expect(taker?.code == .transactionPooling, "\(String(describing: taker))")
+            #expect(try await Self.advisoryLocksHeld(pooled) == 0)
+        }
+    }
+
+    @Test func semaphoresInATransactionWorkThroughTransactionPoolingAndSessionOnesRefuse() async throws {
+        try await TestPgBouncer.withPooler(mode: .transaction, poolSize: 5) { pooled in
+            let (client, logger) = (pooled.client, pooled.logger)
+            let inside = LockedBox(0)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<8 {
+                    group.addTask {
+                        for _ in 0..<10 {
+                            try await client.withSemaphore("pooled", permits: 2, logger: logger) { tx in
+                                let holders = try await tx.query("""
+                                    SELECT count(*)::int FROM pg_locks
+                                    WHERE locktype = 'advisory' AND granted
+                                      AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                                    """).rows[0].decode(Int.self)
+                                inside.withLock { $0 = max($0, holders) }
+                            }
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            #expect(inside.value >= 1 && inside.value <= 2, "at most 2 holders; saw \(inside.value)")
+            let refused = await #expect(throws: PostgresLocksError.self) {
+                try await client.withSessionSemaphore("pooled", permits: 2, logger: logger) {}
+            }
+            #expect(refused?.code == .transactionPooling, "\(String(describing: refused))")
+            #expect(try await Self.advisoryLocksHeld(pooled) == 0)
+        }
+    }
+
     @Test func sessionPoolingIsNotMistakenForTransactionPooling() async throws {
         try await TestPgBouncer.withPooler(mode: .session, poolSize: 5) { pooled in
             #expect(await pooled.client.connectionPooling(logger: pooled.logger) == .sessionPerConnection)
