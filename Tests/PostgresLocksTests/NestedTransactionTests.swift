@@ -132,14 +132,16 @@ struct NestedTransactionTests {
                 let connection = connections[0]
                 #expect(TransactionStatusTracker.channel(of: connection) != nil)
                 let tracker = ConnectionWatch.watch(connection).transactionStatus
+                // PostgresNIO ends a statement at its CommandComplete or ErrorResponse; the
+                // ReadyForQuery that carries the status can come in a later read: wait for it.
                 try await connection.checkedQuery("SELECT 1", logger: db.logger)
-                #expect(tracker.status == .idle)
+                try await waitUntil("the status is idle") { tracker.status == .idle }
                 try await Self.raw(connection, "BEGIN", db)
-                #expect(tracker.status == .inTransaction)
+                try await waitUntil("the status is in a transaction") { tracker.status == .inTransaction }
                 await #expect(throws: (any Error).self) { try await Self.raw(connection, "SELECT 1/0", db) }
-                #expect(tracker.status == .failed)
+                try await waitUntil("the status is a failed transaction") { tracker.status == .failed }
                 try await Self.raw(connection, "ROLLBACK", db)
-                #expect(tracker.status == .idle)
+                try await waitUntil("the status is idle again") { tracker.status == .idle }
             }
         }
     }

@@ -89,6 +89,9 @@ public final class SessionLockPool: Service, Sendable {
         var nextTaker: UInt64 = 0
         /// Why the pool no longer takes locks, once it has stopped.
         var stopped: PostgresLocksError?
+        /// When a statement of each session was last answered: an answering session needs no
+        /// heartbeat (one would queue behind its statements and could be taken for unanswered).
+        var lastAnswer: [Int: ContinuousClock.Instant] = [:]
 
         /// Hands reservable waiting sessions to queued takers in order; returns the signals to fire.
         mutating func offerWaitingSessions() -> [OneShotSignal] {
@@ -233,15 +236,31 @@ public final class SessionLockPool: Service, Sendable {
         return true
     }
 
-    /// Whether a blocking wait is in flight on session `id`.
+    /// Whether session `id`'s heartbeat can be skipped this time: a blocking wait is in flight
+    /// on it, or one of its statements was answered within the last heartbeat interval. A
+    /// session whose statements stop being answered gets its heartbeat again one interval later.
     private func isBusy(_ id: Int) -> Bool {
-        shell.withLock { $0.core.sessions[id]?.busy ?? false }
+        let interval = configuration.heartbeatInterval
+        return shell.withLock { shell in
+            if shell.core.sessions[id]?.busy ?? false { return true }
+            guard let last = shell.lastAnswer[id] else { return false }
+            return ContinuousClock.now - last < interval
+        }
+    }
+
+    /// A statement of the session carrying `hold` was answered.
+    private func answered(_ hold: SessionLockPoolState.HoldID) {
+        let now = ContinuousClock.now
+        shell.withLock { shell in
+            if let session = shell.core.hold(hold)?.session { shell.lastAnswer[session] = now }
+        }
     }
 
     /// Session `id` is gone: its holds are lost, their owners told.
     private func sessionEnded(_ id: Int, connection: PostgresConnection?, reason: String) {
         let (wake, count) = shell.withLock { shell -> ([OneShotSignal], Int) in
             if connection == nil || shell.connections[id] === connection { shell.connections[id] = nil }
+            shell.lastAnswer[id] = nil
             let ended = shell.core.sessionWentDown(id)
             // Granted holds (those with a loss signal) are lost; holds being taken just fail.
             let lost = ended.filter { shell.lossSignals[$0] != nil }
@@ -301,6 +320,7 @@ public final class SessionLockPool: Service, Sendable {
             do {
                 let function = AdvisoryLockSQL.lockFunction(scope: .session, mode: mode, try: true)
                 granted = try await connection.runPrepared(AdvisoryLockSQL.call(function, key: key), outsideTransaction: true, logger: logger)[0].boolFromText()
+                answered(hold)
             } catch {
                 endHold(hold)
                 if connection.isClosed && tries < 3 { continue }
@@ -506,6 +526,7 @@ public final class SessionLockPool: Service, Sendable {
         do {
             let function = AdvisoryLockSQL.unlockFunction(mode: entry.mode)
             let released = try await connection.runPrepared(AdvisoryLockSQL.call(function, key: entry.key), outsideTransaction: true, logger: logger)[0].boolFromText()
+            answered(hold)
             if !released {
                 logger.error("session lock pool: advisory lock was not held by its session at release", metadata: ["key": "\(entry.key)"])
             }
