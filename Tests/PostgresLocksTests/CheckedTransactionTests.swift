@@ -67,17 +67,29 @@ struct CheckedTransactionTests {
     @Test func commitAnsweringRollbackIsDetected() async throws {
         // A statement sent on the raw connection whose rows (and so whose error) are never read:
         // the driver drops the error, and COMMIT answers ROLLBACK. PostgresNIO's own
-        // withTransaction returns normally here; ours must throw.
+        // withTransaction returns normally here; ours must throw. COMMIT runs prepared (no
+        // command tag from the driver) or unnamed: both are checked, on a pool and on a
+        // connection, and a good transaction after a bad one still commits.
         try await TestDatabase.withDatabase { db in
             try await db.query("CREATE TABLE t (n int)")
-            let error = await #expect(throws: PostgresLocksError.self) {
-                try await db.client.withCheckedTransaction(logger: db.logger) { tx in
-                    try await tx.query("INSERT INTO t VALUES (1)")
-                    _ = try? await tx.connection.query("SELECT 1 / 0", logger: db.logger)
+            try await db.withConnections(2) { connections in
+                connections[1].statementPreparation = .disabled
+                let runners: [(String, any TransactionRunner)] = [("pool", db.client), ("prepared", connections[0]), ("unnamed", connections[1])]
+                for (name, runner) in runners {
+                    for round in 1...3 {
+                        let error = await #expect(throws: PostgresLocksError.self, "\(name), round \(round)") {
+                            try await runner.withCheckedTransaction(logger: db.logger) { tx in
+                                try await tx.query("INSERT INTO t VALUES (1)")
+                                _ = try? await tx.connection.query("SELECT 1 / 0", logger: db.logger)
+                            }
+                        }
+                        #expect(error?.code == .transactionAborted, "\(name), round \(round)")
+                        try await runner.withCheckedTransaction(logger: db.logger) { tx in try await tx.query("INSERT INTO t VALUES (2)") }
+                    }
                 }
+                #expect(try await db.scalar("SELECT count(*)::int FROM t WHERE n = 1", as: Int.self) == 0)
+                #expect(try await db.scalar("SELECT count(*)::int FROM t WHERE n = 2", as: Int.self) == 9)
             }
-            #expect(error?.code == .transactionAborted)
-            #expect(try await db.scalar("SELECT count(*)::int FROM t", as: Int.self) == 0)
         }
     }
 

@@ -32,7 +32,7 @@ struct StatementPreparationTests {
                     try await connection.withAdvisoryLock(.int64(Int64(key)), logger: db.logger) { _ in }
                 }
                 let statements = try await Self.preparedStatements(on: connection, logger: db.logger)
-                #expect(statements == ["BEGIN", "SELECT pg_try_advisory_xact_lock($1::int8)::text"])
+                #expect(statements == ["BEGIN", "COMMIT", "SELECT pg_try_advisory_xact_lock($1::int8)::text"])
             }
         }
     }
@@ -74,9 +74,60 @@ struct StatementPreparationTests {
                 _ = try await connection.query("DISCARD ALL", logger: db.logger).collect()
                 #expect(try await Self.preparedStatements(on: connection, logger: db.logger).isEmpty)
                 try await connection.withAdvisoryLock(.int64(2), logger: db.logger) { _ in }
-                #expect(try await Self.preparedStatements(on: connection, logger: db.logger).count == 2)
+                #expect(try await Self.preparedStatements(on: connection, logger: db.logger).count == 3)
                 let leftover = try await db.scalar("SELECT count(*)::int FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database())", as: Int.self)
                 #expect(leftover == 0)
+            }
+        }
+    }
+
+    /// The name PostgresNIO gave the statement prepared for `sql` on `connection`.
+    private static func preparedName(of sql: String, on connection: PostgresConnection, logger: Logger) async throws -> String {
+        try await connection.query("SELECT name FROM pg_prepared_statements WHERE statement = \(sql)", logger: logger)
+            .collect()[0].decode(String.self)
+    }
+
+    @Test func aLockStatementLostAfterBeginIsPreparedAgainAndTheTransactionRunsAgain() async throws {
+        // The try-lock is chained right after BEGIN; when the server no longer has it (26000)
+        // the transaction is rolled back and both are sent again, once: the call succeeds.
+        try await TestDatabase.withDatabase { db in
+            try await db.withConnections(1) { connections in
+                let connection = connections[0]
+                try await connection.withAdvisoryLock(.int64(1), logger: db.logger) { _ in }
+                let name = try await Self.preparedName(of: "SELECT pg_try_advisory_xact_lock($1::int8)::text", on: connection, logger: db.logger)
+                _ = try await connection.query("DEALLOCATE \(unescaped: "\"" + name + "\"")", logger: db.logger).collect()
+                let ran = try await connection.withAdvisoryLock(.int64(2), logger: db.logger) { tx in
+                    try await tx.query("SELECT count(*)::int FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND objid = 2").rows[0].decode(Int.self)
+                }
+                #expect(ran == 1)
+                // Prepared again (the others too: which statements a 26000 lost is not known).
+                #expect(try await Self.preparedStatements(on: connection, logger: db.logger).contains("SELECT pg_try_advisory_xact_lock($1::int8)::text"))
+                let leftover = try await db.scalar("SELECT count(*)::int FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database())", as: Int.self)
+                #expect(leftover == 0)
+            }
+        }
+    }
+
+    @Test func aCommitDeallocatedByTheBodyCommitsNothingAndLeavesTheConnectionUsable() async throws {
+        // The body drops every prepared statement, COMMIT's too: the server refuses COMMIT
+        // (26000) and the transaction, still open, is aborted. The call throws, nothing is
+        // committed, and the connection is idle again for the next call.
+        try await TestDatabase.withDatabase { db in
+            try await db.query("CREATE TABLE t (n int)")
+            try await db.withConnections(1) { connections in
+                let connection = connections[0]
+                try await connection.withCheckedTransaction(logger: db.logger) { _ in }  // COMMIT prepared
+                let error = await #expect(throws: PostgresLocksError.self) {
+                    try await connection.withCheckedTransaction(logger: db.logger) { tx in
+                        try await tx.query("INSERT INTO t VALUES (1)")
+                        try await tx.query("DEALLOCATE ALL")
+                    }
+                }
+                #expect(error?.sqlState == "26000")
+                #expect(try await db.scalar("SELECT count(*)::int FROM t", as: Int.self) == 0)
+                try await connection.withCheckedTransaction(logger: db.logger) { tx in try await tx.query("INSERT INTO t VALUES (2)") }
+                #expect(try await db.scalar("SELECT count(*)::int FROM t", as: Int.self) == 1)
+                #expect(!connection.isClosed)
             }
         }
     }
@@ -89,7 +140,7 @@ struct StatementPreparationTests {
                     try await connection.withAdvisoryLock(.int64(3), logger: db.logger) { _ in }
                 }
                 #expect(try await Self.preparedStatements(on: connections[0], logger: db.logger).isEmpty)
-                #expect(try await Self.preparedStatements(on: connections[1], logger: db.logger).count == 2)
+                #expect(try await Self.preparedStatements(on: connections[1], logger: db.logger).count == 3)
             }
         }
     }

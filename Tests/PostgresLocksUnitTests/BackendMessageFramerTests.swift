@@ -25,7 +25,7 @@ struct BackendMessageFramerTests {
         var sizes = chunks.makeIterator()
         while offset < bytes.count {
             let size = min(sizes.next() ?? bytes.count, bytes.count - offset)
-            let status = bytes[offset..<offset + size].withUnsafeBytes { framer.consume($0) }
+            let status = bytes[offset..<offset + size].withUnsafeBytes { framer.consume($0) }.status
             if let status { seen.append(status) }
             offset += size
         }
@@ -59,10 +59,30 @@ struct BackendMessageFramerTests {
             while offset < bytes.count {
                 let end = min(offset + size, bytes.count)
                 let chunk = Array(bytes[offset..<end])
-                if let status = chunk.withUnsafeBytes({ framer.consume($0) }) { seen.append(status) }
+                if let status = chunk.withUnsafeBytes({ framer.consume($0) }).status { seen.append(status) }
                 offset = end
             }
             #expect(seen.last == .idle, "chunk size \(size)")
+            #expect(!framer.isLost)
+        }
+    }
+
+    @Test func rollbackCommandTagsAreCountedInChunksOfEverySize() {
+        // COMMIT of a failed transaction answers the tag ROLLBACK; look-alikes are not counted.
+        let bytes = Self.message("C", Array("COMMIT\0".utf8)) + Self.ready(0x49)
+            + Self.message("C", Array("ROLLBACK\0".utf8)) + Self.ready(0x49)
+            + Self.message("C", Array("ROLLBACX\0".utf8)) + Self.message("D", Array("ROLLBACK\0".utf8))
+            + Self.message("C", Array("ROLLBACK".utf8)) + Self.message("C", Array("ROLLBACK \0".utf8))
+            + Self.exchange(ending: 0x54) + Self.message("C", Array("ROLLBACK\0".utf8)) + Self.ready(0x49)
+        for size in 1...bytes.count {
+            var framer = BackendMessageFramer()
+            var tags = 0, offset = 0
+            while offset < bytes.count {
+                let end = min(offset + size, bytes.count)
+                tags += Array(bytes[offset..<end]).withUnsafeBytes { framer.consume($0) }.rollbackTags
+                offset = end
+            }
+            #expect(tags == 2, "chunk size \(size)")
             #expect(!framer.isLost)
         }
     }

@@ -1,11 +1,22 @@
 /// Follows the message boundaries of the server's side of the PostgreSQL protocol, to read the
-/// transaction status every `ReadyForQuery` carries. Pure: fed bytes as they arrive, in chunks
-/// of any size; unit-tested without a socket.
+/// transaction status every `ReadyForQuery` carries and to count the `ROLLBACK` command tags.
+/// Pure: fed bytes as they arrive, in chunks of any size; unit-tested without a socket.
 ///
 /// Every backend message is a type byte and a four-byte big-endian length that counts itself
 /// and the body. `ReadyForQuery` (`Z`, length 5) has one body byte: `I` idle, `T` in a
-/// transaction block, `E` in a failed transaction block.
+/// transaction block, `E` in a failed transaction block. `CommandComplete` (`C`) carries the
+/// command tag as a NUL-terminated string: `ROLLBACK` is what a `COMMIT` of a failed
+/// transaction answers, which lets a `COMMIT` run as a prepared statement (whose tag
+/// PostgresNIO does not return) and still be checked.
 struct BackendMessageFramer: Sendable {
+    /// What one call of ``consume(_:)`` saw.
+    struct Observation: Equatable, Sendable {
+        /// The status of the last `ReadyForQuery` that ended in the bytes.
+        var status: TransactionStatus?
+        /// How many `CommandComplete` messages tagged `ROLLBACK` ended in the bytes.
+        var rollbackTags = 0
+    }
+
     /// What the last `ReadyForQuery` said.
     enum TransactionStatus: UInt8, Sendable {
         /// Not inside a transaction block.
@@ -21,6 +32,10 @@ struct BackendMessageFramer: Sendable {
     private var length: UInt32 = 0
     private var bodyBytesLeft = 0
     private var wantsStatus = false
+    /// In a `CommandComplete` whose body is as long as `ROLLBACK\0`: how many of its bytes
+    /// matched so far (nil: not such a message, or a byte differed).
+    private var rollbackBytesMatched: Int?
+    private static let rollbackTag: [UInt8] = Array("ROLLBACK\0".utf8)
     /// Set when the bytes stop making sense as messages (installed mid-message, or not this
     /// protocol): nothing is reported after that.
     private(set) var isLost = false
@@ -39,9 +54,10 @@ struct BackendMessageFramer: Sendable {
         }
     }
 
-    /// Reads `bytes` and returns the status of the last `ReadyForQuery` that ended in them.
-    mutating func consume(_ bytes: UnsafeRawBufferPointer) -> TransactionStatus? {
-        var last: TransactionStatus?
+    /// Reads `bytes` and returns what ended in them: the status of the last `ReadyForQuery`, and
+    /// how many `ROLLBACK` command tags.
+    mutating func consume(_ bytes: UnsafeRawBufferPointer) -> Observation {
+        var seen = Observation()
         var index = 0
         let count = bytes.count
         while index < count && !isLost {
@@ -50,11 +66,23 @@ struct BackendMessageFramer: Sendable {
                     wantsStatus = false
                     guard let status = TransactionStatus(rawValue: bytes[index]) else {
                         isLost = true
-                        return last
+                        return seen
                     }
-                    last = status
+                    seen.status = status
                     index += 1
                     bodyBytesLeft -= 1
+                    continue
+                }
+                if let matched = rollbackBytesMatched {
+                    if bytes[index] == Self.rollbackTag[matched] {
+                        rollbackBytesMatched = matched + 1
+                        if matched + 1 == Self.rollbackTag.count { seen.rollbackTags += 1 }
+                    } else {
+                        rollbackBytesMatched = nil
+                    }
+                    index += 1
+                    bodyBytesLeft -= 1
+                    if bodyBytesLeft == 0 { rollbackBytesMatched = nil }
                     continue
                 }
                 let skip = min(bodyBytesLeft, count - index)
@@ -73,13 +101,14 @@ struct BackendMessageFramer: Sendable {
             guard headerBytesSeen == 5 else { continue }
             guard Self.isKnownType(type), length >= 4, length < 1 << 30, type != 0x5A || length == 5 else {
                 isLost = true
-                return last
+                return seen
             }
             bodyBytesLeft = Int(length) - 4
             wantsStatus = type == 0x5A  // Z
+            rollbackBytesMatched = type == 0x43 && bodyBytesLeft == Self.rollbackTag.count ? 0 : nil  // C
             headerBytesSeen = 0
             length = 0
         }
-        return last
+        return seen
     }
 }

@@ -2,6 +2,15 @@ import NIOCore
 import PostgresNIO
 import Synchronization
 
+/// Which of two chained statements failed (see
+/// `PostgresConnection.runPrepared(_:then:watch:logger:)`), and how.
+struct ChainedStatementError: Error {
+    /// The first statement failed: the second was never sent.
+    var failedFirst: Bool
+    /// The error, as ``PostgresLocksError/wrap(_:)`` maps it.
+    var error: any Error
+}
+
 extension PostgresConnection {
     /// Runs one statement, reads all of its rows, and returns them with the command tag.
     ///
@@ -43,43 +52,98 @@ extension PostgresConnection {
     /// ``runPrepared(_:outsideTransaction:logger:)`` with this connection's watch at hand.
     @discardableResult
     func runPrepared(_ statement: PreparedSQL, watch: ConnectionWatch, outsideTransaction: Bool = false, logger: Logger) async throws -> [PostgresRow] {
-        if watch.runsUnnamed {
-            return try await runStatement(statement.query, watch: watch, logger: logger).rows
-        }
-        let sql = statement.sql
-        var preparedNow = false
+        let route = preparedRoute(statement, watch: watch)
         do {
-            let cached = watch.preparedStatement(sql)
-            guard cached != nil || watch.hasRoomForPreparedStatements else {
-                return try await runStatement(statement.query, watch: watch, logger: logger).rows
-            }
-            let binds = statement.postgresData
-            if let prepared = cached {
-                return try await whileOpen(watch) { prepared.execute(binds) }
-            }
-            preparedNow = true
-            return try await whileOpen(watch) {
-                self.prepare(query: sql).flatMap { prepared in
-                    if watch.storePreparedStatement(prepared, for: sql) {
-                        return prepared.execute(binds)
-                    }
-                    // Raced past the capacity: run it once and free it.
-                    return prepared.execute(binds).flatMap { rows in prepared.deallocate().map { rows } }
-                }
-            }
+            return try await whileOpen(watch) { self.start(statement, route: route, watch: watch, logger: logger) }
         } catch let error as PostgresLocksError where error.sqlState == "26000" {
-            watch.forgetPreparedStatements()
-            // Once (a `DEALLOCATE ALL` or `DISCARD ALL` sent by someone else) the statements are
-            // prepared again. Lost on the very call that prepared it, or lost again: the
-            // connection's server session changes under it (a transaction pooler).
-            if preparedNow || watch.countLostStatement() >= 2 {
-                watch.fallBackToUnnamedStatements(
-                    reason: "the server lost statements the library had prepared on this connection (SQLSTATE 26000): its server session changes between transactions, as behind a transaction-pooling proxy",
-                    logger: logger
-                )
-            }
+            noteLostStatements(preparedNow: route.preparesNow, watch: watch, logger: logger)
             guard outsideTransaction else { throw error }
             return try await runPrepared(statement, watch: watch, outsideTransaction: false, logger: logger)
+        }
+    }
+
+    /// Runs `first` (a hot statement sent outside a transaction, such as `BEGIN`) and then
+    /// `second`, chained on the connection's event loop: the caller's task waits once for both
+    /// instead of being resumed between them. Returns `second`'s rows.
+    ///
+    /// - Throws: ``ChainedStatementError`` saying which of the two failed (and the error), with
+    ///   the same guarantees and the same handling of lost prepared statements as
+    ///   ``runPrepared(_:outsideTransaction:logger:)``: a `first` the server no longer knows is
+    ///   sent again once with `second`.
+    func runPrepared(_ first: PreparedSQL, then second: PreparedSQL, watch: ConnectionWatch, logger: Logger) async throws(ChainedStatementError) -> [PostgresRow] {
+        let (firstRoute, secondRoute) = (preparedRoute(first, watch: watch), preparedRoute(second, watch: watch))
+        let firstDone = SetOnceFlag()
+        do {
+            return try await whileOpen(watch) {
+                self.start(first, route: firstRoute, watch: watch, logger: logger).flatMap { _ in
+                    firstDone.set()
+                    return self.start(second, route: secondRoute, watch: watch, logger: logger)
+                }
+            }
+        } catch {
+            let failedFirst = !firstDone.isSet
+            if let lost = error as? PostgresLocksError, lost.sqlState == "26000" {
+                noteLostStatements(preparedNow: (failedFirst ? firstRoute : secondRoute).preparesNow, watch: watch, logger: logger)
+                if failedFirst {
+                    // Nothing ran: send both again (prepared again, or unnamed after a fallback).
+                    return try await runPrepared(first, then: second, watch: watch, logger: logger)
+                }
+            }
+            throw ChainedStatementError(failedFirst: failedFirst, error: error)
+        }
+    }
+
+    /// How a hot statement is sent on this connection now.
+    private enum PreparedRoute {
+        /// As an unnamed statement (preparation off or fallen back, or no room left).
+        case unnamed
+        /// As the statement prepared earlier on this connection.
+        case cached(PreparedQuery)
+        /// Prepared now, then run (and kept, room permitting).
+        case prepareNow
+
+        var preparesNow: Bool {
+            if case .prepareNow = self { return true }
+            return false
+        }
+    }
+
+    private func preparedRoute(_ statement: PreparedSQL, watch: ConnectionWatch) -> PreparedRoute {
+        if watch.runsUnnamed { return .unnamed }
+        if let cached = watch.preparedStatement(statement.sql) { return .cached(cached) }
+        return watch.hasRoomForPreparedStatements ? .prepareNow : .unnamed
+    }
+
+    /// Sends `statement` along `route` and returns the future of all of its rows (no wait).
+    private func start(_ statement: PreparedSQL, route: PreparedRoute, watch: ConnectionWatch, logger: Logger) -> EventLoopFuture<[PostgresRow]> {
+        switch route {
+        case .unnamed:
+            return query(statement.query, logger: logger).map(\.rows)
+        case .cached(let prepared):
+            return prepared.execute(statement.postgresData)
+        case .prepareNow:
+            let (sql, binds) = (statement.sql, statement.postgresData)
+            return prepare(query: sql).flatMap { prepared in
+                if watch.storePreparedStatement(prepared, for: sql) {
+                    return prepared.execute(binds)
+                }
+                // Raced past the capacity: run it once and free it.
+                return prepared.execute(binds).flatMap { rows in prepared.deallocate().map { rows } }
+            }
+        }
+    }
+
+    /// The server answered 26000 (no such prepared statement): after a `DEALLOCATE ALL` or
+    /// `DISCARD ALL` sent by someone else, every statement is prepared again on its next use;
+    /// lost on the very call that prepared it, or lost again, the connection's server session
+    /// changes under it (a transaction pooler) and it falls back to unnamed statements.
+    private func noteLostStatements(preparedNow: Bool, watch: ConnectionWatch, logger: Logger) {
+        watch.forgetPreparedStatements()
+        if preparedNow || watch.countLostStatement() >= 2 {
+            watch.fallBackToUnnamedStatements(
+                reason: "the server lost statements the library had prepared on this connection (SQLSTATE 26000): its server session changes between transactions, as behind a transaction-pooling proxy",
+                logger: logger
+            )
         }
     }
 
@@ -92,7 +156,7 @@ extension PostgresConnection {
         _ start: @escaping @Sendable () -> EventLoopFuture<Value>
     ) async throws -> Value {
         guard !self.isClosed else { throw PostgresLocksError.connectionLost("before sending a statement") }
-        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Value, any Error>) in
+        return try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Value, any Error>) in
             let once = ResumeOnce(continuation)
             guard let token = watch.register({
                 once.resume(with: .failure(PostgresLocksError.connectionLost("while a statement was running")))

@@ -16,6 +16,8 @@ final class TransactionStatusTracker: Sendable {
     /// The last status byte (low 8 bits) and how many reads brought a `ReadyForQuery` (the
     /// rest), changed together.
     private let value = Atomic<UInt64>(TransactionStatusTracker.unknown)
+    /// How many `CommandComplete` messages tagged `ROLLBACK` the connection has received.
+    private let rollbackTags = Atomic<UInt64>(0)
 
     /// The last status seen, or nil before the first `ReadyForQuery` (or if the stream could
     /// not be followed).
@@ -31,6 +33,20 @@ final class TransactionStatusTracker: Sendable {
     /// Records the status of the last `ReadyForQuery` of one read.
     func record(_ status: BackendMessageFramer.TransactionStatus) {
         update { current in ((current >> 8) + 1) << 8 | UInt64(status.rawValue) }
+    }
+
+    /// How many `ROLLBACK` command tags the connection has received, or nil if the stream is
+    /// not followed (the handler could not be placed, or lost the message boundaries). Read
+    /// before and after a statement the caller alone sends (the connection is its own), it
+    /// tells whether that statement was answered `ROLLBACK`: the handler reads every message
+    /// before PostgresNIO does, so the count has moved before the statement's result arrives.
+    var rollbackTagCount: UInt64? {
+        let count = rollbackTags.load(ordering: .acquiring)
+        return value.load(ordering: .acquiring) & 0xff == Self.lost ? nil : count
+    }
+
+    fileprivate func recordRollbackTags(_ count: Int) {
+        rollbackTags.add(UInt64(count), ordering: .releasing)
     }
 
     /// Sets the status without counting a `ReadyForQuery`: what the tracker holds while the
@@ -108,8 +124,9 @@ private final class TransactionStatusHandler: ChannelInboundHandler, RemovableCh
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         if !framer.isLost {
             let buffer = unwrapInboundIn(data)
-            let status = buffer.withUnsafeReadableBytes { framer.consume($0) }
-            if let status { tracker.record(status) }
+            let seen = buffer.withUnsafeReadableBytes { framer.consume($0) }
+            if seen.rollbackTags > 0 { tracker.recordRollbackTags(seen.rollbackTags) }
+            if let status = seen.status { tracker.record(status) }
             if framer.isLost { tracker.recordLost() }
         }
         context.fireChannelRead(data)

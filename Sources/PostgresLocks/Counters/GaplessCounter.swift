@@ -52,6 +52,9 @@ public struct GaplessCounter: Sendable {
     /// The default strategy: ``Strategy/counterRow``, the fastest in `pglock bench counter`.
     public static let defaultStrategy = Strategy.counterRow
 
+    /// The text of ``Strategy/counterRow``'s one statement, built once.
+    private let counterRowSQL: String
+
     /// A counter on `table` (optionally `schema`-qualified).
     ///
     /// - Throws: ``PostgresLocksError/Code/invalidArgument`` for a name that is not a plain
@@ -72,6 +75,7 @@ public struct GaplessCounter: Sendable {
         self.numberColumn = try SQLIdentifier(numberColumn ?? (strategy == .counterRow ? "value" : "number"))
         self.strategy = strategy
         self.maximumAttempts = maximumAttempts
+        self.counterRowSQL = Self.counterRowSQL(table: self.table, scopeColumn: self.scopeColumn, numberColumn: self.numberColumn)
     }
 
     /// The next number of `scope`, allocated in `transaction`. It becomes permanent when the
@@ -138,15 +142,16 @@ public struct GaplessCounter: Sendable {
     /// bound; prepared once per connection (``StatementPreparation``); the number comes back as
     /// text (see ``PreparedSQL``).
     func counterRowStatement(scope: String) -> PreparedSQL {
+        PreparedSQL(counterRowSQL, [.text(scope)])
+    }
+
+    private static func counterRowSQL(table: QualifiedName, scopeColumn: SQLIdentifier, numberColumn: SQLIdentifier) -> String {
         let table = table.quoted, scopeColumn = scopeColumn.quoted, numberColumn = numberColumn.quoted
-        return PreparedSQL(
-            """
+        return """
             INSERT INTO \(table) AS c (\(scopeColumn), \(numberColumn)) VALUES ($1, 1)
             ON CONFLICT (\(scopeColumn)) DO UPDATE SET \(numberColumn) = c.\(numberColumn) + 1
             RETURNING \(numberColumn)::text
-            """,
-            [.text(scope)]
-        )
+            """
     }
 
     /// The statements ``next(scope:in:)`` sends for this counter's strategy, in order, as plain
@@ -211,6 +216,14 @@ extension GaplessCounter {
             return try await runner.withRetryingTransaction(retry: retry, logger: logger) { tx in
                 let number = try await next(scope: scope, in: tx)
                 return try await body(number, tx)
+            }
+        }
+        if strategy == .counterRow {
+            // One statement gives the number: it is chained right after BEGIN, so the caller's
+            // task waits once for both.
+            guard !scope.isEmpty else { throw PostgresLocksError.invalidArgument("the counter scope is empty") }
+            return try await runner.withCheckedTransaction(options: .default, logger: logger, attempt: 1, leading: counterRowStatement(scope: scope)) { tx, rows in
+                try await body(try rows[0].int64FromText(), tx)
             }
         }
         return try await runner.withCheckedTransaction(logger: logger) { tx in

@@ -133,8 +133,20 @@ extension Transaction {
         _ = try wait.lockTimeoutSetting()  // a bad timeout is refused before anything is sent
         // Ask without waiting first: free locks (the common case) cost one round trip, and a
         // refusal tells the metrics the lock was contended before the server-side wait.
-        let tryStatement = AdvisoryLockSQL.call(AdvisoryLockSQL.lockFunction(scope: .transaction, mode: mode, try: true), key: key)
-        if try await queryPrepared(tryStatement)[0].boolFromText() {
+        let granted = try await queryPrepared(Self.tryLockStatement(key, mode: mode))[0].boolFromText()
+        try await advisoryLock(key, mode: mode, wait: wait, tried: granted)
+    }
+
+    /// The try-lock ``advisoryLock(_:mode:wait:)`` sends first: its one row says whether the
+    /// lock was granted at once.
+    static func tryLockStatement(_ key: LockKey, mode: LockMode) -> PreparedSQL {
+        AdvisoryLockSQL.call(AdvisoryLockSQL.lockFunction(scope: .transaction, mode: mode, try: true), key: key)
+    }
+
+    /// The rest of ``advisoryLock(_:mode:wait:)`` once its try-lock answered `tried` (`wait`
+    /// already checked).
+    func advisoryLock(_ key: LockKey, mode: LockMode, wait: LockWait, tried granted: Bool) async throws {
+        if granted {
             LockMetrics.record(.acquired(contended: false), scope: .transaction, mode: mode, keys: 1, waited: nil, logger: logger, key: "\(key)")
             return
         }

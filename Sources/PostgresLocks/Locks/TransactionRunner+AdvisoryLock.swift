@@ -30,7 +30,13 @@ extension TransactionRunner {
         isolation: isolated (any Actor)? = #isolation,
         _ body: (Transaction) async throws -> sending Result
     ) async throws -> sending Result {
-        try await withAdvisoryLocks([LockRequest(key, mode: mode)], wait: wait, options: options, logger: logger, body)
+        _ = try wait.lockTimeoutSetting()  // a bad timeout is refused before anything is sent
+        // The try-lock is chained right after BEGIN: one wait for both when the lock is free.
+        let tryLock = Transaction.tryLockStatement(key, mode: mode)
+        return try await withCheckedTransaction(options: options, logger: logger, attempt: 1, leading: tryLock) { transaction, rows in
+            try await transaction.advisoryLock(key, mode: mode, wait: wait, tried: try rows[0].boolFromText())
+            return try await body(transaction)
+        }
     }
 
     /// Takes many transaction-scoped advisory locks in one global order, all or nothing

@@ -5,14 +5,21 @@ extension PostgresConnection {
     /// The checked transaction. With `readsTransactionID`, the transaction id is read before
     /// `COMMIT`, and a `COMMIT` lost in flight throws ``UnsettledCommit`` (carrying the id and
     /// the body's result) for the caller to settle; see ``RetryPolicy/resolveCommitOutcome``.
+    ///
+    /// With a `leading` statement (a hot statement the caller would send first in the body,
+    /// such as a try-lock), it is chained on the event loop right after `BEGIN`, so that the
+    /// caller's task waits once for both, and its rows are handed to the body. Without one the
+    /// body gets no rows. Sending it first changes nothing else: a failure aborts the
+    /// transaction as if the body had sent it.
     func runCheckedTransaction<Result>(
         options: TransactionOptions,
         logger: Logger,
         attempt: Int,
         readsTransactionID: Bool = false,
         canceller: PostgresClient? = nil,
+        leading: PreparedSQL? = nil,
         isolation: isolated (any Actor)? = #isolation,
-        _ body: (Transaction) async throws -> sending Result
+        _ body: (Transaction, [PostgresRow]) async throws -> sending Result
     ) async throws -> sending Result {
         let timeouts = try options.timeoutSettings()
         // A connection leased from a client (it came with one to cancel waits) never holds an
@@ -22,16 +29,24 @@ extension PostgresConnection {
         try await refuseNestedTransaction(watch: watch, confirmingAnyStatus: canceller != nil, logger: logger)
         let transaction = Transaction(connection: self, watch: watch, logger: logger, attempt: attempt, canceller: canceller)
         watch.libraryTransactionOpen = true
-        try await self.runPrepared(PreparedSQL(options.beginStatement), watch: watch, outsideTransaction: true, logger: logger)
+        let begin = PreparedSQL(options.beginStatement)
+        let settingTimeouts = timeouts.lockTimeout != nil || timeouts.statementTimeout != nil
+        var leadingRows: [PostgresRow] = []
+        if let leading, !settingTimeouts {
+            leadingRows = try await beginChained(begin, leading: leading, watch: watch, logger: logger)
+        } else {
+            try await self.runPrepared(begin, watch: watch, outsideTransaction: true, logger: logger)
+        }
 
         let value: Result
         do {
-            if timeouts.lockTimeout != nil || timeouts.statementTimeout != nil {
+            if settingTimeouts {
                 try await transaction.query(
                     "SELECT set_config('lock_timeout', COALESCE(\(timeouts.lockTimeout), current_setting('lock_timeout')), true), set_config('statement_timeout', COALESCE(\(timeouts.statementTimeout), current_setting('statement_timeout')), true)"
                 )
+                if let leading { leadingRows = try await transaction.queryPrepared(leading) }
             }
-            value = try await body(transaction)
+            value = try await body(transaction, leadingRows)
         } catch {
             await self.rollbackAfterFailure(watch: watch, logger: logger)
             throw PostgresLocksError.wrap(error)
@@ -67,19 +82,25 @@ extension PostgresConnection {
                 message: "the connection to the server was lost before COMMIT was sent: the server rolls the transaction back, nothing was committed"
             )
         }
-        let commit: PostgresQueryResult
+        let answeredRollback: Bool
         do {
-            commit = try await self.runStatement("COMMIT", watch: watch, logger: logger)
+            answeredRollback = try await commit(watch: watch, logger: logger)
             watch.libraryTransactionEnded()
         } catch {
             // A server's answer (a deferred constraint, 40001 at commit) means not committed.
             // A lost connection means COMMIT may or may not have been applied.
             let wrapped = PostgresLocksError.wrap(error)
             let lost = (wrapped as? PostgresLocksError).map { $0.code == .connectionLost || ($0.sqlState == nil && self.isClosed) } ?? false
-            guard lost else { throw wrapped }
+            guard lost else {
+                // Refused before it ran (a prepared COMMIT the body deallocated: 26000), the
+                // transaction is still open, and aborted: end it. After a COMMIT that ran and
+                // failed, this ROLLBACK only draws a warning.
+                await self.rollbackAfterFailure(watch: watch, logger: logger)
+                throw wrapped
+            }
             throw CommitOutcomeSQL.lostCommit(wrapped, readsTransactionID: readsTransactionID, transactionID: transactionID, value: value)
         }
-        if commit.metadata.command == "ROLLBACK" {
+        if answeredRollback {
             throw PostgresLocksError(
                 code: .transactionAborted,
                 message: "COMMIT answered ROLLBACK: a statement sent outside the Transaction handle failed and its error was not seen; nothing was committed"
@@ -87,6 +108,52 @@ extension PostgresConnection {
         }
         return value
     }
+
+    /// `BEGIN` with `leading` chained after it; returns `leading`'s rows. If `leading` fails,
+    /// the transaction is rolled back and the error thrown, except once for a prepared statement
+    /// the server no longer has (26000): nothing but `BEGIN` ran, so both are sent again.
+    private func beginChained(_ begin: PreparedSQL, leading: PreparedSQL, watch: ConnectionWatch, logger: Logger) async throws -> [PostgresRow] {
+        var retried = false
+        while true {
+            watch.libraryTransactionOpen = true
+            do {
+                return try await self.runPrepared(begin, then: leading, watch: watch, logger: logger)
+            } catch {
+                guard !error.failedFirst else { throw error.error }
+                await self.rollbackAfterFailure(watch: watch, logger: logger)
+                let lostStatement = (error.error as? PostgresLocksError)?.sqlState == "26000"
+                guard lostStatement, !retried, !self.isClosed else { throw PostgresLocksError.wrap(error.error) }
+                retried = true
+            }
+        }
+    }
+
+    /// Sends `COMMIT` and returns whether the server answered `ROLLBACK` (the transaction had
+    /// failed: a statement sent outside the ``Transaction`` handle raised an error nobody read).
+    ///
+    /// PostgresNIO returns no command tag for a prepared statement, so where the connection's
+    /// stream is followed (``TransactionStatusTracker/rollbackTagCount``) `COMMIT` runs prepared
+    /// and the tag is read from the count of `ROLLBACK` tags, before and after; elsewhere it runs
+    /// unnamed and the tag comes with the result.
+    private func commit(watch: ConnectionWatch, logger: Logger) async throws -> Bool {
+        let tracker = watch.transactionStatus
+        if let before = tracker.rollbackTagCount {
+            try await self.runPrepared(Self.commitStatement, watch: watch, logger: logger)
+            guard let after = tracker.rollbackTagCount else {
+                // The stream stopped being followed during COMMIT: its answer is unknown, and the
+                // connection is not to be trusted with another transaction.
+                await closeDiscardingErrors()
+                throw PostgresLocksError(
+                    code: .connectionLost,
+                    message: "COMMIT was answered but its command tag could not be read; the connection was closed"
+                )
+            }
+            return after != before
+        }
+        return try await self.runStatement("COMMIT", watch: watch, logger: logger).metadata.command == "ROLLBACK"
+    }
+
+    private static let commitStatement = PreparedSQL("COMMIT")
 
     /// Throws ``PostgresLocksError/Code/nestedTransaction`` when this connection is already
     /// inside a transaction block (opened by an ORM or by hand): a checked transaction's

@@ -36,7 +36,7 @@ extension TransactionRunner {
         isolation: isolated (any Actor)? = #isolation,
         _ body: (Transaction) async throws -> sending Result
     ) async throws -> sending Result {
-        try await withCheckedTransaction(options: options, logger: logger, attempt: 1, body)
+        try await withCheckedTransaction(options: options, logger: logger, attempt: 1) { transaction, _ in try await body(transaction) }
     }
 
     /// The checked transaction as attempt `attempt`; `readsTransactionID` as on
@@ -47,12 +47,13 @@ extension TransactionRunner {
         logger: Logger,
         attempt: Int,
         readsTransactionID: Bool = false,
+        leading: PreparedSQL? = nil,
         isolation: isolated (any Actor)? = #isolation,
-        _ body: (Transaction) async throws -> sending Result
+        _ body: (Transaction, [PostgresRow]) async throws -> sending Result
     ) async throws -> sending Result {
         try await transactionRoute.withConnection(logger: logger) { connection, client in
             try await connection.runCheckedTransaction(
-                options: options, logger: logger, attempt: attempt, readsTransactionID: readsTransactionID, canceller: client, body
+                options: options, logger: logger, attempt: attempt, readsTransactionID: readsTransactionID, canceller: client, leading: leading, body
             )
         }
     }

@@ -42,7 +42,7 @@ extension TransactionRunner {
                 // lost COMMIT come back as an UnsettledCommit to settle.
                 return try await self.withCheckedTransaction(
                     options: options, logger: logger, attempt: attempt, readsTransactionID: policy.resolveCommitOutcome
-                ) { transaction in
+                ) { transaction, _ in
                     SendingBox(try await body(transaction))
                 }
             } catch let unsettled as UnsettledCommit<SendingBox<Result>> {

@@ -14,9 +14,15 @@ struct BenchComparison: Encodable, Sendable {
     var ratio: Double? { pgbench.map { ours.opsPerSecond / max($0.opsPerSecond, 1) } }
     /// Ours / the driver ceiling, in operations per second.
     var ratioToDriverCeiling: Double? { driverCeiling.map { ours.opsPerSecond / max($0.opsPerSecond, 1) } }
+    /// The driver ceiling / pgbench: the most any client on this driver reaches against pgbench
+    /// on this machine, the bound of ``ratio``.
+    var driverCeilingRatio: Double? {
+        guard let driverCeiling, let pgbench else { return nil }
+        return driverCeiling.opsPerSecond / max(pgbench.opsPerSecond, 1)
+    }
 
     private enum CodingKeys: String, CodingKey {
-        case ours, oursCPUMicrosPerOperation, driverCeiling, driverCeilingCPUMicrosPerOperation, pgbench, ratio, ratioToDriverCeiling
+        case ours, oursCPUMicrosPerOperation, driverCeiling, driverCeilingCPUMicrosPerOperation, pgbench, ratio, ratioToDriverCeiling, driverCeilingRatio
     }
 
     func encode(to encoder: any Encoder) throws {
@@ -28,6 +34,7 @@ struct BenchComparison: Encodable, Sendable {
         try container.encodeIfPresent(pgbench, forKey: .pgbench)
         try container.encodeIfPresent(ratio, forKey: .ratio)
         try container.encodeIfPresent(ratioToDriverCeiling, forKey: .ratioToDriverCeiling)
+        try container.encodeIfPresent(driverCeilingRatio, forKey: .driverCeilingRatio)
     }
 
     /// Prints the comparison, a line per side and ratio after `indent`, the sides' labels
@@ -44,6 +51,7 @@ struct BenchComparison: Encodable, Sendable {
         if let pgbench { print("\(label("pgbench"))\(pgbench.summary)") }
         if let ratio { print("\(indent)ratio ours/pgbench: \(String(format: "%.2f", ratio))×") }
         if let ratioToDriverCeiling { print("\(indent)ratio ours/driver ceiling: \(String(format: "%.2f", ratioToDriverCeiling))×") }
+        if let driverCeilingRatio { print("\(indent)ratio driver ceiling/pgbench: \(String(format: "%.2f", driverCeilingRatio))× (the bound of ours/pgbench on this driver)") }
     }
 }
 

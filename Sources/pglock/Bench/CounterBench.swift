@@ -40,7 +40,7 @@ enum CounterBench {
         return "\\set s random(1, :scopes)\nBEGIN;\n" + statements.map { $0 + ";\n" }.joined() + "COMMIT;\n"
     }
 
-    static func run(strategies: [GaplessCounter.Strategy], scopes: Int, setup: BenchSetup, driverCeiling: Bool) async throws -> [Row] {
+    static func run(strategies: [GaplessCounter.Strategy], scopes: Int, rounds: Int, setup: BenchSetup, driverCeiling: Bool) async throws -> [Row] {
         let (harness, client, progress, logger) = (setup.harness, setup.client, setup.progress, setup.harness.logger)
         let pgbench = setup.pgbench()
         var rows: [Row] = []
@@ -49,31 +49,31 @@ enum CounterBench {
             try await counter.migrate(on: client, logger: logger)
             let truncate = { _ = try await client.withConnection { try await $0.query("TRUNCATE \(identifier: counter.table)", logger: logger) } }
             try await truncate()
-            progress.step("ours: \(strategy.rawValue), \(harness.concurrency) workers over \(scopes) scopes, BEGIN; next number; COMMIT")
-            let (ours, cpu) = try await harness.measure { connection, _, random in
-                let scope = "scope-\(Int.random(in: 1...scopes, using: &random))"
-                try await connection.withCheckedTransaction(logger: logger) { tx in
-                    _ = try await counter.next(scope: scope, in: tx)
-                }
-            }
-            progress.done(ours.summary)
-            var comparison = BenchComparison(ours: ours, oursCPUMicrosPerOperation: cpu)
-            if driverCeiling && strategy == .counterRow {
-                try await truncate()
-                progress.step("driver ceiling: plain PostgresNIO, the same three statements prepared, one await per transaction")
-                let sql = counterRowSQL(counter)
-                let prepared = PreparedPerWorker()
-                let (ceiling, ceilingCPU) = try await harness.measure { connection, worker, random in
-                    let statements = try await prepared.get(worker) {
-                        [try await connection.prepare(query: "BEGIN").get(), try await connection.prepare(query: sql).get(), try await connection.prepare(query: "COMMIT").get()]
+            let sql = counterRowSQL(counter)
+            let withCeiling = driverCeiling && strategy == .counterRow
+            let round = withCeiling ? harness.splitInto(rounds) : harness
+            var comparison = try await BenchTurns(rounds: rounds, progress: progress).compare(
+                ours: ("\(strategy.rawValue), \(harness.concurrency) workers over \(scopes) scopes, withNextNumber (BEGIN; next number; COMMIT)", {
+                    try await truncate()
+                    return try await round.measure { connection, _, random in
+                        let scope = "scope-\(Int.random(in: 1...scopes, using: &random))"
+                        try await counter.withNextNumber(scope: scope, on: connection, logger: logger) { _, _ in }
                     }
-                    let scope = PostgresData(string: "scope-\(Int.random(in: 1...scopes, using: &random))")
-                    _ = try await statements[0].execute().flatMap { _ in statements[1].execute([scope]) }.flatMap { _ in statements[2].execute() }.get()
-                }
-                progress.done(ceiling.summary)
-                comparison.driverCeiling = ceiling
-                comparison.driverCeilingCPUMicrosPerOperation = ceilingCPU
-            }
+                }),
+                ceiling: !withCeiling ? nil : ("plain PostgresNIO, the same three statements prepared, one await per transaction", {
+                    try await truncate()
+                    // Each round opens its own connections: statements prepared on the last
+                    // round's (now closed) ones would never answer.
+                    let prepared = PreparedPerWorker()
+                    return try await round.measure { connection, worker, random in
+                        let statements = try await prepared.get(worker) {
+                            [try await connection.prepare(query: "BEGIN").get(), try await connection.prepare(query: sql).get(), try await connection.prepare(query: "COMMIT").get()]
+                        }
+                        let scope = PostgresData(string: "scope-\(Int.random(in: 1...scopes, using: &random))")
+                        _ = try await statements[0].execute().flatMap { _ in statements[1].execute([scope]) }.flatMap { _ in statements[2].execute() }.get()
+                    }
+                })
+            )
             if let pgbench {
                 try await truncate()
                 comparison.pgbench = try await pgbench.measure(

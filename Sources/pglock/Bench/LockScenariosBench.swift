@@ -10,41 +10,68 @@ enum LockScenariosBench {
     typealias Report = BenchReport<LockBenchRun>
 
     /// Session lock and unlock of a random key per operation, through `withSessionAdvisoryLock`
-    /// (a pool lease, lock, empty body, unlock, release).
-    static func lockSession(harness: BenchHarness, client: PostgresClient, keys: Int, pgbench: PgbenchRunner?, progress: Progress) async throws -> Report {
-        let logger = harness.logger
-        progress.step("ours: \(harness.concurrency) workers, withSessionAdvisoryLock(random key of \(keys)) { } through the pool")
-        let (ours, cpu) = try await harness.measure { _, _, random in
-            let key = LockKey.int64(Int64.random(in: 1...Int64(keys), using: &random))
-            try await client.withSessionAdvisoryLock(key, heartbeat: nil, logger: logger) {}
-        }
-        progress.done(ours.summary)
+    /// (a pool lease, lock, empty body, unlock, release); the driver ceiling does the same two
+    /// statements in plain PostgresNIO's `withConnection`.
+    static func lockSession(harness: BenchHarness, client: PostgresClient, keys: Int, turns: BenchTurns, driverCeiling: Bool, pgbench: PgbenchRunner?) async throws -> Report {
+        let (logger, round) = (harness.logger, driverCeiling ? harness.splitInto(turns.rounds) : harness)
+        let comparison = try await turns.compare(
+            ours: ("\(harness.concurrency) workers, withSessionAdvisoryLock(random key of \(keys)) { } through the pool", {
+                try await round.measurePooled { random in
+                    try await client.withSessionAdvisoryLock(.int64(Int64.random(in: 1...Int64(keys), using: &random)), heartbeat: nil, logger: logger) {}
+                }
+            }),
+            ceiling: !driverCeiling ? nil : ("plain PostgresNIO in client.withConnection: pg_advisory_lock; pg_advisory_unlock, prepared", {
+                try await round.measurePooled { random in
+                    try await BenchCommand.rawPooledSessionLock(client, key: Int64.random(in: 1...Int64(keys), using: &random), logger: logger)
+                }
+            })
+        )
         let script = "\\set k random(1, :keys)\nSELECT pg_advisory_lock(:k);\nSELECT pg_advisory_unlock(:k);\n"
-        return try await finish("lock-session", ours: ours, cpu: cpu, script: script, variables: ["keys": "\(keys)"], harness: harness, pgbench: pgbench, progress: progress)
+        return try await finish("lock-session", comparison: comparison, script: script, variables: ["keys": "\(keys)"], harness: harness, pgbench: pgbench, progress: turns.progress)
     }
 
-    /// BEGIN; ten random keys locked sorted, in one statement; COMMIT.
-    static func manyKeys(harness: BenchHarness, client: PostgresClient, keys: Int, perTransaction: Int, pgbench: PgbenchRunner?, progress: Progress) async throws -> Report {
-        let logger = harness.logger
-        progress.step("ours: \(harness.concurrency) workers, withAdvisoryLocks(\(perTransaction) random keys of \(keys)) on dedicated connections")
-        let (ours, cpu) = try await harness.measure { connection, _, random in
-            let requests = (0..<perTransaction).map { _ in LockRequest(.int64(Int64.random(in: 1...Int64(keys), using: &random))) }
-            try await connection.withAdvisoryLocks(requests, logger: logger) { _ in }
+    /// The statement pgbench and the driver ceiling of `many-keys` lock their keys with.
+    private static let manyKeysSQL = "SELECT pg_advisory_xact_lock(k) FROM (SELECT unnest($1::int8[]) AS k ORDER BY 1) AS sorted"
+
+    /// BEGIN; ten random keys locked sorted, in one statement; COMMIT. The driver ceiling sends
+    /// pgbench's three statements, prepared, as futures chained on the event loop.
+    static func manyKeys(harness: BenchHarness, keys: Int, perTransaction: Int, turns: BenchTurns, driverCeiling: Bool, pgbench: PgbenchRunner?) async throws -> Report {
+        let (logger, round) = (harness.logger, driverCeiling ? harness.splitInto(turns.rounds) : harness)
+        @Sendable func randomKeys(using random: inout SystemRandomNumberGenerator) -> [Int64] {
+            (0..<perTransaction).map { _ in Int64.random(in: 1...Int64(keys), using: &random) }
         }
-        progress.done(ours.summary)
+        let comparison = try await turns.compare(
+            ours: ("\(harness.concurrency) workers, withAdvisoryLocks(\(perTransaction) random keys of \(keys)) on dedicated connections", {
+                try await round.measure { connection, _, random in
+                    try await connection.withAdvisoryLocks(randomKeys(using: &random).map { LockRequest(.int64($0)) }, logger: logger) { _ in }
+                }
+            }),
+            ceiling: !driverCeiling ? nil : ("plain PostgresNIO futures on the event loop: BEGIN; the keys locked sorted in one statement; COMMIT, prepared", {
+                try await round.measureLoops(residentGrowth: false) { connection, _, span in
+                    let begin = try await connection.prepare(query: "BEGIN").get()
+                    let lock = try await connection.prepare(query: manyKeysSQL).get()
+                    let commit = try await connection.prepare(query: "COMMIT").get()
+                    return try await BenchCommand.chainOnEventLoop(connection.eventLoop, keys: keys, span: span) { _ in
+                        var random = SystemRandomNumberGenerator()
+                        let array = PostgresData(array: randomKeys(using: &random).map { PostgresData(int64: $0) }, elementType: .int8)
+                        return begin.execute().flatMap { _ in lock.execute([array]) }.flatMap { _ in commit.execute() }.map { _ in }
+                    }
+                }
+            })
+        )
         var script = ""
         for index in 1...perTransaction { script += "\\set k\(index) random(1, :keys)\n" }
         let array = (1...perTransaction).map { ":k\($0)" }.joined(separator: ", ")
-        script += "BEGIN;\nSELECT pg_advisory_xact_lock(k) FROM (SELECT unnest(ARRAY[\(array)]::int8[]) AS k ORDER BY 1) AS sorted;\nCOMMIT;\n"
-        return try await finish("many-keys", ours: ours, cpu: cpu, script: script, variables: ["keys": "\(keys)"], harness: harness, pgbench: pgbench, progress: progress)
+        script += "BEGIN;\n" + manyKeysSQL.replacingOccurrences(of: "$1::int8[]", with: "ARRAY[\(array)]::int8[]") + ";\nCOMMIT;\n"
+        return try await finish("many-keys", comparison: comparison, script: script, variables: ["keys": "\(keys)"], harness: harness, pgbench: pgbench, progress: turns.progress)
     }
 
     private static func finish(
-        _ scenario: String, ours: LatencyStats, cpu: Double, script: String, variables: [String: String],
+        _ scenario: String, comparison: BenchComparison, script: String, variables: [String: String],
         harness: BenchHarness, pgbench: PgbenchRunner?, progress: Progress
     ) async throws -> Report {
         let run = LockBenchRun(scenario: scenario, concurrency: harness.concurrency, peakMemoryMegabytes: peakMemoryMegabytes())
-        var comparison = BenchComparison(ours: ours, oursCPUMicrosPerOperation: cpu)
+        var comparison = comparison
         comparison.pgbench = try await pgbench?.measure(
             "pgbench: the same SQL, \(harness.concurrency) clients, prepared statements",
             script: script, harness: harness, variables: variables, progress: progress

@@ -19,6 +19,23 @@ enum LockVariant: String, Codable, CaseIterable, Sendable, ExpressibleByArgument
     case rawFutures = "raw-futures"
     /// Plain PostgresNIO futures chained on the event loop, three unnamed (unprepared) statements.
     case rawUnnamed = "raw-unnamed"
+    /// Plain PostgresNIO async/await in `PostgresClient.withConnection`, three prepared
+    /// statements: what `library` does, without the library.
+    case rawPooled = "raw-pooled"
+
+    /// Whether the variant leases a connection from a pool per transaction.
+    var isPooled: Bool { self == .library || self == .rawPooled }
+
+    /// The side `ours` is compared with in the same run: plain PostgresNIO through the pool for
+    /// the pooled variants, futures chained on the event loop for the others; none for the
+    /// ceilings themselves.
+    var driverCeiling: LockVariant? {
+        switch self {
+        case .library: return .rawPooled
+        case .connection, .rawPrepared, .rawUnnamed: return .rawFutures
+        case .rawFutures, .rawPooled: return nil
+        }
+    }
 }
 
 struct BeginStatement: PostgresPreparedStatement {
@@ -45,6 +62,30 @@ struct XactLockStatement: PostgresPreparedStatement {
         return bindings
     }
     func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Int32.self) }
+}
+
+struct SessionLockStatement: PostgresPreparedStatement {
+    static let sql = "SELECT 1::int4 FROM pg_advisory_lock($1)"
+    typealias Row = Int32
+    var key: Int64
+    func makeBindings() -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 1)
+        bindings.append(key)
+        return bindings
+    }
+    func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Int32.self) }
+}
+
+struct SessionUnlockStatement: PostgresPreparedStatement {
+    static let sql = "SELECT pg_advisory_unlock($1)"
+    typealias Row = Bool
+    var key: Int64
+    func makeBindings() -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 1)
+        bindings.append(key)
+        return bindings
+    }
+    func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Bool.self) }
 }
 
 /// Mutable state confined to one event loop.
@@ -89,7 +130,7 @@ extension BenchCommand {
     ) async throws -> Histogram<UInt64> {
         var generator = SystemRandomNumberGenerator()
         switch variant {
-        case .library, .connection:
+        case .library, .connection, .rawPooled:
             return try await span.loop { _ in
                 let key = LockKey.int64(Int64.random(in: 1...Int64(keys), using: &generator))
                 try await connection.withAdvisoryLock(key, logger: logger) { _ in }
@@ -115,6 +156,28 @@ extension BenchCommand {
                     .flatMap { _ in connection.query("COMMIT", logger: logger) }
                     .map { _ in }
             }
+        }
+    }
+}
+
+extension BenchCommand {
+    /// One session lock and unlock in plain PostgresNIO through a pool (the driver ceiling of
+    /// `lock-session`).
+    static func rawPooledSessionLock(_ client: PostgresClient, key: Int64, logger: Logger) async throws {
+        try await client.withConnection { connection in
+            for try await _ in try await connection.execute(SessionLockStatement(key: key), logger: logger) {}
+            for try await released in try await connection.execute(SessionUnlockStatement(key: key), logger: logger) where !released {
+                throw PostgresLocksError(code: .lockLost, message: "advisory lock \(key) was not held at unlock")
+            }
+        }
+    }
+
+    /// One lock transaction in plain PostgresNIO through a pool (``LockVariant/rawPooled``).
+    static func rawPooledLockTransaction(_ client: PostgresClient, key: Int64, logger: Logger) async throws {
+        try await client.withConnection { connection in
+            _ = try await connection.execute(BeginStatement(), logger: logger)
+            for try await _ in try await connection.execute(XactLockStatement(key: key), logger: logger) {}
+            _ = try await connection.execute(CommitStatement(), logger: logger)
         }
     }
 }

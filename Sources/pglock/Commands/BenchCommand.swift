@@ -53,7 +53,7 @@ struct BenchCommand: AsyncParsableCommand {
 
     @Option(help: ArgumentHelp(
         "How our side drives the lock loop: \(LockVariant.allCases.map(\.rawValue).joined(separator: ", ")).",
-        discussion: "connection (default): the library's withAdvisoryLock on one dedicated connection per worker, as pgbench has; library: PostgresClient.withAdvisoryLock, leasing from the pool each time; raw-prepared / raw-futures: plain PostgresNIO without the library, statements prepared; raw-unnamed: the same futures with unnamed statements (parsed on every run)."
+        discussion: "connection (default): the library's withAdvisoryLock on one dedicated connection per worker, as pgbench has; library: PostgresClient.withAdvisoryLock, leasing from the pool each time; raw-prepared / raw-futures: plain PostgresNIO without the library, statements prepared; raw-unnamed: the same futures with unnamed statements (parsed on every run); raw-pooled: plain PostgresNIO in PostgresClient.withConnection, statements prepared (the driver ceiling of library)."
     ))
     var variant: LockVariant = .connection
 
@@ -110,6 +110,9 @@ struct BenchCommand: AsyncParsableCommand {
     @Flag(help: "Run the library's hot statements unnamed (StatementPreparation off), to measure what preparing them gives.")
     var noPreparedStatements = false
 
+    @Option(help: "lock and counter: split each side's measured time into this many rounds, the sides taking turns, so that the machine's drift falls on both alike.")
+    var rounds = 3
+
     @Flag(help: "Skip the driver-ceiling side (lock and counter-row: plain PostgresNIO, the same statements prepared).")
     var noDriverCeiling = false
 
@@ -123,6 +126,7 @@ struct BenchCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard (1...512).contains(concurrency) else { throw ValidationError("--concurrency must be from 1 to 512") }
+        guard (1...20).contains(rounds) else { throw ValidationError("--rounds must be from 1 to 20") }
         guard keys >= 1 else { throw ValidationError("--keys must be at least 1") }
         guard scopes >= 1 else { throw ValidationError("--scopes must be at least 1") }
         guard (1...Transaction.maximumKeysPerCall).contains(keysPerTransaction) else { throw ValidationError("--keys-per-transaction must be from 1 to \(Transaction.maximumKeysPerCall)") }
@@ -186,10 +190,10 @@ struct BenchCommand: AsyncParsableCommand {
     }
 
     func runCounter() async throws {
-        let (scopes, noDriverCeiling) = (self.scopes, self.noDriverCeiling)
+        let (scopes, noDriverCeiling, rounds) = (self.scopes, self.noDriverCeiling, self.rounds)
         let strategies = strategy.map { [$0] } ?? GaplessCounter.Strategy.allCases
         let rows = try await withSetup { setup in
-            try await CounterBench.run(strategies: strategies, scopes: scopes, setup: setup, driverCeiling: !noDriverCeiling)
+            try await CounterBench.run(strategies: strategies, scopes: scopes, rounds: rounds, setup: setup, driverCeiling: !noDriverCeiling)
         }
         try show(rows) { rows in
             print("scenario counter, concurrency \(concurrency), \(scopes) scopes; peak memory \(String(format: "%.0f", peakMemoryMegabytes())) MiB")
@@ -204,54 +208,62 @@ struct BenchCommand: AsyncParsableCommand {
     var keysPerTransaction = 10
 
     func runLockScenario() async throws {
-        let (keys, scenario, perTransaction) = (self.keys, self.scenario, self.keysPerTransaction)
+        let (keys, scenario, perTransaction, rounds, driverCeiling) = (self.keys, self.scenario, self.keysPerTransaction, self.rounds, !self.noDriverCeiling)
         let (pool, size) = (self.pool, self.poolSize ?? concurrency + 2)
         let report = try await withSetup { setup in
+            let turns = BenchTurns(rounds: rounds, progress: setup.progress)
             if scenario == .lockSession {
                 return try await Self.withPooledClient(settings: setup.settings, pool: pool, size: size, progress: setup.progress) { pooled in
-                    var report = try await LockScenariosBench.lockSession(harness: setup.harness, client: pooled, keys: keys, pgbench: setup.pgbench(), progress: setup.progress)
+                    var report = try await LockScenariosBench.lockSession(harness: setup.harness, client: pooled, keys: keys, turns: turns, driverCeiling: driverCeiling, pgbench: setup.pgbench())
                     report.head.pool = pool.describe(size: size)
                     return report
                 }
             }
-            return try await LockScenariosBench.manyKeys(harness: setup.harness, client: setup.client, keys: keys, perTransaction: perTransaction, pgbench: setup.pgbench(), progress: setup.progress)
+            return try await LockScenariosBench.manyKeys(harness: setup.harness, keys: keys, perTransaction: perTransaction, turns: turns, driverCeiling: driverCeiling, pgbench: setup.pgbench())
         }
         try show(report) { $0.printText() }
     }
 
     func runLock() async throws {
-        let (keys, variant, executor, noDriverCeiling) = (self.keys, self.variant, self.executor, self.noDriverCeiling)
+        let (keys, variant, executor, noDriverCeiling, rounds) = (self.keys, self.variant, self.executor, self.noDriverCeiling, self.rounds)
         let (pool, size) = (self.pool, self.poolSize ?? concurrency + 2)
         let report = try await withSetup { setup in
             let (harness, progress, concurrency) = (setup.harness, setup.progress, setup.harness.concurrency)
-            func measure(_ variant: LockVariant, executor: ExecutorChoice) async throws -> (stats: LatencyStats, cpuMicrosPerOperation: Double) {
-                if variant == .library {
+            let round = harness.splitInto(rounds)
+            func measure(_ variant: LockVariant, executor: ExecutorChoice) async throws -> SideMeasurement {
+                if variant.isPooled {
                     // Each worker loops: BEGIN; lock a random key; COMMIT, through the pool.
                     return try await Self.withPooledClient(settings: setup.settings, pool: pool, size: size, progress: progress) { pooled in
-                        try await harness.measurePooled { random in
-                            let key = LockKey.int64(Int64.random(in: 1...Int64(keys), using: &random))
-                            try await pooled.withAdvisoryLock(key, logger: harness.logger) { _ in }
+                        try await round.measurePooled { random in
+                            let key = Int64.random(in: 1...Int64(keys), using: &random)
+                            if variant == .rawPooled {
+                                try await Self.rawPooledLockTransaction(pooled, key: key, logger: round.logger)
+                            } else {
+                                try await pooled.withAdvisoryLock(.int64(key), logger: round.logger) { _ in }
+                            }
                         }
                     }
                 }
                 // Each worker owns one connection and loops on it, in the given variant.
-                var dedicated = harness
+                var dedicated = round
                 dedicated.executor = executor
                 return try await dedicated.measureLoops(residentGrowth: false) { connection, _, span in
-                    try await Self.runLockWorker(variant: variant, connection: connection, keys: keys, span: span, logger: harness.logger)
+                    try await Self.runLockWorker(variant: variant, connection: connection, keys: keys, span: span, logger: round.logger)
                 }
             }
-            progress.step("ours (\(variant.rawValue), \(executor.rawValue)): \(concurrency) workers, BEGIN; pg_advisory_xact_lock(random key of \(keys)); COMMIT, \(format(harness.warmup)) warm-up + \(format(harness.duration))")
-            let ours = try await measure(variant, executor: executor)
-            progress.done(ours.stats.summary)
-            var comparison = BenchComparison(ours: ours.stats, oursCPUMicrosPerOperation: ours.cpuMicrosPerOperation)
-            if !noDriverCeiling && variant != .rawFutures {
-                progress.step("driver ceiling: plain PostgresNIO futures on the event loop, the same prepared statements")
-                let ceiling = try await measure(.rawFutures, executor: .eventLoop)
-                progress.done(ceiling.stats.summary)
-                comparison.driverCeiling = ceiling.stats
-                comparison.driverCeilingCPUMicrosPerOperation = ceiling.cpuMicrosPerOperation
-            }
+            let ceilingVariant = noDriverCeiling ? nil : variant.driverCeiling
+            var comparison = try await BenchTurns(rounds: rounds, progress: progress).compare(
+                ours: ("\(variant.rawValue), \(executor.rawValue), \(concurrency) workers, BEGIN; pg_advisory_xact_lock(random key of \(keys)); COMMIT, \(format(round.warmup)) warm-up + \(format(round.duration))", {
+                    try await measure(variant, executor: executor)
+                }),
+                ceiling: ceilingVariant.map { ceilingVariant in
+                    (ceilingVariant == .rawPooled
+                        ? "plain PostgresNIO in client.withConnection, the same prepared statements"
+                        : "plain PostgresNIO futures on the event loop, the same prepared statements", {
+                        try await measure(ceilingVariant, executor: .eventLoop)
+                    })
+                }
+            )
             comparison.pgbench = try await setup.pgbench()?.measure(
                 "pgbench: the same SQL, \(concurrency) clients, prepared statements",
                 script: "\\set k random(1, :keys)\nBEGIN;\nSELECT pg_advisory_xact_lock(:k);\nCOMMIT;\n",
@@ -259,7 +271,7 @@ struct BenchCommand: AsyncParsableCommand {
             )
             let run = LockBenchRun(
                 scenario: "lock", concurrency: concurrency, variant: variant.rawValue, executor: executor.rawValue,
-                peakMemoryMegabytes: peakMemoryMegabytes(), pool: variant == .library ? pool.describe(size: size) : nil
+                peakMemoryMegabytes: peakMemoryMegabytes(), pool: variant.isPooled ? pool.describe(size: size) : nil
             )
             return BenchReport(head: run, comparison: comparison)
         }
