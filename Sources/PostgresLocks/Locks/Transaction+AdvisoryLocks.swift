@@ -94,19 +94,26 @@ extension Transaction {
             }
             shared.append(request.mode == .shared)
         }
+        return PreparedSQL(
+            isTry ? manyKeysTrySQL : manyKeysWaitSQL,
+            [.boolArray(isPair), .int64Array(bigKeys), .int32Array(namespaces), .int32Array(ids), .boolArray(shared)]
+        )
+    }
+
+    private static let manyKeysTrySQL = manyKeysSQL(try: true)
+    private static let manyKeysWaitSQL = manyKeysSQL(try: false)
+
+    private static func manyKeysSQL(try isTry: Bool) -> String {
         let exclusiveFunction = AdvisoryLockSQL.lockFunction(scope: .transaction, mode: .exclusive, try: isTry)
         let sharedFunction = AdvisoryLockSQL.lockFunction(scope: .transaction, mode: .shared, try: isTry)
-        return PreparedSQL(
-            """
+        return """
             SELECT (CASE WHEN p THEN
                         CASE WHEN s THEN \(sharedFunction)(a, b) ELSE \(exclusiveFunction)(a, b) END
                     ELSE
                         CASE WHEN s THEN \(sharedFunction)(k) ELSE \(exclusiveFunction)(k) END
                     END)::text
             FROM unnest($1::bool[], $2::int8[], $3::int4[], $4::int4[], $5::bool[]) AS t(p, k, a, b, s)
-            """,
-            [.boolArray(isPair), .int64Array(bigKeys), .int32Array(namespaces), .int32Array(ids), .boolArray(shared)]
-        )
+            """
     }
 }
 

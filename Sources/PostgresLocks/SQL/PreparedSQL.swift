@@ -1,3 +1,4 @@
+import NIOCore
 import PostgresNIO
 
 /// One of the library's hot statements: a fixed SQL text and its bound values, run as a named
@@ -52,11 +53,39 @@ struct PreparedSQL: Sendable {
             case .int32(let value): return PostgresData(int32: value)
             case .text(let value): return PostgresData(string: value)
             case .bool(let value): return PostgresData(bool: value)
-            case .int64Array(let value): return PostgresData(array: value.map { PostgresData(int64: $0) }, elementType: .int8)
-            case .int32Array(let value): return PostgresData(array: value.map { PostgresData(int32: $0) }, elementType: .int4)
-            case .boolArray(let value): return PostgresData(array: value.map { PostgresData(bool: $0) }, elementType: .bool)
+            case .int64Array(let value): return Self.binaryArray(value, elementType: .int8, arrayType: .int8Array, width: 8) { buffer, element in buffer.writeInteger(element) }
+            case .int32Array(let value): return Self.binaryArray(value, elementType: .int4, arrayType: .int4Array, width: 4) { buffer, element in buffer.writeInteger(element) }
+            case .boolArray(let value): return Self.binaryArray(value, elementType: .bool, arrayType: .boolArray, width: 1) { buffer, element in buffer.writeInteger(element ? 1 : 0, as: UInt8.self) }
             }
         }
+    }
+}
+
+extension PreparedSQL {
+    /// A one-dimensional array of non-null fixed-width values in PostgreSQL's binary array
+    /// format, written into one buffer (PostgresNIO's `PostgresData(array:)` makes a buffer per
+    /// element): dimensions, has-nulls flag, element type, then the length and lower bound of
+    /// the one dimension, then each element as its length and bytes.
+    static func binaryArray<Element>(
+        _ elements: [Element],
+        elementType: PostgresDataType,
+        arrayType: PostgresDataType,
+        width: Int32,
+        write: (inout ByteBuffer, Element) -> Void
+    ) -> PostgresData {
+        var buffer = ByteBufferAllocator().buffer(capacity: 20 + elements.count * (4 + Int(width)))
+        buffer.writeInteger(elements.isEmpty ? 0 : 1, as: Int32.self)
+        buffer.writeInteger(0, as: Int32.self)
+        buffer.writeInteger(elementType.rawValue)
+        if !elements.isEmpty {
+            buffer.writeInteger(Int32(elements.count))
+            buffer.writeInteger(1, as: Int32.self)
+            for element in elements {
+                buffer.writeInteger(width)
+                write(&buffer, element)
+            }
+        }
+        return PostgresData(type: arrayType, typeModifier: nil, formatCode: .binary, value: buffer)
     }
 }
 

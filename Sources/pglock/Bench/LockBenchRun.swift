@@ -11,6 +11,11 @@ struct LockBenchRun: Encodable, Sendable {
     var peakMemoryMegabytes: Double
     /// The pool of `ours`, when it goes through one.
     var pool: String?
+    /// `lock-session` only: the same locks taken through a ``SessionLockPool`` (sessions kept
+    /// open, no lease per lock), its client CPU per lock, and its ratio to pgbench.
+    var sessionLockPool: LatencyStats?
+    var sessionLockPoolCPUMicrosPerOperation: Double?
+    var sessionLockPoolRatio: Double?
 }
 
 extension BenchReport<LockBenchRun> {
@@ -22,6 +27,10 @@ extension BenchReport<LockBenchRun> {
         let peakMemory = String(format: "%.0f", head.peakMemoryMegabytes)
         if head.variant == nil {
             comparison.printLines(indent: "  ", labelWidth: 9, oursSuffix: "; peak memory \(peakMemory) MiB")
+            if let pooled = head.sessionLockPool, let cpu = head.sessionLockPoolCPUMicrosPerOperation {
+                print("  session lock pool: \(pooled.summary); client CPU \(String(format: "%.1f", cpu)) µs/op")
+                if let ratio = head.sessionLockPoolRatio { print("  ratio session lock pool/pgbench: \(String(format: "%.2f", ratio))×") }
+            }
         } else {
             comparison.printLines(indent: "  ", labelWidth: 16)
             print("  peak memory: \(peakMemory) MiB")

@@ -26,8 +26,24 @@ enum LockScenariosBench {
                 }
             })
         )
+        // The same work through a SessionLockPool: sessions kept open, no lease per lock.
+        var configuration = SessionLockPool.Configuration(connection: harness.settings)
+        configuration.connection.applicationName = "pglock-bench-lock-session"
+        let sessions = configuration.connections
+        let locksPool = try SessionLockPool(configuration: configuration, logger: logger)
+        turns.progress.step("session lock pool: \(harness.concurrency) workers, SessionLockPool.withLock(random key of \(keys)) { } over \(sessions) server connections")
+        let pooled = try await withRunningServices([locksPool], logger: logger) {
+            try await harness.measurePooled { random in
+                try await locksPool.withLock(.int64(Int64.random(in: 1...Int64(keys), using: &random))) {}
+            }
+        }
+        turns.progress.done(pooled.stats.summary)
         let script = "\\set k random(1, :keys)\nSELECT pg_advisory_lock(:k);\nSELECT pg_advisory_unlock(:k);\n"
-        return try await finish("lock-session", comparison: comparison, script: script, variables: ["keys": "\(keys)"], harness: harness, pgbench: pgbench, progress: turns.progress)
+        var report = try await finish("lock-session", comparison: comparison, script: script, variables: ["keys": "\(keys)"], harness: harness, pgbench: pgbench, progress: turns.progress)
+        report.head.sessionLockPool = pooled.stats
+        report.head.sessionLockPoolCPUMicrosPerOperation = pooled.cpuMicrosPerOperation
+        report.head.sessionLockPoolRatio = report.comparison.pgbench.map { pooled.stats.opsPerSecond / max($0.opsPerSecond, 1) }
+        return report
     }
 
     /// The statement pgbench and the driver ceiling of `many-keys` lock their keys with.
