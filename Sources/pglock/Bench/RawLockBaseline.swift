@@ -52,40 +52,37 @@ struct CommitStatement: PostgresPreparedStatement {
     func decodeRow(_ row: PostgresRow) throws -> Row {}
 }
 
-struct XactLockStatement: PostgresPreparedStatement {
+/// A prepared statement of the driver ceilings that binds one key and returns one column.
+protocol OneKeyStatement: PostgresPreparedStatement where Row: PostgresDecodable {
+    var key: Int64 { get }
+}
+
+extension OneKeyStatement {
+    func makeBindings() -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 1)
+        bindings.append(key)
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
+}
+
+struct XactLockStatement: OneKeyStatement {
     static let sql = "SELECT 1::int4 FROM pg_advisory_xact_lock($1)"
     typealias Row = Int32
     var key: Int64
-    func makeBindings() -> PostgresBindings {
-        var bindings = PostgresBindings(capacity: 1)
-        bindings.append(key)
-        return bindings
-    }
-    func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Int32.self) }
 }
 
-struct SessionLockStatement: PostgresPreparedStatement {
+struct SessionLockStatement: OneKeyStatement {
     static let sql = "SELECT 1::int4 FROM pg_advisory_lock($1)"
     typealias Row = Int32
     var key: Int64
-    func makeBindings() -> PostgresBindings {
-        var bindings = PostgresBindings(capacity: 1)
-        bindings.append(key)
-        return bindings
-    }
-    func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Int32.self) }
 }
 
-struct SessionUnlockStatement: PostgresPreparedStatement {
+struct SessionUnlockStatement: OneKeyStatement {
     static let sql = "SELECT pg_advisory_unlock($1)"
     typealias Row = Bool
     var key: Int64
-    func makeBindings() -> PostgresBindings {
-        var bindings = PostgresBindings(capacity: 1)
-        bindings.append(key)
-        return bindings
-    }
-    func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Bool.self) }
 }
 
 /// Mutable state confined to one event loop.
