@@ -77,8 +77,11 @@ public final class SessionLockPool: Service, Sendable {
         var connections: [Int: PostgresConnection] = [:]
         /// Fired when a waiting session comes up or fails to.
         var sessionUp: [Int: OneShotSignal] = [:]
-        /// Fired when a granted hold's session ends.
-        var lossSignals: [SessionLockPoolState.HoldID: OneShotSignal] = [:]
+        /// Granted holds whose owners were handed their session's loss signal.
+        var confirmed: Set<SessionLockPoolState.HoldID> = []
+        /// Fired when a session ends: one per session (made when its first hold is granted),
+        /// shared by every hold it carries.
+        var sessionLoss: [Int: OneShotSignal] = [:]
         /// Granted holds lost with their session and not yet released by their owner.
         var lost: [SessionLockPoolState.HoldID: String] = [:]
         /// Takers waiting for a waiting session, first come first served, with their wake-ups.
@@ -262,9 +265,10 @@ public final class SessionLockPool: Service, Sendable {
             if connection == nil || shell.connections[id] === connection { shell.connections[id] = nil }
             shell.lastAnswer[id] = nil
             let ended = shell.core.sessionWentDown(id)
-            // Granted holds (those with a loss signal) are lost; holds being taken just fail.
-            let lost = ended.filter { shell.lossSignals[$0] != nil }
-            var wake = lost.compactMap { shell.lossSignals.removeValue(forKey: $0) }
+            // Granted holds (those confirmed to their owners) are lost; holds being taken just fail.
+            let lost = ended.filter { shell.confirmed.contains($0) }
+            shell.confirmed.subtract(lost)
+            var wake = [shell.sessionLoss.removeValue(forKey: id)].compactMap { $0 }
             for hold in lost { shell.lost[hold] = reason }
             wake += [shell.sessionUp.removeValue(forKey: id)].compactMap { $0 }
             wake += shell.offerWaitingSessions()
@@ -472,12 +476,14 @@ public final class SessionLockPool: Service, Sendable {
     /// The server granted `hold`: its loss signal if its session still carries it.
     private func confirm(_ hold: SessionLockPoolState.HoldID) -> OneShotSignal? {
         shell.withLock { shell in
-            guard shell.core.granted(hold) else {
+            guard shell.core.granted(hold), let session = shell.core.hold(hold)?.session else {
                 shell.core.end(hold)
                 return nil
             }
+            shell.confirmed.insert(hold)
+            if let signal = shell.sessionLoss[session] { return signal }
             let signal = OneShotSignal()
-            shell.lossSignals[hold] = signal
+            shell.sessionLoss[session] = signal
             return signal
         }
     }
@@ -485,7 +491,7 @@ public final class SessionLockPool: Service, Sendable {
     /// Ends a hold in the state; hands a waiting session that came free to the next taker.
     private func endHold(_ hold: SessionLockPoolState.HoldID) {
         let wake = shell.withLock { shell -> [OneShotSignal] in
-            shell.lossSignals[hold] = nil
+            shell.confirmed.remove(hold)
             shell.core.end(hold)
             return shell.offerWaitingSessions()
         }
