@@ -10,7 +10,16 @@ struct SessionLockPoolRestartTests {
     @Test func everyHoldEndsWithLockLostWhenTheServerRestartsAndThePoolTakesLocksAgainAfter() async throws {
         // A server of its own: this test stops it.
         let server = try await EphemeralPostgres.start(EphemeralPostgres.Configuration(), logger: TestDatabase.logger)
-        defer { Task { await server.shutdown() } }
+        do {
+            try await Self.restart(server)
+        } catch {
+            await server.shutdown()
+            throw error
+        }
+        await server.shutdown()
+    }
+
+    private static func restart(_ server: EphemeralPostgres) async throws {
         let logger = TestDatabase.logger
         var configuration = SessionLockPool.Configuration(connection: try ConnectionSettings(url: server.url()))
         configuration.heartbeatInterval = .milliseconds(500)

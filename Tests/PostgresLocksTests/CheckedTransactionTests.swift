@@ -89,6 +89,11 @@ struct CheckedTransactionTests {
                 }
                 #expect(try await db.scalar("SELECT count(*)::int FROM t WHERE n = 1", as: Int.self) == 0)
                 #expect(try await db.scalar("SELECT count(*)::int FROM t WHERE n = 2", as: Int.self) == 9)
+                // The prepared runner did send COMMIT prepared (its tag read from the stream).
+                let prepared = try await connections[0].query("SELECT statement FROM pg_prepared_statements", logger: db.logger).collect().map { try $0.decode(String.self) }
+                #expect(prepared.contains("COMMIT"))
+                let unnamed = try await connections[1].query("SELECT count(*)::int FROM pg_prepared_statements", logger: db.logger).collect()[0].decode(Int.self)
+                #expect(unnamed == 0)
             }
         }
     }

@@ -123,11 +123,28 @@ struct StatementPreparationTests {
                         try await tx.query("DEALLOCATE ALL")
                     }
                 }
+                #expect(error?.code == .transactionAborted)
                 #expect(error?.sqlState == "26000")
                 #expect(try await db.scalar("SELECT count(*)::int FROM t", as: Int.self) == 0)
                 try await connection.withCheckedTransaction(logger: db.logger) { tx in try await tx.query("INSERT INTO t VALUES (2)") }
                 #expect(try await db.scalar("SELECT count(*)::int FROM t", as: Int.self) == 1)
                 #expect(!connection.isClosed)
+            }
+        }
+    }
+
+    @Test func aLockWithTimeoutOptionsSendsItsTryAfterTheSettingsAndHolds() async throws {
+        // With a lock or statement timeout the settings go right after BEGIN and the try-lock
+        // after them (no chaining): the lock is held in the transaction, the settings applied.
+        try await TestDatabase.withDatabase { db in
+            try await db.withConnections(1) { connections in
+                let (held, timeout) = try await connections[0].withAdvisoryLock(.int64(42), options: .init(lockTimeout: .milliseconds(1500)), logger: db.logger) { tx in
+                    try await tx.query("SELECT (SELECT count(*)::int FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND objid = 42 AND granted), current_setting('lock_timeout')").rows[0].decode((Int, String).self)
+                }
+                #expect(held == 1)
+                #expect(timeout == "1500ms")
+                let leftover = try await db.scalar("SELECT count(*)::int FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database())", as: Int.self)
+                #expect(leftover == 0)
             }
         }
     }

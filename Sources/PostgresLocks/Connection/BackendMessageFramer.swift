@@ -35,6 +35,7 @@ struct BackendMessageFramer: Sendable {
     /// In a `CommandComplete` whose body is as long as `ROLLBACK\0`: how many of its bytes
     /// matched so far (nil: not such a message, or a byte differed).
     private var rollbackBytesMatched: Int?
+    /// The body of a `CommandComplete` whose tag is `ROLLBACK`.
     private static let rollbackTag: [UInt8] = Array("ROLLBACK\0".utf8)
     /// Set when the bytes stop making sense as messages (installed mid-message, or not this
     /// protocol): nothing is reported after that.

@@ -69,7 +69,8 @@ extension PostgresConnection {
     /// - Throws: ``ChainedStatementError`` saying which of the two failed (and the error), with
     ///   the same guarantees and the same handling of lost prepared statements as
     ///   ``runPrepared(_:outsideTransaction:logger:)``: a `first` the server no longer knows is
-    ///   sent again once with `second`.
+    ///   sent again with `second`, prepared again, and if it is lost again, unnamed (at most
+    ///   three sends: the connection falls back to unnamed statements on the second loss).
     func runPrepared(_ first: PreparedSQL, then second: PreparedSQL, watch: ConnectionWatch, logger: Logger) async throws(ChainedStatementError) -> [PostgresRow] {
         let (firstRoute, secondRoute) = (preparedRoute(first, watch: watch), preparedRoute(second, watch: watch))
         let firstDone = SetOnceFlag()
@@ -102,12 +103,14 @@ extension PostgresConnection {
         /// Prepared now, then run (and kept, room permitting).
         case prepareNow
 
+        /// Whether the statement is prepared by this send.
         var preparesNow: Bool {
             if case .prepareNow = self { return true }
             return false
         }
     }
 
+    /// How `statement` is sent now: unnamed, as the statement prepared earlier, or prepared now.
     private func preparedRoute(_ statement: PreparedSQL, watch: ConnectionWatch) -> PreparedRoute {
         if watch.runsUnnamed { return .unnamed }
         if let cached = watch.preparedStatement(statement.sql) { return .cached(cached) }
@@ -127,8 +130,9 @@ extension PostgresConnection {
                 if watch.storePreparedStatement(prepared, for: sql) {
                     return prepared.execute(binds)
                 }
-                // Raced past the capacity: run it once and free it.
-                return prepared.execute(binds).flatMap { rows in prepared.deallocate().map { rows } }
+                // Raced past the capacity: run it once and free it. The statement's outcome is
+                // its own (a COMMIT that ran is committed): a failed free is not its failure.
+                return prepared.execute(binds).flatMap { rows in prepared.deallocate().map { rows }.recover { _ in rows } }
             }
         }
     }

@@ -40,11 +40,17 @@ final class TransactionStatusTracker: Sendable {
     /// before and after a statement the caller alone sends (the connection is its own), it
     /// tells whether that statement was answered `ROLLBACK`: the handler reads every message
     /// before PostgresNIO does, so the count has moved before the statement's result arrives.
+    ///
+    /// Nil too until a `ReadyForQuery` has been read: a well-formed one (type, length 5, a
+    /// known status) is the proof that the handler, placed between two reads, follows the
+    /// messages in step.
     var rollbackTagCount: UInt64? {
         let count = rollbackTags.load(ordering: .acquiring)
-        return value.load(ordering: .acquiring) & 0xff == Self.lost ? nil : count
+        let current = value.load(ordering: .acquiring)
+        return current & 0xff == Self.lost || current >> 8 == 0 ? nil : count
     }
 
+    /// Adds `count` `ROLLBACK` command tags read from the stream.
     fileprivate func recordRollbackTags(_ count: Int) {
         rollbackTags.add(UInt64(count), ordering: .releasing)
     }

@@ -145,6 +145,7 @@ public struct GaplessCounter: Sendable {
         PreparedSQL(counterRowSQL, [.text(scope)])
     }
 
+    /// The counter-row statement's text, from the validated, quoted names.
     private static func counterRowSQL(table: QualifiedName, scopeColumn: SQLIdentifier, numberColumn: SQLIdentifier) -> String {
         let table = table.quoted, scopeColumn = scopeColumn.quoted, numberColumn = numberColumn.quoted
         return """

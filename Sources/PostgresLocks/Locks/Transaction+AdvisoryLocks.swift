@@ -100,9 +100,12 @@ extension Transaction {
         )
     }
 
+    /// The many-keys statement that tries every key without waiting, built once.
     private static let manyKeysTrySQL = manyKeysSQL(try: true)
+    /// The many-keys statement that waits for every key, built once.
     private static let manyKeysWaitSQL = manyKeysSQL(try: false)
 
+    /// The text of ``manyKeysStatement(_:try:)``: lock functions from the fixed table only.
     private static func manyKeysSQL(try isTry: Bool) -> String {
         let exclusiveFunction = AdvisoryLockSQL.lockFunction(scope: .transaction, mode: .exclusive, try: isTry)
         let sharedFunction = AdvisoryLockSQL.lockFunction(scope: .transaction, mode: .shared, try: isTry)

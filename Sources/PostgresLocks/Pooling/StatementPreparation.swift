@@ -14,7 +14,10 @@
 /// on one connection, or on the very call that prepared it): statements prepared on one server
 /// session are not there on the next.
 ///
-/// User statements (`Transaction.query`) are never prepared by the library.
+/// The hot statements include `BEGIN` and `COMMIT`: a body that runs `DEALLOCATE ALL` inside a
+/// checked transaction makes its `COMMIT` fail (``PostgresLocksError/Code/transactionAborted``,
+/// SQLSTATE 26000, nothing committed). User statements (`Transaction.query`) are never
+/// prepared by the library.
 public struct StatementPreparation: Sendable, Hashable, CustomStringConvertible {
     private enum Choice: Hashable { case automatic, disabled }
     private let choice: Choice

@@ -9,8 +9,10 @@ extension PostgresConnection {
     /// With a `leading` statement (a hot statement the caller would send first in the body,
     /// such as a try-lock), it is chained on the event loop right after `BEGIN`, so that the
     /// caller's task waits once for both, and its rows are handed to the body. Without one the
-    /// body gets no rows. Sending it first changes nothing else: a failure aborts the
-    /// transaction as if the body had sent it.
+    /// body gets no rows. A failure of `leading` aborts the transaction as if the body had sent
+    /// it, except that a `leading` statement the server no longer has prepared (26000, nothing
+    /// but `BEGIN` ran) is sent again once with a new `BEGIN`. With a lock or statement timeout
+    /// in `options`, `leading` is sent after the settings instead, without that retry.
     func runCheckedTransaction<Result>(
         options: TransactionOptions,
         logger: Logger,
@@ -92,11 +94,17 @@ extension PostgresConnection {
             let wrapped = PostgresLocksError.wrap(error)
             let lost = (wrapped as? PostgresLocksError).map { $0.code == .connectionLost || ($0.sqlState == nil && self.isClosed) } ?? false
             guard lost else {
-                // Refused before it ran (a prepared COMMIT the body deallocated: 26000), the
-                // transaction is still open, and aborted: end it. After a COMMIT that ran and
-                // failed, this ROLLBACK only draws a warning.
+                guard (wrapped as? PostgresLocksError)?.sqlState == "26000" else { throw wrapped }
+                // Refused before it ran: the body deallocated the prepared COMMIT (`DEALLOCATE
+                // ALL`). The transaction is still open, and aborted by the refusal: end it.
                 await self.rollbackAfterFailure(watch: watch, logger: logger)
-                throw wrapped
+                throw PostgresLocksError(
+                    code: .transactionAborted,
+                    message: "COMMIT was refused because the body deallocated the library's prepared statements (DEALLOCATE ALL) inside the transaction; nothing was committed",
+                    sqlState: "26000",
+                    hint: "do not run DEALLOCATE ALL inside a checked transaction, or turn statement preparation off for this client or connection (statementPreparation = .disabled)",
+                    underlying: wrapped
+                )
             }
             throw CommitOutcomeSQL.lostCommit(wrapped, readsTransactionID: readsTransactionID, transactionID: transactionID, value: value)
         }
@@ -153,6 +161,7 @@ extension PostgresConnection {
         return try await self.runStatement("COMMIT", watch: watch, logger: logger).metadata.command == "ROLLBACK"
     }
 
+    /// `COMMIT` as a hot statement (prepared once per connection).
     private static let commitStatement = PreparedSQL("COMMIT")
 
     /// Throws ``PostgresLocksError/Code/nestedTransaction`` when this connection is already

@@ -5,7 +5,9 @@ typealias SideMeasurement = (stats: LatencyStats, cpuMicrosPerOperation: Double)
 /// the sides alternating (and which goes first alternating too), so that a shared, noisy
 /// machine's drift falls on both alike; each side's rounds are then combined into one.
 struct BenchTurns {
+    /// How many rounds each side's time is split into (when there are two sides).
     var rounds: Int
+    /// Where each round is announced and its result shown.
     var progress: Progress
 
     /// Runs the rounds and returns the comparison (without pgbench). `ours` and `ceiling` each

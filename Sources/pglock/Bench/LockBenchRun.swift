@@ -12,9 +12,11 @@ struct LockBenchRun: Encodable, Sendable {
     /// The pool of `ours`, when it goes through one.
     var pool: String?
     /// `lock-session` only: the same locks taken through a ``SessionLockPool`` (sessions kept
-    /// open, no lease per lock), its client CPU per lock, and its ratio to pgbench.
+    /// open, no lease per lock).
     var sessionLockPool: LatencyStats?
+    /// `lock-session` only: the session lock pool's client CPU per lock.
     var sessionLockPoolCPUMicrosPerOperation: Double?
+    /// `lock-session` only: the session lock pool's rate / pgbench's.
     var sessionLockPoolRatio: Double?
 }
 

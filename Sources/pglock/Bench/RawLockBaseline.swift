@@ -67,18 +67,21 @@ extension OneKeyStatement {
     func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
 }
 
+/// `pg_advisory_xact_lock($1)`, the lock of the `lock` scenario's ceilings.
 struct XactLockStatement: OneKeyStatement {
     static let sql = "SELECT 1::int4 FROM pg_advisory_xact_lock($1)"
     typealias Row = Int32
     var key: Int64
 }
 
+/// `pg_advisory_lock($1)`, the lock of the `lock-session` ceiling.
 struct SessionLockStatement: OneKeyStatement {
     static let sql = "SELECT 1::int4 FROM pg_advisory_lock($1)"
     typealias Row = Int32
     var key: Int64
 }
 
+/// `pg_advisory_unlock($1)`, the unlock of the `lock-session` ceiling.
 struct SessionUnlockStatement: OneKeyStatement {
     static let sql = "SELECT pg_advisory_unlock($1)"
     typealias Row = Bool

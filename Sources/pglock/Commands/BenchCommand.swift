@@ -229,7 +229,9 @@ struct BenchCommand: AsyncParsableCommand {
         let (pool, size) = (self.pool, self.poolSize ?? concurrency + 2)
         let report = try await withSetup { setup in
             let (harness, progress, concurrency) = (setup.harness, setup.progress, setup.harness.concurrency)
-            let round = harness.splitInto(rounds)
+            let ceilingVariant = noDriverCeiling ? nil : variant.driverCeiling
+            // Rounds only when there are two sides to take turns.
+            let round = ceilingVariant == nil ? harness : harness.splitInto(rounds)
             func measure(_ variant: LockVariant, executor: ExecutorChoice) async throws -> SideMeasurement {
                 if variant.isPooled {
                     // Each worker loops: BEGIN; lock a random key; COMMIT, through the pool.
@@ -251,7 +253,6 @@ struct BenchCommand: AsyncParsableCommand {
                     try await Self.runLockWorker(variant: variant, connection: connection, keys: keys, span: span, logger: round.logger)
                 }
             }
-            let ceilingVariant = noDriverCeiling ? nil : variant.driverCeiling
             var comparison = try await BenchTurns(rounds: rounds, progress: progress).compare(
                 ours: ("\(variant.rawValue), \(executor.rawValue), \(concurrency) workers, BEGIN; pg_advisory_xact_lock(random key of \(keys)); COMMIT, \(format(round.warmup)) warm-up + \(format(round.duration))", {
                     try await measure(variant, executor: executor)
