@@ -33,6 +33,15 @@ struct SemaphoreTests {
             let semaphore = try AdvisorySemaphore("storm", permits: 3)
             let (finished, cancelled, ownPermits) = (LockedBox(0), LockedBox(0), LockedBox(Set<Int>()))
             let mostWaiting = LockedBox(0)
+            // Takers still making attempts: a holder keeps its permit until a taker waits
+            // behind it on the server (so holds overlap waits), or until too few takers are
+            // left for anyone to wait.
+            let activeTakers = LockedBox(24)
+            @Sendable func holdUntilSomeoneWaits() async throws {
+                try await waitUntil("a taker waits for a permit, or too few are left to") {
+                    try await db.scalar(permitLocks(semaphore, granted: false), as: Int.self) > 0 || activeTakers.value <= 3
+                }
+            }
             let mostHolding = try await sampleMaximum(db, permitLocks(semaphore, granted: true)) {
                 try await withThrowingTaskGroup(of: Void.self) { takers in
                     for taker in 0..<24 {
@@ -52,11 +61,11 @@ struct SemaphoreTests {
                                                 WHERE locktype = 'advisory' AND granted AND pid = pg_backend_pid()
                                                 """).rows[0].decode(Int.self)
                                             ownPermits.withLock { _ = $0.insert(own) }
-                                            try await tx.query("SELECT pg_sleep(0.003)")
+                                            try await holdUntilSomeoneWaits()
                                         }
                                     case .session:
                                         try await db.client.withSessionSemaphore("storm", permits: 3, heartbeat: nil, logger: db.logger) {
-                                            try await db.query("SELECT pg_sleep(0.003)")
+                                            try await holdUntilSomeoneWaits()
                                         }
                                     }
                                 }
@@ -73,6 +82,7 @@ struct SemaphoreTests {
                                 let waiting = try await db.scalar(permitLocks(semaphore, granted: false), as: Int.self)
                                 mostWaiting.withLock { $0 = max($0, waiting) }
                             }
+                            activeTakers.withLock { $0 -= 1 }
                         }
                     }
                     try await takers.waitForAll()

@@ -159,7 +159,11 @@ struct SessionLockPoolTests {
                                 try await pool.withLock(key) {
                                     let now = inside.withLock { $0 += 1; return $0 }
                                     most.withLock { $0 = max($0, now) }
-                                    try await db.query("SELECT pg_sleep(0.01)")
+                                    // Held until the next taker waits for it on the server
+                                    // (holds overlap waits), or every other taker is done.
+                                    try await waitUntil("a taker waits behind this holder, or none is left") {
+                                        try await heldLocks(db, waiting: true) > 0 || done.value == 5
+                                    }
                                     inside.withLock { $0 -= 1 }
                                 }
                                 done.withLock { $0 += 1 }
