@@ -303,7 +303,7 @@ public final class EphemeralPostgres: Sendable {
 }
 
 /// The unprivileged user that runs the server when this process is root.
-struct ProcessOwner: Sendable, Hashable {
+package struct ProcessOwner: Sendable, Hashable {
     var uid: uid_t
     var gid: gid_t
 

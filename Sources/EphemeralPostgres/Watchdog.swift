@@ -16,7 +16,7 @@ import SystemPackage
 /// closes, the script's `cat` returns, and the rest of the script stops what it watches and
 /// deletes its folder. ``shutdown()`` closes the pipe itself and waits for the script, so there
 /// is one cleanup path for every case.
-final class Watchdog: Sendable {
+package final class Watchdog: Sendable {
     private let lifeline: Mutex<Int32?>
     private let process: Task<Void, Never>
     private let ended = Ended()
@@ -31,7 +31,7 @@ final class Watchdog: Sendable {
     /// directly.
     ///
     /// - Throws: ``EphemeralPostgresError/Code/fileSystem`` when the pipe cannot be made.
-    init(
+    package init(
         script: String, name: String, arguments: [String], owner: ProcessOwner?, folder: String,
         environment: [Environment.Key: String] = [:], logger: Logger
     ) throws {
@@ -67,7 +67,7 @@ final class Watchdog: Sendable {
     }
 
     /// Closes the lifeline and waits until the script has cleaned up. Safe to call more than once.
-    func shutdown() async {
+    package func shutdown() async {
         if let fd = lifeline.withLock({ fd -> Int32? in defer { fd = nil }; return fd }) {
             close(fd)
         }
@@ -75,10 +75,10 @@ final class Watchdog: Sendable {
     }
 
     /// Whether ``shutdown()`` has been called.
-    var isShutDown: Bool { lifeline.withLock { $0 == nil } }
+    package var isShutDown: Bool { lifeline.withLock { $0 == nil } }
 
     /// Whether the script has ended (it should not, before ``shutdown()``).
-    var hasEnded: Bool { ended.value.load(ordering: .acquiring) }
+    package var hasEnded: Bool { ended.value.load(ordering: .acquiring) }
 
     /// Runs `body` with `started` (a server or pooler), then shuts it down whether `body`
     /// returned or threw.
