@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "PostgresLocks", targets: ["PostgresLocks"]),
         .library(name: "PostgresQueue", targets: ["PostgresQueue"]),
         .library(name: "EphemeralPostgres", targets: ["EphemeralPostgres"]),
+        .library(name: "PostgresLocksWeb", targets: ["PostgresLocksWeb"]),
         .executable(name: "pglock", targets: ["pglock"]),
     ],
     dependencies: [
@@ -26,6 +27,7 @@ let package = Package(
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
         .package(url: "https://github.com/apple/swift-async-algorithms.git", from: "1.1.4"),
         .package(url: "https://github.com/swiftlang/swift-subprocess.git", from: "1.0.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
     ],
     targets: [
         .target(
@@ -64,6 +66,19 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "PostgresLocksWeb",
+            dependencies: [
+                "PostgresLocks",
+                "PostgresQueue",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            resources: [.copy("Assets")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "PglockHarness",
             dependencies: [
                 "PostgresLocks",
@@ -81,6 +96,8 @@ let package = Package(
                 "PglockHarness",
                 "PostgresLocks",
                 "PostgresQueue",
+                "PostgresLocksWeb",
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 "EphemeralPostgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -101,6 +118,18 @@ let package = Package(
                 .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
             ],
             path: "Tests/PostgresLocksTestSupport",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "BrowserTesting",
+            dependencies: [
+                "EphemeralPostgres",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            path: "Tests/BrowserTesting",
             swiftSettings: swiftSettings
         ),
         .target(
@@ -146,6 +175,31 @@ let package = Package(
                 "PostgresLocksTestSupport",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PostgresLocksWebTests",
+            dependencies: [
+                "PostgresLocksWeb",
+                "PostgresLocks",
+                "PostgresQueue",
+                "PostgresLocksTestSupport",
+                "BrowserTesting",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "BrowserTestingTests",
+            dependencies: [
+                "BrowserTesting",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),

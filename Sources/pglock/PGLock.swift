@@ -15,7 +15,7 @@ struct PGLock: AsyncParsableCommand {
         command fail within the connect timeout (--connect-timeout, default \(DatabaseOptions.defaultConnectTimeoutSeconds)s) \
         with one line on standard error that says what happened, and exit status 1.
         """,
-        subcommands: [DemoCommand.self, RunCommand.self, LocksCommand.self, TopCommand.self, DoctorCommand.self, QueueCommand.self, BenchCommand.self, SoakCommand.self, EphemeralCommand.self]
+        subcommands: [DemoCommand.self, RunCommand.self, LocksCommand.self, TopCommand.self, DoctorCommand.self, QueueCommand.self, BenchCommand.self, SoakCommand.self, WebCommand.self, EphemeralCommand.self]
     )
 
     /// Runs the chosen command; database errors are printed as one line

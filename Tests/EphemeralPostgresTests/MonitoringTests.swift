@@ -73,10 +73,34 @@ struct MonitoringTests {
         let text = renderer.render(snapshot)
         let lines = text.split(separator: "\n").map(String.init)
         let root = try #require(lines.firstIndex { $0.contains("● pid 10") })
-        #expect(lines[root].contains("ROOT BLOCKER, 2 waiting behind it"))
+        #expect(lines[root].contains("ROOT BLOCKER, 2 sessions waiting behind it"))
         #expect(lines[root + 1].contains("└ pid 11") && lines[root + 1].contains("waits 2.5s for advisory payment:order-123"))
         #expect(lines[root + 2].hasPrefix("    └ pid 12"))
         #expect(text.contains("idle in transaction"))
+    }
+
+    @Test func twoWaitersQueuedOnOneKeyAreCountedOnceAndEachShownOnce() throws {
+        // pg_blocking_pids names everyone ahead in the queue: the second waiter is blocked by
+        // the holder and by the first waiter.
+        let key = LockKey.pair(namespace: 7, id: 42)
+        let snapshot = LockSnapshot(
+            takenAt: Date(timeIntervalSince1970: 0),
+            locks: [
+                .init(pid: 10, target: .advisory(key), mode: "ExclusiveLock", granted: true),
+                .init(pid: 11, target: .advisory(key), mode: "ExclusiveLock", granted: false, waitingSeconds: 2),
+                .init(pid: 12, target: .advisory(key), mode: "ExclusiveLock", granted: false, waitingSeconds: 1),
+            ],
+            sessions: [
+                .init(pid: 10, applicationName: "a", client: "", state: "idle in transaction", transactionSeconds: 3, blockedBy: [], query: ""),
+                .init(pid: 11, applicationName: "a", client: "", state: "active", transactionSeconds: 2, blockedBy: [10], query: ""),
+                .init(pid: 12, applicationName: "a", client: "", state: "active", transactionSeconds: 1, blockedBy: [10, 11], query: ""),
+            ]
+        )
+        let text = LockSnapshotRenderer().render(snapshot)
+        #expect(text.contains("ROOT BLOCKER, 2 sessions waiting behind it"))
+        let blocking = text.components(separatedBy: "LOCKS")[0]
+        #expect(blocking.components(separatedBy: "pid 12").count == 2, "pid 12 is listed once")
+        #expect(blocking.contains("behind pids 10, 11"))
     }
 
     @Test func topRunsAgainstAServerAndStops() async throws {

@@ -25,7 +25,7 @@ package struct LockSnapshotRenderer {
         let sessionsByPID = Dictionary(uniqueKeysWithValues: snapshot.sessions.map { ($0.pid, $0) })
         let waiting = snapshot.locks.filter { !$0.granted }
         let held = snapshot.locks.filter(\.granted)
-        out += "\(snapshot.sessions.count) sessions, \(held.count) locks held, \(waiting.count) waiting\n\n"
+        out += "\(snapshot.sessions.count) sessions, \(held.count + snapshot.omittedLocks) locks held, \(waiting.count) waiting\n\n"
 
         let trees = snapshot.blockingTree
         if !trees.isEmpty {
@@ -40,8 +40,9 @@ package struct LockSnapshotRenderer {
                 }
                 if let wants {
                     text += " waits \(Self.seconds(wants.waitingSeconds ?? 0)) for \(keyText(wants.target)) \(wants.mode)"
+                    if node.blockedBy.count > 1 { text += ", behind pids \(node.blockedBy.map(String.init).joined(separator: ", "))" }
                 } else if depth == 0 {
-                    text += " — ROOT BLOCKER, \(node.waiterCount) waiting behind it"
+                    text += " — ROOT BLOCKER, \(node.waiterCount) \(node.waiterCount == 1 ? "session" : "sessions") waiting behind it"
                 }
                 out += cut(text) + "\n"
                 for child in node.waiters { line(child, depth: depth + 1) }
@@ -62,6 +63,9 @@ package struct LockSnapshotRenderer {
             ])
         }
         out += table(header: header, rows: rows)
+        if snapshot.omittedLocks > 0 {
+            out += "… and \(snapshot.omittedLocks) more locks held by sessions nobody waits for\n"
+        }
         return out
     }
 

@@ -54,4 +54,21 @@ enum LeaderTermsSQL {
     static func currentTermForShare(_ table: QualifiedName, election: String) -> PostgresQuery {
         "SELECT term FROM \(identifier: table) WHERE election = \(election) FOR SHARE"
     }
+
+    /// Every election's term, by name.
+    static func list(_ table: QualifiedName) -> PostgresQuery {
+        "SELECT election, term, holder, updated_at FROM \(identifier: table) ORDER BY election LIMIT 1000"
+    }
+
+    /// The holders of granted bigint-form advisory locks with the given `pg_locks` identities
+    /// (in this database).
+    static func lockHolders(classids: [Int64], objids: [Int64]) -> PostgresQuery {
+        """
+        SELECT l.classid::int8, l.objid::int8, l.pid, a.application_name
+        FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
+        WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+          AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+          AND (l.classid::int8, l.objid::int8) IN (SELECT * FROM unnest(\(classids)::int8[], \(objids)::int8[]))
+        """
+    }
 }

@@ -82,11 +82,13 @@ public struct LockSnapshot: Sendable, Hashable, Codable {
         }
     }
 
-    /// A snapshot of `locks` held or awaited by `sessions`.
-    public init(takenAt: Date, locks: [Lock], sessions: [Session]) {
+    /// A snapshot of `locks` held or awaited by `sessions`; `omittedLocks` were left out by a
+    /// limit.
+    public init(takenAt: Date, locks: [Lock], sessions: [Session], omittedLocks: Int = 0) {
         self.takenAt = takenAt
         self.locks = locks
         self.sessions = sessions
+        self.omittedLocks = omittedLocks
     }
 
     /// When the snapshot was taken (server clock).
@@ -95,6 +97,12 @@ public struct LockSnapshot: Sendable, Hashable, Codable {
     public var locks: [Lock]
     /// The sessions involved.
     public var sessions: [Session]
+    /// Granted locks left out by the snapshot's limit (locks nobody waits for, held by
+    /// sessions that block no one, are the first to go).
+    public var omittedLocks: Int = 0
+
+    /// The default bound on the locks a snapshot reads.
+    public static let defaultLimit = 2_000
 
     /// Waiting processes and what blocks them, as trees under their root blockers.
     public var blockingTree: [BlockingTree.Node] {
@@ -105,17 +113,24 @@ public struct LockSnapshot: Sendable, Hashable, Codable {
 extension PostgresClient {
     /// Takes a ``LockSnapshot`` of the locks in the connected database (advisory, relation,
     /// row and transaction locks of other sessions), with their sessions and blockers.
-    public func lockSnapshot(logger: Logger) async throws -> LockSnapshot {
-        let rows = try await checkedQuery(LockSnapshot.query, logger: logger).rows
+    ///
+    /// At most `limit` locks are read: every waited-for lock first, then the locks of sessions
+    /// that block someone, then the rest; ``LockSnapshot/omittedLocks`` counts what was left
+    /// out. The blockers of each waiting session are asked once per session, not per lock, so
+    /// the snapshot stays cheap with thousands of locks held.
+    public func lockSnapshot(limit: Int = LockSnapshot.defaultLimit, logger: Logger) async throws -> LockSnapshot {
+        let rows = try await checkedQuery(LockSnapshot.query(limit: max(1, min(limit, 1_000_000))), logger: logger).rows
         var locks: [LockSnapshot.Lock] = []
         var sessions: [Int32: LockSnapshot.Session] = [:]
         var takenAt = Date()
+        var total = 0
         for row in rows {
             let (now, locktype, relation, classid, objid, objsubid, page, tuple, xid, mode, granted, pid, waiting,
-                 application, client, state, transactionSeconds, blockedBy, query) =
+                 application, client, state, transactionSeconds, blockedBy, query, count) =
                 try row.decode((Date, String, String?, Int64?, Int64?, Int16?, Int32?, Int16?, String?, String, Bool, Int32, Double?,
-                                String?, String?, String?, Double?, [Int32]?, String?).self)
+                                String?, String?, String?, Double?, [Int32]?, String?, Int64).self)
             takenAt = now
+            total = Int(count)
             let target: LockSnapshot.Target
             switch locktype {
             case "advisory":
@@ -137,32 +152,52 @@ extension PostgresClient {
                 )
             }
         }
-        return LockSnapshot(takenAt: takenAt, locks: locks, sessions: sessions.values.sorted { $0.pid < $1.pid })
+        return LockSnapshot(takenAt: takenAt, locks: locks, sessions: sessions.values.sorted { $0.pid < $1.pid }, omittedLocks: max(0, total - locks.count))
     }
 }
 
 extension LockSnapshot {
-    static let query: PostgresQuery = """
-        SELECT now(), l.locktype,
+    /// The snapshot's statement: the locks of other sessions in this database, waited-for
+    /// ones first, then those of sessions that block someone, at most `limit` rows, each with
+    /// the count of all matching rows. `pg_blocking_pids` is called once per waiting session.
+    static func query(limit: Int) -> PostgresQuery {
+        let limit = Int64(limit)
+        return """
+        WITH activity AS (
+            SELECT a.pid, a.application_name, COALESCE(host(a.client_addr), '') AS client, a.state,
+                   a.xact_start, a.state_change, a.query,
+                   CASE WHEN a.wait_event_type = 'Lock' THEN pg_blocking_pids(a.pid) ELSE '{}'::int[] END AS blocked_by
+            FROM pg_stat_activity a
+            WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()
+        ), blockers AS (
+            SELECT DISTINCT unnest(blocked_by) AS pid FROM activity
+        ), picked AS (
+            SELECT l.*, count(*) OVER () AS total
+            FROM pg_locks l
+            WHERE l.pid IS NOT NULL AND l.pid <> pg_backend_pid()
+              AND l.locktype IN ('advisory', 'relation', 'tuple', 'transactionid')
+              AND (l.database IS NULL OR l.database = (SELECT oid FROM pg_database WHERE datname = current_database()))
+              -- Relation locks are many (every table a statement touches); keep the ones that
+              -- matter: waited for, or strong enough to block writers.
+              AND (l.locktype <> 'relation' OR NOT l.granted
+                   OR l.mode IN ('ShareLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock'))
+              AND (l.locktype <> 'transactionid' OR NOT l.granted
+                   OR EXISTS (SELECT 1 FROM pg_locks w WHERE w.locktype = 'transactionid' AND NOT w.granted AND w.transactionid = l.transactionid))
+              AND l.pid IN (SELECT pid FROM activity)
+            ORDER BY l.granted, (l.pid IN (SELECT pid FROM blockers)) DESC, l.pid
+            LIMIT \(limit)
+        )
+        SELECT clock_timestamp(), l.locktype,
                CASE WHEN l.relation IS NOT NULL THEN l.relation::regclass::text END,
                l.classid::int8, l.objid::int8, l.objsubid, l.page, l.tuple, l.transactionid::text,
                l.mode, l.granted, l.pid,
-               EXTRACT(EPOCH FROM now() - COALESCE(l.waitstart, a.state_change))::float8,
-               a.application_name, COALESCE(host(a.client_addr), ''), a.state,
-               EXTRACT(EPOCH FROM now() - a.xact_start)::float8,
-               pg_blocking_pids(l.pid), a.query
-        FROM pg_locks l
-        LEFT JOIN pg_stat_activity a ON a.pid = l.pid
-        WHERE l.pid IS NOT NULL AND l.pid <> pg_backend_pid()
-          AND l.locktype IN ('advisory', 'relation', 'tuple', 'transactionid')
-          AND (l.database IS NULL OR l.database = (SELECT oid FROM pg_database WHERE datname = current_database()))
-          AND a.datname = current_database()
-          -- Relation locks are many (every table a statement touches); keep the ones that
-          -- matter: waited for, or strong enough to block writers.
-          AND (l.locktype <> 'relation' OR NOT l.granted
-               OR l.mode IN ('ShareLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock'))
-          AND (l.locktype <> 'transactionid' OR NOT l.granted
-               OR EXISTS (SELECT 1 FROM pg_locks w WHERE w.locktype = 'transactionid' AND NOT w.granted AND w.transactionid = l.transactionid))
-        ORDER BY l.granted, l.pid
+               GREATEST(0, EXTRACT(EPOCH FROM clock_timestamp() - COALESCE(l.waitstart, a.state_change)))::float8,
+               a.application_name, a.client, a.state,
+               GREATEST(0, EXTRACT(EPOCH FROM clock_timestamp() - a.xact_start))::float8,
+               a.blocked_by, a.query, l.total
+        FROM picked l
+        JOIN activity a ON a.pid = l.pid
+        ORDER BY l.granted, (l.pid IN (SELECT pid FROM blockers)) DESC, l.pid
         """
+    }
 }

@@ -21,7 +21,8 @@ struct BenchCommand: AsyncParsableCommand {
         keyed events with 20% duplicates through ExactlyOnceIngestion); commit-outcome (the \
         default retry policy against resolvingCommitOutcome, interleaved rounds); hold (--holds session \
         locks held at once by one process through a SessionLockPool: acquire and release rates, \
-        acquire p50/p99, and the server connections carrying them).
+        acquire p50/p99, and the server connections carrying them); web (the web console's pages \
+        with --locks advisory locks held and --history completed jobs kept: server time per page).
         """
     )
 
@@ -34,6 +35,7 @@ struct BenchCommand: AsyncParsableCommand {
         case ingest
         case commitOutcome = "commit-outcome"
         case hold
+        case web
     }
 
     @Argument(help: "The scenario: \(Scenario.allCases.map(\.rawValue).joined(separator: ", ")).")
@@ -83,7 +85,7 @@ struct BenchCommand: AsyncParsableCommand {
     @Flag(help: "queue: hold one snapshot open (a REPEATABLE READ transaction) for the whole drain, as a long report or backup would.")
     var holdSnapshot = false
 
-    @Option(help: "queue: finished jobs to put in the history before measuring claim latency again (0: skip that step).")
+    @Option(help: "queue: finished jobs to put in the history before measuring claim latency again (0: skip that step); web: completed jobs kept (0: 10,000,000).")
     var history = 0
 
     @Option(help: "queue: jobs per call in the COPY vs unnest bulk-enqueue comparison (0: skip).")
@@ -145,6 +147,7 @@ struct BenchCommand: AsyncParsableCommand {
         case .queue: try await runQueue()
         case .commitOutcome: try await runCommitOutcome()
         case .hold: try await runHold()
+        case .web: try await runWeb()
         }
     }
 
@@ -153,6 +156,26 @@ struct BenchCommand: AsyncParsableCommand {
 
     @Option(help: "hold: the SessionLockPool's carrying sessions (it may open as many again for waits that block).")
     var holdConnections = 4
+
+    @Option(help: "web: advisory locks held while the pages are measured.")
+    var locks = 10_000
+
+    @Option(help: "web: requests per page.")
+    var requests = 30
+
+    /// `web`: the console's pages on a big system.
+    func runWeb() async throws {
+        let (locks, history, requests) = (self.locks, Int64(self.history == 0 ? 10_000_000 : self.history), self.requests)
+        let logger = makeLogger("pglock.bench")
+        let progress = Progress(quiet: json)
+        // Room for the locks in the server's lock table (max_locks_per_transaction × max_connections).
+        let ephemeral = EphemeralPostgres.Configuration(maxLocksPerTransaction: max(64, locks / 50), disableDurability: true)
+        let report = try await database.withClient(maximumConnections: 6, ephemeralConfiguration: ephemeral, progress: progress, logger: logger) { client, target in
+            progress.done("using \(target.description)")
+            return try await WebBench.run(client: client, settings: try target.connectionSettings(), locks: locks, history: history, requests: requests, progress: progress, logger: logger)
+        }
+        try show(report) { $0.printText() }
+    }
 
     /// `hold`: many session locks at once through a SessionLockPool.
     func runHold() async throws {
