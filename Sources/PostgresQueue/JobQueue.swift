@@ -66,10 +66,10 @@ public struct JobQueue: Sendable {
         let schema = try SQLIdentifier(schema)
         func table(_ name: String) throws -> QualifiedName { QualifiedName(schema: schema, name: try SQLIdentifier(name)) }
         self.schema = schema
-        self.jobsTable = try table("jobs")
+        self.jobsTable = try table(Self.jobsTableName)
         self.completedTable = try table("completed_jobs")
         self.allJobsView = try table("all_jobs")
-        self.migrationsTable = try table("migrations")
+        self.migrationsTable = try table(Self.migrationsTableName)
         self.queuesTable = try table("queues")
         self.limitsTable = try table("limits")
         self.startsTable = try table("starts")

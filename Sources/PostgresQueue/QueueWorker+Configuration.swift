@@ -29,7 +29,8 @@ extension QueueWorker {
         public var owner: String
         /// Where to open a dedicated connection for `LISTEN` (wake-ups within milliseconds);
         /// `nil` polls only. Behind a transaction-pooling proxy the worker polls instead, and
-        /// says so once.
+        /// says so once. Without an `applicationName`, the session is named
+        /// `pglocks-queue-listen <owner>` (cut to 63 bytes).
         public var listen: ConnectionSettings?
 
         /// A configuration for `queue`.

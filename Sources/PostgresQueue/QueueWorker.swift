@@ -68,7 +68,9 @@ public final class QueueWorker: Service {
         do {
             self.listenConfiguration = try configuration.listen.map { settings in
                 var settings = settings
-                if settings.applicationName == nil { settings.applicationName = "pglocks-queue-listen" }
+                if settings.applicationName == nil {
+                    settings.applicationName = ConnectionSettings.applicationName("pglocks-queue-listen", instance: configuration.owner)
+                }
                 return try settings.makeConnectionConfiguration()
             }
         } catch {

@@ -6,19 +6,52 @@ import PglockHarness
 import PostgresLocks
 import PostgresNIO
 
-/// `--database-url`, shared by every command that talks to a server.
+/// `--database-url` and `--connect-timeout` of the commands that act on *your* server (doctor,
+/// locks, top, queue, run): they never start a throwaway one, so a URL is required unless
+/// `DATABASE_URL` is set. Demo, bench and soak use ``ThrowawayServerOptions`` instead.
 struct DatabaseOptions: ParsableArguments {
-    @Option(name: .customLong("database-url"), help: ArgumentHelp(
-        "A postgres:// URL of the server to use (default: $DATABASE_URL, else a throwaway local server).",
-        valueName: "url"
-    ))
+    /// The help of `--database-url` here: the phrase the tests look for.
+    static let urlHelp = "A postgres:// URL of the server to use (required unless $DATABASE_URL is set)."
+
+    @Option(name: .customLong("database-url"), help: ArgumentHelp(urlHelp, valueName: "url"))
     var databaseURL: String?
 
-    @Option(name: .customLong("connect-timeout"), help: ArgumentHelp(
-        "How long to wait for a connection to --database-url, e.g. 5s (default: the URL's connect_timeout, else $PGCONNECT_TIMEOUT, else \(Self.defaultConnectTimeoutSeconds)s). An unreachable server makes the command fail within it.",
-        valueName: "duration"
-    ))
+    @Option(name: .customLong("connect-timeout"), help: ArgumentHelp(DatabaseChoice.connectTimeoutHelp, valueName: "duration"))
     var connectTimeout: String?
+
+    /// The connect timeout when neither the option, the URL nor `PGCONNECT_TIMEOUT` gives one.
+    static let defaultConnectTimeoutSeconds = DatabaseChoice.defaultConnectTimeoutSeconds
+
+    /// The choice these options make.
+    var choice: DatabaseChoice { DatabaseChoice(databaseURL: databaseURL, connectTimeout: connectTimeout) }
+
+    /// The settings given by `--database-url` or `DATABASE_URL`, or nil (see ``DatabaseChoice/explicitSettings(environment:)``).
+    func explicitSettings(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> ConnectionSettings? {
+        try choice.explicitSettings(environment: environment)
+    }
+
+    /// Runs `body` with a small client on the server given by `--database-url` or
+    /// `DATABASE_URL`; without either, fails naming both.
+    ///
+    /// - Parameter purpose: completes "… give --database-url or set DATABASE_URL: <purpose>".
+    func withExplicitClient<Result: Sendable>(
+        maximumConnections: Int,
+        applicationName: String,
+        purpose: String,
+        _ body: @Sendable (PostgresClient) async throws -> Result
+    ) async throws -> Result {
+        try await choice.withExplicitClient(maximumConnections: maximumConnections, applicationName: applicationName, purpose: purpose, body)
+    }
+}
+
+/// Which server a command uses: the values of `--database-url` and `--connect-timeout`,
+/// whichever option group (``DatabaseOptions`` or ``ThrowawayServerOptions``) read them.
+struct DatabaseChoice: Sendable {
+    var databaseURL: String?
+    var connectTimeout: String?
+
+    /// The help of `--connect-timeout`, the same for every command.
+    static let connectTimeoutHelp = "How long to wait for a connection to --database-url, e.g. 5s (default: the URL's connect_timeout, else $PGCONNECT_TIMEOUT, else \(defaultConnectTimeoutSeconds)s). An unreachable server makes the command fail within it."
 
     /// The connect timeout when neither the option, the URL nor `PGCONNECT_TIMEOUT` gives one.
     static let defaultConnectTimeoutSeconds = 10
@@ -96,7 +129,7 @@ struct DatabaseOptions: ParsableArguments {
     /// Runs `body` with a small client on the server given by `--database-url` or
     /// `DATABASE_URL` (commands that act on *your* server never start a throwaway one).
     ///
-    /// - Parameter purpose: completes "… needs --database-url or DATABASE_URL: <purpose>".
+    /// - Parameter purpose: completes "… give --database-url or set DATABASE_URL: <purpose>".
     func withExplicitClient<Result: Sendable>(
         maximumConnections: Int,
         applicationName: String,

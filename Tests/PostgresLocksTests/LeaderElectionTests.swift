@@ -5,7 +5,7 @@ import Darwin
 #endif
 import Foundation
 import Logging
-import PostgresLocks
+@testable import PostgresLocks
 import PostgresLocksTestSupport
 import PostgresNIO
 import ServiceLifecycle
@@ -20,10 +20,13 @@ private func makeElection(
     termsTable: QualifiedName = LeaderElection.Configuration.defaultTermsTable,
     heartbeatInterval: Duration = .milliseconds(200),
     responseTimeout: Duration = .seconds(30),  // generous: a loaded machine is slow, not silent
+    retryInterval: Duration = .seconds(1),
+    lockPollInterval: Duration = .milliseconds(100),
     logger: Logger? = nil
 ) throws -> LeaderElection {
     var configuration = LeaderElection.Configuration(name: name, connection: db.settings, termsTable: termsTable, instanceID: instance)
-    configuration.retryInterval = .seconds(1)
+    configuration.retryInterval = retryInterval
+    configuration.lockPollInterval = lockPollInterval
     configuration.heartbeatInterval = heartbeatInterval
     configuration.responseTimeout = responseTimeout
     configuration.reconnectDelay = .milliseconds(20)
@@ -43,19 +46,40 @@ private func holders(of key: LockKey, _ db: TestContext) async throws -> [Int32]
     return try rows.map { try $0.decode(Int32.self) }
 }
 
-/// Waits until every candidate but the leader has been seen queued on the lock (in `pg_locks`,
-/// not granted), so that a takeover is by a queued follower and not by a deposed leader that
-/// reconnected first. Sightings accumulate across polls: a follower's wait restarts every
-/// retry interval, so all of them are rarely queued at the same instant.
-private func waitForQueuedFollowers(_ elections: [LeaderElection], _ db: TestContext) async throws {
+/// The backends in this test's database that are running a follower's poll for the leader
+/// lock (one statement that tries `pg_try_advisory_lock` every poll interval).
+private func pollingBackends(_ db: TestContext) async throws -> [Int32] {
+    try await db.query("""
+        SELECT pid FROM pg_stat_activity
+        WHERE datname = current_database() AND state = 'active' AND pid <> pg_backend_pid()
+          AND query LIKE '%pg_try_advisory_lock%'
+        """).map { try $0.decode(Int32.self) }
+}
+
+/// Waits until every candidate but the leader has been seen polling for the lock, so that a
+/// takeover is by a polling follower and not by a deposed leader that reconnected first.
+/// Sightings accumulate across checks: a follower starts a new poll every retry interval, so
+/// all of them are rarely seen in the same instant.
+private func waitForPollingFollowers(_ elections: [LeaderElection], _ db: TestContext) async throws {
     let seen = LockedBox<Set<Int32>>([])
-    try await waitUntil(timeout: .seconds(60), "every follower is seen queued on the lock") {
+    try await waitUntil(timeout: .seconds(60), "every follower is seen polling for the lock") {
         let followers = elections.filter { !$0.isLeader }
         let pids = Set(followers.compactMap(\.sessionBackendPID))
         guard elections.count - followers.count == 1, pids.count == followers.count else { return false }
-        let waiting = try await db.query("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND NOT granted").map { try $0.decode(Int32.self) }
-        return seen.withLock { $0.formUnion(waiting); return $0.isSuperset(of: pids) }
+        let polling = try await pollingBackends(db)
+        return seen.withLock { $0.formUnion(polling); return $0.isSuperset(of: pids) }
     }
+}
+
+/// Waiters (ungranted) on `key` in this test's database.
+private func waiters(on key: LockKey, _ db: TestContext) async throws -> Int {
+    let identity = key.pgLocksIdentity
+    return try await db.scalar("""
+        SELECT count(*)::int FROM pg_locks
+        WHERE locktype = 'advisory' AND NOT granted
+          AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+          AND classid::int8 = \(Int64(identity.classid)) AND objid::int8 = \(Int64(identity.objid)) AND objsubid = \(Int32(identity.objsubid))
+        """, as: Int.self)
 }
 
 /// The advisory locks `pid` holds or waits for.
@@ -143,8 +167,8 @@ struct LeaderElectionTests {
                     try await waitUntil(timeout: .seconds(60), "one candidate leads and all are connected") {
                         elections.filter(\.isLeader).count == 1 && elections.allSatisfy { $0.sessionBackendPID != nil }
                     }
-                    // The followers keep queueing on the lock; leadership must neither move nor double.
-                    try await waitForQueuedFollowers(elections, db)
+                    // The followers keep polling for the lock; leadership must neither move nor double.
+                    try await waitForPollingFollowers(elections, db)
                     let leaders = elections.filter(\.isLeader)
                     #expect(leaders.count == 1)
                     let leader = try #require(leaders.first)
@@ -167,8 +191,8 @@ struct LeaderElectionTests {
                 #expect(seen["\(index)/0"]?.first == .follower)
             }
             #expect(warnings.value.isEmpty, "\(warnings.value)")
-            // A follower stopped while queued closes its connection; its backend can be granted
-            // the lock the resigning leader released a moment before it sees the close and exits.
+            // A follower stopped while polling closes its connection; its backend can take the lock
+            // the resigning leader released a moment before it sees the close and exits.
             try await waitUntil(timeout: .seconds(60), "no session holds the lock") { try await holders(of: .hashed("scheduler"), db).isEmpty }
         }
     }
@@ -179,14 +203,14 @@ struct LeaderElectionTests {
             let elections = try ["a", "b", "c"].map { try makeElection(db, instance: $0) }
             try await withRunning(elections) {
                 try await waitUntil(timeout: .seconds(60), "one candidate leads") { elections.contains { $0.isLeader } }
-                try await waitForQueuedFollowers(elections, db)
+                try await waitForPollingFollowers(elections, db)
                 let old = try #require(elections.first { $0.isLeader })
                 let oldToken = try #require(old.currentToken)
                 let oldPID = try #require(old.sessionBackendPID)
                 try await fencedWrite(db, oldToken, note: "before failover")
 
-                // The leader's session is the one named pglocks-leader that holds the lock.
-                #expect(try await db.scalar("SELECT application_name FROM pg_stat_activity WHERE pid = \(oldPID)", as: String.self) == "pglocks-leader")
+                // The leader's session is the one named `pglocks-leader <instance>` that holds the lock.
+                #expect(try await db.scalar("SELECT application_name FROM pg_stat_activity WHERE pid = \(oldPID)", as: String.self) == "pglocks-leader \(old.configuration.instanceID)")
                 #expect(try await holders(of: .hashed("scheduler"), db) == [oldPID])
 
                 let killed = ContinuousClock.now
@@ -214,7 +238,7 @@ struct LeaderElectionTests {
                 let notes = try await db.query("SELECT note FROM ledger ORDER BY term, note").map { try $0.decode(String.self) }
                 #expect(notes == ["before failover", "new leader"])
 
-                // The killed instance reconnects and queues as a follower.
+                // The killed instance reconnects and polls as a follower.
                 try await waitUntil(timeout: .seconds(60), "the old leader reconnects") { old.sessionBackendPID.map { $0 != oldPID } ?? false }
                 #expect(!old.isLeader)
                 #expect(elections.filter(\.isLeader).count == 1)
@@ -231,7 +255,7 @@ struct LeaderElectionTests {
             }
             try await withRunning(elections) {
                 try await waitUntil(timeout: .seconds(60), "one candidate leads") { elections.contains { $0.isLeader } }
-                try await waitForQueuedFollowers(elections, db)
+                try await waitForPollingFollowers(elections, db)
                 let old = try #require(elections.first { $0.isLeader })
                 let other = try #require(elections.first { $0 !== old })
                 let oldToken = try #require(old.currentToken)
@@ -257,7 +281,7 @@ struct LeaderElectionTests {
                 #expect(noticed >= .milliseconds(800) - .milliseconds(200) - .milliseconds(100))
                 #expect(noticed < .seconds(3))
 
-                // Resumed, the backend finds its client gone and exits; a queued session takes over.
+                // Resumed, the backend finds its client gone and exits; a polling session takes over.
                 try await waitUntil(timeout: .seconds(60), "a new term starts") { elections.contains { ($0.currentToken?.term ?? 0) == oldToken.term + 1 } }
                 let error = await #expect(throws: PostgresLocksError.self) { try await fencedWrite(db, oldToken, note: "silent leader") }
                 #expect(error?.code == .fenced)
@@ -272,7 +296,7 @@ struct LeaderElectionTests {
             let elections = try ["a", "b"].map { try makeElection(db, instance: $0, responseTimeout: .seconds(30)) }
             try await withRunning(elections) {
                 try await waitUntil(timeout: .seconds(60), "one candidate leads") { elections.contains { $0.isLeader } }
-                try await waitForQueuedFollowers(elections, db)
+                try await waitForPollingFollowers(elections, db)
                 let old = try #require(elections.first { $0.isLeader })
                 let other = try #require(elections.first { $0 !== old })
                 let oldToken = try #require(old.currentToken)
@@ -293,7 +317,7 @@ struct LeaderElectionTests {
                 try await waitUntil(timeout: .seconds(60), "the new term waits for the fenced transaction") {
                     try await db.scalar("""
                         SELECT count(*)::int FROM pg_locks l JOIN pg_stat_activity a USING (pid)
-                        WHERE NOT l.granted AND l.locktype IN ('transactionid', 'tuple') AND a.application_name = 'pglocks-leader'
+                        WHERE NOT l.granted AND l.locktype IN ('transactionid', 'tuple') AND a.application_name LIKE 'pglocks-leader %'
                         """, as: Int.self) > 0
                 }
                 // No newer term has started while the fenced transaction is open.
@@ -308,6 +332,121 @@ struct LeaderElectionTests {
                 let error = await #expect(throws: PostgresLocksError.self) { try await fencedWrite(db, oldToken, note: "too late") }
                 #expect(error?.code == .fenced)
             }
+        }
+    }
+
+    @Test func followersPollWithoutWaitingInPgLocksOrLoggingLockTimeoutsAndTakeOverPromptly() async throws {
+        try await TestDatabase.withDatabase(maximumConnections: 4) { db in
+            let key = LockKey.hashed("scheduler")
+            let retryInterval = Duration.milliseconds(300)
+            let elections = try ["a", "b", "c"].map {
+                try makeElection(db, instance: $0, retryInterval: retryInterval, lockPollInterval: .milliseconds(50))
+            }
+            // The server's log from here on (the shared throwaway server; none with DATABASE_URL).
+            let logFile = db.server.ephemeral?.logFile
+            let logStart = try logFile.map { try FileManager.default.attributesOfItem(atPath: $0)[.size] as? Int ?? 0 } ?? 0
+            try await withRunning(elections) {
+                try await waitUntil(timeout: .seconds(60), "one candidate leads and all are connected") {
+                    elections.filter(\.isLeader).count == 1 && elections.allSatisfy { $0.sessionBackendPID != nil }
+                }
+                let leader = try #require(elections.first { $0.isLeader })
+                let followerPIDs = elections.filter { $0 !== leader }.compactMap(\.sessionBackendPID)
+                try #require(followerPIDs.count == 2)
+                let rollbacksBefore = try await db.scalar("SELECT xact_rollback FROM pg_stat_database WHERE datname = current_database()", as: Int64.self)
+
+                // Watch until each follower has started three polls (more than two retry
+                // intervals): no sighting may find a waiter on the election's lock.
+                let pollStarts = LockedBox<[Int32: Set<Date>]>([:])
+                let waitersSeen = LockedBox(0)
+                try await waitUntil(timeout: .seconds(60), "each follower has started three polls") {
+                    let waiting = try await waiters(on: key, db)
+                    waitersSeen.withLock { $0 += waiting }
+                    let rows = try await db.query("""
+                        SELECT pid, query_start FROM pg_stat_activity
+                        WHERE pid = ANY(\(followerPIDs)) AND state = 'active' AND query LIKE '%pg_try_advisory_lock%'
+                        """)
+                    for row in rows {
+                        let (pid, started) = try row.decode((Int32, Date).self)
+                        pollStarts.withLock { _ = $0[pid, default: []].insert(started) }
+                    }
+                    return pollStarts.value.count == 2 && pollStarts.value.values.allSatisfy { $0.count >= 3 }
+                }
+                // (a) Nobody waits in the lock queue: monitoring sees a holder, no blocked session.
+                #expect(waitersSeen.value == 0)
+                #expect(try await waiters(on: key, db) == 0)
+                #expect(leader.isLeader)
+                #expect(leader.currentToken?.term == 1)
+                #expect(try await holders(of: key, db) == [leader.sessionBackendPID!])
+
+                // (b) No poll ended in an error: no "lock timeout" line of the followers'
+                // backends in the server's log, and no rolled-back transaction in the database.
+                // A control: a session of the test that does time out on the lock is logged.
+                let rollbacksBeforeControl = try await db.scalar("SELECT xact_rollback FROM pg_stat_database WHERE datname = current_database()", as: Int64.self)
+                #expect(rollbacksBeforeControl == rollbacksBefore)
+                let control = try await db.makeConnection()
+                let controlPID = try await control.query("SELECT pg_backend_pid()", logger: db.logger).collect()[0].decode(Int32.self)
+                _ = try await control.query("SELECT set_config('lock_timeout', '1ms', false)", logger: db.logger).collect()
+                await #expect(throws: (any Error).self) {
+                    _ = try await control.query("SELECT pg_advisory_lock(\(key.int64Value!))", logger: db.logger).collect()
+                }
+                try await control.close()
+                if let logFile {
+                    let handle = try #require(FileHandle(forReadingAtPath: logFile))
+                    try handle.seek(toOffset: UInt64(logStart))
+                    let log = String(decoding: try handle.readToEnd() ?? Data(), as: UTF8.self)
+                    try handle.close()
+                    let timeouts = log.split(separator: "\n").filter { line in
+                        line.contains("lock timeout") && followerPIDs.contains { line.contains("[\($0)]") }
+                    }
+                    #expect(timeouts.isEmpty, "\(timeouts)")
+                    #expect(log.split(separator: "\n").contains { $0.contains("[\(controlPID)]") && $0.contains("lock timeout") }, "the control's lock timeout is not in the log read")
+                }
+
+                // (c) Killing the leader's backend: a follower takes over within a few polls.
+                let oldPID = try #require(leader.sessionBackendPID)
+                let killed = ContinuousClock.now
+                #expect(try await db.scalar("SELECT pg_terminate_backend(\(oldPID))", as: Bool.self))
+                try await waitUntil(timeout: .seconds(10), "a follower leads") { elections.contains { $0 !== leader && $0.isLeader } }
+                let takeover = ContinuousClock.now - killed
+                print("leader takeover with 50 ms polls: \(milliseconds(takeover)) ms")
+                #expect(takeover < .seconds(3))
+                let new = try #require(elections.first { $0 !== leader && $0.isLeader })
+                #expect(new.currentToken?.term == 2)
+                #expect(try await holders(of: key, db) == [new.sessionBackendPID!])
+            }
+        }
+    }
+
+    @Test func aPollTakesTheLockOnceAndStopsAtTheFirstSuccess() async throws {
+        try await TestDatabase.withDatabase(maximumConnections: 2) { db in
+            let key = LockKey.pair(namespace: 7, id: 11)
+            let holder = try await db.makeConnection()
+            let poller = try await db.makeConnection()
+            do {
+                _ = try await holder.query("SELECT pg_advisory_lock(7, 11)", logger: db.logger).collect()
+                let pollerPID = try await poller.query("SELECT pg_backend_pid()", logger: db.logger).collect()[0].decode(Int32.self)
+                // Held elsewhere: every attempt fails, the answer is false and nothing is taken.
+                let refused = try await poller.query(AdvisoryLockSQL.pollSessionLock(key, mode: .exclusive, attempts: 3, stepMilliseconds: 10).query, logger: db.logger).collect()
+                #expect(try refused[0].decode(String.self) == "false")
+                #expect(try await advisoryLocks(of: pollerPID, db) == 0)
+
+                // Freed while the poll runs (once the poller is seen polling): taken, exactly once.
+                async let polled = poller.query(AdvisoryLockSQL.pollSessionLock(key, mode: .exclusive, attempts: 100_000, stepMilliseconds: 10).query, logger: db.logger).collect()
+                try await waitUntil(timeout: .seconds(60), "the poller is polling") { try await pollingBackends(db).contains(pollerPID) }
+                _ = try await holder.query("SELECT pg_advisory_unlock(7, 11)", logger: db.logger).collect()
+                #expect(try await polled[0].decode(String.self) == "true")
+                // Session locks stack: one unlock must free it, and a second finds nothing.
+                let (first, second) = try await poller.query("SELECT pg_advisory_unlock(7, 11), pg_advisory_unlock(7, 11)", logger: db.logger).collect()[0].decode((Bool, Bool).self)
+                #expect(first)
+                #expect(!second)
+                #expect(try await advisoryLocks(of: pollerPID, db) == 0)
+            } catch {
+                try? await holder.close()
+                try? await poller.close()
+                throw error
+            }
+            try await holder.close()
+            try await poller.close()
         }
     }
 
@@ -444,7 +583,7 @@ struct LeaderElectionTests {
             // A generous response timeout: under a loaded machine a slow answer is not what this test is about.
             let elections = try (0..<8).map { try makeElection(db, instance: "i\($0)", termsTable: table, responseTimeout: .seconds(30), logger: logger) }
             try await withRunning(elections) {
-                try await waitForQueuedFollowers(elections, db)
+                try await waitForPollingFollowers(elections, db)
                 // No session failed creating the table (a failure is logged, then retried).
                 #expect(warnings.value.isEmpty, "\(warnings.value)")
                 #expect(try await db.scalar("SELECT term FROM fresh_terms WHERE election = 'scheduler'", as: Int64.self) == 1)

@@ -17,7 +17,7 @@ private func heldLocks(_ db: TestContext, waiting: Bool = false) async throws ->
 private func poolSessions(_ db: TestContext) async throws -> Int {
     try await db.scalar("""
         SELECT count(*)::int FROM pg_stat_activity
-        WHERE application_name = 'pglocks-locks' AND datname = current_database()
+        WHERE application_name LIKE 'pglocks-locks %' AND datname = current_database()
         """, as: Int.self)
 }
 

@@ -69,7 +69,13 @@ public struct ConnectionSettings: Sendable, Hashable, CustomStringConvertible {
     public var sslMode: SSLMode
     /// A PEM file of trusted root certificates for `verify-ca` and `verify-full`.
     public var sslRootCertificatePath: String?
-    /// Shown in `pg_stat_activity.application_name`.
+    /// Shown in `pg_stat_activity.application_name`. When `nil`, the library names its sessions
+    /// `<role> <instance>` (``effectiveApplicationName``): `postgres-locks <instance>` for
+    /// clients made from these settings, `pglocks-leader <instance>` for a ``LeaderElection``,
+    /// `pglocks-locks <instance>` for a ``SessionLockPool``; the instance is
+    /// ``ServiceInstance/current`` (a leader uses its ``LeaderElection/Configuration/instanceID``),
+    /// and the whole name is cut to 63 bytes at a character boundary. Set it (or the URL's
+    /// `application_name`, or `PGAPPNAME`) to use a name of your own, sent as it is.
     public var applicationName: String?
     /// How long to wait for a connection, in seconds.
     public var connectTimeoutSeconds: Int?
@@ -404,7 +410,8 @@ func percentEncode(_ text: String, allowing safe: Set<UInt8>) -> String {
 // MARK: - PostgresNIO configuration
 
 extension ConnectionSettings {
-    /// The `application_name` used when none is given.
+    /// The first word of the `application_name` used when none is given: the name is
+    /// `postgres-locks <instance>` (see ``effectiveApplicationName``).
     public static let defaultApplicationName = "postgres-locks"
 
     /// A `PostgresClient` configuration for these settings, with at most `poolSize`
@@ -433,7 +440,7 @@ extension ConnectionSettings {
         if let connectTimeoutSeconds {
             configuration.options.connectTimeout = .seconds(connectTimeoutSeconds)
         }
-        configuration.options.additionalStartupParameters = [("application_name", applicationName ?? Self.defaultApplicationName)]
+        configuration.options.additionalStartupParameters = [("application_name", effectiveApplicationName)]
         try configuration.options.useRecommendedPool(connections: poolSize)
         return configuration
     }
@@ -457,7 +464,7 @@ extension ConnectionSettings {
         if let connectTimeoutSeconds {
             configuration.options.connectTimeout = .seconds(Int64(connectTimeoutSeconds))
         }
-        configuration.options.additionalStartupParameters = [("application_name", applicationName ?? Self.defaultApplicationName)]
+        configuration.options.additionalStartupParameters = [("application_name", effectiveApplicationName)]
         return configuration
     }
 

@@ -48,7 +48,7 @@ struct LeaderCampaignStateMachine {
         }
     }
 
-    /// The round ended: `healthy` when its session got as far as queueing on the lock (the
+    /// The round ended: `healthy` when its session got as far as polling for the lock (the
     /// backoff then starts over), `stopRequested` when the service is stopping.
     mutating func roundEnded<G: RandomNumberGenerator>(
         _ end: SessionEnd,

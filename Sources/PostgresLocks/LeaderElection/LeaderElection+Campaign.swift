@@ -85,9 +85,9 @@ extension LeaderElection {
         return connection
     }
 
-    /// One session on `connection`: prepare it, then queue on the lock and lead until a stop
+    /// One session on `connection`: prepare it, then poll for the lock and lead until a stop
     /// (returns, having resigned) or a failure (throws). `queued` turns true once the session
-    /// is prepared and queues on the lock.
+    /// is prepared and starts polling for the lock.
     private func runSession(on connection: PostgresConnection, queued: inout Bool) async throws {
         let configuration = self.configuration
         let logger = self.logger
@@ -163,37 +163,31 @@ extension LeaderElection {
         }
     }
 
-    /// Queues on the lock for at most ``Configuration/retryInterval``; true when granted.
+    /// Tries the lock on the server every ``Configuration/lockPollInterval`` for about
+    /// ``Configuration/retryInterval``, in one statement; true when taken.
+    ///
+    /// A poll rather than a wait in the lock queue: it ends without an error when the time is
+    /// up (a `lock_timeout` would put an error line in the server's log every interval for
+    /// every follower), and a follower never shows in `pg_locks` as waiting, so monitoring
+    /// does not report the healthy leader as a blocker. It takes the lock at most once
+    /// (``AdvisoryLockSQL/pollSessionLock(_:mode:attempts:stepMilliseconds:)``).
     private func waitForLock(_ connection: PostgresConnection) async throws -> Bool {
         let configuration = self.configuration
         let logger = self.logger
-        let key = configuration.key
         state.withLock { $0.waitingForLock = true }
         defer { state.withLock { $0.waitingForLock = false } }
         // Checked after `waitingForLock` is set: a stop request either is seen here or sees
-        // the flag and closes the connection to end the wait.
+        // the flag and closes the connection to end the poll.
         if stop.isFired { return false }
-        let lockTimeout = try TransactionOptions.milliseconds(configuration.retryInterval, name: "retryInterval")
-        do {
-            try await connection.runWithin(configuration.retryInterval + configuration.responseTimeout, "waiting for the leader lock", logger: logger) {
-                // In a transaction so `lock_timeout` is transaction-local; the session lock
-                // survives the COMMIT. Spelled out rather than a checked transaction: any
-                // failure but the timeout closes the connection anyway (a stop request closes
-                // it on purpose), so there is nothing to roll back and nothing to warn about.
-                try await connection.runStatement("BEGIN", logger: logger)
-                try await connection.runStatement("SELECT set_config('lock_timeout', \(lockTimeout), true)", logger: logger)
-                try await connection.runStatement(AdvisoryLockSQL.call(AdvisoryLockSQL.lockFunction(scope: .session, mode: .exclusive, try: false), key: key).query, logger: logger)
-                try await connection.runStatement("COMMIT", logger: logger)
-            }
-            return true
-        } catch let error as PostgresLocksError where error.code == .lockNotAvailable {
-            // The timeout can fire just as the lock is granted; the session then holds it
-            // (a session lock is not released by the rollback).
-            let held = try await connection.runWithin(configuration.responseTimeout, "checking the leader lock", logger: logger) {
-                try await connection.runStatement("ROLLBACK", logger: logger)
-                return try await connection.runStatement(AdvisoryLockSQL.isHeld(key, mode: .exclusive), logger: logger).rows[0].decode(Int64.self)
-            }
-            return held > 0
+        let statement = AdvisoryLockSQL.pollSessionLock(
+            configuration.key, mode: .exclusive,
+            attempts: configuration.lockPollAttempts,
+            stepMilliseconds: configuration.lockPollMilliseconds
+        )
+        // A failure closes the connection (the campaign reconnects); a session that took the
+        // lock and then died released it with the session.
+        return try await connection.runWithin(configuration.retryInterval + configuration.responseTimeout, "polling for the leader lock", logger: logger) {
+            try await connection.runStatement(statement.query, logger: logger).rows[0].boolFromText()
         }
     }
 

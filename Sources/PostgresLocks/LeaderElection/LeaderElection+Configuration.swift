@@ -19,17 +19,24 @@ extension LeaderElection {
         public var termsTable: QualifiedName
         /// How to reach the server. The election opens its own dedicated connection with these
         /// settings, outside any pool, so the lock lives exactly as long as that session.
-        /// Without an `applicationName`, the session is named `pglocks-leader`.
+        /// Without an `applicationName`, the session is named
+        /// `pglocks-leader <instanceID>` (cut to 63 bytes at a character boundary).
         public var connection: ConnectionSettings
         /// This instance's label, stored as the holder of the terms it starts (for people and
         /// logs; it plays no part in correctness). Default: host name, process id and a
         /// random suffix.
         public var instanceID: String
-        /// The longest a follower waits on the server for the lock before it checks in again.
-        /// A follower queues on the lock, so it takes over as soon as the leader's session
-        /// ends; this interval only bounds how long one wait lasts (each expiry is a
-        /// `lock_timeout`, which the server logs as an error line).
+        /// How long one of a follower's polls for the lock lasts on the server before the
+        /// follower checks in again (and notices a stop request or a broken connection without
+        /// relying on the server). A poll is one statement that tries the lock every
+        /// ``lockPollInterval`` and ends quietly when the time is up: it puts no error in the
+        /// server's log and no waiter in `pg_locks`. Takeover does not wait for this interval.
         public var retryInterval: Duration
+        /// How often a follower tries the leader lock during a poll (default 100 ms): after the
+        /// leader's session ends, a follower takes over within about this much. Shorter means
+        /// faster takeover for a few more (cheap) statements' worth of work on the server; at
+        /// most ``retryInterval``.
+        public var lockPollInterval: Duration
         /// How often the leader checks that its session still holds the leader lock. A closed
         /// socket is noticed at once; a silent network failure within
         /// `heartbeatInterval + responseTimeout`.
@@ -51,7 +58,8 @@ extension LeaderElection {
             QualifiedName(name: try! SQLIdentifier("pglocks_leader_terms"))
         }
 
-        /// Creates a configuration with defaults: heartbeat every 2 s, follower waits of 5 s,
+        /// Creates a configuration with defaults: heartbeat every 2 s, follower polls of 5 s
+        /// trying the lock every 100 ms,
         /// a 5 s response timeout, reconnects from 100 ms doubling up to 5 s.
         ///
         /// - Parameters:
@@ -73,6 +81,7 @@ extension LeaderElection {
             self.termsTable = termsTable
             self.instanceID = instanceID
             self.retryInterval = .seconds(5)
+            self.lockPollInterval = .milliseconds(100)
             self.heartbeatInterval = .seconds(2)
             self.responseTimeout = .seconds(5)
             self.reconnectDelay = .milliseconds(100)
@@ -108,7 +117,7 @@ extension LeaderElection {
             guard !name.utf8.contains(0) else { throw .invalidArgument("the election's name contains a NUL byte") }
             guard !instanceID.utf8.contains(0) else { throw .invalidArgument("the instance id contains a NUL byte") }
             let durations: [(String, Duration)] = [
-                ("retryInterval", retryInterval), ("heartbeatInterval", heartbeatInterval),
+                ("retryInterval", retryInterval), ("lockPollInterval", lockPollInterval), ("heartbeatInterval", heartbeatInterval),
                 ("responseTimeout", responseTimeout), ("reconnectDelay", reconnectDelay),
                 ("maximumReconnectDelay", maximumReconnectDelay),
             ]
@@ -118,8 +127,24 @@ extension LeaderElection {
             guard maximumReconnectDelay >= reconnectDelay else {
                 throw .invalidArgument("maximumReconnectDelay (\(maximumReconnectDelay)) is shorter than reconnectDelay (\(reconnectDelay))")
             }
-            // The follower's wait is a lock_timeout: whole milliseconds, within the server's range.
+            // A follower's poll is bounded in whole milliseconds, within the server's range.
             _ = try TransactionOptions.milliseconds(retryInterval, name: "retryInterval")
+            guard lockPollInterval <= retryInterval else {
+                throw .invalidArgument("lockPollInterval (\(lockPollInterval)) is longer than retryInterval (\(retryInterval))")
+            }
+        }
+
+        /// ``lockPollInterval`` in whole milliseconds, rounded up, at least 1.
+        var lockPollMilliseconds: Int64 {
+            let (seconds, attoseconds) = lockPollInterval.components
+            return max(1, seconds * 1000 + (attoseconds + 999_999_999_999_999) / 1_000_000_000_000_000)
+        }
+
+        /// The tries in one poll: the first at once, then one every ``lockPollInterval`` until
+        /// ``retryInterval`` has passed.
+        var lockPollAttempts: Int {
+            let steps = (retryInterval / lockPollInterval).rounded(.up)
+            return 1 + Int(min(max(steps, 1), Double(Int32.max - 1)))
         }
     }
 }

@@ -7,8 +7,9 @@ import Synchronization
 /// fencing tokens; a swift-service-lifecycle `Service`.
 ///
 /// Every instance runs a `LeaderElection` with the same ``Configuration/name``. Each holds a
-/// dedicated connection (outside any pool) and queues on one advisory lock; the session that
-/// holds it leads. On taking the lock the leader starts a new term in the terms table and
+/// dedicated connection (outside any pool) and polls one advisory lock on the server (a try
+/// every ``Configuration/lockPollInterval``, never an error and never a waiter in `pg_locks`);
+/// the session that holds it leads. On taking the lock the leader starts a new term in the terms table and
 /// receives its number as a ``FencingToken``, which it uses to fence its writes with
 /// ``Transaction/requireCurrentTerm(_:)``.
 ///
@@ -29,7 +30,7 @@ import Synchronization
 /// - **Bounded detection.** A leader whose connection closes learns it at once; a silent
 ///   network failure within ``Configuration/heartbeatInterval`` +
 ///   ``Configuration/responseTimeout``. It then emits ``LeadershipChange/follower``,
-///   reconnects with backoff and queues again. The server is told to detect a vanished client
+///   reconnects with backoff and polls again. The server is told to detect a vanished client
 ///   too (TCP keepalives, `tcp_user_timeout`, `client_connection_check_interval` on the
 ///   session), so the lock of a dead instance is freed and a follower takes over.
 /// - **Resign on shutdown.** On graceful shutdown or cancellation of ``run()``, the leader
@@ -68,8 +69,7 @@ public final class LeaderElection: Service, Sendable {
     ///   is not positive, or connection settings that cannot be turned into a configuration.
     public init(configuration: Configuration, logger: Logger) throws(PostgresLocksError) {
         try configuration.validate()
-        var settings = configuration.connection
-        if settings.applicationName == nil { settings.applicationName = "pglocks-leader" }
+        let settings = configuration.connection.named("pglocks-leader", instance: configuration.instanceID)
         do {
             self.connectionConfiguration = try settings.makeConnectionConfiguration()
         } catch {
@@ -94,7 +94,7 @@ public final class LeaderElection: Service, Sendable {
         state.withLock { $0.backendPID }
     }
 
-    /// Runs the election until graceful shutdown or cancellation: connects, queues on the lock,
+    /// Runs the election until graceful shutdown or cancellation: connects, polls for the lock,
     /// leads when granted, and reconnects after failures. On shutdown it resigns (unlocks and
     /// closes its connection) and returns.
     ///
@@ -118,7 +118,7 @@ public final class LeaderElection: Service, Sendable {
         }
     }
 
-    /// Asks the campaign to stop: wakes its waits and, if it is queued on the lock, closes the
+    /// Asks the campaign to stop: wakes its waits and, if it is polling for the lock, closes the
     /// connection so the server-side wait ends at once.
     func requestStop() {
         stop.fire()

@@ -26,10 +26,18 @@ enum AdvisoryLockSQL {
     /// `SELECT fn(key)::text` or `SELECT fn(namespace, id)::text`, with the key bound (the result
     /// as text: see ``PreparedSQL``).
     static func call(_ function: String, key: LockKey) -> PreparedSQL {
+        let arguments = keyArguments(key, from: 1)
+        return PreparedSQL("SELECT \(function)(\(arguments.sql))::text", arguments.values)
+    }
+
+    /// The key as the arguments of an advisory-lock function, numbered from `$first`:
+    /// `$first::int8` for a 64-bit key, `$first::int4, $(first + 1)::int4` for a pair; with
+    /// their values, in order.
+    static func keyArguments(_ key: LockKey, from first: Int) -> (sql: String, values: [PreparedSQL.Value]) {
         if let pair = key.pairValue {
-            return PreparedSQL("SELECT \(function)($1::int4, $2::int4)::text", [.int32(pair.namespace), .int32(pair.id)])
+            return ("$\(first)::int4, $\(first + 1)::int4", [.int32(pair.namespace), .int32(pair.id)])
         }
-        return PreparedSQL("SELECT \(function)($1::int8)::text", [.int64(key.int64Value ?? 0)])
+        return ("$\(first)::int8", [.int64(key.int64Value ?? 0)])
     }
 
     /// Whether this backend holds `key` in `mode` (granted), from `pg_locks`.

@@ -9,7 +9,8 @@ extension SessionLockPool {
     public struct Configuration: Sendable {
         /// How to reach the server. The pool opens its own dedicated connections with these
         /// settings, outside any `PostgresClient` pool, so each lock lives exactly as long as
-        /// its session. Without an `applicationName`, the sessions are named `pglocks-locks`.
+        /// its session. Without an `applicationName`, the sessions are named
+        /// `pglocks-locks <instance>` (``ServiceInstance/current``, cut to 63 bytes).
         public var connection: ConnectionSettings
         /// The sessions that carry holds taken without waiting (default 4, at most 64). Holds are
         /// spread over them, the one with the fewest first.

@@ -115,8 +115,7 @@ public final class SessionLockPool: Service, Sendable {
     ///   or connection settings that cannot be turned into a configuration.
     public init(configuration: Configuration, logger: Logger) throws(PostgresLocksError) {
         try configuration.validate()
-        var settings = configuration.connection
-        if settings.applicationName == nil { settings.applicationName = "pglocks-locks" }
+        let settings = configuration.connection.named("pglocks-locks", instance: ServiceInstance.current)
         do {
             connectionConfiguration = try settings.makeConnectionConfiguration()
         } catch {

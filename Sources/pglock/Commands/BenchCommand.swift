@@ -124,7 +124,7 @@ struct BenchCommand: AsyncParsableCommand {
     @Flag(help: "Print the results as JSON.")
     var json = false
 
-    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var database: ThrowawayServerOptions
 
     func validate() throws {
         guard (1...512).contains(concurrency) else { throw ValidationError("--concurrency must be from 1 to 512") }

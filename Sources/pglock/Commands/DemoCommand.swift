@@ -26,7 +26,7 @@ struct DemoCommand: AsyncParsableCommand {
         discussion: "Exits with status 1 if any invariant fails."
     )
 
-    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var database: ThrowawayServerOptions
 
     @Flag(help: "Print the report as JSON on standard output.")
     var json = false

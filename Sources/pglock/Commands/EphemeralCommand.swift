@@ -6,13 +6,33 @@ import PostgresNIO
 
 /// `pglock ephemeral`: starts a throwaway server, checks it answers, prints where it is as JSON,
 /// then stops it, or with `--hold` keeps it until the process ends. With `--pgbouncer MODE` it
-/// also starts a throwaway PgBouncer in front of the server. Used by the tests to check
-/// EphemeralPostgres and EphemeralPgBouncer as another user and when their owner is killed.
+/// also starts a throwaway PgBouncer in front of the server. For trying the library and the
+/// examples against a server of their own (`Examples/InvoiceService/README.md`), and used by the
+/// tests to check EphemeralPostgres and EphemeralPgBouncer as another user and when their owner
+/// is killed.
 struct EphemeralCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ephemeral",
-        abstract: "Start a throwaway PostgreSQL, print its URL as JSON, and stop it (or hold it with --hold).",
-        shouldDisplay: false
+        abstract: "Start a throwaway PostgreSQL, print its URL as JSON, and stop it (or keep it with --hold).",
+        discussion: """
+        The server is found on PATH or under /usr/lib/postgresql/*/bin (apt-get install postgresql). \
+        It listens on a Unix socket in a fresh folder under the temporary directory, without \
+        durability (fsync off): for trying things, never for data you want to keep.
+
+        Prints one JSON line on standard output: "url" (a postgres:// URL to give as \
+        --database-url or DATABASE_URL), "baseDirectory", "postmasterPID", "userID" and "answer" \
+        (SELECT 6 * 7, to show it answers); with --pgbouncer also "pgbouncerURL", \
+        "pgbouncerDirectory", "pgbouncerPID" and "pgbouncerAnswer". Slashes are escaped: read \
+        it with jq.
+
+        Without --hold the server is stopped and removed at once (a check that one can be \
+        started). With --hold it is kept until this process ends (Ctrl-C, a kill, even \
+        SIGKILL) or the process that started it ends; then it is stopped and its folder removed.
+
+        Example:
+          pglock ephemeral --hold > /tmp/pg.json &
+          export DATABASE_URL=$(jq -r .url /tmp/pg.json)
+        """
     )
 
     @Flag(help: "Keep the server until this process or its parent ends (print the JSON line, then wait).")

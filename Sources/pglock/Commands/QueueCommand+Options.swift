@@ -1,26 +1,63 @@
 import ArgumentParser
+import Foundation
 import Logging
 import PglockHarness
 import PostgresNIO
 import PostgresQueue
 
 extension QueueCommand {
+    /// The environment variable that names the queue's schema when `--schema` is not given.
+    static let schemaVariable = "PGLOCK_QUEUE_SCHEMA"
+    /// The schema when neither `--schema` nor ``schemaVariable`` gives one (`JobQueue`'s default).
+    static let defaultSchema = "pglocks_queue"
+
+    /// Where the queue's schema came from.
+    enum SchemaSource: Sendable, CustomStringConvertible {
+        case option, environment, defaultValue
+
+        var description: String {
+            switch self {
+            case .option: return "from --schema"
+            case .environment: return "from \(QueueCommand.schemaVariable)"
+            case .defaultValue: return "the default"
+            }
+        }
+    }
+
     /// Options every queue subcommand takes.
     struct Options: ParsableArguments {
-        @Option(help: "The schema holding the queue's tables.")
-        var schema = "pglocks_queue"
+        @Option(help: ArgumentHelp(
+            "The schema holding the queue's tables (default: $\(QueueCommand.schemaVariable), else \(QueueCommand.defaultSchema)).",
+            discussion: "Give the schema the service's JobQueue(schema:) uses. If it holds no queue tables, the command fails and lists the schemas on the server that do.",
+            valueName: "schema"
+        ))
+        var schema: String?
 
         @Flag(help: "Print JSON.")
         var json = false
 
         @OptionGroup var database: DatabaseOptions
 
-        /// Runs `body` with a client on the server given by --database-url / DATABASE_URL.
+        /// The schema to use and where it came from: `--schema`, else `PGLOCK_QUEUE_SCHEMA`
+        /// (when set and not empty), else `pglocks_queue`.
+        func resolvedSchema(environment: [String: String] = ProcessInfo.processInfo.environment) -> (name: String, source: SchemaSource) {
+            if let schema { return (schema, .option) }
+            if let fromEnvironment = environment[QueueCommand.schemaVariable], !fromEnvironment.isEmpty { return (fromEnvironment, .environment) }
+            return (QueueCommand.defaultSchema, .defaultValue)
+        }
+
+        /// Runs `body` with a client on the server given by --database-url / DATABASE_URL, once
+        /// the queue's tables are found in the schema; otherwise throws ``QueueSchemaError``.
         func withQueue<T: Sendable>(_ body: @Sendable (JobQueue, PostgresClient, Logger) async throws -> T) async throws -> T {
-            let queue = try JobQueue(schema: schema)
+            let (name, source) = resolvedSchema()
+            let queue = try JobQueue(schema: name)
             let logger = makeLogger("pglock.queue")
             return try await database.withExplicitClient(maximumConnections: 4, applicationName: "pglock queue", purpose: "the queue lives on your server") { client in
-                try await body(queue, client, logger)
+                let installed = try await JobQueue.installedSchemas(on: client, logger: logger)
+                guard installed.contains(queue.schema.name) else {
+                    throw QueueSchemaError(code: .queueTablesMissing, schema: name, source: source, installedSchemas: installed)
+                }
+                return try await body(queue, client, logger)
             }
         }
 

@@ -12,6 +12,13 @@ struct QueueCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "queue",
         abstract: "Inspect and manage a PostgresQueue: stats, list, retry, cancel, purge, pause, resume, limits, schedules.",
+        discussion: """
+        Every subcommand acts on the queue whose tables are in --schema, else in the schema named \
+        by the environment variable \(QueueCommand.schemaVariable), else in \(QueueCommand.defaultSchema) \
+        (the default of JobQueue(schema:)), on the server given by --database-url (required \
+        unless $DATABASE_URL is set). If that schema holds no queue tables, the command fails \
+        and lists the schemas on the server that do.
+        """,
         subcommands: [
             Stats.self, List.self, Retry.self, Cancel.self, Purge.self, Pause.self, Resume.self, Concurrency.self,
             Limit.self, Unlimit.self, Control.self, Schedules.self, Work.self,
@@ -193,7 +200,7 @@ struct QueueCommand: AsyncParsableCommand {
         func run() async throws {
             guard let schedules = try await options.show({ try await $0.schedules(on: $1, logger: $2) }) else { return }
             guard !schedules.isEmpty else {
-                print("no schedules recorded in schema \(options.schema) (a JobScheduler's leader records them when it starts leading)")
+                print("no schedules recorded in schema \(options.resolvedSchema().name) (a JobScheduler's leader records them when it starts leading)")
                 return
             }
             let style = Date.ISO8601FormatStyle()

@@ -44,7 +44,7 @@ struct SoakCommand: AsyncParsableCommand {
     @Flag(help: "Keep the run's tables afterwards.")
     var keep = false
 
-    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var database: ThrowawayServerOptions
 
     func run() async throws {
         if let pooledLocks = pooled.pooledLocks { return try await runPooledLocks(pooledLocks) }
