@@ -52,11 +52,16 @@ struct BlockingGraph: Equatable {
         var parts: [HTML] = []
         for edge in edges {
             guard let from = position[edge.from], let to = position[edge.to] else { continue }
-            let x1 = from.column * Self.columnWidth, y1 = from.row * Self.rowHeight + Self.boxHeight / 2 + 4
-            let x2 = to.column * Self.columnWidth + Self.boxWidth, y2 = to.row * Self.rowHeight + Self.boxHeight / 2 + 4
-            let path = x1 > x2
-                ? "M\(x1),\(y1) C\(x1 - 15),\(y1) \(x2 + 15),\(y2) \(x2 + 2),\(y2)"
-                : "M\(x1),\(y1) C\(x1 - 40),\(y1) \(x2 + 40),\(y2) \(x2 + 2),\(y2)"
+            let y1 = from.row * Self.rowHeight + Self.boxHeight / 2 + 4, y2 = to.row * Self.rowHeight + Self.boxHeight / 2 + 4
+            let path: String
+            if from.column == to.column {
+                // Behind a session in the same column (queued on the same key): a loop on the right.
+                let x = from.column * Self.columnWidth + Self.boxWidth + 2
+                path = "M\(x),\(y1) C\(x + 24),\(y1) \(x + 24),\(y2) \(x + 4),\(y2)"
+            } else {
+                let x1 = from.column * Self.columnWidth, x2 = to.column * Self.columnWidth + Self.boxWidth
+                path = "M\(x1),\(y1) C\(x1 - 30),\(y1) \(x2 + 30),\(y2) \(x2 + 2),\(y2)"
+            }
             parts.append("<path class=\"edge\(edge.isParent ? "" : " behind")\" d=\"\(path)\" marker-end=\"url(#arrow)\"/>")
         }
         for box in boxes {

@@ -69,7 +69,7 @@ extension WebConsole {
         main += """
             <h2>Jobs by queue and kind</h2>
             <table class="counts"><thead><tr><th>queue</th><th>kind</th><th>available</th><th>running</th><th>dead</th><th>cancelled</th><th>completed (1 h)</th><th></th></tr></thead><tbody>\(rows)</tbody></table>
-            <p class="quiet">Completed jobs kept: about \(Format.count(dashboard.completedEstimate)) (the planner's estimate).</p>
+            <p class="quiet">Completed jobs kept: about \(Format.count(max(dashboard.completedEstimate, dashboard.counts.filter { $0.state == .completed }.reduce(Int64(0)) { $0 + $1.count }))) (the planner's estimate).</p>
             """
         if !dashboard.schedules.isEmpty {
             let scheduleRows: [HTML] = dashboard.schedules.map { schedule in
@@ -171,7 +171,7 @@ extension WebConsole {
 
     func prettyJSON(_ text: String) -> String {
         guard let data = text.data(using: .utf8), let object = try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]),
-              let pretty = try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .fragmentsAllowed]),
+              let pretty = try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .fragmentsAllowed, .withoutEscapingSlashes]),
               let result = String(data: pretty, encoding: .utf8)
         else { return text }
         return result

@@ -10,9 +10,10 @@ struct PGLock: AsyncParsableCommand {
         commandName: "pglock",
         abstract: "Coordinate services through PostgreSQL: advisory locks, patterns on them, and a look inside.",
         discussion: """
-        Without --database-url (or DATABASE_URL), commands that need a server start a throwaway \
-        local PostgreSQL and remove it when they finish. A server that cannot be reached makes a \
-        command fail within the connect timeout (--connect-timeout, default \(DatabaseOptions.defaultConnectTimeoutSeconds)s) \
+        Commands that act on your server (doctor, locks, top, run, queue, web) need --database-url \
+        or DATABASE_URL. demo, bench and soak start a throwaway local PostgreSQL when neither is \
+        given, and remove it when they finish. A server that cannot be reached makes a command \
+        fail within the connect timeout (--connect-timeout, default \(DatabaseOptions.defaultConnectTimeoutSeconds)s) \
         with one line on standard error that says what happened, and exit status 1.
         """,
         subcommands: [DemoCommand.self, RunCommand.self, LocksCommand.self, TopCommand.self, DoctorCommand.self, QueueCommand.self, BenchCommand.self, SoakCommand.self, WebCommand.self, EphemeralCommand.self]

@@ -191,9 +191,10 @@ extension LockSnapshot {
                CASE WHEN l.relation IS NOT NULL THEN l.relation::regclass::text END,
                l.classid::int8, l.objid::int8, l.objsubid, l.page, l.tuple, l.transactionid::text,
                l.mode, l.granted, l.pid,
-               GREATEST(0, EXTRACT(EPOCH FROM clock_timestamp() - COALESCE(l.waitstart, a.state_change)))::float8,
+               CASE WHEN COALESCE(l.waitstart, a.state_change) IS NOT NULL
+                    THEN GREATEST(0, EXTRACT(EPOCH FROM clock_timestamp() - COALESCE(l.waitstart, a.state_change))) END::float8,
                a.application_name, a.client, a.state,
-               GREATEST(0, EXTRACT(EPOCH FROM clock_timestamp() - a.xact_start))::float8,
+               CASE WHEN a.xact_start IS NOT NULL THEN GREATEST(0, EXTRACT(EPOCH FROM clock_timestamp() - a.xact_start)) END::float8,
                a.blocked_by, a.query, l.total
         FROM picked l
         JOIN activity a ON a.pid = l.pid
