@@ -137,6 +137,8 @@ let package = Package(
             dependencies: [
                 "PostgresLocks",
                 "PostgresQueue",
+                "PostgresLocksWeb",
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -186,6 +188,8 @@ let package = Package(
                 "PostgresQueue",
                 "PostgresLocksTestSupport",
                 "BrowserTesting",
+                "PglockHarness",
+                .product(name: "Subprocess", package: "swift-subprocess"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),

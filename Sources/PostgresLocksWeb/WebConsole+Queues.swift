@@ -49,26 +49,35 @@ extension WebConsole {
         var rows: [HTML] = []
         for name in dashboard.queues {
             let paused = dashboard.paused.contains(name)
+            let control = try await queue.control(of: name, on: client, logger: logger)
+            var settings: [String] = []
+            if let concurrency = control.concurrency { settings.append("\(concurrency) per worker") }
+            for limit in control.limits {
+                var parts: [String] = []
+                if let running = limit.maxRunning { parts.append("≤ \(running) running") }
+                if let rate = limit.rate { parts.append("≤ \(rate.starts) starts per \(rate.period)") }
+                settings.append("\(limit.kind ?? "all kinds"): " + parts.joined(separator: ", "))
+            }
             let kinds = Array(Set(dashboard.counts.filter { $0.queue == name }.map(\.kind))).sorted()
-            let control = paused
+            let button = paused
                 ? actionButton("Resume", path: "/queues/\(percentPath(name))/resume", request: request, fields: ["schema": queue.schema.name])
                 : actionButton("Pause", path: "/queues/\(percentPath(name))/pause", request: request, fields: ["schema": queue.schema.name])
             let stateCells: HTML = HTML.joined(states.map { state in
                 let total = dashboard.counts.filter { $0.queue == name && $0.state == state }.reduce(Int64(0)) { $0 + $1.count }
                 return "<td class=\"num state-\(state.rawValue)\"><a href=\"\(link("/jobs", queue: queue, [("queue", name), ("state", state.rawValue)]))\">\(Format.count(total))</a></td>"
             })
-            rows.append("<tr class=\"queue\" data-queue=\"\(name)\"><th>\(name)\(paused ? HTML(" <span class=\"badge paused\">paused</span>") : HTML.empty)</th><td></td>\(stateCells)<td class=\"actions\">\(control)</td></tr>")
+            rows.append("<tr class=\"queue\" data-queue=\"\(name)\"><th>\(name)\(paused ? HTML(" <span class=\"badge paused\">paused</span>") : HTML.empty)</th><td></td>\(stateCells)<td class=\"settings\">\(settings.joined(separator: "; "))</td><td class=\"actions\">\(button)</td></tr>")
             for kind in kinds {
                 let cells: HTML = HTML.joined(states.map { state in
                     let count = dashboard.counts.first { $0.queue == name && $0.kind == kind && $0.state == state }?.count ?? 0
                     return "<td class=\"num\"><a href=\"\(link("/jobs", queue: queue, [("queue", name), ("kind", kind), ("state", state.rawValue)]))\">\(Format.count(count))</a></td>"
                 })
-                rows.append("<tr class=\"kind\" data-queue=\"\(name)\" data-kind=\"\(kind)\"><td></td><td>\(kind)</td>\(cells)<td></td></tr>")
+                rows.append("<tr class=\"kind\" data-queue=\"\(name)\" data-kind=\"\(kind)\"><td></td><td>\(kind)</td>\(cells)<td></td><td></td></tr>")
             }
         }
         main += """
             <h2>Jobs by queue and kind</h2>
-            <table class="counts"><thead><tr><th>queue</th><th>kind</th><th>available</th><th>running</th><th>dead</th><th>cancelled</th><th>completed (1 h)</th><th></th></tr></thead><tbody>\(rows)</tbody></table>
+            <table class="counts"><thead><tr><th>queue</th><th>kind</th><th>available</th><th>running</th><th>dead</th><th>cancelled</th><th>completed (1 h)</th><th>limits</th><th></th></tr></thead><tbody>\(rows)</tbody></table>
             <p class="quiet">Completed jobs kept: about \(Format.count(max(dashboard.completedEstimate, dashboard.counts.filter { $0.state == .completed }.reduce(Int64(0)) { $0 + $1.count }))) (the planner's estimate).</p>
             """
         if !dashboard.schedules.isEmpty {

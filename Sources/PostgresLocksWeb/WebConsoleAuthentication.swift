@@ -29,10 +29,10 @@ public enum WebConsoleAuthentication: Sendable, Hashable {
 
     /// Reads the credentials from the environment: `PGLOCK_WEB_USER` and `PGLOCK_WEB_PASSWORD`,
     /// else `PGLOCK_WEB_TOKEN`, else a token in the file named by `PGLOCK_WEB_TOKEN_FILE`;
-    /// ``none`` when none is set.
+    /// ``none`` when none is set (an empty variable counts as unset).
     ///
     /// - Throws: ``WebConsoleError`` (`invalidConfiguration`) for a user without a password,
-    ///   an empty token or an unreadable token file.
+    ///   or a token file that cannot be read or is empty.
     public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws(WebConsoleError) -> WebConsoleAuthentication {
         if let user = environment[userVariable], !user.isEmpty {
             guard let password = environment[passwordVariable], !password.isEmpty else {
@@ -40,8 +40,7 @@ public enum WebConsoleAuthentication: Sendable, Hashable {
             }
             return .basic(username: user, password: password)
         }
-        if let token = environment[tokenVariable] {
-            guard !token.isEmpty else { throw WebConsoleError(code: .invalidConfiguration, message: "\(tokenVariable) is empty") }
+        if let token = environment[tokenVariable], !token.isEmpty {
             return .token(token)
         }
         if let path = environment[tokenFileVariable], !path.isEmpty {

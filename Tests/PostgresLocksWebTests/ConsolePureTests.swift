@@ -55,7 +55,7 @@ struct ConsolePureTests {
         #expect(try WebConsoleAuthentication.fromEnvironment(["PGLOCK_WEB_TOKEN": "t"]) == .token("t"))
         #expect(try WebConsoleAuthentication.fromEnvironment(["PGLOCK_WEB_USER": "u", "PGLOCK_WEB_PASSWORD": "p"]) == .basic(username: "u", password: "p"))
         #expect(throws: WebConsoleError.self) { try WebConsoleAuthentication.fromEnvironment(["PGLOCK_WEB_USER": "u"]) }
-        #expect(throws: WebConsoleError.self) { try WebConsoleAuthentication.fromEnvironment(["PGLOCK_WEB_TOKEN": ""]) }
+        #expect(try WebConsoleAuthentication.fromEnvironment(["PGLOCK_WEB_TOKEN": "", "PGLOCK_WEB_USER": ""]) == .none)
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("pglock-token-\(UUID().uuidString)")
         try "from-file\nignored\n".write(to: file, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: file) }
