@@ -62,17 +62,25 @@ extension JobQueue {
     /// - Returns: whether a job was changed.
     @discardableResult
     public func cancel(id: Int64, on client: PostgresClient, logger: Logger) async throws -> Bool {
+        try await !client.checkedQuery(stopStatement(id: id, state: .cancelled, error: nil), logger: logger).rows.isEmpty
+    }
+
+    /// Ends an available or running job in `state` (cancelled, or dead for a discard), its
+    /// lease gone, and tells the worker running it (a `NOTIFY` on the control channel,
+    /// delivered at commit). `error` replaces the last error; nil keeps it, or says
+    /// "cancelled by an operator" when there was none.
+    func stopStatement(id: Int64, state: JobState, error: String?) -> PostgresQuery {
         let message = QueueControlMessage.cancelled(jobID: id).payload
-        return try await !client.checkedQuery("""
-            WITH cancelled AS (
+        return """
+            WITH stopped AS (
                 UPDATE \(identifier: jobsTable)
-                SET state = 'cancelled', finished_at = now(), last_error = COALESCE(last_error, 'cancelled by an operator'),
+                SET state = \(state.rawValue), finished_at = now(), last_error = COALESCE(\(error), last_error, 'cancelled by an operator'),
                     lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
                 WHERE id = \(id) AND state IN ('available', 'running')
                 RETURNING id
             )
-            SELECT pg_notify(\(controlChannel.name), \(message)) FROM cancelled
-            """, logger: logger).rows.isEmpty
+            SELECT pg_notify(\(controlChannel.name), \(message)) FROM stopped
+            """
     }
 
     /// Deletes every job in `states` (default: the finished ones), optionally of one queue,

@@ -93,17 +93,7 @@ extension JobQueue {
     /// - Returns: whether a job was changed.
     @discardableResult
     public func discard(id: Int64, on client: PostgresClient, logger: Logger) async throws -> Bool {
-        let message = QueueControlMessage.cancelled(jobID: id).payload
-        return try await !client.checkedQuery("""
-            WITH discarded AS (
-                UPDATE \(identifier: jobsTable)
-                SET state = 'dead', finished_at = now(), last_error = 'discarded by an operator',
-                    lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
-                WHERE id = \(id) AND state IN ('available', 'running')
-                RETURNING id
-            )
-            SELECT pg_notify(\(controlChannel.name), \(message)) FROM discarded
-            """, logger: logger).rows.isEmpty
+        try await !client.checkedQuery(stopStatement(id: id, state: .dead, error: "discarded by an operator"), logger: logger).rows.isEmpty
     }
 
     /// Live jobs per queue, kind and state, and completed ones of the last hour.

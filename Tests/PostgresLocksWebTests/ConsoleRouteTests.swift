@@ -49,6 +49,27 @@ struct ConsoleRouteTests {
         }
     }
 
+    @Test func aSessionsNameAndQueryHoldingMarkupAreShownAsTextOnTheLocksPage() async throws {
+        try await TestDatabase.withDatabase { db in
+            try await db.withConnections(2) { connections in
+                let hostile = "<script>window.pwnedApp=1</script>"
+                _ = try await connections[0].query("SELECT set_config('application_name', \(hostile), false)", logger: db.logger).collect()
+                _ = try await connections[0].query("SELECT pg_advisory_lock(77, 1), '<img src=x onerror=alert(1)>'", logger: db.logger).collect()
+                let waiting = Task { try? await connections[1].query("SELECT pg_advisory_lock(77, 1)", logger: db.logger).collect() }
+                try await waitUntil("the waiter queues") { try await waiters(db) == 1 }
+                try await withConsole(db) { client in
+                    let html = String(buffer: try await client.execute(uri: "/ops/locks", method: .get).body)
+                    #expect(html.contains("&lt;script&gt;window.pwnedApp=1&lt;/script&gt;"))
+                    #expect(!html.contains("<script>window"))
+                    #expect(html.contains("&lt;img src=x onerror=alert(1)&gt;") && !html.contains("<img"))
+                }
+                _ = try await connections[0].query("SELECT pg_advisory_unlock_all()", logger: db.logger).collect()
+                _ = await waiting.value
+                _ = try await connections[1].query("SELECT pg_advisory_unlock_all()", logger: db.logger).collect()
+            }
+        }
+    }
+
     @Test func everyPageSendsAStrictContentSecurityPolicyAndNoInlineScript() async throws {
         try await TestDatabase.withDatabase { db in
             let scenario = try await ConsoleScenario.jobs(on: db)
@@ -114,6 +135,27 @@ struct ConsoleRouteTests {
                 let elsewhere = try await client.execute(uri: "/ops/jobs/\(cancelled)/retry", method: .post, headers: form,
                                                          body: ByteBuffer(string: "csrf=\(escaped)&confirm=yes&back=https%3A%2F%2Fevil.example%2F"))
                 #expect(elsewhere.headers[.location]?.hasPrefix("/ops/jobs/\(cancelled)") == true)
+            }
+        }
+    }
+
+    @Test func discardingAndCancellingFromTheConsoleEndTheJobsAndAreOfferedOnlyWhereTheyApply() async throws {
+        try await TestDatabase.withDatabase { db in
+            let scenario = try await ConsoleScenario.jobs(on: db)
+            let available = try #require(scenario.jobs[.available]), running = try #require(scenario.jobs[.running])
+            try await withConsole(db) { client in
+                let page = String(buffer: try await client.execute(uri: "/ops/jobs/\(available)", method: .get).body)
+                #expect(page.contains("data-action=\"discard\"") && page.contains("data-action=\"cancel\"") && !page.contains("data-action=\"retry\""))
+                let token = try #require(page.csrfToken).addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
+                let form: HTTPFields = [.contentType: "application/x-www-form-urlencoded"]
+                _ = try await client.execute(uri: "/ops/jobs/\(available)/discard", method: .post, headers: form, body: ByteBuffer(string: "csrf=\(token)&confirm=yes"))
+                _ = try await client.execute(uri: "/ops/jobs/\(running)/cancel", method: .post, headers: form, body: ByteBuffer(string: "csrf=\(token)&confirm=yes"))
+                let discarded = try await scenario.queue.job(id: available, on: db.client, logger: db.logger)
+                #expect(discarded?.state == "dead" && discarded?.lastError == "discarded by an operator")
+                let cancelled = try await scenario.queue.job(id: running, on: db.client, logger: db.logger)
+                #expect(cancelled?.state == "cancelled" && cancelled?.leaseOwner == nil)
+                let completed = String(buffer: try await client.execute(uri: "/ops/jobs/\(try #require(scenario.jobs[.completed]))", method: .get).body)
+                #expect(!completed.contains("method=\"post\""), "a completed job offers no action")
             }
         }
     }
