@@ -107,7 +107,7 @@ enum WebBench {
         console.addRoutes(to: router)
         let (ports, portContinuation) = AsyncStream<Int>.makeStream()
         var serverLogger = Logger(label: "pglock.bench.web")
-        serverLogger.logLevel = .error
+        serverLogger.logLevel = .critical  // the server's own shutdown notes are not the bench's business
         let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
                               onServerRunning: { portContinuation.yield($0.localAddress?.port ?? 0) }, logger: serverLogger)
         let deadJob = try await client.checkedQuery("SELECT max(id) FROM \(identifier: queue.jobsTable) WHERE state = 'dead'", logger: logger).rows[0].decode(Int64?.self) ?? 1
