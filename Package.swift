@@ -124,6 +124,7 @@ let package = Package(
             name: "BrowserTesting",
             dependencies: [
                 "EphemeralPostgres",
+                .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Subprocess", package: "swift-subprocess"),

@@ -1,3 +1,4 @@
+import AsyncAlgorithms
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -713,7 +714,7 @@ private struct Launched: Sendable {
                 lastAttempt = "\(error)"
             }
             if ContinuousClock.now >= deadline { break }
-            try await Task.sleep(for: retryDelay)
+            try await nextPoll(after: retryDelay)
         }
         throw BrowserTestingError(code: .startFailed, message: "chromedriver was not ready within \(timeout) (last try: \(lastAttempt)): \(HeadlessBrowser.tail(ofFile: logFile))")
     }
@@ -847,7 +848,7 @@ enum ProcessTable {
         }
         let deadline = ContinuousClock.now + limit
         while isAlive(pid), ContinuousClock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(10))
+            try? await nextPoll(after: .milliseconds(10))
         }
     }
 
@@ -858,4 +859,11 @@ enum ProcessTable {
         guard let symbol = dlsym(nil, "pidfd_open") else { return nil }
         return unsafeBitCast(symbol, to: PidfdOpen.self)
     }
+}
+
+/// Waits for the next tick of a timer: the pace of a poll of something that announces
+/// nothing (a process starting or ending), as the tests' `waitUntil` polls a condition.
+func nextPoll(after interval: Duration) async throws {
+    for await _ in AsyncTimerSequence(interval: interval, clock: ContinuousClock()) { break }
+    try Task.checkCancellation()
 }
