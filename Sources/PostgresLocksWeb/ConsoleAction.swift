@@ -35,6 +35,21 @@ enum ConsoleAction: String, Sendable, CaseIterable {
         }
     }
 
+    /// The `done` value an action's redirect carries: `<action>:<changed|unchanged>`.
+    func done(changed: Bool) -> String { "\(rawValue):\(changed ? "changed" : "unchanged")" }
+
+    /// The notice for a `done` value; nil for anything an action did not write (so a link
+    /// cannot make the page claim something happened).
+    static func notice(_ done: String) -> String? {
+        let parts = done.split(separator: ":")
+        guard parts.count == 2, let action = ConsoleAction(rawValue: String(parts[0])) else { return nil }
+        switch parts[1] {
+        case "changed": return "\(action.label): done."
+        case "unchanged": return "\(action.label): nothing changed (the job or backend was no longer in a state it applies to)."
+        default: return nil
+        }
+    }
+
     var label: String {
         switch self {
         case .retryJob: "Retry"
@@ -46,36 +61,3 @@ enum ConsoleAction: String, Sendable, CaseIterable {
         }
     }
 }
-
-/// A form posted to an action, `application/x-www-form-urlencoded`. Pure.
-struct ActionForm: Equatable {
-    var fields: [String: String] = [:]
-
-    init(fields: [String: String]) { self.fields = fields }
-
-    /// Parses the body of a posted form (`+` as space, `%XX` decoded; bad escapes kept as they are).
-    init(urlEncoded body: String) {
-        for pair in body.split(separator: "&") {
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            let name = Self.decode(parts[0]), value = parts.count > 1 ? Self.decode(parts[1]) : ""
-            if fields[name] == nil { fields[name] = value }
-        }
-    }
-
-    static func decode(_ text: Substring) -> String {
-        let replaced = text.replacingOccurrences(of: "+", with: " ")
-        return replaced.removingPercentEncoding ?? replaced
-    }
-
-    subscript(_ name: String) -> String? { fields[name] }
-
-    /// The page to return to: a path inside the console only (never another site).
-    func back(within mountPath: String, default fallback: String) -> String {
-        guard let back = fields["back"], back.hasPrefix(mountPath.isEmpty ? "/" : mountPath + "/"), !back.hasPrefix("//"),
-              !back.contains("\\"), back.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7F })
-        else { return fallback }
-        return back
-    }
-}
-
-import Foundation

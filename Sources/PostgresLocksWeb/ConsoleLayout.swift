@@ -28,13 +28,13 @@ extension WebConsole {
     /// Renders a page: the whole document, or only its `<main>` when the page's script asks
     /// for a refresh.
     func page(_ request: Request, _ body: (PageRequest) async throws -> ConsolePage) async throws -> Response {
-        var query: [String: String] = [:]
-        for (name, value) in request.uri.queryParameters { query[String(name)] = String(value) }
+        // Decoded as a form (`+` is a space), as browsers send a GET form.
+        let query = ActionForm(urlEncoded: request.uri.query ?? "").fields
         let actor = ConsoleRequest.actor
         let pageRequest = PageRequest(query: query, actor: actor, csrfToken: csrfToken(for: actor), path: request.uri.path)
         var page = try await body(pageRequest)
-        if let done = pageRequest.value("done") {
-            page.main = "<p class=\"notice\" id=\"notice\">\(done)</p>" + page.main
+        if let done = pageRequest.value("done"), let notice = ConsoleAction.notice(done) {
+            page.main = "<p class=\"notice\" id=\"notice\">\(notice)</p>" + page.main
         }
         let markup: HTML = request.headers[Self.fragmentHeader] == nil ? document(page, active: request.uri.path) : page.main
         return Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"], body: ResponseBody(byteBuffer: ByteBuffer(string: markup.markup)))

@@ -15,7 +15,9 @@ struct ConsoleMiddleware<Context: RequestContext>: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let started = ContinuousClock.now
         var response: Response
-        if let actor = console.configuration.authentication.actor(authorization: request.headers[.authorization]) {
+        if !console.configuration.authentication.isRequired, let refusal = Self.loopbackRefusal(request, context: context) {
+            response = console.errorPage(refusal)
+        } else if let actor = console.configuration.authentication.actor(authorization: request.headers[.authorization]) {
             do {
                 if request.method == .post, let refusal = refusal(of: request) { throw refusal }
                 response = try await ConsoleRequest.$actor.withValue(actor) { try await next(request, context) }
@@ -43,6 +45,22 @@ struct ConsoleMiddleware<Context: RequestContext>: RouterMiddleware {
         response.headers[HTTPField.Name("X-Frame-Options")!] = "DENY"
         if response.headers[.cacheControl] == nil { response.headers[.cacheControl] = "no-store" }
         return response
+    }
+
+    /// Without sign-in the console answers loopback only: a request must name a loopback host
+    /// (which defeats DNS rebinding, where another site's name points at 127.0.0.1) and, when
+    /// the request context knows it, come from a loopback address.
+    static func loopbackRefusal(_ request: Request, context: Context) -> WebConsoleError? {
+        // The authority (HTTP/1.1's Host) and any Host field must both name this machine.
+        let hosts = [request.head.authority ?? ""] + request.headers[values: HTTPField.Name("Host")!]
+        guard hosts.allSatisfy({ LoopbackHost.isLoopback(authority: $0) }) else {
+            return WebConsoleError(code: .forbidden, message: "without sign-in this console answers only requests addressed to 127.0.0.1, ::1 or localhost")
+        }
+        if let remote = (context as? any RemoteAddressRequestContext)?.remoteAddress, let ip = remote.ipAddress,
+           !LoopbackHost.isLoopback(host: ip) {
+            return WebConsoleError(code: .forbidden, message: "without sign-in this console answers only this machine")
+        }
+        return nil
     }
 
     /// Why a POST is refused before it reaches an action: from another site (by `Origin` or

@@ -66,7 +66,7 @@ extension WebConsole {
         ])
         var components = URLComponents(string: back) ?? URLComponents()
         var items = (components.queryItems ?? []).filter { $0.name != "done" }
-        items.append(URLQueryItem(name: "done", value: "\(action.rawValue) \(changed ? "done" : "changed nothing")"))
+        items.append(URLQueryItem(name: "done", value: action.done(changed: changed)))
         components.queryItems = items
         return Response(status: .seeOther, headers: [.location: components.string ?? back])
     }
@@ -84,7 +84,8 @@ extension WebConsole {
             try await queue.resume(name, on: client, logger: logger)
             return true
         case (.cancelBackend, .backend(let pid)), (.terminateBackend, .backend(let pid)):
-            return try await client.signalBackend(pid, terminate: action == .terminateBackend, logger: logger)
+            // Only a backend someone waits behind: the console offers these actions to blockers.
+            return try await client.signalBackend(pid, terminate: action == .terminateBackend, onlyIfBlocking: true, logger: logger)
         default:
             throw WebConsoleError(code: .badRequest, message: "\(action.rawValue) does not apply to \(target.description)")
         }

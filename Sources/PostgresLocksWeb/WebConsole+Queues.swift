@@ -49,7 +49,7 @@ extension WebConsole {
         var rows: [HTML] = []
         for name in dashboard.queues {
             let paused = dashboard.paused.contains(name)
-            let control = try await queue.control(of: name, on: client, logger: logger)
+            let control = dashboard.controls.first { $0.queue == name } ?? .unchanged(name)
             var settings: [String] = []
             if let concurrency = control.concurrency { settings.append("\(concurrency) per worker") }
             for limit in control.limits {

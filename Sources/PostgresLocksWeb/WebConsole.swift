@@ -73,7 +73,9 @@ public struct WebConsole: Sendable {
             return try await console.act(request, action: try console.jobAction(context.parameters.get("action")), target: .job(id))
         }
         group.post("queues/:queue/:action") { request, context in
-            let queue = try context.parameters.require("queue")
+            // Route parameters arrive percent-encoded, as the page's links wrote them.
+            let encoded = try context.parameters.require("queue")
+            guard let queue = encoded.removingPercentEncoding else { throw WebConsoleError(code: .badRequest, message: "a queue name is badly encoded") }
             return try await console.act(request, action: try console.queueAction(context.parameters.get("action")), target: .queue(queue))
         }
         group.post("backends/:pid/:action") { request, context in

@@ -8,27 +8,47 @@ extension JobQueue {
     public func control(of queue: String, on client: PostgresClient, logger: Logger) async throws -> QueueControl {
         try NewJob.validateName(queue, what: "queue name")
         let rows = try await client.checkedQuery("""
-            SELECT q.paused, q.concurrency, q.limited, l.kind, l.max_running, l.max_starts, l.starts_period_ms
+            SELECT n.name, q.paused, q.concurrency, q.limited, l.kind, l.max_running, l.max_starts, l.starts_period_ms
             FROM (SELECT \(queue)::text AS name) n
             LEFT JOIN \(identifier: queuesTable) q ON q.name = n.name
             LEFT JOIN \(identifier: limitsTable) l ON l.queue = n.name
             ORDER BY l.kind
             """, logger: logger).rows
-        var control = QueueControl.unchanged(queue)
+        return try Self.controls(from: rows).first ?? .unchanged(queue)
+    }
+
+    /// The stored settings of every queue that has any (a row in the queues or limits table),
+    /// by name, in one statement.
+    public func controls(on client: PostgresClient, logger: Logger) async throws -> [QueueControl] {
+        let rows = try await client.checkedQuery("""
+            SELECT n.name, q.paused, q.concurrency, q.limited, l.kind, l.max_running, l.max_starts, l.starts_period_ms
+            FROM (SELECT name FROM \(identifier: queuesTable) UNION SELECT queue FROM \(identifier: limitsTable)) n
+            LEFT JOIN \(identifier: queuesTable) q ON q.name = n.name
+            LEFT JOIN \(identifier: limitsTable) l ON l.queue = n.name
+            ORDER BY n.name, l.kind
+            """, logger: logger).rows
+        return try Self.controls(from: rows)
+    }
+
+    /// Folds rows of (name, paused, concurrency, limited, kind, max_running, max_starts,
+    /// starts_period_ms), ordered by name, into one control per queue.
+    static func controls(from rows: some Sequence<PostgresRow>) throws -> [QueueControl] {
+        var controls: [QueueControl] = []
         for row in rows {
-            let (paused, concurrency, limited, kind, maxRunning, maxStarts, periodMS) =
-                try row.decode((Bool?, Int32?, Bool?, String?, Int32?, Int32?, Int64?).self)
-            control.paused = paused ?? false
-            control.concurrency = concurrency.map(Int.init)
-            control.limited = limited ?? false
+            let (name, paused, concurrency, limited, kind, maxRunning, maxStarts, periodMS) =
+                try row.decode((String, Bool?, Int32?, Bool?, String?, Int32?, Int32?, Int64?).self)
+            if controls.last?.queue != name { controls.append(.unchanged(name)) }
+            controls[controls.count - 1].paused = paused ?? false
+            controls[controls.count - 1].concurrency = concurrency.map(Int.init)
+            controls[controls.count - 1].limited = limited ?? false
             if let kind {
-                control.limits.append(JobLimits(
+                controls[controls.count - 1].limits.append(JobLimits(
                     kind: kind.isEmpty ? nil : kind, maxRunning: maxRunning.map(Int.init),
                     rate: maxStarts.flatMap { starts in periodMS.map { JobLimits.Rate(Int(starts), per: .milliseconds($0)) } }
                 ))
             }
         }
-        return control
+        return controls
     }
 
     /// Pauses `queue`: from the moment this commits no claim takes a job from it (the claim

@@ -17,6 +17,7 @@ extension JobQueue {
             "SELECT GREATEST(reltuples, 0)::int8 FROM pg_class WHERE oid = to_regclass(\(completedTable.quoted))", logger: logger
         ).rows
         async let schedules = self.schedules(on: client, logger: logger)
+        async let controls = self.controls(on: client, logger: logger)
         var counts: [QueueDashboard.Count] = []
         for row in try await countRows {
             let (queue, kind, state, count) = try row.decode((String, String, String, Int64).self)
@@ -32,7 +33,8 @@ extension JobQueue {
             completedEstimate: try await estimateRows.first?.decode(Int64.self) ?? 0,
             minutes: minutes,
             paused: try await pausedRows.map { try $0.decode(String.self) },
-            schedules: try await schedules
+            schedules: try await schedules,
+            controls: try await controls
         )
     }
 
@@ -93,16 +95,26 @@ extension JobQueue {
     /// - Returns: whether a job was changed.
     @discardableResult
     public func discard(id: Int64, on client: PostgresClient, logger: Logger) async throws -> Bool {
-        try await !client.checkedQuery(stopStatement(id: id, state: .dead, error: "discarded by an operator"), logger: logger).rows.isEmpty
+        try await !client.checkedQuery(stopStatement(id: id, state: .dead, error: Self.discardedError), logger: logger).rows.isEmpty
     }
+
+    /// The last error of a discarded job (not counted as a failure).
+    static let discardedError = "discarded by an operator"
 
     /// Live jobs per queue, kind and state, and completed ones of the last hour.
     private var dashboardCountsSQL: PostgresQuery {
         """
-        SELECT queue, kind, state, count(*)::int8 FROM \(identifier: jobsTable) GROUP BY queue, kind, state
-        UNION ALL
-        SELECT queue, kind, 'completed', count(*)::int8 FROM \(identifier: completedTable)
-        WHERE finished_at >= now() - interval '1 hour' GROUP BY queue, kind
+        SELECT queue, kind, state, sum(n)::int8 FROM (
+            -- Completed jobs kept in the jobs table (their unique key covers the completed
+            -- state) count with the archive's: the last hour only.
+            SELECT queue, kind, state, count(*) AS n FROM \(identifier: jobsTable)
+            WHERE state <> 'completed' OR finished_at >= now() - interval '1 hour'
+            GROUP BY queue, kind, state
+            UNION ALL
+            SELECT queue, kind, 'completed', count(*) FROM \(identifier: completedTable)
+            WHERE finished_at >= now() - interval '1 hour' GROUP BY queue, kind
+        ) counts
+        GROUP BY queue, kind, state
         ORDER BY 1, 2, 3
         """
     }
@@ -116,10 +128,10 @@ extension JobQueue {
     private var dashboardMinutesSQL: PostgresQuery {
         """
         WITH finished AS (
-            SELECT 'completed' AS state, run_at, attempted_at, finished_at FROM \(identifier: completedTable)
+            SELECT 'completed' AS state, run_at, attempted_at, finished_at, last_error FROM \(identifier: completedTable)
             WHERE finished_at >= date_trunc('minute', now()) - interval '59 minutes'
             UNION ALL
-            SELECT state, run_at, attempted_at, finished_at FROM \(identifier: jobsTable)
+            SELECT state, run_at, attempted_at, finished_at, last_error FROM \(identifier: jobsTable)
             WHERE state IN ('completed', 'dead', 'cancelled') AND finished_at >= date_trunc('minute', now()) - interval '59 minutes'
         ), picked AS (
             SELECT run_at, attempted_at FROM finished WHERE attempted_at >= date_trunc('minute', now()) - interval '59 minutes'
@@ -138,7 +150,7 @@ extension JobQueue {
         ), throughput AS (
             SELECT date_trunc('minute', finished_at) AS minute,
                    count(*) FILTER (WHERE state = 'completed')::int8 AS completed,
-                   count(*) FILTER (WHERE state = 'dead')::int8 AS failed,
+                   count(*) FILTER (WHERE state = 'dead' AND last_error IS DISTINCT FROM \(Self.discardedError))::int8 AS failed,
                    avg(EXTRACT(EPOCH FROM attempted_at - run_at)) FILTER (WHERE attempted_at >= run_at)::float8 AS pickup
             FROM finished GROUP BY 1
         )

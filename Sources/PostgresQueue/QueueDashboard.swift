@@ -44,9 +44,11 @@ public struct QueueDashboard: Sendable, Hashable, Codable {
     public var paused: [String]
     /// The schedules of periodic jobs.
     public var schedules: [ScheduleSummary]
+    /// The stored settings of every queue that has any (pauses, concurrency, limits).
+    public var controls: [QueueControl]
 
-    /// Every queue name seen in ``counts`` or ``paused``, sorted.
-    public var queues: [String] { Array(Set(counts.map(\.queue) + paused)).sorted() }
+    /// Every queue name seen in ``counts``, ``paused`` or ``controls``, sorted.
+    public var queues: [String] { Array(Set(counts.map(\.queue) + paused + controls.map(\.queue))).sorted() }
 }
 
 /// One job with everything known about it, for a job's page.

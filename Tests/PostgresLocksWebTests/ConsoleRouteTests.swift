@@ -15,12 +15,13 @@ import Testing
 struct ConsoleRouteTests {
     func withConsole<T: Sendable>(
         _ db: TestContext,
+        logger: Logger? = nil,
         _ configure: (inout WebConsole.Configuration) -> Void = { _ in },
         _ body: @Sendable @escaping (any TestClientProtocol) async throws -> T
     ) async throws -> T {
         var configuration = WebConsole.Configuration(mountPath: "/ops", queueSchemas: [ConsoleScenario.schema])
         configure(&configuration)
-        let console = try WebConsole(client: db.client, configuration: configuration, logger: db.logger)
+        let console = try WebConsole(client: db.client, configuration: configuration, logger: logger ?? db.logger)
         let router = Router()
         console.addRoutes(to: router)
         let app = Application(router: router)
@@ -160,6 +161,46 @@ struct ConsoleRouteTests {
         }
     }
 
+    @Test func everyActionIsLoggedWithWhoDidItAndNoSecretIsLogged() async throws {
+        try await TestDatabase.withDatabase { db in
+            let scenario = try await ConsoleScenario.jobs(on: db)
+            let dead = try #require(scenario.jobs[.dead])
+            let log = CapturedLog()
+            let secret = "secret-\(UUID().uuidString)"
+            try await withConsole(db, logger: log.logger(), { $0.authentication = .basic(username: "ana", password: secret) }) { client in
+                let signIn: HTTPFields = [.authorization: "Basic " + Data("ana:\(secret)".utf8).base64EncodedString()]
+                let page = String(buffer: try await client.execute(uri: "/ops/jobs/\(dead)", method: .get, headers: signIn).body)
+                let token = try #require(page.csrfToken).addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
+                var headers = signIn
+                headers[.contentType] = "application/x-www-form-urlencoded"
+                let done = try await client.execute(uri: "/ops/jobs/\(dead)/retry", method: .post, headers: headers, body: ByteBuffer(string: "csrf=\(token)&confirm=yes"))
+                #expect(done.status == .seeOther)
+                _ = try await client.execute(uri: "/ops/jobs/\(dead)/retry", method: .post, headers: headers, body: ByteBuffer(string: "confirm=yes"))
+            }
+            let actions = log.records.filter { $0.metadata["action"] != nil }
+            let performed = try #require(actions.first { $0.level == .notice })
+            #expect(performed.metadata["user"] == "ana" && performed.metadata["action"] == "retry" && performed.metadata["target"] == "job \(dead)")
+            #expect(actions.contains { $0.level == .warning && $0.message.contains("CSRF") }, "a refused action is logged too")
+            #expect(!log.records.contains { $0.message.contains(secret) || $0.metadata.values.contains { $0.contains(secret) } })
+        }
+    }
+
+    @Test func withoutSignInOnlyRequestsAddressedToThisMachineAreAnswered() async throws {
+        try await TestDatabase.withDatabase { db in
+            try await withConsole(db) { client in
+                // A page of another site whose name was pointed at 127.0.0.1 (DNS rebinding).
+                let rebound = try await client.execute(uri: "/ops/locks", method: .get, headers: [HTTPField.Name("Host")!: "evil.example:8080"])
+                #expect(rebound.status == .forbidden)
+                for host in ["localhost:8080", "127.0.0.1:8080", "[::1]:8080"] {
+                    let local = try await client.execute(uri: "/ops/locks", method: .get, headers: [HTTPField.Name("Host")!: host])
+                    #expect(local.status == .ok, "\(host)")
+                }
+            }
+        }
+        #expect(!LoopbackHost.isLoopback(host: "127.example.com") && !LoopbackHost.isLoopback(host: "127.0.0.1.evil.example"))
+        #expect(LoopbackHost.isLoopback(host: "127.0.0.1") && LoopbackHost.isLoopback(host: "::1") && LoopbackHost.isLoopback(authority: "[::1]:80"))
+    }
+
     @Test func aPostFromAnotherSiteIsRefusedEvenWithTheToken() async throws {
         try await TestDatabase.withDatabase { db in
             let scenario = try await ConsoleScenario.jobs(on: db)
@@ -278,6 +319,30 @@ struct ConsoleRouteTests {
                     #expect(!html.contains("no leader now"))
                 }
                 group.cancelAll()
+            }
+        }
+    }
+
+    @Test func theConsoleAnswersAgainAfterItsSessionsAreTerminatedAndNeverShowsTheServersError() async throws {
+        try await TestDatabase.withDatabase { db in
+            let scenario = try await ConsoleScenario.jobs(on: db)
+            try await withConsole(db) { client in
+                #expect(try await client.execute(uri: "/ops/queues", method: .get).status == .ok)
+                // Every other session of this database ends, the console's pooled ones among them.
+                _ = try await db.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+                var failures: [String] = []
+                try await waitUntil("the console answers again") {
+                    let response = try await client.execute(uri: "/ops/queues", method: .get)
+                    if response.status == .ok { return true }
+                    failures.append(String(buffer: response.body))
+                    return false
+                }
+                // A failed page says what happened in general terms: no SQL, no server message.
+                for page in failures {
+                    #expect(page.contains("could not be read from the database"))
+                    #expect(!page.contains("SELECT") && !page.contains("terminating connection"))
+                }
+                #expect(try await scenario.queue.job(id: try #require(scenario.jobs[.dead]), on: db.client, logger: db.logger)?.state == "dead")
             }
         }
     }

@@ -24,16 +24,21 @@ struct PglockWebCommandTests {
                 environment: .inherit.updating(["PGLOCK_WEB_TOKEN": "", "PGLOCK_WEB_USER": "", "PGLOCK_WEB_TOKEN_FILE": ""]),
                 input: .none, output: .sequence, error: .discarded
             ) { execution in
+              do {
                 let line = try await firstLine(of: execution.standardOutput)
                 #expect(line.hasPrefix("pglock web: serving http://127.0.0.1:") && line.contains("(read-only)"))
                 let port = try #require(Int(line.split(separator: ":").last?.split(separator: "/").first ?? ""))
                 try await TestClient.withClient(host: "127.0.0.1", port: port) { client in
-                    let response = try await client.get("/locks")
+                    let response = try await client.get("/locks", headers: [HTTPField.Name("Host")!: "127.0.0.1:\(port)"])
                     #expect(response.status == .ok)
                     #expect(response.headers[.contentSecurityPolicy]?.contains("default-src 'none'") == true)
                     #expect(String(buffer: response.body ?? ByteBuffer()).contains("<h1>Locks</h1>"))
                 }
                 try execution.send(signal: .terminate)
+              } catch {
+                try? execution.send(signal: .kill)  // never leave the server running
+                throw error
+              }
             }.terminationStatus
             #expect(status.isSuccess, "graceful shutdown on SIGTERM")
         }

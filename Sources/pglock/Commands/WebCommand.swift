@@ -50,7 +50,7 @@ struct WebCommand: AsyncParsableCommand {
         let (host, port) = try Self.parseListen(listen)
         let environment = ProcessInfo.processInfo.environment
         let authentication = try tokenFile.map { try WebConsoleAuthentication.tokenFromFile($0) } ?? WebConsoleAuthentication.fromEnvironment(environment)
-        if !Self.isLoopback(host) && !authentication.isRequired {
+        if !LoopbackHost.isLoopback(host: host) && !authentication.isRequired {
             throw ValidationError("--listen \(host) is reachable from other machines: set PGLOCK_WEB_USER and PGLOCK_WEB_PASSWORD, PGLOCK_WEB_TOKEN or PGLOCK_WEB_TOKEN_FILE (or --token-file) first")
         }
         var schemas = self.schemas
@@ -97,10 +97,5 @@ struct WebCommand: AsyncParsableCommand {
         var host = String(text[..<colon])
         if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
         return (host.isEmpty ? "127.0.0.1" : host, port)
-    }
-
-    /// Whether `host` is reachable from this machine only.
-    static func isLoopback(_ host: String) -> Bool {
-        host == "localhost" || host == "::1" || host.hasPrefix("127.")
     }
 }
