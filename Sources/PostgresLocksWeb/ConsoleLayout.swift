@@ -2,26 +2,6 @@ import Foundation
 import Hummingbird
 import HTTPTypes
 
-/// What a page handler produces: its title and its main content.
-struct ConsolePage {
-    var title: String
-    var main: HTML
-}
-
-/// The request as a page handler sees it: its query and the signed-in user.
-struct PageRequest {
-    var query: [String: String]
-    var actor: String
-    var csrfToken: String
-    var path: String
-
-    /// A query value, nil when missing or empty.
-    func value(_ name: String) -> String? {
-        guard let value = query[name], !value.isEmpty else { return nil }
-        return value
-    }
-}
-
 extension WebConsole {
     static let fragmentHeader = HTTPField.Name("X-Console-Fragment")!
 
@@ -85,33 +65,5 @@ extension WebConsole {
             hidden += "<input type=\"hidden\" name=\"\(name)\" value=\"\(value)\">"
         }
         return "<form class=\"action\" method=\"post\" action=\"\(link(path))\">\(hidden)<button type=\"submit\" class=\"\(danger ? "danger" : "")\" data-action=\"\(label.lowercased())\">\(label)</button></form>"
-    }
-}
-
-/// Formatting shared by the pages.
-enum Format {
-    static func seconds(_ value: Double?) -> String {
-        guard let value else { return "" }
-        if value < 1 { return "\(Int(value * 1000)) ms" }
-        if value < 120 { return String(format: "%.1f s", value) }
-        if value < 7200 { return "\(Int(value / 60)) min" }
-        return String(format: "%.1f h", value / 3600)
-    }
-
-    static func time(_ date: Date?) -> String {
-        guard let date else { return "" }
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime]
-        return formatter.string(from: date)
-    }
-
-    static func count(_ value: Int64) -> String {
-        let digits = String(value)
-        var out = ""
-        for (index, character) in digits.reversed().enumerated() {
-            if index > 0 && index % 3 == 0 && character != "-" { out.append(",") }
-            out.append(character)
-        }
-        return String(out.reversed())
     }
 }

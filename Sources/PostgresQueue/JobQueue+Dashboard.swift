@@ -48,18 +48,25 @@ extension JobQueue {
         let error = filter.errorContains ?? "", before = filter.before ?? Int64.max
         let limit = Int32(max(1, min(limit, 1_000))), depth = Int32(JobFilter.completedSearchDepth)
         let searchCompleted = error.isEmpty && (state.isEmpty || state == JobState.completed.rawValue)
+        // Each table is filtered and cut to the page on its own (newest first, by its primary
+        // key), then the two pages are merged: a list never sorts a whole table.
         let rows = try await client.checkedQuery("""
             SELECT id, queue, kind, state, attempt, max_attempts, run_at, last_error, lease_owner FROM (
-                SELECT * FROM \(identifier: jobsTable) WHERE id < \(before)
+                (SELECT * FROM \(identifier: jobsTable)
+                 WHERE id < \(before)
+                   AND (\(state)::text = '' OR state = \(state))
+                   AND (\(queue)::text = '' OR queue = \(queue))
+                   AND (\(kind)::text = '' OR kind = \(kind))
+                   AND (\(error)::text = '' OR strpos(lower(last_error), lower(\(error))) > 0)
+                 ORDER BY id DESC LIMIT \(limit))
                 UNION ALL
-                SELECT * FROM (
+                (SELECT * FROM (
                     SELECT * FROM \(identifier: completedTable) WHERE \(searchCompleted) AND id < \(before) ORDER BY id DESC LIMIT \(depth)
-                ) newest_completed
+                 ) newest_completed
+                 WHERE (\(queue)::text = '' OR queue = \(queue))
+                   AND (\(kind)::text = '' OR kind = \(kind))
+                 ORDER BY id DESC LIMIT \(limit))
             ) j
-            WHERE (\(state)::text = '' OR state = \(state))
-              AND (\(queue)::text = '' OR queue = \(queue))
-              AND (\(kind)::text = '' OR kind = \(kind))
-              AND (\(error)::text = '' OR strpos(lower(last_error), lower(\(error))) > 0)
             ORDER BY id DESC LIMIT \(limit)
             """, logger: logger).rows
         return try rows.map { row in

@@ -93,7 +93,7 @@ struct ConsoleRouteTests {
             let scenario = try await ConsoleScenario.jobs(on: db)
             let dead = try #require(scenario.jobs[.dead])
             try await withConsole(db) { client in
-                for path in ["/ops/jobs/\(dead)", "/ops/jobs?state=dead", "/ops/jobs?error=pwned"] {
+                for path in ["/ops/jobs/\(dead)", "/ops/jobs?state=dead", "/ops/jobs?error=pwned", "/ops/jobs?error=pwnedError+%3D+1"] {
                     let html = String(buffer: try await client.execute(uri: path, method: .get).body)
                     #expect(!html.contains("<script>window"), "\(path) renders no script from the database")
                     #expect(!html.contains("<img src=x"), "\(path) renders no element from the database")

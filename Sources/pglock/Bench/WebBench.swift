@@ -8,7 +8,6 @@ import Logging
 import PglockHarness
 import PostgresLocks
 import PostgresLocksWeb
-import PglockHarness
 import PostgresNIO
 import PostgresQueue
 
@@ -102,6 +101,10 @@ enum WebBench {
             for wait in waits { wait.cancel() }
         }
 
+        // Three elections with a leader each, for the leaders page.
+        let elections = try (1...3).map { index in
+            try LeaderElection(configuration: .init(name: "bench-scheduler-\(index)", connection: settings), logger: logger)
+        }
         let console = try WebConsole(client: client, configuration: .init(queueSchemas: [schema]), logger: logger)
         let router = Router()
         console.addRoutes(to: router)
@@ -112,11 +115,15 @@ enum WebBench {
                               onServerRunning: { portContinuation.yield($0.localAddress?.port ?? 0) }, logger: serverLogger)
         let deadJob = try await client.checkedQuery("SELECT max(id) FROM \(identifier: queue.jobsTable) WHERE state = 'dead'", logger: logger).rows[0].decode(Int64?.self) ?? 1
         let pages = ["/locks", "/queues", "/jobs", "/jobs?state=completed", "/jobs?state=dead&kind=report", "/jobs?error=timeout", "/jobs/\(deadJob)", "/jobs/\(completedJobs / 2)", "/leaders", "/doctor"]
-        return try await withThrowingTaskGroup(of: Report?.self) { group in
+        return try await withRunningServices(elections, logger: logger) {
+          try await withThrowingTaskGroup(of: Report?.self) { group in
             group.addTask { try await app.run(); return nil }
             group.addTask {
                 var iterator = ports.makeAsyncIterator()
                 guard let port = await iterator.next() else { throw PostgresLocksError(code: .invalidArgument, message: "the console did not start") }
+                while try await LeaderTerm.all(on: client, logger: logger).filter({ $0.lockHolderPID != nil }).count < elections.count {
+                    try await Task.sleep(for: .milliseconds(20))  // the elections take their locks
+                }
                 progress.step("requesting each page \(requests) times")
                 var timings: [PageTiming] = []
                 for page in pages {
@@ -129,6 +136,7 @@ enum WebBench {
                 if let report = result { return report }
             }
             throw PostgresLocksError(code: .invalidArgument, message: "the console stopped")
+          }
         }
     }
 
@@ -181,21 +189,24 @@ enum WebBench {
         """
     }
 
-    /// Live jobs: 2,000 available, 100 running, 500 dead with errors, 100 cancelled.
+    /// Live jobs: 2,000 available, 100 running, 100,000 dead with errors and 1,000 cancelled
+    /// (those finished over the last 30 days).
     static func seedLiveSQL(_ queue: JobQueue) -> PostgresQuery {
         """
         INSERT INTO \(identifier: queue.jobsTable) (queue, kind, payload, state, attempt, run_at, attempted_at, finished_at, last_error, lease_owner, lease_token, lease_expires_at)
         SELECT CASE WHEN i % 3 = 0 THEN 'mail' ELSE 'default' END, (ARRAY['send-invoice', 'report', 'sync', 'resize'])[1 + i % 4], jsonb_build_object('n', i),
                s.state,
                CASE WHEN s.state IN ('available') THEN 0 ELSE 1 END,
-               now() - (i % 600) * interval '1 second',
-               CASE WHEN s.state = 'available' THEN NULL ELSE now() - (i % 60) * interval '1 second' END,
-               CASE WHEN s.state IN ('dead', 'cancelled') THEN now() - (i % 60) * interval '1 second' END,
+               now() - (i % 600) * interval '1 second' - CASE WHEN s.state IN ('dead', 'cancelled') THEN (i % 43200) * interval '1 minute' ELSE interval '0' END,
+               CASE WHEN s.state = 'available' THEN NULL
+                    WHEN s.state = 'running' THEN now() - (i % 60) * interval '1 second'
+                    ELSE now() - (i % 43200) * interval '1 minute' END,
+               CASE WHEN s.state IN ('dead', 'cancelled') THEN now() - (i % 43200) * interval '1 minute' END,
                CASE WHEN s.state = 'dead' THEN 'timeout after 30 s calling the mail server (attempt ' || i || ')' END,
                CASE WHEN s.state = 'running' THEN 'bench-worker' END,
                CASE WHEN s.state = 'running' THEN gen_random_uuid() END,
                CASE WHEN s.state = 'running' THEN now() + interval '1 minute' END
-        FROM (VALUES ('available', 2000), ('running', 100), ('dead', 500), ('cancelled', 100)) s(state, n),
+        FROM (VALUES ('available', 2000), ('running', 100), ('dead', 100000), ('cancelled', 1000)) s(state, n),
              LATERAL generate_series(1, s.n) i
         """
     }

@@ -161,7 +161,7 @@ struct BenchCommand: AsyncParsableCommand {
     var locks = 10_000
 
     @Option(help: "web: requests per page.")
-    var requests = 30
+    var requests = 100
 
     /// `web`: the console's pages on a big system.
     func runWeb() async throws {

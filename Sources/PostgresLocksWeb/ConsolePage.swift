@@ -1,0 +1,5 @@
+/// What a page handler produces: its title and its main content.
+struct ConsolePage {
+    var title: String
+    var main: HTML
+}
