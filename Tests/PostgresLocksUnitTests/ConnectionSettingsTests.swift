@@ -20,6 +20,36 @@ struct ConnectionSettingsTests {
         #expect(configuration.port == 6432)
     }
 
+    @Test func everyURLFormOfVaporsPostgresKitIsAccepted() throws {
+        // The forms PostgresKit documents, with its parameter names and their meanings.
+        let tcp = try ConnectionSettings(url: "postgres+tcp://app:pw@db.internal:6432/orders?tlsmode=disable")
+        #expect(tcp.host == .tcp("db.internal") && tcp.port == 6432 && tcp.database == "orders" && tcp.sslMode == .disable)
+        let plus = try ConnectionSettings(url: "postgresql+tcp://app@db.internal/orders")
+        #expect(plus.host == .tcp("db.internal") && plus.sslMode == .prefer)
+        let socket = try ConnectionSettings(url: "postgres+uds://app:pw@localhost/var/run/postgresql/.s.PGSQL.5433?tlsmode=disable#orders")
+        #expect(socket.host == .unixSocketDirectory("/var/run/postgresql") && socket.port == 5433)
+        #expect(socket.user == "app" && socket.password == "pw" && socket.database == "orders")
+        let noAuthority = try ConnectionSettings(url: "postgresql+uds://app@/tmp/pg/.s.PGSQL.5432#shop")
+        #expect(noAuthority.host == .unixSocketDirectory("/tmp/pg") && noAuthority.database == "shop")
+        // tlsmode and its aliases: a required TLS connection is verified, as PostgresKit does.
+        for (query, mode) in [("tlsmode=require", ConnectionSettings.SSLMode.verifyFull), ("sslmode=require", .require), ("tls=true", .prefer),
+                              ("ssl=false", .disable), ("tlsmode=verify-ca", .verifyFull), ("tlsmode=allow", .prefer)] {
+            #expect(try ConnectionSettings(url: "postgres://app@db/x?\(query)").sslMode == mode, "\(query)")
+        }
+    }
+
+    @Test func aUnixSocketURLThatPostgresKitRefusesIsRefusedWithItsReason() {
+        for (url, part) in [
+            ("postgres+uds://app@db.internal/tmp/.s.PGSQL.5432#x", "host"),
+            ("postgres+uds://app@localhost:5432/tmp/.s.PGSQL.5432#x", "port"),
+            ("postgres+uds://app@localhost/tmp/socket#x", "socket path"),
+            ("postgres://app@db/x?tlsmode=maybe", "query parameter tlsmode"),
+            ("mysql://app@db/x", "scheme"),
+        ] {
+            #expect { try ConnectionSettings(url: url) } throws: { ($0 as? ConnectionSettingsError)?.part == part }
+        }
+    }
+
     @Test func postgresqlSchemeIPv6AndDefaults() throws {
         let settings = try ConnectionSettings(url: "postgresql://[::1]/", environment: ["PGUSER": "alice"])
         #expect(settings.host == .tcp("::1"))

@@ -22,6 +22,13 @@ import PostgresNIO
 /// (`disable`, `allow`, `prefer`, `require`, `verify-ca`, `verify-full`), `sslrootcert`,
 /// `application_name`, `connect_timeout`.
 ///
+/// Vapor's PostgresKit forms are read too, with PostgresKit's meanings: `postgres+tcp://`,
+/// `postgres+uds://user@localhost/path/.s.PGSQL.5432#database` (the socket file; the database
+/// in the fragment), and `tlsmode=` (or `tls=`, `ssl=`) with `disable`/`false`,
+/// `prefer`/`allow`/`true`, `require`/`verify-ca`/`verify-full`, where a required TLS
+/// connection is always verified (`verify-full`). `sslmode=require` keeps libpq's meaning
+/// (encrypted, not verified).
+///
 /// The ``description`` never shows the password.
 public struct ConnectionSettings: Sendable, Hashable, CustomStringConvertible {
     /// libpq's `sslmode`.
@@ -175,16 +182,30 @@ struct URLParts {
     static func parse(_ url: String) throws(ConnectionSettingsError) -> URLParts {
         var parts = URLParts()
         var rest: Substring
-        if url.hasPrefix("postgresql://") {
-            rest = url.dropFirst("postgresql://".count)
-        } else if url.hasPrefix("postgres://") {
-            rest = url.dropFirst("postgres://".count)
+        var overUnixSocket = false
+        if let schemeEnd = url.range(of: "://") {
+            switch url[..<schemeEnd.lowerBound].lowercased() {
+            case "postgres", "postgresql", "postgres+tcp", "postgresql+tcp":
+                break
+            case "postgres+uds", "postgresql+uds":
+                overUnixSocket = true
+            default:
+                let shown = "'\(url[..<schemeEnd.lowerBound])'"
+                throw ConnectionSettingsError(code: .unknownScheme, part: "scheme", message: "the URL must start with postgres://, postgresql://, postgres+tcp:// or postgres+uds:// (scheme found: \(shown))")
+            }
+            rest = url[schemeEnd.upperBound...]
         } else {
             let scheme = url.firstIndex(of: ":").map { String(url[..<$0]) }
             let shown = scheme.map { "'\($0)'" } ?? "none"
-            throw ConnectionSettingsError(code: .unknownScheme, part: "scheme", message: "the URL must start with postgres:// or postgresql:// (scheme found: \(shown))")
+            throw ConnectionSettingsError(code: .unknownScheme, part: "scheme", message: "the URL must start with postgres://, postgresql://, postgres+tcp:// or postgres+uds:// (scheme found: \(shown))")
         }
-
+        // `postgres+uds://user@localhost/path/to/.s.PGSQL.5432?…#database`: the socket file's
+        // path, the database in the fragment.
+        var fragment: Substring?
+        if overUnixSocket, let hash = rest.firstIndex(of: "#") {
+            fragment = rest[rest.index(after: hash)...]
+            rest = rest[..<hash]
+        }
         // Split off the query.
         var query: Substring = ""
         if let mark = rest.firstIndex(of: "?") {
@@ -236,11 +257,15 @@ struct URLParts {
                 parts.host = decodedHost.hasPrefix("/") ? .unixSocketDirectory(decodedHost) : .tcp(decodedHost)
             }
         }
-        if let portText {
-            parts.port = try parsePort(String(portText), part: "port")
-        }
-        if !path.isEmpty {
-            parts.database = try decode(path, part: "database")
+        if overUnixSocket {
+            try parts.setUnixSocket(host: parts.host, port: portText, path: path, fragment: fragment)
+        } else {
+            if let portText {
+                parts.port = try parsePort(String(portText), part: "port")
+            }
+            if !path.isEmpty {
+                parts.database = try decode(path, part: "database")
+            }
         }
         // Query parameters.
         for pair in query.split(separator: "&", omittingEmptySubsequences: true) {
@@ -257,6 +282,28 @@ struct URLParts {
             try parts.set(parameter: key, value: value, source: "query parameter \(key)")
         }
         return parts
+    }
+
+    /// The host, port and database of a `postgres+uds://` URL: the authority is empty or
+    /// `localhost` without a port, the path is the socket file (named `.s.PGSQL.<port>`, as
+    /// the server names it), the fragment the database.
+    mutating func setUnixSocket(host: ConnectionSettings.Host?, port: Substring?, path: Substring, fragment: Substring?) throws(ConnectionSettingsError) {
+        if let host, host != .tcp("localhost") {
+            throw ConnectionSettingsError(code: .invalidHost, part: "host", message: "a postgres+uds:// URL names no host (or localhost); the socket's path goes in the URL's path")
+        }
+        if port != nil {
+            throw ConnectionSettingsError(code: .invalidPort, part: "port", message: "a postgres+uds:// URL takes no port; the socket file's name carries it")
+        }
+        let file = "/" + (try decode(path, part: "socket path"))
+        let name = file.split(separator: "/").last.map(String.init) ?? ""
+        guard name.hasPrefix(".s.PGSQL."), let number = Int(name.dropFirst(".s.PGSQL.".count)), (1...65_535).contains(number) else {
+            throw ConnectionSettingsError(code: .invalidHost, part: "socket path", message: "the socket file of a postgres+uds:// URL must be named .s.PGSQL.<port> (found '\(file)')")
+        }
+        self.host = .unixSocketDirectory(String(file.dropLast(name.count + 1)))
+        self.port = number
+        if let fragment, !fragment.isEmpty {
+            database = try decode(fragment, part: "database")
+        }
     }
 
     /// Sets a libpq keyword (from a URL query or an environment variable).
@@ -276,6 +323,16 @@ struct URLParts {
             password = value
         case "dbname":
             database = value.isEmpty ? nil : value
+        case "tlsmode", "tls", "ssl":
+            // The names of Vapor's PostgresKit, with its meanings: a required TLS connection is
+            // always verified there, so `require` means `verify-full` here too.
+            switch value {
+            case "disable", "false": sslMode = .disable
+            case "prefer", "allow", "true": sslMode = .prefer
+            case "require", "verify-ca", "verify-full": sslMode = .verifyFull
+            default:
+                throw ConnectionSettingsError(code: .invalidParameterValue, part: source, message: "\(key) must be one of disable, false, prefer, allow, true, require, verify-ca, verify-full; found '\(value)'")
+            }
         case "sslmode":
             guard let mode = ConnectionSettings.SSLMode(rawValue: value) else {
                 let allowed = ConnectionSettings.SSLMode.allCases.map(\.rawValue).joined(separator: ", ")
