@@ -32,8 +32,9 @@ extension WebConsole {
     /// The queues page: counts by queue, kind and state; the last hour; pauses; schedules.
     func queuesPage(_ request: PageRequest) async throws -> ConsolePage {
         let queue = try self.queue(for: request)
-        guard try await queueTablesExist(queue) else { return missingQueuePage(queue, title: "Queues", path: "/queues") }
-        let dashboard = try await queue.dashboard(on: client, logger: logger)
+        guard try await queueTablesExist(queue) else { return try await missingQueuePage(queue, title: "Queues", path: "/queues") }
+        let chosen = request.value("queue")
+        let dashboard = try await queue.dashboard(queue: chosen, on: client, logger: logger)
         let states: [JobState] = [.available, .running, .dead, .cancelled, .completed]
         var main: HTML = "<h1>Queues</h1>" + schemaPicker(queue, path: "/queues")
         let minutes = dashboard.minutes
@@ -45,7 +46,9 @@ extension WebConsole {
             MinuteChart(title: "Pickup latency", unit: "s", style: .line, series: [.init(name: "mean", cssClass: "line", values: minutes.map(\.pickupSeconds))]),
             MinuteChart(title: "Depth (ready, not picked up)", unit: "", style: .line, series: [.init(name: "jobs", cssClass: "line", values: minutes.map { Double($0.depth) })]),
         ]
-        main += "<section class=\"charts\">\(charts.map { $0.svg() })</section>"
+        let scope: HTML = chosen.map { "Last hour of queue <strong>\($0)</strong> · <a href=\"\(link("/queues", queue: queue))\">all queues</a>" }
+            ?? "Last hour of every queue in the schema (a queue's name shows its own)."
+        main += "<p class=\"quiet\" id=\"chart-scope\">\(scope)</p><section class=\"charts\">\(charts.map { $0.svg() })</section>"
         var rows: [HTML] = []
         for name in dashboard.queues {
             let paused = dashboard.paused.contains(name)
@@ -66,7 +69,7 @@ extension WebConsole {
                 let total = dashboard.counts.filter { $0.queue == name && $0.state == state }.reduce(Int64(0)) { $0 + $1.count }
                 return "<td class=\"num state-\(state.rawValue)\"><a href=\"\(link("/jobs", queue: queue, [("queue", name), ("state", state.rawValue)]))\">\(Format.count(total))</a></td>"
             })
-            rows.append("<tr class=\"queue\" data-queue=\"\(name)\"><th>\(name)\(paused ? HTML(" <span class=\"badge paused\">paused</span>") : HTML.empty)</th><td></td>\(stateCells)<td class=\"settings\">\(settings.joined(separator: "; "))</td><td class=\"actions\">\(button)</td></tr>")
+            rows.append("<tr class=\"queue\" data-queue=\"\(name)\"><th><a href=\"\(link("/queues", queue: queue, [("queue", name)]))\">\(name)</a>\(paused ? HTML(" <span class=\"badge paused\">paused</span>") : HTML.empty)</th><td></td>\(stateCells)<td class=\"settings\">\(settings.joined(separator: "; "))</td><td class=\"actions\">\(button)</td></tr>")
             for kind in kinds {
                 let cells: HTML = HTML.joined(states.map { state in
                     let count = dashboard.counts.first { $0.queue == name && $0.kind == kind && $0.state == state }?.count ?? 0
@@ -92,14 +95,18 @@ extension WebConsole {
     /// Whether the queue's tables exist (a schema named in the configuration may not be
     /// migrated yet).
     func queueTablesExist(_ queue: JobQueue) async throws -> Bool {
-        try await client.checkedQuery("SELECT to_regclass(\(queue.allJobsView.quoted)) IS NOT NULL", logger: logger).rows.first?.decode(Bool.self) ?? false
+        try await queue.isInstalled(on: client, logger: logger)
     }
 
     /// What a page says when its queue schema holds no queue.
-    func missingQueuePage(_ queue: JobQueue, title: String, path: String) -> ConsolePage {
-        ConsolePage(title: title, main: """
+    func missingQueuePage(_ queue: JobQueue, title: String, path: String) async throws -> ConsolePage {
+        let installed = try await JobQueue.installedSchemas(on: client, logger: logger)
+        let found: HTML = installed.isEmpty
+            ? "No schema on this server holds queue tables."
+            : "Schemas holding queue tables: \(installed.joined(separator: ", "))."
+        return ConsolePage(title: title, main: """
             <h1>\(title)</h1>\(schemaPicker(queue, path: path))
-            <p class="warn" id="no-queue">Schema \(queue.schema.name) holds no queue tables. A service creates them with <code>JobQueue(schema: "\(queue.schema.name)").migrate(on:logger:)</code>; <code>pglock web --schema</code> names the schema your service uses.</p>
+            <p class="warn" id="no-queue">Schema \(queue.schema.name) holds no queue tables. \(found) A service creates them with <code>JobQueue(schema: "\(queue.schema.name)").migrate(on:logger:)</code>; <code>pglock web --schema</code> names the schema your service uses.</p>
             """)
     }
 
@@ -111,7 +118,7 @@ extension WebConsole {
             guard let value = JobState(rawValue: text) else { throw WebConsoleError(code: .badRequest, message: "unknown state \(text)") }
             state = value
         }
-        guard try await queueTablesExist(queue) else { return missingQueuePage(queue, title: "Jobs", path: "/jobs") }
+        guard try await queueTablesExist(queue) else { return try await missingQueuePage(queue, title: "Jobs", path: "/jobs") }
         let before = request.value("before").flatMap(Int64.init)
         let filter = JobFilter(state: state, queue: request.value("queue"), kind: request.value("kind"), errorContains: request.value("error"), before: before)
         let jobs = try await queue.jobs(matching: filter, limit: 50, on: client, logger: logger)

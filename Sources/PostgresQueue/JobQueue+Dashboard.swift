@@ -5,13 +5,14 @@ import PostgresNIO
 
 extension JobQueue {
     /// Reads the ``QueueDashboard``: live counts per queue, kind and state, the last hour
-    /// minute by minute (throughput, pickup latency, depth), pauses and schedules.
+    /// minute by minute (throughput, pickup latency, depth) for every queue or for `queue`
+    /// alone, pauses, settings and schedules.
     ///
     /// Bounded by the live jobs and the last hour's finished ones, whatever the size of the
     /// completed archive.
-    public func dashboard(on client: PostgresClient, logger: Logger) async throws -> QueueDashboard {
+    public func dashboard(queue: String? = nil, on client: PostgresClient, logger: Logger) async throws -> QueueDashboard {
         async let countRows = client.checkedQuery(dashboardCountsSQL, logger: logger).rows
-        async let minuteRows = client.checkedQuery(dashboardMinutesSQL, logger: logger).rows
+        async let minuteRows = client.checkedQuery(dashboardMinutesSQL(queue: queue ?? ""), logger: logger).rows
         async let pausedRows = client.checkedQuery("SELECT name FROM \(identifier: queuesTable) WHERE paused ORDER BY name", logger: logger).rows
         async let estimateRows = client.checkedQuery(
             "SELECT GREATEST(reltuples, 0)::int8 FROM pg_class WHERE oid = to_regclass(\(completedTable.quoted))", logger: logger
@@ -132,26 +133,28 @@ extension JobQueue {
     /// second). Depth is rebuilt from the jobs that matter to it: those ready
     /// now and not picked up, and those picked up within the hour (+1 when a job became ready,
     /// or at the hour's start if earlier; −1 when it was picked up).
-    private var dashboardMinutesSQL: PostgresQuery {
+    private func dashboardMinutesSQL(queue: String) -> PostgresQuery {
         """
         WITH finished AS (
             SELECT 'completed' AS state, run_at, attempted_at, finished_at, last_error FROM \(identifier: completedTable)
-            WHERE finished_at >= date_trunc('minute', now()) - interval '59 minutes'
+            WHERE finished_at >= date_trunc('minute', now()) - interval '59 minutes' AND (\(queue)::text = '' OR queue = \(queue))
             UNION ALL
             SELECT state, run_at, attempted_at, finished_at, last_error FROM \(identifier: jobsTable)
             WHERE state IN ('completed', 'dead', 'cancelled') AND finished_at >= date_trunc('minute', now()) - interval '59 minutes'
+              AND (\(queue)::text = '' OR queue = \(queue))
         ), picked AS (
             SELECT run_at, attempted_at FROM finished WHERE attempted_at >= date_trunc('minute', now()) - interval '59 minutes'
             UNION ALL
             SELECT run_at, attempted_at FROM \(identifier: jobsTable)
             WHERE state = 'running' AND attempted_at >= date_trunc('minute', now()) - interval '59 minutes'
+              AND (\(queue)::text = '' OR queue = \(queue))
         ), events AS (
             SELECT GREATEST(run_at, date_trunc('minute', now()) - interval '59 minutes') AS at, 1 AS delta FROM picked WHERE run_at <= attempted_at
             UNION ALL
             SELECT attempted_at, -1 FROM picked WHERE run_at <= attempted_at
             UNION ALL
             SELECT GREATEST(run_at, date_trunc('minute', now()) - interval '59 minutes'), 1 FROM \(identifier: jobsTable)
-            WHERE state = 'available' AND run_at <= now()
+            WHERE state = 'available' AND run_at <= now() AND (\(queue)::text = '' OR queue = \(queue))
         ), deltas AS (
             SELECT date_trunc('minute', at) AS minute, sum(delta)::int8 AS delta FROM events GROUP BY 1
         ), throughput AS (

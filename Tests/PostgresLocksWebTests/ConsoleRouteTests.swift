@@ -274,6 +274,9 @@ struct ConsoleRouteTests {
                     #expect(html.contains("<td class=\"num state-\(state)\"><a href=\"/ops/jobs?queue=billing&amp;state=\(state)\">1</a></td>"), "one \(state) job")
                 }
                 #expect(html.contains("Throughput per minute") && html.contains("<svg"))
+                #expect(html.contains("Last hour of every queue in the schema"))
+                let one = String(buffer: try await client.execute(uri: "/ops/queues?queue=billing", method: .get).body)
+                #expect(one.contains("Last hour of queue <strong>billing</strong>"))
                 let token = try #require(html.csrfToken).addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
                 let paused = try await client.execute(uri: "/ops/queues/billing/pause", method: .post, headers: [.contentType: "application/x-www-form-urlencoded"],
                                                       body: ByteBuffer(string: "csrf=\(token)&confirm=yes&schema=\(ConsoleScenario.schema)"))
