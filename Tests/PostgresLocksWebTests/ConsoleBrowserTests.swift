@@ -43,7 +43,7 @@ struct ConsoleBrowserTests {
             let scenario = try await ConsoleScenario.jobs(on: db)
             let dead = try #require(scenario.jobs[.dead])
             let election = try LeaderElection(configuration: .init(name: "invoice-scheduler", connection: db.settings), logger: quietLogger)
-            try await withServices([election], logger: quietLogger) {
+            try await withRunningServices([election], logger: quietLogger) {
                 try await waitUntil("the election has a leader") {
                     try await LeaderTerm.all(on: db.client, logger: db.logger).first?.lockHolderPID != nil
                 }
@@ -61,6 +61,9 @@ struct ConsoleBrowserTests {
                         // The page refreshes itself.
                         try await browser.waitUntil("document.body.dataset.refreshed !== undefined", timeout: .seconds(20))
                         #expect(try await browser.text(of: "#root-blockers") == "1")
+                        // Refreshing off for the clicks that follow (a refresh replaces the buttons;
+                        // the choice is kept for the browser session, as an operator's would be).
+                        try await browser.click("#auto-refresh")
 
                         // Queues: one job in each state.
                         try await browser.open(site + "/queues")
@@ -82,8 +85,10 @@ struct ConsoleBrowserTests {
 
                         // Retry it: confirm, then see it available.
                         try await browser.click("button[data-action='retry']")
+                        try await browser.waitUntil("document.querySelector('#confirm') !== null")
                         #expect(try await browser.text(of: ".question").contains("Make job \(dead) available again"))
                         try await browser.click("#confirm")
+                        try await browser.waitUntil("document.querySelector('#notice') !== null && document.querySelector('#job-state') !== null")
                         #expect(try await browser.text(of: "#job-state") == "available")
                         #expect(try await browser.text(of: "#notice").contains("Retry: done."))
                         #expect(try await scenario.queue.job(id: dead, on: db.client, logger: db.logger)?.state == "available")
@@ -103,11 +108,13 @@ struct ConsoleBrowserTests {
                         let worker = try QueueWorker(queue: scenario.queue, client: db.client, handlers: handlers, configuration: .init(
                             queue: "billing", concurrency: 4, pollInterval: .milliseconds(100), reapInterval: .seconds(30), listen: db.settings
                         ), logger: quietLogger)
-                        try await withServices([worker], logger: quietLogger) {
+                        try await withRunningServices([worker], logger: quietLogger) {
                             try await waitUntil("the worker runs both available jobs") { ran.value == 2 }
                             try await browser.open(site + "/queues")
                             try await browser.click("tr.queue[data-queue='billing'] button[data-action='pause']")
+                            try await browser.waitUntil("document.querySelector('#confirm') !== null")
                             try await browser.click("#confirm")
+                            try await browser.waitUntil("document.querySelector('#notice') !== null")
                             #expect(try await browser.elements("tr.queue[data-queue='billing'] .badge.paused").count == 1)
                             try await scenario.queue.enqueue((0..<3).map { try NewJob(kind: "send-invoice", payloadJSON: #"{"invoice": \#($0)}"#, queue: "billing") },
                                                              on: db.client, logger: db.logger)
@@ -117,6 +124,7 @@ struct ConsoleBrowserTests {
                                 try await availableJobs(scenario, db) == 3 && ran.value == 2
                             }
                             try await browser.click("tr.queue[data-queue='billing'] button[data-action='resume']")
+                            try await browser.waitUntil("document.querySelector('#confirm') !== null")
                             try await browser.click("#confirm")
                             try await waitUntil("the worker runs the new jobs once resumed") { ran.value == 5 }
                             #expect(try await availableJobs(scenario, db) == 0)
@@ -138,23 +146,6 @@ let quietLogger: Logger = {
     return logger
 }()
 
-/// Runs `services` while `body` runs, then shuts them down gracefully.
-func withServices<T: Sendable>(_ services: [any Service], logger: Logger, _ body: @Sendable () async throws -> T) async throws -> T {
-    let group = ServiceGroup(services: services, gracefulShutdownSignals: [], cancellationSignals: [], logger: logger)
-    return try await withThrowingTaskGroup(of: T?.self) { tasks in
-        tasks.addTask { try await group.run(); return nil }
-        do {
-            let result = try await body()
-            await group.triggerGracefulShutdown()
-            try await tasks.waitForAll()
-            return result
-        } catch {
-            await group.triggerGracefulShutdown()
-            try? await tasks.waitForAll()
-            throw error
-        }
-    }
-}
 
 /// Runs the console on 127.0.0.1 at a free port while `body` runs with its address.
 func withLiveConsole<T: Sendable>(_ db: TestContext, mountPath: String = "", _ body: @Sendable (String) async throws -> T) async throws -> T {
