@@ -13,10 +13,7 @@ extension WebConsole {
         let trees = snapshot.blockingTree
         let waiting = snapshot.locks.filter { !$0.granted }
         let held = snapshot.locks.filter(\.granted)
-        func target(_ target: LockSnapshot.Target) -> String {
-            if case .advisory(let key) = target, let name = names[key] { return "advisory \(name) (\(key))" }
-            return target.description
-        }
+        func target(_ target: LockSnapshot.Target) -> String { target.description(names: names) }
         func application(_ pid: Int32) -> String { sessions[pid].map { $0.applicationName.isEmpty ? "-" : $0.applicationName } ?? "" }
 
         var main: HTML = """

@@ -13,7 +13,6 @@ extension JobQueue {
     public func dashboard(queue: String? = nil, on client: PostgresClient, logger: Logger) async throws -> QueueDashboard {
         async let countRows = client.checkedQuery(dashboardCountsSQL, logger: logger).rows
         async let minuteRows = client.checkedQuery(dashboardMinutesSQL(queue: queue ?? ""), logger: logger).rows
-        async let pausedRows = client.checkedQuery("SELECT name FROM \(identifier: queuesTable) WHERE paused ORDER BY name", logger: logger).rows
         async let estimateRows = client.checkedQuery(
             "SELECT GREATEST(reltuples, 0)::int8 FROM pg_class WHERE oid = to_regclass(\(completedTable.quoted))", logger: logger
         ).rows
@@ -33,7 +32,6 @@ extension JobQueue {
             counts: counts,
             completedEstimate: try await estimateRows.first?.decode(Int64.self) ?? 0,
             minutes: minutes,
-            paused: try await pausedRows.map { try $0.decode(String.self) },
             schedules: try await schedules,
             controls: try await controls
         )

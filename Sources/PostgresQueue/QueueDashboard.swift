@@ -40,15 +40,16 @@ public struct QueueDashboard: Sendable, Hashable, Codable {
     public var completedEstimate: Int64
     /// The last 60 minutes, oldest first.
     public var minutes: [Minute]
-    /// Queues an operator paused.
-    public var paused: [String]
     /// The schedules of periodic jobs.
     public var schedules: [ScheduleSummary]
     /// The stored settings of every queue that has any (pauses, concurrency, limits).
     public var controls: [QueueControl]
 
-    /// Every queue name seen in ``counts``, ``paused`` or ``controls``, sorted.
-    public var queues: [String] { Array(Set(counts.map(\.queue) + paused + controls.map(\.queue))).sorted() }
+    /// Queues an operator paused (from ``controls``).
+    public var paused: [String] { controls.filter(\.paused).map(\.queue) }
+
+    /// Every queue name seen in ``counts`` or ``controls``, sorted.
+    public var queues: [String] { Array(Set(counts.map(\.queue) + controls.map(\.queue))).sorted() }
 }
 
 /// One job with everything known about it, for a job's page.

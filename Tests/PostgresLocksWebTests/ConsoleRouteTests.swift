@@ -15,13 +15,14 @@ import Testing
 struct ConsoleRouteTests {
     func withConsole<T: Sendable>(
         _ db: TestContext,
+        client: PostgresClient? = nil,
         logger: Logger? = nil,
         _ configure: (inout WebConsole.Configuration) -> Void = { _ in },
         _ body: @Sendable @escaping (any TestClientProtocol) async throws -> T
     ) async throws -> T {
         var configuration = WebConsole.Configuration(mountPath: "/ops", queueSchemas: [ConsoleScenario.schema])
         configure(&configuration)
-        let console = try WebConsole(client: db.client, configuration: configuration, logger: logger ?? db.logger)
+        let console = try WebConsole(client: client ?? db.client, configuration: configuration, logger: logger ?? db.logger)
         let router = Router()
         console.addRoutes(to: router)
         let app = Application(router: router)
@@ -346,6 +347,30 @@ struct ConsoleRouteTests {
                     #expect(!page.contains("SELECT") && !page.contains("terminating connection"))
                 }
                 #expect(try await scenario.queue.job(id: try #require(scenario.jobs[.dead]), on: db.client, logger: db.logger)?.state == "dead")
+            }
+        }
+    }
+
+    @Test(.needsPgBouncer) func theConsoleReadsAndActsThroughAPoolerInTransactionMode() async throws {
+        try await TestDatabase.withDatabase { db in
+            let scenario = try await ConsoleScenario.jobs(on: db)
+            let dead = try #require(scenario.jobs[.dead])
+            try await withBlockedSessions(db) { pids in
+                try await TestPgBouncer.withPooler(mode: .transaction, on: db) { pooled in
+                    try await withConsole(db, client: pooled.client) { client in
+                        let locks = String(buffer: try await client.execute(uri: "/ops/locks", method: .get).body)
+                        #expect(locks.contains("<tr class=\"root-blocker\" data-pid=\"\(pids[0])\">"))
+                        #expect(locks.contains("<td class=\"waiter-count\">2</td>"))
+                        let queues = String(buffer: try await client.execute(uri: "/ops/queues", method: .get).body)
+                        #expect(queues.contains("<td class=\"num state-dead\"><a href=\"/ops/jobs?queue=billing&amp;state=dead\">1</a></td>"))
+                        let page = String(buffer: try await client.execute(uri: "/ops/jobs/\(dead)", method: .get).body)
+                        let token = try #require(page.csrfToken).addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
+                        let done = try await client.execute(uri: "/ops/jobs/\(dead)/retry", method: .post, headers: [.contentType: "application/x-www-form-urlencoded"],
+                                                            body: ByteBuffer(string: "csrf=\(token)&confirm=yes"))
+                        #expect(done.status == .seeOther)
+                        #expect(try await state(of: dead, scenario, db) == "available")
+                    }
+                }
             }
         }
     }

@@ -18,22 +18,6 @@ private func makeElection(_ db: TestContext, instance: String) throws -> LeaderE
     return try LeaderElection(configuration: configuration, logger: db.logger)
 }
 
-/// Runs `services` in one group while `body` runs, then shuts them down.
-private func withServices<T: Sendable>(_ services: [any Service], logger: Logger, _ body: @Sendable () async throws -> T) async throws -> T {
-    let group = ServiceGroup(services: services, gracefulShutdownSignals: [], cancellationSignals: [], logger: logger)
-    return try await withThrowingTaskGroup(of: T?.self) { tasks in
-        tasks.addTask { try await group.run(); return nil }
-        let result: T
-        do { result = try await body() } catch {
-            await group.triggerGracefulShutdown()
-            try? await tasks.waitForAll()
-            throw error
-        }
-        await group.triggerGracefulShutdown()
-        try await tasks.waitForAll()
-        return result
-    }
-}
 
 @Suite("PostgresQueue periodic jobs")
 struct JobSchedulerTests {
@@ -45,7 +29,7 @@ struct JobSchedulerTests {
             let schedulers = try elections.map { try JobScheduler(queue: queue, client: db.client, election: $0, schedules: [every], logger: db.logger) }
             let services: [any Service] = elections + schedulers
             @Sendable func ticks() async throws -> Int { try await db.scalar("SELECT count(*)::int FROM q.ticks", as: Int.self) }
-            try await withServices(services, logger: db.logger) {
+            try await withRunningServices(services, logger: db.logger) {
                 try await waitUntil("three ticks are enqueued") { try await ticks() >= 3 }
                 // Kill the leader's session: another instance takes over, mid-schedule.
                 let leaders = elections.filter(\.isLeader)
@@ -78,12 +62,12 @@ struct JobSchedulerTests {
             let queue = try await makeQueue(db)
             let schedule = try PeriodicJob(name: "nightly", schedule: .cron("0 2 * * *"), job: try NewJob(kind: "nightly"))
             let first = try makeElection(db, instance: "first")
-            let stale = try await withServices([first], logger: db.logger) {
+            let stale = try await withRunningServices([first], logger: db.logger) {
                 try await first.withLeadership { token in token }
             }
             _ = try await queue.recordSchedules([schedule], token: stale, on: db.client, logger: db.logger)
             let second = try makeElection(db, instance: "second")
-            try await withServices([second], logger: db.logger) {
+            try await withRunningServices([second], logger: db.logger) {
                 let current = try await second.withLeadership { token in token }
                 #expect(current.term > stale.term)
                 let tick = Date(timeIntervalSince1970: 1_800_000_000)
@@ -127,7 +111,7 @@ struct JobSchedulerTests {
             @Sendable func ticks(_ name: String) async throws -> [Date] {
                 try await db.query("SELECT tick FROM q.ticks WHERE schedule = \(name) ORDER BY tick").map { try $0.decode(Date.self) }
             }
-            try await withServices([election, scheduler], logger: db.logger) {
+            try await withRunningServices([election, scheduler], logger: db.logger) {
                 try await waitUntil("the missed ticks are planned") {
                     let once = try await ticks("once").count, backfill = try await ticks("backfill").count
                     let planned = try await db.scalar("SELECT count(*)::int FROM q.schedules WHERE next_tick IS NOT NULL", as: Int.self)

@@ -24,21 +24,7 @@ func fastConfiguration(_ db: TestContext, concurrency: Int = 8, lease: Duration 
 
 /// Runs `workers` in a service group while `body` runs, then shuts them down gracefully.
 func withWorkers<T: Sendable>(_ workers: [QueueWorker], logger: Logger, _ body: @Sendable () async throws -> T) async throws -> T {
-    let group = ServiceGroup(services: workers, gracefulShutdownSignals: [], cancellationSignals: [], logger: logger)
-    return try await withThrowingTaskGroup(of: T?.self) { tasks in
-        tasks.addTask { try await group.run(); return nil }
-        let result: T
-        do {
-            result = try await body()
-        } catch {
-            await group.triggerGracefulShutdown()
-            try? await tasks.waitForAll()
-            throw error
-        }
-        await group.triggerGracefulShutdown()
-        try await tasks.waitForAll()
-        return result
-    }
+    try await withRunningServices(workers, logger: logger, body)
 }
 
 /// Counts of the test queue's jobs by state.

@@ -16,8 +16,7 @@ package struct LockSnapshotRenderer {
     }
 
     package func keyText(_ target: LockSnapshot.Target) -> String {
-        if case .advisory(let key) = target, let name = knownNames[key] { return "advisory \(name) (\(key))" }
-        return target.description
+        target.description(names: knownNames)
     }
 
     package func render(_ snapshot: LockSnapshot) -> String {

@@ -28,6 +28,13 @@ public struct LockSnapshot: Sendable, Hashable, Codable {
             case .other(let type): return type
             }
         }
+
+        /// The target as text, an advisory key with its name when `names` has one
+        /// (`advisory payment:order-123 (4711…)`).
+        public func description(names: [LockKey: String]) -> String {
+            if case .advisory(let key) = self, let name = names[key] { return "advisory \(name) (\(key))" }
+            return description
+        }
     }
 
     /// One row of `pg_locks`.

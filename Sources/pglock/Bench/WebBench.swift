@@ -173,10 +173,6 @@ enum WebBench {
         return connections
     }
 
-    static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-    }
-
     /// Completed jobs `from…to` of `total`, finished evenly over the last 30 days (the newest
     /// last), picked up a few seconds after they were due.
     static func seedCompletedSQL(_ queue: JobQueue, from: Int64, to: Int64, total: Int64) -> PostgresQuery {
