@@ -4,8 +4,8 @@ import PostgresLocks
 import PostgresNIO
 
 /// Leader election with fencing: three candidates compete; the leader's backend is killed
-/// (`pg_terminate_backend`) a few times. Each time another candidate must lead within a bound,
-/// with a larger fencing token, and a write fenced with the deposed leader's token must be
+/// (`pg_terminate_backend`) a few times. Each time a new term must begin within a bound (any
+/// candidate may win it, the deposed one too once reconnected), with a larger fencing token, and a write fenced with the deposed leader's token must be
 /// rejected while the new leader's succeeds. Finally the leader is stopped as on shutdown and
 /// must hand over at once.
 ///
@@ -49,11 +49,11 @@ struct LeaderFailoverScenario: DemoScenario {
             var fencedRejected = 0
             var newWritesAccepted = 0
             var withinBound = true
-            // Rounds that cannot measure a failover are run again (at most `kills` more): the
+            // Rounds that cannot measure a failover are run again (at most `2 × kills` of them): the
             // server restarted during the round (then no leader can exist for a while, whatever
             // the election does), or the leader had already been deposed by someone else.
             var redone = 0
-            while failovers.count < kills && redone <= kills {
+            while failovers.count < kills && redone <= 2 * kills {
                 let round = failovers.count + 1
                 let serverStarted = try await context.serverStartTime()
                 // The leader of this round, its token proven current by a fenced write.
@@ -61,20 +61,27 @@ struct LeaderFailoverScenario: DemoScenario {
                     return [outcome("a leader is elected", passed: false, detail: "no leader within \(format(Self.settleLimit))")]
                 }
                 guard let pid = leader.sessionBackendPID else { redone += 1; continue }
-                // Measure takeover by a queued follower: let the last round's victim reconnect first.
-                try await waitForFollowersQueued(context, count: candidates - 1)
+                // Measure takeover by a polling follower: every other candidate must have a
+                // session polling for the lock first (after a server restart a candidate may still
+                // be in its reconnect backoff, up to `maximumReconnectDelay`, longer than `bound`).
+                guard try await waitForFollowersPolling(context, elections, leader: leader) else {
+                    redone += 1
+                    continue
+                }
                 let killed = ContinuousClock.now
                 let terminated = try await context.idempotentQuery("SELECT pg_terminate_backend(\(pid))").rows[0].decode(Bool.self)
                 let deposed = leader
                 let noticedTask = Task { () -> Duration? in
                     let deadline = killed + Self.settleLimit
-                    while deposed.isLeader {
+                    while deposed.currentToken?.term == oldToken.term {
                         guard ContinuousClock.now < deadline else { return nil }
                         try await Task.sleep(for: .milliseconds(1))
                     }
                     return ContinuousClock.now - killed
                 }
-                let next = try await waitForLeader(elections, other: deposed, within: bound)
+                // The next term may go to any candidate, the deposed one too once it has reconnected
+                // (followers poll, so whoever tries first after the lock is freed wins).
+                let next = try await waitForNewTerm(elections, after: oldToken, within: bound)
                 let elapsed = ContinuousClock.now - killed
                 let restarted = try await context.serverStartTime() != serverStarted
                 if !terminated || restarted {
@@ -139,7 +146,7 @@ struct LeaderFailoverScenario: DemoScenario {
             context.progress.done("failovers \(failoverText); deposed leaders knew after \(noticedText); handover on shutdown \(handover.map(format) ?? "none")\(redoneText)")
             return [
                 outcome(
-                    "leader killed: another leads within \(format(bound)), larger token",
+                    "leader killed: a new term within \(format(bound)), larger token",
                     passed: withinBound && rounds == kills && tokensGrew,
                     detail: "\(rounds)/\(kills) failovers in \(failoverText); deposed leader knew after \(noticedText)\(redoneText)"
                 ),
@@ -181,6 +188,16 @@ struct LeaderFailoverScenario: DemoScenario {
         return nil
     }
 
+    /// Polls until a candidate leads with a term after `token`'s, for at most `limit`.
+    private func waitForNewTerm(_ elections: [LeaderElection], after token: FencingToken, within limit: Duration) async throws -> LeaderElection? {
+        let deadline = ContinuousClock.now + limit
+        while ContinuousClock.now < deadline {
+            if let leader = elections.first(where: { ($0.currentToken?.term ?? .min) > token.term }) { return leader }
+            try await Task.sleep(for: .milliseconds(1))
+        }
+        return nil
+    }
+
     /// Polls until a candidate other than `other` leads, for at most `limit`.
     private func waitForLeader(_ elections: [LeaderElection], other: LeaderElection?, within limit: Duration) async throws -> LeaderElection? {
         let deadline = ContinuousClock.now + limit
@@ -191,18 +208,22 @@ struct LeaderFailoverScenario: DemoScenario {
         return nil
     }
 
-    /// Polls until `count` sessions wait for an advisory lock (the followers' queue), for at most `bound`.
-    private func waitForFollowersQueued(_ context: DemoContext, count: Int) async throws {
-        let deadline = ContinuousClock.now + bound
-        while ContinuousClock.now < deadline {
-            let waiting = try await context.idempotentQuery("""
-                SELECT count(DISTINCT pid)::int8 FROM pg_locks
-                WHERE locktype = 'advisory' AND NOT granted
-                  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
-                """).rows[0].decode(Int64.self)
-            if waiting >= count { return }
-            try await Task.sleep(for: .milliseconds(2))
+    /// Polls until every candidate but `leader` has a session running its lock poll (active
+    /// in `pg_stat_activity`), for at most ``settleLimit``; false if they never all do, or if
+    /// `leader` stops leading meanwhile.
+    private func waitForFollowersPolling(_ context: DemoContext, _ elections: [LeaderElection], leader: LeaderElection) async throws -> Bool {
+        let deadline = ContinuousClock.now + Self.settleLimit
+        while ContinuousClock.now < deadline && leader.isLeader {
+            let pids = elections.filter { $0 !== leader }.compactMap(\.sessionBackendPID)
+            if pids.count == elections.count - 1 {
+                let polling = try await context.idempotentQuery(
+                    "SELECT count(*)::int8 FROM pg_stat_activity WHERE pid = ANY(\(pids)) AND state = 'active'"
+                ).rows[0].decode(Int64.self)
+                if polling == pids.count { return true }
+            }
+            try await Task.sleep(for: .milliseconds(5))
         }
+        return false
     }
 
     /// A write fenced by `token`, re-run after a lost connection only if it did not commit.
