@@ -50,6 +50,12 @@ final class TransactionStatusTracker: Sendable {
         return current & 0xff == Self.lost || current >> 8 == 0 ? nil : count
     }
 
+    /// Whether the handler follows the connection's messages: false once it could not be
+    /// placed or lost the message boundaries (then no status will come).
+    var isFollowing: Bool {
+        value.load(ordering: .acquiring) & 0xff != Self.lost
+    }
+
     /// Adds `count` `ROLLBACK` command tags read from the stream.
     fileprivate func recordRollbackTags(_ count: Int) {
         rollbackTags.add(UInt64(count), ordering: .releasing)

@@ -69,6 +69,10 @@ public struct PostgresLocksError: Error, Sendable, CustomStringConvertible, Cust
         /// A checked transaction was started on a connection that is already inside a
         /// transaction (opened by an ORM or by hand): nothing was sent.
         public static let nestedTransaction = Code("nestedTransaction")
+        /// The library was asked to adopt the caller's transaction
+        /// (``PostgresNIO/PostgresConnection/withAdoptedTransaction(canceller:logger:isolation:_:)``)
+        /// on a connection that is not inside a transaction block: nothing was run.
+        public static let notInTransaction = Code("notInTransaction")
         /// A feature that needs a server session (session locks, singletons, leader election,
         /// `LISTEN`) was refused because the connection goes through a transaction-pooling proxy.
         public static let transactionPooling = Code("transactionPooling")

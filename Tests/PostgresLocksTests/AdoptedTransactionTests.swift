@@ -1,0 +1,139 @@
+import Logging
+@testable import PostgresLocks
+import PostgresLocksTestSupport
+import PostgresNIO
+import Testing
+
+/// The library works inside a transaction the caller opened (an ORM's, or a `BEGIN` sent by
+/// hand): it sends no `BEGIN` or `COMMIT`, its work commits with the caller's transaction and is
+/// undone by its rollback, and it refuses a connection that is not in a transaction block.
+@Suite("Adopted transactions")
+struct AdoptedTransactionTests {
+    private static func raw(_ connection: PostgresConnection, _ sql: String, _ db: TestContext) async throws {
+        _ = try await connection.query(PostgresQuery(unsafeSQL: sql), logger: db.logger).collect()
+    }
+
+    private static func heldAdvisoryLocks(_ db: TestContext) async throws -> Int {
+        try await db.scalar("""
+            SELECT count(*)::int FROM pg_locks WHERE locktype = 'advisory' AND granted
+              AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+            """, as: Int.self)
+    }
+
+    @Test func anAdoptedTransactionsLockIsHeldUntilTheCallersCommitAndNothingElseIsSent() async throws {
+        try await TestDatabase.withDatabase { db in
+            try await db.query("CREATE TABLE t (v int)")
+            try await db.withConnections(1) { connections in
+                let connection = connections[0]
+                try await Self.raw(connection, "BEGIN", db)
+                try await Self.raw(connection, "INSERT INTO t VALUES (1)", db)
+                try await connection.withAdoptedTransaction(logger: db.logger) { tx in
+                    try await tx.advisoryLock(.int64(42))
+                    try await tx.query("INSERT INTO t VALUES (2)")
+                }
+                // Still the caller's open transaction: the lock is held, nothing committed.
+                #expect(try await Self.heldAdvisoryLocks(db) == 1)
+                #expect(try await db.scalar("SELECT count(*)::int FROM t", as: Int.self) == 0)
+                try await Self.raw(connection, "COMMIT", db)
+                #expect(try await Self.heldAdvisoryLocks(db) == 0)
+                #expect(try await db.scalar("SELECT count(*)::int FROM t", as: Int.self) == 2)
+            }
+        }
+    }
+
+    @Test func theCallersRollbackUndoesAGaplessNumberAllocatedInIt() async throws {
+        try await TestDatabase.withDatabase { db in
+            let counter = try GaplessCounter(table: "numbers")
+            try await counter.migrate(on: db.client, logger: db.logger)
+            try await db.withConnections(1) { connections in
+                let connection = connections[0]
+                try await Self.raw(connection, "BEGIN", db)
+                let first = try await connection.withAdoptedTransaction(logger: db.logger) { tx in
+                    try await counter.next(scope: "tenant-a", in: tx)
+                }
+                #expect(first == 1)
+                try await Self.raw(connection, "ROLLBACK", db)
+                try await Self.raw(connection, "BEGIN", db)
+                let again = try await connection.withAdoptedTransaction(logger: db.logger) { tx in
+                    try await counter.next(scope: "tenant-a", in: tx)
+                }
+                try await Self.raw(connection, "COMMIT", db)
+                #expect(again == 1)  // the rolled-back number is given again: no gap
+            }
+        }
+    }
+
+    @Test func aConnectionOutsideATransactionBlockIsRefusedBeforeTheBodyRuns() async throws {
+        try await TestDatabase.withDatabase { db in
+            try await db.withConnections(1) { connections in
+                let connection = connections[0]
+                // Seen before (status known) and not seen before: both refused.
+                for round in 1...2 {
+                    var bodyRan = false
+                    await #expect {
+                        try await connection.withAdoptedTransaction(logger: db.logger) { tx in
+                            bodyRan = true
+                            try await tx.advisoryLock(.int64(7))
+                        }
+                    } throws: { ($0 as? PostgresLocksError)?.code == .notInTransaction }
+                    #expect(!bodyRan, "round \(round)")
+                    #expect(try await Self.heldAdvisoryLocks(db) == 0)
+                }
+                // A transaction block opened and ended by hand is no longer adoptable.
+                try await Self.raw(connection, "BEGIN", db)
+                try await Self.raw(connection, "COMMIT", db)
+                await #expect {
+                    try await connection.withAdoptedTransaction(logger: db.logger) { _ in }
+                } throws: { ($0 as? PostgresLocksError)?.code == .notInTransaction }
+            }
+        }
+    }
+
+    @Test func anErrorTheBodySwallowedIsRethrownSoTheCallerRollsBack() async throws {
+        try await TestDatabase.withDatabase { db in
+            try await db.withConnections(1) { connections in
+                let connection = connections[0]
+                try await Self.raw(connection, "BEGIN", db)
+                await #expect {
+                    try await connection.withAdoptedTransaction(logger: db.logger) { tx in
+                        _ = try? await tx.query("SELECT 1 / 0")
+                    }
+                } throws: { ($0 as? PostgresLocksError)?.code == .transactionAborted }
+                // The block is failed: adopting it again says so, with nothing sent.
+                await #expect {
+                    try await connection.withAdoptedTransaction(logger: db.logger) { _ in }
+                } throws: { ($0 as? PostgresLocksError)?.code == .inFailedTransaction }
+                try await Self.raw(connection, "ROLLBACK", db)
+            }
+        }
+    }
+
+    @Test func aCancelledLockWaitInAnAdoptedTransactionLeavesTheCallersConnectionUsable() async throws {
+        try await TestDatabase.withDatabase { db in
+            try await db.withConnections(2) { connections in
+                let (holder, waiter) = (connections[0], connections[1])
+                try await Self.raw(holder, "BEGIN", db)
+                try await Self.raw(holder, "SELECT pg_advisory_xact_lock(99)", db)
+                try await Self.raw(waiter, "BEGIN", db)
+                let wait = Task {
+                    try await waiter.withAdoptedTransaction(canceller: db.client, logger: db.logger) { tx in
+                        try await tx.advisoryLock(.int64(99))
+                    }
+                }
+                try await waitUntil("the adopted transaction waits for the lock") {
+                    try await db.scalar("""
+                        SELECT count(*)::int FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+                          AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                        """, as: Int.self) == 1
+                }
+                wait.cancel()
+                await #expect(throws: CancellationError.self) { try await wait.value }
+                // The wait was cancelled on the server, not by closing the caller's connection.
+                #expect(!waiter.isClosed)
+                try await Self.raw(waiter, "ROLLBACK", db)
+                try await Self.raw(waiter, "SELECT 1", db)
+                try await Self.raw(holder, "ROLLBACK", db)
+            }
+        }
+    }
+}
