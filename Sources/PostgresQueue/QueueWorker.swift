@@ -3,6 +3,7 @@ import Logging
 import Metrics
 import PostgresLocks
 import PostgresNIO
+import Tracing
 import ServiceLifecycle
 
 /// A swift-service-lifecycle `Service` that works one queue: it claims jobs in batches, runs
@@ -218,6 +219,23 @@ public final class QueueWorker: Service {
         case failed(any Error)
         case leaseLost
         case cancelled
+
+        /// What the job's span records as its outcome.
+        var spanOutcome: String {
+            switch self {
+            case .decided(let outcome):
+                switch outcome.decision {
+                case .complete: "completed"
+                case .snooze: "snoozed"
+                case .retry: "retry"
+                case .discard: "discarded"
+                case .cancel: "cancelled"
+                }
+            case .failed: "failed"
+            case .leaseLost: "lease lost"
+            case .cancelled: "stopped"
+            }
+        }
     }
 
     /// Runs one job's handler (stopped if its lease is lost or it is cancelled, failed if it
@@ -229,13 +247,27 @@ public final class QueueWorker: Service {
         let settings = handlers.settings(of: job.kind)
         for observer in queue.observers { await observer.jobStarted(job) }
         let startedAt = ContinuousClock.now
+        // The run's span continues the trace of the code that enqueued the job (its context
+        // travels in the job's metadata), else the worker's own context.
+        let span = InstrumentationSystem.tracer.startAnySpan(
+            "pglocks.job", context: JobTraceContext.extract(from: job.metadata) ?? ServiceContext.current ?? .topLevel,
+            ofKind: .consumer, at: DefaultTracerClock.now, function: #function, file: #fileID, line: #line
+        )
+        span.attributes["pglocks.job.id"] = job.id
+        span.attributes["pglocks.job.kind"] = job.kind
+        span.attributes["pglocks.job.queue"] = job.queue
+        span.attributes["pglocks.job.attempt"] = Int64(job.attempt)
+        defer { span.end() }
         // The handler runs in its own task so that the heartbeat, a cancel message or the run
-        // timeout can cancel this one job; cancelling this task (shutdown) cancels it too.
-        let work = Task<JobOutcome, any Error> {
-            guard let chain else {
-                throw PostgresLocksError(code: .invalidArgument, message: "no handler for kind \(job.kind)")
+        // timeout can cancel this one job; cancelling this task (shutdown) cancels it too. It
+        // runs with the job's span as its context (a task inherits it where it is created).
+        let work = ServiceContext.$current.withValue(span.context) {
+            Task<JobOutcome, any Error> {
+                guard let chain else {
+                    throw PostgresLocksError(code: .invalidArgument, message: "no handler for kind \(job.kind)")
+                }
+                return try await chain(job, context)
             }
-            return try await chain(job, context)
         }
         inFlight.setCancel(job.id) { work.cancel() }
         let timedOut = SetOnceFlag()
@@ -266,6 +298,8 @@ public final class QueueWorker: Service {
         case .failure(let error): result = .failed(error)
         }
         let jobLogger = context.logger
+        span.attributes["pglocks.job.outcome"] = result.spanOutcome
+        if case .failed(let error) = result { span.recordError(error) }
         switch result {
         case .decided(let outcome):
             await record(outcome, of: job, settings: settings, runtime: ContinuousClock.now - startedAt, completedInTransaction: flag.isSet, completions: completions, logger: jobLogger)

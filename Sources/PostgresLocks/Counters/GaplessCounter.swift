@@ -1,5 +1,6 @@
 import Logging
 import PostgresNIO
+import Tracing
 
 /// Hands out numbers per scope (tenant, document, invoice series) that run 1, 2, 3, … with no
 /// gap and no duplicate, inside the caller's transaction: a rollback consumes nothing.
@@ -87,6 +88,18 @@ public struct GaplessCounter: Sendable {
     ///   another order) as ``PostgresLocksError``.
     public func next(scope: String, in transaction: Transaction) async throws -> Int64 {
         guard !scope.isEmpty else { throw PostgresLocksError.invalidArgument("the counter scope is empty") }
+        return try await LibrarySpan.with("pglocks.gapless_number") { span in
+            span.attributes["pglocks.counter.table"] = "\(table)"
+            span.attributes["pglocks.counter.scope"] = scope
+            span.attributes["pglocks.counter.strategy"] = strategy.rawValue
+            let number = try await allocate(scope: scope, in: transaction)
+            span.attributes["pglocks.counter.number"] = number
+            return number
+        }
+    }
+
+    /// The number, by the counter's strategy.
+    private func allocate(scope: String, in transaction: Transaction) async throws -> Int64 {
         switch strategy {
         case .counterRow:
             return try await transaction.queryPrepared(counterRowStatement(scope: scope))[0].int64FromText()

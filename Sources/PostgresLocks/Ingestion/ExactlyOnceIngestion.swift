@@ -1,5 +1,6 @@
 import Logging
 import PostgresNIO
+import Tracing
 
 /// Ingests batches of events keyed by a business key so that each key is stored **once** and
 /// the caller's handler runs **once per key**, in the transaction that stored it, however many
@@ -128,18 +129,24 @@ public struct ExactlyOnceIngestion<Key: IngestionKey>: Sendable {
         isolation: isolated (any Actor)? = #isolation,
         handler: (Transaction, [Event]) async throws -> Void
     ) async throws -> [Int] {
-        let statement = insertStatement(Array(batch.keys[range]))
-        // It may wait for another producer's transaction on the same keys: cancellable.
-        let result = try await transaction.recordingAbort {
-            try await transaction.connection.runCancellableLockStatement(statement, canceller: transaction.canceller, logger: transaction.logger)
+        try await LibrarySpan.with("pglocks.ingestion_batch") { span in
+            span.attributes["pglocks.ingestion.table"] = "\(table)"
+            span.attributes["pglocks.ingestion.keys"] = range.count
+            let statement = insertStatement(Array(batch.keys[range]))
+            // It may wait for another producer's transaction on the same keys: cancellable.
+            let result = try await transaction.recordingAbort {
+                try await transaction.connection.runCancellableLockStatement(statement, canceller: transaction.canceller, logger: transaction.logger)
+            }
+            let returned = try result.rows[0].decode([Key].self)
+            let positions = batch.insertedPositions(in: range, returned: returned)
+            span.attributes["pglocks.ingestion.new"] = positions.count
+            span.attributes["pglocks.ingestion.duplicates"] = range.count - positions.count
+            if !positions.isEmpty {
+                let newEvents = positions.map { batch.firstEventIndex[$0] }.sorted().map { events[$0] }
+                try await handler(transaction, newEvents)
+            }
+            return positions
         }
-        let returned = try result.rows[0].decode([Key].self)
-        let positions = batch.insertedPositions(in: range, returned: returned)
-        if !positions.isEmpty {
-            let newEvents = positions.map { batch.firstEventIndex[$0] }.sorted().map { events[$0] }
-            try await handler(transaction, newEvents)
-        }
-        return positions
     }
 }
 

@@ -1,5 +1,6 @@
 import Logging
 import Metrics
+import Tracing
 
 /// The lock metrics (swift-metrics) and log lines, in one place.
 ///
@@ -13,6 +14,9 @@ import Metrics
 /// - `pglocks_lock_lost_total` (counter): session locks lost with their connection.
 ///
 /// Metric objects are made per event, so a metrics backend bootstrapped late still sees them.
+/// Each outcome is also a `pglocks.lock` span (see ``LibrarySpan``) covering the wait, recorded
+/// when it ends; a wait that ended in an error (a deadlock, a cancelled task) is one too
+/// (``failed(_:scope:mode:keys:waited:key:)``), though no metric counts it.
 enum LockMetrics {
     enum Outcome {
         case acquired(contended: Bool)
@@ -28,6 +32,7 @@ enum LockMetrics {
         logger: Logger,
         key: @autoclosure () -> String
     ) {
+        span(outcome: outcome, scope: scope, mode: mode, keys: keys, waited: waited, error: nil, key: key())
         let scopeDimension = [("scope", scope.rawValue)]
         if let waited {
             Timer(label: "pglocks_lock_wait_seconds", dimensions: [("scope", scope.rawValue), ("mode", mode == .shared ? "shared" : "exclusive")])
@@ -46,6 +51,31 @@ enum LockMetrics {
             logger.info("advisory lock not acquired", metadata: [
                 "key": "\(key())", "scope": "\(scope.rawValue)", "mode": "\(mode)", "waited_ms": "\(waited.map(milliseconds) ?? 0)",
             ])
+        }
+    }
+
+    /// A wait that ended in an error other than not getting the lock: only its span.
+    static func failed(_ error: any Error, scope: LockScope, mode: LockMode, keys: Int, waited: Duration, key: @autoclosure () -> String) {
+        span(outcome: nil, scope: scope, mode: mode, keys: keys, waited: waited, error: error, key: key())
+    }
+
+    /// The `pglocks.lock` span of one acquisition (`outcome` nil: it failed with `error`).
+    private static func span(
+        outcome: Outcome?, scope: LockScope, mode: LockMode, keys: Int, waited: Duration?, error: (any Error)?,
+        key: @autoclosure () -> String
+    ) {
+        LibrarySpan.recordFinished("pglocks.lock", lasted: waited ?? .zero, error: error) { attributes in
+            attributes["pglocks.lock.key"] = key()
+            attributes["pglocks.lock.mode"] = mode == .shared ? "shared" : "exclusive"
+            attributes["pglocks.lock.scope"] = scope.rawValue
+            attributes["pglocks.lock.keys"] = keys
+            attributes["pglocks.lock.waited_ms"] = waited.map(milliseconds) ?? 0
+            attributes["pglocks.lock.outcome"] = switch outcome {
+            case .acquired(contended: false)?: "acquired"
+            case .acquired(contended: true)?: "acquired after waiting"
+            case .notAcquired?: "not acquired"
+            case nil: (error as? PostgresLocksError)?.code.name ?? (error is CancellationError ? "cancelled" : "failed")
+            }
         }
     }
 

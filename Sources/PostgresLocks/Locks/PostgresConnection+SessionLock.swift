@@ -17,7 +17,11 @@ extension PostgresConnection {
         do {
             acquired = try await acquireSessionLock(key, mode: mode, wait: wait, canceller: canceller, logger: logger)
         } catch {
-            if (error as? PostgresLocksError)?.code == .lockTimeout { record(.notAcquired) }
+            if (error as? PostgresLocksError)?.code == .lockTimeout {
+                record(.notAcquired)
+            } else if recordsMetrics {
+                LockMetrics.failed(error, scope: .session, mode: mode, keys: 1, waited: ContinuousClock.now - started, key: "\(key)")
+            }
             await releaseSessionLock(key, mode: mode, expectHeld: false, logger: logger)
             throw error
         }

@@ -50,6 +50,9 @@ extension Transaction {
         } catch let error as PostgresLocksError where error.code == .lockTimeout {
             record(.notAcquired)
             throw error
+        } catch {
+            LockMetrics.failed(error, scope: .transaction, mode: mode, keys: sorted.count, waited: ContinuousClock.now - started, key: "\(sorted.count) keys")
+            throw error
         }
     }
 
@@ -178,6 +181,9 @@ extension Transaction {
             }
         } catch let error as PostgresLocksError where error.code == .lockTimeout {
             LockMetrics.record(.notAcquired, scope: .transaction, mode: mode, keys: 1, waited: ContinuousClock.now - started, logger: logger, key: "\(key)")
+            throw error
+        } catch {
+            LockMetrics.failed(error, scope: .transaction, mode: mode, keys: 1, waited: ContinuousClock.now - started, key: "\(key)")
             throw error
         }
         LockMetrics.record(.acquired(contended: true), scope: .transaction, mode: mode, keys: 1, waited: ContinuousClock.now - started, logger: logger, key: "\(key)")

@@ -1,5 +1,6 @@
 import Logging
 import PostgresNIO
+import Tracing
 
 extension TransactionRunner {
     /// Runs `body` in a transaction that tells the truth about how it ended: on a connection
@@ -41,7 +42,7 @@ extension TransactionRunner {
 
     /// The checked transaction as attempt `attempt`; `readsTransactionID` as on
     /// `PostgresConnection.runCheckedTransaction` (an ``UnsettledCommit`` is thrown for the
-    /// caller to settle).
+    /// caller to settle). Each attempt is a `pglocks.transaction` span (see ``LibrarySpan``).
     func withCheckedTransaction<Result>(
         options: TransactionOptions,
         logger: Logger,
@@ -51,10 +52,20 @@ extension TransactionRunner {
         isolation: isolated (any Actor)? = #isolation,
         _ body: (Transaction, [PostgresRow]) async throws -> sending Result
     ) async throws -> sending Result {
-        try await transactionRoute.withConnection(logger: logger) { connection, client in
-            try await connection.runCheckedTransaction(
-                options: options, logger: logger, attempt: attempt, readsTransactionID: readsTransactionID, canceller: client, leading: leading, body
-            )
+        try await LibrarySpan.with("pglocks.transaction") { span in
+            span.attributes["pglocks.transaction.attempt"] = attempt
+            do {
+                let value = try await transactionRoute.withConnection(logger: logger) { connection, client in
+                    try await connection.runCheckedTransaction(
+                        options: options, logger: logger, attempt: attempt, readsTransactionID: readsTransactionID, canceller: client, leading: leading, body
+                    )
+                }
+                span.attributes["pglocks.transaction.outcome"] = "committed"
+                return value
+            } catch {
+                span.attributes["pglocks.transaction.outcome"] = (error as? PostgresLocksError)?.code.name ?? "failed"
+                throw error
+            }
         }
     }
 }

@@ -1,0 +1,46 @@
+import PostgresLocks
+import Tracing
+
+/// How a job carries the trace context of the code that enqueued it, so the span of its run
+/// continues that trace: a request's trace shows the jobs it caused.
+///
+/// At enqueue, the `pglocks.enqueue` span's context is written into the job's metadata by the
+/// bootstrapped instrument's propagator (with swift-otel: the W3C `traceparent` and
+/// `tracestate` keys); the worker reads it back and starts the job's `pglocks.job` span as its
+/// child. Keys a job already carries are left as they are; with no instrument bootstrapped,
+/// nothing is written.
+enum JobTraceContext {
+    /// `jobs` with the current trace context added to each one's metadata.
+    static func carrying(_ jobs: [NewJob], context: ServiceContext) -> [NewJob] {
+        var carried: [String: String] = [:]
+        InstrumentationSystem.instrument.inject(context, into: &carried, using: MetadataInjector())
+        guard !carried.isEmpty else { return jobs }
+        return jobs.map { job in
+            var job = job
+            job.metadata.merge(carried) { existing, _ in existing }
+            return job
+        }
+    }
+
+    /// The trace context stored with a job, if any.
+    static func extract(from metadata: [String: String]) -> ServiceContext? {
+        guard !metadata.isEmpty else { return nil }
+        var context = ServiceContext.topLevel
+        InstrumentationSystem.instrument.extract(metadata, into: &context, using: MetadataExtractor())
+        return context
+    }
+}
+
+/// Writes propagation fields into a job's metadata.
+struct MetadataInjector: Injector {
+    func inject(_ value: String, forKey key: String, into carrier: inout [String: String]) {
+        carrier[key] = value
+    }
+}
+
+/// Reads propagation fields from a job's metadata.
+struct MetadataExtractor: Extractor {
+    func extract(key: String, from carrier: [String: String]) -> String? {
+        carrier[key]
+    }
+}
