@@ -13,7 +13,16 @@ let package = Package(
         .library(name: "PostgresQueue", targets: ["PostgresQueue"]),
         .library(name: "EphemeralPostgres", targets: ["EphemeralPostgres"]),
         .library(name: "PostgresLocksWeb", targets: ["PostgresLocksWeb"]),
+        .library(name: "PostgresLocksVapor", targets: ["PostgresLocksVapor"]),
         .executable(name: "pglock", targets: ["pglock"]),
+    ],
+    // Vapor and Fluent are built only for a package that asks for them (`traits: ["Vapor"]` or
+    // `traits: ["Fluent"]` on its `.package` line): without a trait, PostgresLocksVapor is an
+    // empty module and nothing of Vapor is built.
+    traits: [
+        .trait(name: "Vapor", description: "PostgresLocksVapor: app.postgresLocks, services in Vapor's lifecycle, errors as HTTP statuses."),
+        .trait(name: "Fluent", description: "Vapor, and the library's transaction-scoped operations inside a Fluent transaction.", enabledTraits: ["Vapor"]),
+        .default(enabledTraits: []),
     ],
     dependencies: [
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
@@ -29,6 +38,8 @@ let package = Package(
         .package(url: "https://github.com/swiftlang/swift-subprocess.git", from: "1.0.2"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
+        .package(url: "https://github.com/vapor/vapor.git", from: "4.122.3"),
+        .package(url: "https://github.com/vapor/fluent-kit.git", from: "1.57.0"),
     ],
     targets: [
         .target(
@@ -79,6 +90,19 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             resources: [.copy("Assets")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "PostgresLocksVapor",
+            dependencies: [
+                "PostgresLocks",
+                "PostgresQueue",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Vapor", package: "vapor", condition: .when(traits: ["Vapor"])),
+                .product(name: "FluentKit", package: "fluent-kit", condition: .when(traits: ["Fluent"])),
+            ],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -150,6 +174,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
             ],
             path: "Tests/DocumentationSnippets",
             swiftSettings: swiftSettings

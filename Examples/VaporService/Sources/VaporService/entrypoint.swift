@@ -1,0 +1,23 @@
+import Logging
+import Vapor
+
+/// `swift run VaporService serve` (the default command), `… migrate`, `… routes`: Vapor's
+/// commands, with `DATABASE_URL` naming the server.
+@main
+enum Entrypoint {
+    static func main() async throws {
+        var env = try Environment.detect()
+        try LoggingSystem.bootstrap(from: &env)
+        try await Tracing.bootstrap(serviceName: "vapor-service")
+        let app = try await Application.make(env)
+        do {
+            try await configure(app)
+            try await app.execute()
+        } catch {
+            app.logger.report(error: error)
+            try? await app.asyncShutdown()
+            throw error
+        }
+        try await app.asyncShutdown()
+    }
+}
