@@ -249,9 +249,9 @@ public final class QueueWorker: Service {
         let startedAt = ContinuousClock.now
         // The run's span continues the trace of the code that enqueued the job (its context
         // travels in the job's metadata), else the worker's own context.
-        let span = InstrumentationSystem.tracer.startAnySpan(
+        let span = startSpan(
             "pglocks.job", context: JobTraceContext.extract(from: job.metadata) ?? ServiceContext.current ?? .topLevel,
-            ofKind: .consumer, at: DefaultTracerClock.now, function: #function, file: #fileID, line: #line
+            ofKind: .consumer, at: DefaultTracerClock.now
         )
         span.attributes["pglocks.job.id"] = job.id
         span.attributes["pglocks.job.kind"] = job.kind

@@ -89,6 +89,25 @@ struct AdoptedTransactionTests {
         }
     }
 
+    @Test func aStaleInTransactionStatusAfterTheCallersCommitIsNotBelieved() async throws {
+        // The ReadyForQuery after someone else's COMMIT can arrive in a later read than the
+        // COMMIT's result: until it is read, the last status says "in a transaction". Adopting
+        // then would run transaction-scoped locks outside any transaction.
+        try await TestDatabase.withDatabase { db in
+            try await db.withConnections(1) { connections in
+                let connection = connections[0]
+                try await Self.raw(connection, "BEGIN", db)
+                try await Self.raw(connection, "COMMIT", db)
+                ConnectionWatch.watch(connection).transactionStatus.overwriteStatusInFlight(.inTransaction)
+                await #expect {
+                    try await connection.withAdoptedTransaction(logger: db.logger) { tx in
+                        try await tx.advisoryLock(.int64(5))
+                    }
+                } throws: { ($0 as? PostgresLocksError)?.code == .notInTransaction }
+            }
+        }
+    }
+
     @Test func anErrorTheBodySwallowedIsRethrownSoTheCallerRollsBack() async throws {
         try await TestDatabase.withDatabase { db in
             try await db.withConnections(1) { connections in

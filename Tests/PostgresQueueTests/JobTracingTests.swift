@@ -21,7 +21,7 @@ struct JobTracingTests {
             var handlers = JobHandlers()
             handlers.register("render") { (work: Work, _) in
                 // The handler runs inside the job's span: its own spans are children of it.
-                let span = InstrumentationSystem.tracer.startAnySpan("render pdf", context: ServiceContext.current ?? .topLevel, ofKind: .internal, at: DefaultTracerClock.now, function: #function, file: #fileID, line: #line)
+                let span = startSpan("render pdf", context: ServiceContext.current ?? .topLevel, ofKind: .internal, at: DefaultTracerClock.now)
                 span.attributes["n"] = work.n
                 span.end()
             }

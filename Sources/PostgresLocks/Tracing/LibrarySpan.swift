@@ -26,9 +26,8 @@ package enum LibrarySpan {
         isolation: isolated (any Actor)? = #isolation,
         _ body: (any Span) async throws -> sending Result
     ) async throws -> sending Result {
-        let span = InstrumentationSystem.tracer.startAnySpan(
-            name, context: context ?? ServiceContext.current ?? .topLevel, ofKind: kind, at: DefaultTracerClock.now,
-            function: #function, file: #fileID, line: #line
+        let span = startSpan(
+            name, context: context ?? ServiceContext.current ?? .topLevel, ofKind: kind, at: DefaultTracerClock.now
         )
         defer { span.end() }
         do {
@@ -53,9 +52,8 @@ package enum LibrarySpan {
         let end = DefaultTracerClock.now
         let nanoseconds = UInt64(clamping: max(0, duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000))
         let start = DefaultTracerClock.Timestamp(nanosecondsSinceEpoch: end.nanosecondsSinceEpoch &- min(nanoseconds, end.nanosecondsSinceEpoch))
-        let span = InstrumentationSystem.tracer.startAnySpan(
-            name, context: ServiceContext.current ?? .topLevel, ofKind: .internal, at: start,
-            function: #function, file: #fileID, line: #line
+        let span = startSpan(
+            name, context: ServiceContext.current ?? .topLevel, ofKind: .internal, at: start
         )
         guard span.isRecording else {
             span.end(at: end)

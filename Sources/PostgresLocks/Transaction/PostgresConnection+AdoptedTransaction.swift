@@ -11,8 +11,8 @@ extension PostgresConnection {
     ///
     /// The connection must be inside a transaction block: outside one, every statement would be
     /// its own transaction, and a transaction-scoped lock would be released as soon as it was
-    /// taken. That is checked first (from the status of the server's last `ReadyForQuery`,
-    /// with one `SELECT 1` when it is not known), and refused with
+    /// taken. That is checked first, with the server (one `SELECT 1`, whose `ReadyForQuery`
+    /// carries the transaction status), and refused with
     /// ``PostgresLocksError/Code/notInTransaction`` before anything else is sent.
     ///
     /// If a statement of the body fails, the caller's transaction is aborted on the server, and
@@ -58,28 +58,26 @@ extension PostgresConnection {
     }
 
     /// Throws unless the connection is inside a transaction block that has not failed. The
-    /// last `ReadyForQuery`'s status is believed when it says so; anything else is asked once
-    /// (`SELECT 1`), and the answer awaited until its own `ReadyForQuery` has been read (it can
-    /// arrive in a later read than the statement's result).
+    /// server is asked every time (`SELECT 1`, one round trip): the last status read may be
+    /// stale (the `ReadyForQuery` after someone else's `COMMIT` can arrive in a later read than
+    /// its result), and adopting a connection outside a transaction would release every
+    /// transaction-scoped lock at once. The answer's own `ReadyForQuery` is awaited.
     func requireOpenTransactionBlock(watch: ConnectionWatch, logger: Logger) async throws {
         let tracker = watch.transactionStatus
-        var status = watch.knownTransactionStatus
-        if status != .inTransaction {
-            let before = tracker.snapshot.readyCount
-            do {
-                try await runStatement("SELECT 1", watch: watch, logger: logger)
-            } catch let error as PostgresLocksError where error.code == .inFailedTransaction {
-                // Refused because the block failed: reported below.
-            }
-            // The handler reads every message before PostgresNIO does; only the trailing
-            // ReadyForQuery may still be on its way. A stream the handler cannot follow never
-            // counts one: then the status stays unknown.
-            let deadline = ContinuousClock.now + .seconds(1)
-            while tracker.snapshot.readyCount == before && tracker.isFollowing && ContinuousClock.now < deadline {
-                await Task.yield()
-            }
-            status = tracker.snapshot.readyCount == before ? nil : tracker.status
+        let before = tracker.snapshot.readyCount
+        do {
+            try await runStatement("SELECT 1", watch: watch, logger: logger)
+        } catch let error as PostgresLocksError where error.code == .inFailedTransaction {
+            // Refused because the block failed: reported below.
         }
+        // The handler reads every message before PostgresNIO does; only the trailing
+        // ReadyForQuery may still be on its way. A stream the handler cannot follow never
+        // counts one: then the status stays unknown.
+        let deadline = ContinuousClock.now + .seconds(1)
+        while tracker.snapshot.readyCount == before && tracker.isFollowing && ContinuousClock.now < deadline {
+            await Task.yield()
+        }
+        let status = tracker.snapshot.readyCount == before ? nil : tracker.status
         switch status {
         case .inTransaction?:
             return
