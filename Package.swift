@@ -21,7 +21,7 @@ let package = Package(
     // empty module and nothing of Vapor is built.
     traits: [
         .trait(name: "Vapor", description: "PostgresLocksVapor: app.postgresLocks, services in Vapor's lifecycle, errors as HTTP statuses."),
-        .trait(name: "Fluent", description: "Vapor, and the library's transaction-scoped operations inside a Fluent transaction.", enabledTraits: ["Vapor"]),
+        .trait(name: "Fluent", description: "Vapor, and the library's transaction-scoped operations inside a Fluent or SQLKit transaction.", enabledTraits: ["Vapor"]),
         .default(enabledTraits: []),
     ],
     dependencies: [
@@ -40,6 +40,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
         .package(url: "https://github.com/vapor/vapor.git", from: "4.122.3"),
         .package(url: "https://github.com/vapor/fluent-kit.git", from: "1.57.0"),
+        .package(url: "https://github.com/vapor/sql-kit.git", from: "3.36.0"),
     ],
     targets: [
         .target(
@@ -102,6 +103,7 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Vapor", package: "vapor", condition: .when(traits: ["Vapor"])),
                 .product(name: "FluentKit", package: "fluent-kit", condition: .when(traits: ["Fluent"])),
+                .product(name: "SQLKit", package: "sql-kit", condition: .when(traits: ["Fluent"])),
             ],
             swiftSettings: swiftSettings
         ),

@@ -3,6 +3,7 @@ import FluentKit
 import Logging
 import PostgresLocks
 import PostgresNIO
+import SQLKit
 
 extension FluentKit.Database {
     /// Runs `body` with a ``PostgresLocks/Transaction`` for the Fluent transaction this
@@ -54,6 +55,38 @@ extension FluentKit.Database {
     }
 }
 
+extension SQLKit.SQLDatabase {
+    /// Runs `body` with a ``PostgresLocks/Transaction`` for the transaction this SQLKit
+    /// database's session is in (a `BEGIN` sent on the database `withSession` hands you, or on
+    /// a `PostgresConnection`'s `sql()`): the SQLKit form of
+    /// `FluentKit.Database.withAdoptedTransaction(canceller:logger:isolation:_:)`, with the same
+    /// checks and errors.
+    ///
+    /// ```swift
+    /// try await sql.withSession { session in
+    ///     try await session.raw("BEGIN").run()
+    ///     let number = try await session.withAdoptedTransaction { tx in try await numbers.next(scope: tenant, in: tx) }
+    ///     try await session.raw("INSERT INTO documents (tenant, number) VALUES (\(bind: tenant), \(bind: number))").run()
+    ///     try await session.raw("COMMIT").run()
+    /// }
+    /// ```
+    public func withAdoptedTransaction<Result>(
+        canceller: PostgresClient? = nil,
+        logger: Logger? = nil,
+        isolation: isolated (any Actor)? = #isolation,
+        _ body: (PostgresLocks.Transaction) async throws -> sending Result
+    ) async throws -> sending Result {
+        guard let connection = FluentConnectionLookup.find(in: self) else {
+            throw PostgresLocksError(
+                code: .notInTransaction,
+                message: "this SQLKit database is not one PostgreSQL session in a transaction: nothing was run",
+                hint: "call it on the database withSession hands you, after BEGIN"
+            )
+        }
+        return try await connection.withAdoptedTransaction(canceller: canceller, logger: logger ?? self.logger, body)
+    }
+}
+
 extension PostgresLocksRequest {
     /// Runs `body` in the Fluent transaction `database` is in, in the request's trace, with
     /// the application's client to cancel lock waits and the request's logger: the request
@@ -78,7 +111,7 @@ extension PostgresLocksRequest {
     }
 }
 
-/// Finds the `PostgresConnection` a Fluent database inside a transaction runs on.
+/// Finds the `PostgresConnection` a Fluent (or SQLKit) database inside a transaction runs on.
 ///
 /// FluentPostgresDriver keeps it to itself: on a shared client, a transaction's database holds
 /// `source: .connection(<SQLKit database>)` whose `connection` is the connection; on the
@@ -90,10 +123,11 @@ enum FluentConnectionLookup {
     static let followedLabels: Set<String> = ["source", "connection", "database"]
 
     static func connection(in database: any FluentKit.Database) -> PostgresConnection? {
-        find(in: database, depth: 0)
+        find(in: database)
     }
 
-    private static func find(in value: Any, depth: Int) -> PostgresConnection? {
+    /// The connection inside `value`, following only the labels above.
+    static func find(in value: Any, depth: Int = 0) -> PostgresConnection? {
         if let connection = value as? PostgresConnection { return connection }
         guard depth < 8 else { return nil }
         for child in Mirror(reflecting: value).children {

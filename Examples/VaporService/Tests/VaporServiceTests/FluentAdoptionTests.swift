@@ -13,11 +13,13 @@ import Vapor
 /// and FluentPostgresDriver's own pool), and refuses a database outside a transaction.
 @Suite("Adopting Fluent transactions")
 struct FluentAdoptionTests {
+    /// Holders of advisory lock 77 (the service's own leader election holds another).
     private static func heldAdvisoryLocks(_ db: any Database) async throws -> Int {
         struct Count: Decodable { var count: Int }
         let sql = try #require(db as? any SQLDatabase)
         return try await sql.raw("""
             SELECT count(*)::int AS count FROM pg_locks WHERE locktype = 'advisory' AND granted
+              AND classid = 0 AND objid = 77 AND objsubid = 1
               AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
             """).first(decoding: Count.self)?.count ?? -1
     }
@@ -76,6 +78,28 @@ struct FluentAdoptionTests {
             group.addTask { await client.run() }
             try await numbers.migrate(on: client, logger: logger)
             group.cancelAll()
+        }
+    }
+
+    @Test func anSQLKitSessionsTransactionIsAdoptedAndItsRollbackUndoesTheNumber() async throws {
+        try await withService { app in
+            let numbers = app.library.numbers
+            let sql = try #require(app.db as? any SQLDatabase)
+            for round in 1...2 {
+                let number = try await sql.withSession { session in
+                    try await session.raw("BEGIN").run()
+                    let number = try await session.withAdoptedTransaction { tx in try await numbers.next(scope: "sqlkit", in: tx) }
+                    try await session.raw(round == 1 ? "ROLLBACK" : "COMMIT").run()
+                    return number
+                }
+                #expect(number == 1, "round \(round): the rolled-back number is given again")
+            }
+            // A session outside a transaction is refused.
+            await #expect {
+                try await sql.withSession { session in
+                    try await session.withAdoptedTransaction { tx in try await numbers.next(scope: "sqlkit", in: tx) }
+                }
+            } throws: { ($0 as? PostgresLocksError)?.code == .notInTransaction }
         }
     }
 

@@ -29,15 +29,19 @@ struct TracingTests {
                 method: .POST, url: URI(path: "/tenants/traced-tenant/documents"), headers: ["Content-Type": "application/json"], body: body
             ))
             #expect(response.status == .created)
-            let request = try #require(tracer.finishedSpans.first { $0.operationName == "POST /tenants/:tenant/documents" })
+            // This request's number (other tests' requests run at the same time).
+            let number = try #require(tracer.finishedSpans.first {
+                $0.operationName == "pglocks.gapless_number" && $0.attributes.get("pglocks.counter.scope") == .string("traced-tenant")
+            })
             try await waitUntil("the job's run has ended") {
-                tracer.finishedSpans.contains { $0.operationName == "pglocks.job" && $0.traceID == request.traceID }
+                tracer.finishedSpans.contains { $0.operationName == "pglocks.job" && $0.traceID == number.traceID }
             }
-            let spans = tracer.finishedSpans.filter { $0.traceID == request.traceID }
-            let number = try #require(spans.first { $0.operationName == "pglocks.gapless_number" })
+            let spans = tracer.finishedSpans.filter { $0.traceID == number.traceID }
+            let request = try #require(spans.first { $0.operationName == "POST /tenants/:tenant/documents" })
             let enqueue = try #require(spans.first { $0.operationName == "pglocks.enqueue" })
             let run = try #require(spans.first { $0.operationName == "pglocks.job" })
-            #expect(number.attributes.get("pglocks.counter.scope") == .string("traced-tenant"))
+            #expect(request.parentSpanID == nil)
+            #expect(spans.filter { $0.operationName == "pglocks.gapless_number" }.count == 1)
             #expect(run.parentSpanID == enqueue.spanID)
             #expect(run.attributes.get("pglocks.job.kind") == .string("index-document"))
             #expect(run.attributes.get("pglocks.job.outcome") == .string("completed"))
