@@ -108,6 +108,48 @@ struct AdoptedTransactionTests {
         }
     }
 
+    @Test func aBackendTerminatedInsideTheAdoptedTransactionEndsItsNextStatementWithConnectionLost() async throws {
+        try await TestDatabase.withDatabase { db in
+            try await db.withConnections(1) { connections in
+                let connection = connections[0]
+                try await Self.raw(connection, "BEGIN", db)
+                let started = ContinuousClock.now
+                await #expect {
+                    try await connection.withAdoptedTransaction(logger: db.logger) { tx in
+                        let pid = try await tx.query("SELECT pg_backend_pid()").rows[0].decode(Int32.self)
+                        try await db.query("SELECT pg_terminate_backend(\(pid))")
+                        try await tx.advisoryLock(.int64(3))
+                    }
+                } throws: { ($0 as? PostgresLocksError)?.code == .connectionLost }
+                #expect(ContinuousClock.now - started < .seconds(10))
+                #expect(try await Self.heldAdvisoryLocks(db) == 0)
+            }
+        }
+    }
+
+    @Test(.needsPgBouncer)
+    func anAdoptedTransactionThroughATransactionPoolerHoldsItsLockUntilTheCallersCommit() async throws {
+        try await TestPgBouncer.withPooler(mode: .transaction) { pooled in
+            let direct = try await TestDatabase.makeConnection(settings: pooled.directSettings)
+            func held() async throws -> Int {
+                try await direct.query("""
+                    SELECT count(*)::int FROM pg_locks WHERE locktype = 'advisory' AND granted AND objid = 11
+                      AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                    """, logger: pooled.logger).collect()[0].decode(Int.self)
+            }
+            try await pooled.client.withConnection { connection in
+                _ = try await connection.query("BEGIN", logger: pooled.logger).collect()
+                try await connection.withAdoptedTransaction(canceller: pooled.client, logger: pooled.logger) { tx in
+                    try await tx.advisoryLock(.int64(11))
+                }
+                #expect(try await held() == 1)
+                _ = try await connection.query("COMMIT", logger: pooled.logger).collect()
+            }
+            #expect(try await held() == 0)
+            try await direct.close()
+        }
+    }
+
     @Test func anErrorTheBodySwallowedIsRethrownSoTheCallerRollsBack() async throws {
         try await TestDatabase.withDatabase { db in
             try await db.withConnections(1) { connections in
