@@ -33,6 +33,7 @@ extension FluentKit.Database {
     ///     its connections, and the transaction's connection stays usable. Without one, a
     ///     cancelled lock wait closes the connection.
     ///   - logger: where the library's statements are logged; the database's logger if nil.
+    ///   - isolation: the actor `body` runs on; the caller's (`#isolation`) by default.
     ///   - body: the work; its ``PostgresLocks/Transaction`` must not outlive it.
     /// - Throws: ``PostgresLocks/PostgresLocksError/Code/notInTransaction`` when this database
     ///   is not a PostgreSQL connection inside a transaction (`req.db` itself, or another

@@ -26,6 +26,14 @@ extension JobQueue {
                 message: "a \(job.kind) job has a unique key: COPY cannot skip duplicates; enqueue unique jobs with enqueue(_:on:logger:)"
             )
         }
+        // Traced as the statement form is: the jobs carry the enqueue span's context.
+        return try await tracedEnqueue(jobs, inserted: { $0 }) { jobs in
+            try await copyIn(jobs, on: client, logger: logger)
+        }
+    }
+
+    /// The `COPY` of ``enqueueByCopy(_:on:logger:)``, once the batch is checked.
+    private func copyIn(_ jobs: [NewJob], on client: PostgresClient, logger: Logger) async throws -> Int {
         let queues = Array(Set(jobs.map(\.queue))).sorted()
         // PostgresNIO writes `COPY "<table>"`, quoting what it is given as one name: hand it
         // the qualified name without its outer quotes, so that it reads `"schema"."jobs"`

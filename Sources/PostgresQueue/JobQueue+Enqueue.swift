@@ -2,7 +2,6 @@ import Foundation
 import Logging
 import PostgresLocks
 import PostgresNIO
-import Tracing
 
 extension JobQueue {
     /// The most jobs one enqueue call inserts (one statement; split bigger batches).
@@ -19,7 +18,7 @@ extension JobQueue {
     /// context each job carries in its metadata, so its run continues the trace.
     @discardableResult
     public func enqueue(_ jobs: [NewJob], on client: PostgresClient, logger: Logger) async throws -> EnqueueResult {
-        try await traced(jobs) { jobs in
+        try await tracedEnqueue(jobs, inserted: \.ids.count) { jobs in
             let statement = try enqueueStatement(jobs)
             let result = try Self.decodeEnqueue(try await client.checkedQuery(statement, logger: logger).rows, jobs: jobs)
             await notifyEnqueued(jobs, result: result)
@@ -29,29 +28,13 @@ extension JobQueue {
 
     /// Enqueues inside the caller's transaction: the jobs exist only if it commits, and the
     /// wake-up is delivered at the commit (a `NOTIFY` in a transaction is sent when it commits).
-    /// Traced as ``enqueue(_:on:logger:)-(([NewJob],_,_))`` is.
+    /// Traced as ``enqueue(_:on:logger:)-([NewJob],_,_)`` is.
     @discardableResult
     public func enqueue(_ jobs: [NewJob], in transaction: Transaction) async throws -> EnqueueResult {
-        try await traced(jobs) { jobs in
+        try await tracedEnqueue(jobs, inserted: \.ids.count) { jobs in
             let statement = try enqueueStatement(jobs)
             let result = try Self.decodeEnqueue(try await transaction.query(statement).rows, jobs: jobs)
             await notifyEnqueued(jobs, result: result)
-            return result
-        }
-    }
-
-    /// Runs an enqueue of `jobs` in a `pglocks.enqueue` span, handing it the jobs with the
-    /// span's trace context in their metadata (see `JobTraceContext`).
-    private func traced(_ jobs: [NewJob], _ enqueue: ([NewJob]) async throws -> EnqueueResult) async throws -> EnqueueResult {
-        try await LibrarySpan.with("pglocks.enqueue", ofKind: .producer) { span in
-            span.attributes["pglocks.queue.schema"] = schema.name
-            span.attributes["pglocks.queue.jobs"] = jobs.count
-            if let first = jobs.first {
-                span.attributes["pglocks.job.queue"] = first.queue
-                span.attributes["pglocks.job.kind"] = first.kind
-            }
-            let result = try await enqueue(JobTraceContext.carrying(jobs, context: span.context))
-            span.attributes["pglocks.enqueue.inserted"] = result.ids.count
             return result
         }
     }

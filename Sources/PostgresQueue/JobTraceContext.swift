@@ -31,6 +31,29 @@ enum JobTraceContext {
     }
 }
 
+extension JobQueue {
+    /// Runs an enqueue of `jobs` in a `pglocks.enqueue` span, handing it the jobs with the
+    /// span's trace context in their metadata; `inserted` reads how many were inserted from
+    /// its result.
+    func tracedEnqueue<Result: Sendable>(
+        _ jobs: [NewJob],
+        inserted: (Result) -> Int,
+        _ enqueue: ([NewJob]) async throws -> Result
+    ) async throws -> Result {
+        try await LibrarySpan.with("pglocks.enqueue", ofKind: .producer) { span in
+            span.attributes["pglocks.queue.schema"] = schema.name
+            span.attributes["pglocks.queue.jobs"] = jobs.count
+            if let first = jobs.first {
+                span.attributes["pglocks.job.queue"] = first.queue
+                span.attributes["pglocks.job.kind"] = first.kind
+            }
+            let result = try await enqueue(JobTraceContext.carrying(jobs, context: span.context))
+            span.attributes["pglocks.enqueue.inserted"] = inserted(result)
+            return result
+        }
+    }
+}
+
 /// Writes propagation fields into a job's metadata.
 struct MetadataInjector: Injector {
     func inject(_ value: String, forKey key: String, into carrier: inout [String: String]) {

@@ -54,6 +54,23 @@ struct JobTracingTests {
         }
     }
 
+    @Test func jobsEnqueuedByCopyCarryTheTraceToo() async throws {
+        try await TestDatabase.withDatabase { db in
+            let queue = try await makeQueue(db)
+            let tracer = TestTracer.shared
+            let trace = tracer.beginTrace("POST /imports")
+            defer { tracer.forget(trace) }
+            try await ServiceContext.$current.withValue(trace.root.context) {
+                try await queue.enqueueByCopy((1...3).map { try NewJob(kind: "import", payload: Work(n: $0)) }, on: db.client, logger: db.logger)
+            }
+            trace.root.end()
+            let enqueue = try #require(tracer.finishedSpans(of: trace).first { $0.operationName == "pglocks.enqueue" })
+            #expect(enqueue.attributes.get("pglocks.enqueue.inserted") == .int64(3))
+            let stored = try await db.query("SELECT metadata->>'traceparent' FROM q.all_jobs").map { try $0.decode(String.self) }
+            #expect(stored == Array(repeating: "00-\(trace.traceID)-\(enqueue.spanID)-01", count: 3))
+        }
+    }
+
     @Test func aFailedRunRecordsItsErrorOnTheJobSpan() async throws {
         try await TestDatabase.withDatabase(maximumConnections: 12) { db in
             let queue = try await makeQueue(db)

@@ -26,6 +26,7 @@ extension PostgresConnection {
     ///     (`pg_cancel_backend`), and the caller's connection stays usable. Without one, a
     ///     cancelled lock wait closes the connection (there is no other way to end the wait).
     ///   - logger: where the library's statements are logged.
+    ///   - isolation: the actor `body` runs on; the caller's (`#isolation`) by default.
     ///   - body: the work; its ``Transaction`` must not be used after it returns.
     /// - Throws: ``PostgresLocksError/Code/notInTransaction`` outside a transaction block,
     ///   ``PostgresLocksError/Code/inFailedTransaction`` if the block has already failed, and
