@@ -71,25 +71,25 @@ final class PostgresLocksLifecycle: LifecycleHandler, Sendable {
 
     func shutdown(_ application: Application) {
         // A synchronous shutdown cannot wait: the services and the client are asked to stop.
-        let (group, clientTask) = beginShutdown()
+        let (group, _, clientTask) = beginShutdown()
         if let group { Task { await group.triggerGracefulShutdown() } }
         clientTask?.cancel()
     }
 
     func shutdownAsync(_ application: Application) async {
-        let (group, clientTask) = beginShutdown()
+        let (group, groupTask, clientTask) = beginShutdown()
         if let group {
             await group.triggerGracefulShutdown()
-            await state.withLock { $0.groupTask }?.value
+            await groupTask?.value
         }
         clientTask?.cancel()
         await clientTask?.value
     }
 
-    private func beginShutdown() -> (ServiceGroup?, Task<Void, Never>?) {
+    private func beginShutdown() -> (ServiceGroup?, Task<Void, Never>?, Task<Void, Never>?) {
         state.withLock { state in
             state.shuttingDown = true
-            return (state.group, state.clientTask)
+            return (state.group, state.groupTask, state.clientTask)
         }
     }
 
@@ -105,8 +105,8 @@ final class PostgresLocksLifecycle: LifecycleHandler, Sendable {
     private func startServices(_ application: Application) {
         guard Self.bootsToServe(application) else { return }
         let logger = self.logger
-        let group: ServiceGroup? = state.withLock { state in
-            guard state.group == nil, !state.services.isEmpty, !state.shuttingDown else { return nil }
+        state.withLock { state in
+            guard state.group == nil, !state.services.isEmpty, !state.shuttingDown else { return }
             let configurations = state.services.map { registered in
                 ServiceGroupConfiguration.ServiceConfiguration(
                     service: WatchedService(registered.service, policy: registered.policy, lifecycle: self, application: application, logger: logger),
@@ -120,17 +120,16 @@ final class PostgresLocksLifecycle: LifecycleHandler, Sendable {
             configuration.cancellationSignals = []
             let group = ServiceGroup(configuration: configuration)
             state.group = group
-            return group
-        }
-        guard let group else { return }
-        let task = Task {
-            do {
-                try await group.run()
-            } catch {
-                logger.error("PostgresLocks services ended with an error", metadata: ["error": "\(error)"])
+            // Made under the lock with the group, so a shutdown that sees the group also sees
+            // the task to wait for (a shutdown requested before the group runs is kept by it).
+            state.groupTask = Task {
+                do {
+                    try await group.run()
+                } catch {
+                    logger.error("PostgresLocks services ended with an error", metadata: ["error": "\(error)"])
+                }
             }
         }
-        state.withLock { $0.groupTask = task }
     }
 }
 

@@ -22,12 +22,12 @@ enum JobTraceContext {
         }
     }
 
-    /// The trace context stored with a job, if any.
+    /// The trace context stored with a job, or nil if it carries none.
     static func extract(from metadata: [String: String]) -> ServiceContext? {
         guard !metadata.isEmpty else { return nil }
         var context = ServiceContext.topLevel
         InstrumentationSystem.instrument.extract(metadata, into: &context, using: MetadataExtractor())
-        return context
+        return context.isEmpty ? nil : context
     }
 }
 

@@ -3,8 +3,8 @@ import Logging
 import Metrics
 import PostgresLocks
 import PostgresNIO
-import Tracing
 import ServiceLifecycle
+import Tracing
 
 /// A swift-service-lifecycle `Service` that works one queue: it claims jobs in batches, runs
 /// each kind's handler with a concurrency limit, keeps their leases alive, completes them in

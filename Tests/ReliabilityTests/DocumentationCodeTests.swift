@@ -35,7 +35,7 @@ struct DocumentationCodeTests {
     /// Articles whose code is compiled elsewhere as well: Vapor and swift-otel code is in the
     /// Vapor example (built and tested by CI), since the package builds Vapor only when asked.
     static let snippetFiles: [String: [String]] = [
-        "Tracing": ["Tests/DocumentationSnippets/Articles/Tracing.swift", "Examples/VaporService/Sources/VaporService/Tracing.swift"],
+        "Tracing": ["Tests/DocumentationSnippets/Articles/Tracing.swift", "Examples/VaporService/Sources/VaporService/TraceExport.swift"],
         "UsingPostgresLocksWithVaporAndFluent": [
             "Examples/VaporService/Sources/VaporService/configure.swift",
             "Examples/VaporService/Sources/VaporService/DocumentController.swift",

@@ -1,5 +1,5 @@
 // The Swift blocks of the DocC article Tracing.md that use the libraries alone; the swift-otel
-// block is in Examples/VaporService/Sources/VaporService/Tracing.swift.
+// block is in Examples/VaporService/Sources/VaporService/TraceExport.swift.
 import Logging
 import PostgresLocks
 import PostgresNIO

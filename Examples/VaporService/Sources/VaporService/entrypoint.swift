@@ -1,4 +1,5 @@
 import Logging
+import PostgresLocksVapor
 import Vapor
 
 /// `swift run VaporService serve` (the default command), `… migrate`, `… routes`: Vapor's
@@ -8,10 +9,11 @@ enum Entrypoint {
     static func main() async throws {
         var env = try Environment.detect()
         try LoggingSystem.bootstrap(from: &env)
-        try await Tracing.bootstrap(serviceName: "vapor-service")
+        let traceExporter = try TraceExport.bootstrap(serviceName: "vapor-service")
         let app = try await Application.make(env)
         do {
             try await configure(app)
+            if let traceExporter { try app.postgresLocks.run(traceExporter) }
             try await app.execute()
         } catch {
             app.logger.report(error: error)
