@@ -45,13 +45,10 @@ extension FluentKit.Database {
         isolation: isolated (any Actor)? = #isolation,
         _ body: (PostgresLocks.Transaction) async throws -> sending Result
     ) async throws -> sending Result {
-        guard let connection = FluentConnectionLookup.connection(in: self) else {
-            throw PostgresLocksError(
-                code: .notInTransaction,
-                message: "this Fluent database is not a PostgreSQL transaction's: nothing was run",
-                hint: "call it on the database a transaction hands you: req.db.transaction { db in try await db.withAdoptedTransaction { tx in … } }"
-            )
-        }
+        let connection = try FluentConnectionLookup.connection(
+            in: self, refusal: "this Fluent database is not a PostgreSQL transaction's: nothing was run",
+            hint: "call it on the database a transaction hands you: req.db.transaction { db in try await db.withAdoptedTransaction { tx in … } }"
+        )
         return try await connection.withAdoptedTransaction(canceller: canceller, logger: logger ?? self.logger, body)
     }
 }
@@ -77,13 +74,10 @@ extension SQLKit.SQLDatabase {
         isolation: isolated (any Actor)? = #isolation,
         _ body: (PostgresLocks.Transaction) async throws -> sending Result
     ) async throws -> sending Result {
-        guard let connection = FluentConnectionLookup.find(in: self) else {
-            throw PostgresLocksError(
-                code: .notInTransaction,
-                message: "this SQLKit database is not one PostgreSQL session in a transaction: nothing was run",
-                hint: "call it on the database withSession hands you, after BEGIN"
-            )
-        }
+        let connection = try FluentConnectionLookup.connection(
+            in: self, refusal: "this SQLKit database is not one PostgreSQL session in a transaction: nothing was run",
+            hint: "call it on the database withSession hands you, after BEGIN"
+        )
         return try await connection.withAdoptedTransaction(canceller: canceller, logger: logger ?? self.logger, body)
     }
 }
@@ -123,8 +117,13 @@ extension PostgresLocksRequest {
 enum FluentConnectionLookup {
     static let followedLabels: Set<String> = ["source", "connection", "database"]
 
-    static func connection(in database: any FluentKit.Database) -> PostgresConnection? {
-        find(in: database)
+    /// The connection inside `database`, or ``PostgresLocks/PostgresLocksError/Code/notInTransaction``
+    /// with `refusal` and `hint` when there is none.
+    static func connection(in database: Any, refusal: String, hint: String) throws -> PostgresConnection {
+        guard let connection = find(in: database) else {
+            throw PostgresLocksError(code: .notInTransaction, message: refusal, hint: hint)
+        }
+        return connection
     }
 
     /// The connection inside `value`, following only the labels above.
