@@ -142,15 +142,10 @@ public struct PostgresLocksRequest: Sendable {
         _ body: () async throws -> sending Result
     ) async throws -> sending Result {
         let box = try await ServiceContext.$current.withValue(serviceContext) {
-            RequestResultBox(try await body())
+            SendingBox(try await body())
         }
         return box.value
     }
 }
 
-/// Carries a non-`Sendable` result out of a task-local scope.
-private final class RequestResultBox<Value>: @unchecked Sendable {
-    let value: Value
-    init(_ value: Value) { self.value = value }
-}
 #endif

@@ -176,6 +176,12 @@ extension DatabaseTestContext {
         }
     }
 
+    /// Sends `sql` as written on `connection`, past the library (a `BEGIN`, `COMMIT` or lock
+    /// statement as an ORM or a person would send it), reading all rows.
+    public func send(_ sql: String, on connection: PostgresConnection) async throws {
+        _ = try await connection.query(PostgresQuery(unsafeSQL: sql), logger: logger).collect()
+    }
+
     /// Runs one statement on the client's pool, reading all rows.
     @discardableResult
     public func query(_ query: PostgresQuery) async throws -> [PostgresRow] {

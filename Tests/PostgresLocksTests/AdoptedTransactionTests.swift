@@ -9,10 +9,6 @@ import Testing
 /// undone by its rollback, and it refuses a connection that is not in a transaction block.
 @Suite("Adopted transactions")
 struct AdoptedTransactionTests {
-    private static func raw(_ connection: PostgresConnection, _ sql: String, _ db: TestContext) async throws {
-        _ = try await connection.query(PostgresQuery(unsafeSQL: sql), logger: db.logger).collect()
-    }
-
     private static func heldAdvisoryLocks(_ db: TestContext) async throws -> Int {
         try await db.scalar("""
             SELECT count(*)::int FROM pg_locks WHERE locktype = 'advisory' AND granted
@@ -25,8 +21,8 @@ struct AdoptedTransactionTests {
             try await db.query("CREATE TABLE t (v int)")
             try await db.withConnections(1) { connections in
                 let connection = connections[0]
-                try await Self.raw(connection, "BEGIN", db)
-                try await Self.raw(connection, "INSERT INTO t VALUES (1)", db)
+                try await db.send("BEGIN", on: connection)
+                try await db.send("INSERT INTO t VALUES (1)", on: connection)
                 try await connection.withAdoptedTransaction(logger: db.logger) { tx in
                     try await tx.advisoryLock(.int64(42))
                     try await tx.query("INSERT INTO t VALUES (2)")
@@ -34,7 +30,7 @@ struct AdoptedTransactionTests {
                 // Still the caller's open transaction: the lock is held, nothing committed.
                 #expect(try await Self.heldAdvisoryLocks(db) == 1)
                 #expect(try await db.scalar("SELECT count(*)::int FROM t", as: Int.self) == 0)
-                try await Self.raw(connection, "COMMIT", db)
+                try await db.send("COMMIT", on: connection)
                 #expect(try await Self.heldAdvisoryLocks(db) == 0)
                 #expect(try await db.scalar("SELECT count(*)::int FROM t", as: Int.self) == 2)
             }
@@ -47,17 +43,17 @@ struct AdoptedTransactionTests {
             try await counter.migrate(on: db.client, logger: db.logger)
             try await db.withConnections(1) { connections in
                 let connection = connections[0]
-                try await Self.raw(connection, "BEGIN", db)
+                try await db.send("BEGIN", on: connection)
                 let first = try await connection.withAdoptedTransaction(logger: db.logger) { tx in
                     try await counter.next(scope: "tenant-a", in: tx)
                 }
                 #expect(first == 1)
-                try await Self.raw(connection, "ROLLBACK", db)
-                try await Self.raw(connection, "BEGIN", db)
+                try await db.send("ROLLBACK", on: connection)
+                try await db.send("BEGIN", on: connection)
                 let again = try await connection.withAdoptedTransaction(logger: db.logger) { tx in
                     try await counter.next(scope: "tenant-a", in: tx)
                 }
-                try await Self.raw(connection, "COMMIT", db)
+                try await db.send("COMMIT", on: connection)
                 #expect(again == 1)  // the rolled-back number is given again: no gap
             }
         }
@@ -80,8 +76,8 @@ struct AdoptedTransactionTests {
                     #expect(try await Self.heldAdvisoryLocks(db) == 0)
                 }
                 // A transaction block opened and ended by hand is no longer adoptable.
-                try await Self.raw(connection, "BEGIN", db)
-                try await Self.raw(connection, "COMMIT", db)
+                try await db.send("BEGIN", on: connection)
+                try await db.send("COMMIT", on: connection)
                 await #expect {
                     try await connection.withAdoptedTransaction(logger: db.logger) { _ in }
                 } throws: { ($0 as? PostgresLocksError)?.code == .notInTransaction }
@@ -96,8 +92,8 @@ struct AdoptedTransactionTests {
         try await TestDatabase.withDatabase { db in
             try await db.withConnections(1) { connections in
                 let connection = connections[0]
-                try await Self.raw(connection, "BEGIN", db)
-                try await Self.raw(connection, "COMMIT", db)
+                try await db.send("BEGIN", on: connection)
+                try await db.send("COMMIT", on: connection)
                 ConnectionWatch.watch(connection).transactionStatus.overwriteStatusInFlight(.inTransaction)
                 await #expect {
                     try await connection.withAdoptedTransaction(logger: db.logger) { tx in
@@ -112,7 +108,7 @@ struct AdoptedTransactionTests {
         try await TestDatabase.withDatabase { db in
             try await db.withConnections(1) { connections in
                 let connection = connections[0]
-                try await Self.raw(connection, "BEGIN", db)
+                try await db.send("BEGIN", on: connection)
                 let started = ContinuousClock.now
                 await #expect {
                     try await connection.withAdoptedTransaction(logger: db.logger) { tx in
@@ -154,7 +150,7 @@ struct AdoptedTransactionTests {
         try await TestDatabase.withDatabase { db in
             try await db.withConnections(1) { connections in
                 let connection = connections[0]
-                try await Self.raw(connection, "BEGIN", db)
+                try await db.send("BEGIN", on: connection)
                 await #expect {
                     try await connection.withAdoptedTransaction(logger: db.logger) { tx in
                         _ = try? await tx.query("SELECT 1 / 0")
@@ -164,7 +160,7 @@ struct AdoptedTransactionTests {
                 await #expect {
                     try await connection.withAdoptedTransaction(logger: db.logger) { _ in }
                 } throws: { ($0 as? PostgresLocksError)?.code == .inFailedTransaction }
-                try await Self.raw(connection, "ROLLBACK", db)
+                try await db.send("ROLLBACK", on: connection)
             }
         }
     }
@@ -173,9 +169,9 @@ struct AdoptedTransactionTests {
         try await TestDatabase.withDatabase { db in
             try await db.withConnections(2) { connections in
                 let (holder, waiter) = (connections[0], connections[1])
-                try await Self.raw(holder, "BEGIN", db)
-                try await Self.raw(holder, "SELECT pg_advisory_xact_lock(99)", db)
-                try await Self.raw(waiter, "BEGIN", db)
+                try await db.send("BEGIN", on: holder)
+                try await db.send("SELECT pg_advisory_xact_lock(99)", on: holder)
+                try await db.send("BEGIN", on: waiter)
                 let wait = Task {
                     try await waiter.withAdoptedTransaction(canceller: db.client, logger: db.logger) { tx in
                         try await tx.advisoryLock(.int64(99))
@@ -191,9 +187,9 @@ struct AdoptedTransactionTests {
                 await #expect(throws: CancellationError.self) { try await wait.value }
                 // The wait was cancelled on the server, not by closing the caller's connection.
                 #expect(!waiter.isClosed)
-                try await Self.raw(waiter, "ROLLBACK", db)
-                try await Self.raw(waiter, "SELECT 1", db)
-                try await Self.raw(holder, "ROLLBACK", db)
+                try await db.send("ROLLBACK", on: waiter)
+                try await db.send("SELECT 1", on: waiter)
+                try await db.send("ROLLBACK", on: holder)
             }
         }
     }

@@ -15,10 +15,6 @@ struct NestedTransactionTests {
         return try rows[0].decode((String, String).self)
     }
 
-    private static func raw(_ connection: PostgresConnection, _ sql: String, _ db: TestContext) async throws {
-        _ = try await connection.query(PostgresQuery(unsafeSQL: sql), logger: db.logger).collect()
-    }
-
     @Test func checkedTransactionInsideAnOpenTransactionThrowsBeforeSendingAnything() async throws {
         try await TestDatabase.withDatabase { db in
             try await db.query("CREATE TABLE t (v int)")
@@ -28,8 +24,8 @@ struct NestedTransactionTests {
                 let pid = try await connection.withCheckedTransaction(logger: db.logger) { tx in
                     try await tx.query("SELECT pg_backend_pid()").rows[0].decode(Int32.self)
                 }
-                try await Self.raw(connection, "BEGIN", db)
-                try await Self.raw(connection, "INSERT INTO t VALUES (1)", db)
+                try await db.send("BEGIN", on: connection)
+                try await db.send("INSERT INTO t VALUES (1)", on: connection)
                 var bodyRan = false
                 await #expect {
                     try await connection.withCheckedTransaction(logger: db.logger) { _ in bodyRan = true }
@@ -39,7 +35,7 @@ struct NestedTransactionTests {
                 #expect(seen.state == "idle in transaction")
                 #expect(seen.query == "INSERT INTO t VALUES (1)")  // nothing was sent after it
                 // The outer transaction is still the caller's: its rollback undoes its work.
-                try await Self.raw(connection, "ROLLBACK", db)
+                try await db.send("ROLLBACK", on: connection)
                 #expect(try await db.scalar("SELECT count(*)::int FROM t", as: Int.self) == 0)
             }
         }
@@ -65,11 +61,11 @@ struct NestedTransactionTests {
                 }
                 #expect(try await db.scalar("SELECT count(*)::int FROM t", as: Int.self) == 4)
                 // An outer transaction begun after that is still refused, with nothing sent.
-                try await Self.raw(connection, "BEGIN", db)
+                try await db.send("BEGIN", on: connection)
                 await #expect {
                     try await connection.withCheckedTransaction(logger: db.logger) { _ in }
                 } throws: { ($0 as? PostgresLocksError)?.code == .nestedTransaction }
-                try await Self.raw(connection, "ROLLBACK", db)
+                try await db.send("ROLLBACK", on: connection)
             }
         }
     }
@@ -79,8 +75,8 @@ struct NestedTransactionTests {
             try await db.query("CREATE TABLE t (v int)")
             try await db.withConnections(1) { connections in
                 let connection = connections[0]
-                try await Self.raw(connection, "BEGIN", db)
-                try await Self.raw(connection, "INSERT INTO t VALUES (1)", db)
+                try await db.send("BEGIN", on: connection)
+                try await db.send("INSERT INTO t VALUES (1)", on: connection)
                 let pid = try await connection.query("SELECT pg_backend_pid()", logger: db.logger).collect()[0].decode(Int32.self)
                 let counter = try GaplessCounter(table: "numbers")
                 await #expect {
@@ -89,7 +85,7 @@ struct NestedTransactionTests {
                 let seen = try await Self.activity(of: pid, db)
                 #expect(seen.state == "idle in transaction")
                 #expect(seen.query == "SELECT 1")
-                try await Self.raw(connection, "ROLLBACK", db)
+                try await db.send("ROLLBACK", on: connection)
                 #expect(try await db.scalar("SELECT count(*)::int FROM t", as: Int.self) == 0)
             }
         }
@@ -100,12 +96,12 @@ struct NestedTransactionTests {
             try await db.withConnections(1) { connections in
                 let connection = connections[0]
                 try await connection.withCheckedTransaction(logger: db.logger) { _ in }
-                try await Self.raw(connection, "BEGIN", db)
-                await #expect(throws: (any Error).self) { try await Self.raw(connection, "SELECT 1/0", db) }
+                try await db.send("BEGIN", on: connection)
+                await #expect(throws: (any Error).self) { try await db.send("SELECT 1/0", on: connection) }
                 await #expect {
                     try await connection.withAdvisoryLock(.int64(5), logger: db.logger) { _ in }
                 } throws: { ($0 as? PostgresLocksError)?.code == .nestedTransaction }
-                try await Self.raw(connection, "ROLLBACK", db)
+                try await db.send("ROLLBACK", on: connection)
                 // Idle again: checked transactions work.
                 try await connection.withAdvisoryLock(.int64(5), logger: db.logger) { _ in }
             }
@@ -115,11 +111,11 @@ struct NestedTransactionTests {
     @Test func pooledConnectionsInsideAnOpenTransactionAreRefused() async throws {
         try await TestDatabase.withDatabase { db in
             try await db.client.withConnection { connection in
-                try await Self.raw(connection, "BEGIN", db)
+                try await db.send("BEGIN", on: connection)
                 await #expect {
                     try await connection.withRetryingTransaction(logger: db.logger) { _ in }
                 } throws: { ($0 as? PostgresLocksError)?.code == .nestedTransaction }
-                try await Self.raw(connection, "ROLLBACK", db)
+                try await db.send("ROLLBACK", on: connection)
             }
         }
     }
@@ -136,11 +132,11 @@ struct NestedTransactionTests {
                 // ReadyForQuery that carries the status can come in a later read: wait for it.
                 try await connection.checkedQuery("SELECT 1", logger: db.logger)
                 try await waitUntil("the status is idle") { tracker.status == .idle }
-                try await Self.raw(connection, "BEGIN", db)
+                try await db.send("BEGIN", on: connection)
                 try await waitUntil("the status is in a transaction") { tracker.status == .inTransaction }
-                await #expect(throws: (any Error).self) { try await Self.raw(connection, "SELECT 1/0", db) }
+                await #expect(throws: (any Error).self) { try await db.send("SELECT 1/0", on: connection) }
                 try await waitUntil("the status is a failed transaction") { tracker.status == .failed }
-                try await Self.raw(connection, "ROLLBACK", db)
+                try await db.send("ROLLBACK", on: connection)
                 try await waitUntil("the status is idle again") { tracker.status == .idle }
             }
         }

@@ -1,5 +1,5 @@
 /// Carries a non-`Sendable` value out of a `sending` closure.
-final class SendingBox<Value>: @unchecked Sendable {
-    let value: Value
-    init(_ value: Value) { self.value = value }
+package final class SendingBox<Value>: @unchecked Sendable {
+    package let value: Value
+    package init(_ value: Value) { self.value = value }
 }

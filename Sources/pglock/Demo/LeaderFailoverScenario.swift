@@ -190,19 +190,19 @@ struct LeaderFailoverScenario: DemoScenario {
 
     /// Polls until a candidate leads with a term after `token`'s, for at most `limit`.
     private func waitForNewTerm(_ elections: [LeaderElection], after token: FencingToken, within limit: Duration) async throws -> LeaderElection? {
-        let deadline = ContinuousClock.now + limit
-        while ContinuousClock.now < deadline {
-            if let leader = elections.first(where: { ($0.currentToken?.term ?? .min) > token.term }) { return leader }
-            try await Task.sleep(for: .milliseconds(1))
-        }
-        return nil
+        try await waitForLeader(elections, within: limit) { ($0.currentToken?.term ?? .min) > token.term }
     }
 
     /// Polls until a candidate other than `other` leads, for at most `limit`.
     private func waitForLeader(_ elections: [LeaderElection], other: LeaderElection?, within limit: Duration) async throws -> LeaderElection? {
+        try await waitForLeader(elections, within: limit) { $0 !== other && $0.isLeader }
+    }
+
+    /// Polls until a candidate matches `leads`, for at most `limit`.
+    private func waitForLeader(_ elections: [LeaderElection], within limit: Duration, where leads: (LeaderElection) -> Bool) async throws -> LeaderElection? {
         let deadline = ContinuousClock.now + limit
         while ContinuousClock.now < deadline {
-            if let leader = elections.first(where: { $0 !== other && $0.isLeader }) { return leader }
+            if let leader = elections.first(where: leads) { return leader }
             try await Task.sleep(for: .milliseconds(1))
         }
         return nil
