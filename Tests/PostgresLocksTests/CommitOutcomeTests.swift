@@ -177,6 +177,49 @@ struct CommitOutcomeTests {
             }
         }
     }
+
+    // PostgresNIO ends a statement at its CommandComplete. Outside a transaction block the
+    // server commits after that, when it handles the Sync; a backend ended in between sends the
+    // buffered CommandComplete (and the rows) with its fatal error, and the statement rolls back.
+    // The gate holds that commit open; the backend is terminated there.
+
+    @Test func anAutocommitStatementWhoseBackendEndsBeforeItCommitsThrowsOnAClient() async throws {
+        try await CommitGate.withGate { db, gate in
+            let task = Task {
+                try await db.client.checkedQuery("INSERT INTO items (id, attempt) VALUES ('only', 1) RETURNING id", logger: db.logger).rows.count
+            }
+            try await gate.terminateStatementAtTheGate(startingWith: "INSERT INTO items")
+            let outcome = try await withinTimeLimit(.seconds(20), "the statement") { await task.result }
+            #expect((outcome.failure as? PostgresLocksError)?.code == .connectionLost, "rolled back, yet reported: \(outcome)")
+            #expect(try await gate.scalar("SELECT count(*)::int FROM items", as: Int.self) == 0)
+        }
+    }
+
+    @Test func anAutocommitStatementWhoseBackendEndsBeforeItCommitsThrowsOnAConnection() async throws {
+        try await CommitGate.withGate { db, gate in
+            let connection = try await db.makeConnection()
+            let task = Task {
+                try await connection.checkedQuery("INSERT INTO items (id, attempt) VALUES ('only', 1) RETURNING id", logger: db.logger).rows.count
+            }
+            try await gate.terminateStatementAtTheGate(startingWith: "INSERT INTO items")
+            let outcome = try await withinTimeLimit(.seconds(20), "the statement") { await task.result }
+            #expect((outcome.failure as? PostgresLocksError)?.code == .connectionLost, "rolled back, yet reported: \(outcome)")
+            #expect(try await gate.scalar("SELECT count(*)::int FROM items", as: Int.self) == 0)
+        }
+    }
+
+    @Test func anAutocommitStatementThatCommitsIsReportedOnceItsCommitIsDone() async throws {
+        try await CommitGate.withGate { db, gate in
+            let task = Task {
+                try await db.client.checkedQuery("INSERT INTO items (id, attempt) VALUES ('only', 1) RETURNING id", logger: db.logger).rows.count
+            }
+            _ = try await gate.waitForStatementAtTheGate(startingWith: "INSERT INTO items")
+            try await gate.open()
+            let rows = try await withinTimeLimit(.seconds(20), "the statement") { try await task.value }
+            #expect(rows == 1)
+            #expect(try await gate.scalar("SELECT count(*)::int FROM items", as: Int.self) == 1)
+        }
+    }
 }
 
 /// A deferred trigger on `items` that makes `COMMIT` wait for an advisory lock the test holds.
@@ -268,6 +311,28 @@ private final class CommitGate: Sendable {
         }
         let last = seen.value.last!
         return (last.pid, last.connection)
+    }
+
+    /// Waits until a statement starting with `prefix`, sent outside a transaction block, waits
+    /// at the gate (its implicit commit runs the trigger); returns its backend.
+    func waitForStatementAtTheGate(startingWith prefix: String) async throws -> Int32 {
+        let found = LockedBox<Int32?>(nil)
+        try await waitUntil("the statement waits at the gate") {
+            let rows = try await observer.query(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND starts_with(query, \(prefix))",
+                logger: db.logger
+            ).collect()
+            found.withLock { $0 = try? rows.first?.decode(Int32.self) }
+            return found.value != nil
+        }
+        return found.value!
+    }
+
+    /// Waits until a statement starting with `prefix` waits at the gate, and terminates its
+    /// backend there.
+    func terminateStatementAtTheGate(startingWith prefix: String) async throws {
+        let pid = try await waitForStatementAtTheGate(startingWith: prefix)
+        try await run("SELECT pg_terminate_backend(\(pid))")
     }
 
     /// Opens the gate: `COMMIT`s waiting at it go on.

@@ -39,6 +39,23 @@ struct BackendMessageFramerTests {
         #expect(!framer.isLost)
     }
 
+    @Test func aStatementsEndIsAwaitingItsReadyForQueryUntilItArrives() {
+        var framer = BackendMessageFramer()
+        let exchange = Self.exchange(ending: 0x49)
+        let readyLength = Self.ready(0x49).count
+        // Everything up to the CommandComplete: awaiting; the ReadyForQuery: no longer.
+        let upToEnd = Array(exchange.dropLast(readyLength))
+        #expect(upToEnd.withUnsafeBytes { framer.consume($0) }.awaitingReady == true)
+        #expect(Self.ready(0x49).withUnsafeBytes { framer.consume($0) }.awaitingReady == false)
+        // Both in one read: not awaiting.
+        #expect(exchange.withUnsafeBytes { framer.consume($0) }.awaitingReady == false)
+        // Rows alone say nothing; an error (a fatal one has no ReadyForQuery after it) awaits.
+        #expect(Self.message("D", [1, 2, 3]).withUnsafeBytes { framer.consume($0) }.awaitingReady == nil)
+        #expect((Self.message("C", Array("INSERT 0 1\0".utf8)) + Self.message("E", Array(repeating: 9, count: 20))).withUnsafeBytes { framer.consume($0) }.awaitingReady == true)
+        #expect(Self.message("I", []).withUnsafeBytes { framer.consume($0) }.awaitingReady == true)
+        #expect(!framer.isLost)
+    }
+
     @Test func messagesSplitAtEveryByteAreFollowed() {
         for status: UInt8 in [0x49, 0x54, 0x45] {
             var framer = BackendMessageFramer()

@@ -59,6 +59,54 @@ struct QueueTests {
         }
     }
 
+    @Test func anEnqueueWhoseBackendEndsBeforeItCommitsIsNotConfirmed() async throws {
+        // The enqueue statement commits after its result is sent (outside a transaction block
+        // the server commits at the Sync that follows). A deferred trigger holds that commit at
+        // an advisory lock the test holds, and the backend is terminated there: the result
+        // arrives with the fatal error, and the jobs do not exist. The caller must not be told
+        // they do.
+        try await TestDatabase.withDatabase(maximumConnections: 6) { db in
+            let queue = try await makeQueue(db)
+            let gateKey: Int64 = 4_242_002
+            try await db.query("""
+                CREATE FUNCTION q.wait_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN PERFORM pg_advisory_xact_lock(\(unescaped: String(gateKey))); RETURN NULL; END $$
+                """)
+            try await db.query("""
+                CREATE CONSTRAINT TRIGGER jobs_wait_at_commit AFTER INSERT ON \(identifier: queue.jobsTable)
+                DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION q.wait_at_commit()
+                """)
+            let holder = try await db.makeConnection()
+            let observer = try await db.makeConnection()
+            defer {
+                Task {
+                    try? await holder.close()
+                    try? await observer.close()
+                }
+            }
+            try await db.send("SELECT pg_advisory_lock(\(gateKey))", on: holder)
+            let enqueue = Task {
+                try await queue.enqueue([try NewJob(kind: "work", payload: Work(n: 1)), try NewJob(kind: "work", payload: Work(n: 2))], on: db.client, logger: db.logger)
+            }
+            let pid = LockedBox<Int32?>(nil)
+            try await waitUntil("the enqueue's commit waits at the gate") {
+                let rows = try await observer.query(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%INSERT INTO%' AND pid <> pg_backend_pid()",
+                    logger: db.logger
+                ).collect()
+                pid.withLock { $0 = try? rows.first?.decode(Int32.self) }
+                return pid.value != nil
+            }
+            try await db.send("SELECT pg_terminate_backend(\(pid.value!))", on: observer)
+            let outcome = try await withinTimeLimit(.seconds(20), "the enqueue") { await enqueue.result }
+            switch outcome {
+            case .success(let result): Issue.record("the enqueue was confirmed (\(result.ids)) though it rolled back")
+            case .failure(let error): #expect((error as? PostgresLocksError)?.code == .connectionLost)
+            }
+            #expect(try await stateCounts(db).isEmpty)
+        }
+    }
+
     @Test func aStaleLeaseCannotCompleteFailOrExtendAReclaimedJob() async throws {
         try await TestDatabase.withDatabase(maximumConnections: 4) { db in
             let queue = try await makeQueue(db)

@@ -1,5 +1,6 @@
 /// Follows the message boundaries of the server's side of the PostgreSQL protocol, to read the
-/// transaction status every `ReadyForQuery` carries and to count the `ROLLBACK` command tags.
+/// transaction status every `ReadyForQuery` carries, to tell whether a statement's end has been
+/// read without the `ReadyForQuery` that follows it, and to count the `ROLLBACK` command tags.
 /// Pure: fed bytes as they arrive, in chunks of any size; unit-tested without a socket.
 ///
 /// Every backend message is a type byte and a four-byte big-endian length that counts itself
@@ -15,6 +16,10 @@ struct BackendMessageFramer: Sendable {
         var status: TransactionStatus?
         /// How many `CommandComplete` messages tagged `ROLLBACK` ended in the bytes.
         var rollbackTags = 0
+        /// Whether, after the bytes, a statement's end (`CommandComplete`, `EmptyQueryResponse`
+        /// or `ErrorResponse`) has been read and the `ReadyForQuery` after it has not: nil when
+        /// the bytes held neither.
+        var awaitingReady: Bool?
     }
 
     /// What the last `ReadyForQuery` said.
@@ -70,6 +75,7 @@ struct BackendMessageFramer: Sendable {
                         return seen
                     }
                     seen.status = status
+                    seen.awaitingReady = false
                     index += 1
                     bodyBytesLeft -= 1
                     continue
@@ -106,6 +112,7 @@ struct BackendMessageFramer: Sendable {
             }
             bodyBytesLeft = Int(length) - 4
             wantsStatus = type == 0x5A  // Z
+            if type == 0x43 || type == 0x49 || type == 0x45 { seen.awaitingReady = true }  // C, I, E
             rollbackBytesMatched = type == 0x43 && bodyBytesLeft == Self.rollbackTag.count ? 0 : nil  // C
             headerBytesSeen = 0
             length = 0

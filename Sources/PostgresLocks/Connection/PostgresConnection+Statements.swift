@@ -155,22 +155,26 @@ extension PostgresConnection {
     /// at once if the connection is closed or closes before the result arrives (PostgresNIO
     /// never completes a statement written to a closed connection), and mapping driver errors
     /// to ``PostgresLocksError``.
+    ///
+    /// The answer is returned only once the server has said the statement is done (its
+    /// `ReadyForQuery`, nearly always read with the answer): PostgresNIO ends a statement at its
+    /// `CommandComplete`, before a statement outside a transaction block has committed. If the
+    /// connection closes in between, the statement throws `connectionLost` instead of looking
+    /// done (see ``TransactionStatusTracker/isAwaitingReady``). The transaction status is then
+    /// the statement's own, never the one before it.
     func whileOpen<Value: Sendable>(
         _ watch: ConnectionWatch,
         _ start: @escaping @Sendable () -> EventLoopFuture<Value>
     ) async throws -> Value {
         guard !self.isClosed else { throw PostgresLocksError.connectionLost("before sending a statement") }
         return try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Value, any Error>) in
-            let once = ResumeOnce(continuation)
-            guard let token = watch.register({
-                once.resume(with: .failure(PostgresLocksError.connectionLost("while a statement was running")))
-            }) else {
-                once.resume(with: .failure(PostgresLocksError.connectionLost("before sending a statement")))
+            let pending = PendingStatement(continuation)
+            guard let token = watch.register({ pending.connectionClosed() }) else {
+                pending.fail(PostgresLocksError.connectionLost("before sending a statement"))
                 return
             }
             start().whenComplete { result in
-                watch.unregister(token)
-                once.resume(with: result.mapError { error in
+                pending.answer(result.mapError { error in
                     let mapped = PostgresLocksError.wrap(error)
                     if (mapped as? PostgresLocksError)?.code == .connectionLost {
                         // The session may be gone before the socket says so: the last
@@ -179,6 +183,12 @@ extension PostgresConnection {
                     }
                     return mapped
                 })
+                // The answer's bytes have passed the status handler (it reads each chunk
+                // before PostgresNIO does): whether the ReadyForQuery came with them is known.
+                watch.transactionStatus.whenReady {
+                    watch.unregister(token)
+                    pending.finish()
+                }
             }
         }
     }

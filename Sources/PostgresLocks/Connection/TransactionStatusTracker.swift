@@ -18,6 +18,12 @@ final class TransactionStatusTracker: Sendable {
     private let value = Atomic<UInt64>(TransactionStatusTracker.unknown)
     /// How many `CommandComplete` messages tagged `ROLLBACK` the connection has received.
     private let rollbackTags = Atomic<UInt64>(0)
+    /// Whether a statement's end has been read and the `ReadyForQuery` after it has not.
+    private let readyAwaited = Atomic<Bool>(false)
+    /// Who waits for that `ReadyForQuery` (rarely anyone: it nearly always comes in the same
+    /// read as the statement's end), and how many, read without the lock by the handler.
+    private let readyWaiters = Mutex<[@Sendable () -> Void]>([])
+    private let readyWaiterCount = Atomic<Int>(0)
 
     /// The last status seen, or nil before the first `ReadyForQuery` (or if the stream could
     /// not be followed).
@@ -56,6 +62,56 @@ final class TransactionStatusTracker: Sendable {
         value.load(ordering: .acquiring) & 0xff != Self.lost
     }
 
+    /// Whether a statement's end (`CommandComplete`, `EmptyQueryResponse`, `ErrorResponse`) has
+    /// been read and the `ReadyForQuery` that follows it has not. False when the stream is not
+    /// followed.
+    ///
+    /// PostgresNIO ends a statement at its `CommandComplete`, but a statement outside a
+    /// transaction block commits only when the server handles the `Sync` after it, before its
+    /// `ReadyForQuery`: a backend ended in between (terminated while a deferred trigger or the
+    /// commit's `NOTIFY` queue lock waits) sends the buffered `CommandComplete` with its fatal
+    /// error, and the statement looks done though it rolled back.
+    var isAwaitingReady: Bool {
+        readyAwaited.load(ordering: .sequentiallyConsistent) && isFollowing
+    }
+
+    /// Calls `action` once no `ReadyForQuery` is awaited (see ``isAwaitingReady``): at once if
+    /// none is, else when it has been read or the stream can no longer be followed. Not called
+    /// if the connection closes first; the caller watches for that.
+    func whenReady(_ action: @escaping @Sendable () -> Void) {
+        guard isAwaitingReady else { return action() }
+        let now = readyWaiters.withLock { waiters -> Bool in
+            guard isAwaitingReady else { return true }
+            waiters.append(action)
+            readyWaiterCount.add(1, ordering: .sequentiallyConsistent)
+            return false
+        }
+        if now {
+            action()
+        } else if !isAwaitingReady {
+            // The handler cleared the flag between the check and the registration.
+            releaseReadyWaiters()
+        }
+    }
+
+    /// Records whether a `ReadyForQuery` is awaited after one read, and wakes the waiters when
+    /// none is.
+    fileprivate func recordAwaitingReady(_ awaiting: Bool) {
+        readyAwaited.store(awaiting, ordering: .sequentiallyConsistent)
+        if !awaiting && readyWaiterCount.load(ordering: .sequentiallyConsistent) > 0 { releaseReadyWaiters() }
+    }
+
+    private func releaseReadyWaiters() {
+        let waiters = readyWaiters.withLock { waiters in
+            defer {
+                waiters.removeAll()
+                readyWaiterCount.store(0, ordering: .sequentiallyConsistent)
+            }
+            return waiters
+        }
+        for waiter in waiters { waiter() }
+    }
+
     /// Adds `count` `ROLLBACK` command tags read from the stream.
     fileprivate func recordRollbackTags(_ count: Int) {
         rollbackTags.add(UInt64(count), ordering: .releasing)
@@ -77,6 +133,8 @@ final class TransactionStatusTracker: Sendable {
 
     fileprivate func recordLost() {
         update { current in (current >> 8) << 8 | Self.lost }
+        // Nothing will say when a statement is done: nobody waits for it.
+        releaseReadyWaiters()
     }
 
     /// Replaces the value with `change(current)` unless that is nil.
@@ -139,6 +197,7 @@ private final class TransactionStatusHandler: ChannelInboundHandler, RemovableCh
             let seen = buffer.withUnsafeReadableBytes { framer.consume($0) }
             if seen.rollbackTags > 0 { tracker.recordRollbackTags(seen.rollbackTags) }
             if let status = seen.status { tracker.record(status) }
+            if let awaiting = seen.awaitingReady { tracker.recordAwaitingReady(awaiting) }
             if framer.isLost { tracker.recordLost() }
         }
         context.fireChannelRead(data)

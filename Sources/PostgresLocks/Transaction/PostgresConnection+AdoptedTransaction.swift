@@ -62,7 +62,7 @@ extension PostgresConnection {
     /// server is asked every time (`SELECT 1`, one round trip): the last status read may be
     /// stale (the `ReadyForQuery` after someone else's `COMMIT` can arrive in a later read than
     /// its result), and adopting a connection outside a transaction would release every
-    /// transaction-scoped lock at once. The answer's own `ReadyForQuery` is awaited.
+    /// transaction-scoped lock at once. The answer's own `ReadyForQuery` is read first.
     func requireOpenTransactionBlock(watch: ConnectionWatch, logger: Logger) async throws {
         let tracker = watch.transactionStatus
         let before = tracker.snapshot.readyCount
@@ -71,13 +71,9 @@ extension PostgresConnection {
         } catch let error as PostgresLocksError where error.code == .inFailedTransaction {
             // Refused because the block failed: reported below.
         }
-        // The handler reads every message before PostgresNIO does; only the trailing
-        // ReadyForQuery may still be on its way. A stream the handler cannot follow never
-        // counts one: then the status stays unknown.
-        let deadline = ContinuousClock.now + .seconds(1)
-        while tracker.snapshot.readyCount == before && tracker.isFollowing && ContinuousClock.now < deadline {
-            await Task.yield()
-        }
+        // A statement returns once its ReadyForQuery has been read (see `whileOpen`), so the
+        // status is this statement's. A stream the handler cannot follow never counts one:
+        // then the status stays unknown.
         let status = tracker.snapshot.readyCount == before ? nil : tracker.status
         switch status {
         case .inTransaction?:
