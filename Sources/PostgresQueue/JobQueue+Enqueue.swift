@@ -16,6 +16,11 @@ extension JobQueue {
     /// Enqueues a batch in **one statement** (autocommit) and wakes idle workers with one
     /// `NOTIFY` per queue, debounced. With tracing, the call is a `pglocks.enqueue` span whose
     /// context each job carries in its metadata, so its run continues the trace.
+    ///
+    /// The ids are returned once the server has committed the statement. If the connection is
+    /// lost first, the call throws `connectionLost` and the jobs may or may not exist: enqueue
+    /// with a `uniqueKey` (a repeat is then a no-op) or ``enqueue(_:in:)-([NewJob],_)`` inside a transaction
+    /// whose commit outcome you resolve when a job must exist exactly once.
     @discardableResult
     public func enqueue(_ jobs: [NewJob], on client: PostgresClient, logger: Logger) async throws -> EnqueueResult {
         try await tracedEnqueue(jobs, inserted: \.ids.count) { jobs in
