@@ -13,7 +13,7 @@ struct PGLock: AsyncParsableCommand {
         Commands that act on your server (doctor, locks, top, run, queue, web) need --database-url \
         or DATABASE_URL. demo, bench and soak start a throwaway local PostgreSQL when neither is \
         given, and remove it when they finish. A server that cannot be reached makes a command \
-        fail within the connect timeout (--connect-timeout, default \(DatabaseOptions.defaultConnectTimeoutSeconds)s) \
+        fail within the connect timeout (--connect-timeout, default \(DatabaseChoice.defaultConnectTimeoutSeconds)s) \
         with one line on standard error that says what happened, and exit status 1.
         """,
         subcommands: [DemoCommand.self, RunCommand.self, LocksCommand.self, TopCommand.self, DoctorCommand.self, QueueCommand.self, BenchCommand.self, SoakCommand.self, WebCommand.self, EphemeralCommand.self]

@@ -38,7 +38,7 @@ extension BenchCommand {
         let logger = makeLogger("pglock.bench")
         let progress = Progress(quiet: json)
         let (concurrency, executor, noPgbench) = (self.concurrency, self.executor, self.noPgbench)
-        return try await database.withClient(maximumConnections: maximumConnections ?? concurrency + 2, progress: progress, logger: logger) { client, target in
+        return try await database.choice.withClient(maximumConnections: maximumConnections ?? concurrency + 2, progress: progress, logger: logger) { client, target in
             progress.done("using \(target.description)")
             client.statementPreparation = Self.preparation
             let harness = BenchHarness(

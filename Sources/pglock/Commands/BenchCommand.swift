@@ -170,7 +170,7 @@ struct BenchCommand: AsyncParsableCommand {
         let progress = Progress(quiet: json)
         // Room for the locks in the server's lock table (max_locks_per_transaction × max_connections).
         let ephemeral = EphemeralPostgres.Configuration(maxLocksPerTransaction: max(64, locks / 50), disableDurability: true)
-        let report = try await database.withClient(maximumConnections: 6, ephemeralConfiguration: ephemeral, progress: progress, logger: logger) { client, target in
+        let report = try await database.choice.withClient(maximumConnections: 6, ephemeralConfiguration: ephemeral, progress: progress, logger: logger) { client, target in
             progress.done("using \(target.description)")
             return try await WebBench.run(client: client, settings: try target.connectionSettings(), locks: locks, history: history, requests: requests, progress: progress, logger: logger)
         }

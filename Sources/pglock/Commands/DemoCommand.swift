@@ -43,7 +43,7 @@ struct DemoCommand: AsyncParsableCommand {
         let progress = Progress(quiet: false)
         let started = ContinuousClock.now
         let scenarios: [any DemoScenario] = [VersionRaceScenario(), IngestionScenario(), ManyKeysScenario(), SingletonScenario(), EntityAndRowLockScenario(), LeaderFailoverScenario(), SemaphoreScenario(), QueueDrainScenario(), PeriodicJobsScenario(), FleetLimitScenario()]
-        let outcomes = try await database.withClient(maximumConnections: 24, ephemeralConfiguration: Self.serverConfiguration, progress: progress, logger: logger) { client, target in
+        let outcomes = try await database.choice.withClient(maximumConnections: 24, ephemeralConfiguration: Self.serverConfiguration, progress: progress, logger: logger) { client, target in
             progress.done("using \(target.description)")
             // Dedicated connections (leader election) carry the pool's application_name too, so
             // whoever watches or terminates the demo's sessions finds all of them.

@@ -19,7 +19,7 @@ struct DoctorCommand: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-        let settings = try options.database.explicitSettings()
+        let settings = try options.database.choice.explicitSettings()
         let diagnosis = try await options.withClient { client, logger in try await client.diagnose(settings: settings, logger: logger) }
         if json {
             try printJSON(diagnosis)

@@ -21,7 +21,7 @@ struct MonitorOptions: ParsableArguments {
     /// Runs `body` with a small client on the server to watch (never a throwaway one).
     func withClient<T: Sendable>(_ body: @Sendable (PostgresClient, Logger) async throws -> T) async throws -> T {
         let logger = makeLogger("pglock.monitor")
-        return try await database.withExplicitClient(maximumConnections: 2, applicationName: "pglock monitor", purpose: "the server to look at") { client in
+        return try await database.choice.withExplicitClient(maximumConnections: 2, applicationName: "pglock monitor", purpose: "the server to look at") { client in
             try await body(client, logger)
         }
     }

@@ -52,7 +52,7 @@ extension QueueCommand {
             let (name, source) = resolvedSchema()
             let queue = try JobQueue(schema: name)
             let logger = makeLogger("pglock.queue")
-            return try await database.withExplicitClient(maximumConnections: 4, applicationName: "pglock queue", purpose: "the queue lives on your server") { client in
+            return try await database.choice.withExplicitClient(maximumConnections: 4, applicationName: "pglock queue", purpose: "the queue lives on your server") { client in
                 let installed = try await JobQueue.installedSchemas(on: client, logger: logger)
                 guard installed.contains(queue.schema.name) else {
                     throw QueueSchemaError(code: .queueTablesMissing, schema: name, source: source, installedSchemas: installed)

@@ -228,7 +228,7 @@ struct QueueCommand: AsyncParsableCommand {
         func run() async throws {
             let lease = try parseDuration(self.lease)
             let (queueName, concurrency) = (queue, self.concurrency)
-            let listenSettings = listen ? try options.database.explicitSettings() : nil
+            let listenSettings = listen ? try options.database.choice.explicitSettings() : nil
             try await options.withQueue { queue, client, logger in
                 var handlers = JobHandlers()
                 // `sleep`: wait `ms` milliseconds, then complete.

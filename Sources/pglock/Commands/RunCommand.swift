@@ -62,7 +62,7 @@ struct RunCommand: AsyncParsableCommand {
         let lockKey = try LockKey(text: key)
         let wait: LockWait = tryOnly ? .immediately : try timeout.map { .timeout(try parseDuration($0)) } ?? .forever
         let arguments = command.first == "--" ? Array(command.dropFirst()) : command
-        let status: Int32 = try await database.withExplicitClient(maximumConnections: 2, applicationName: "pglock run", purpose: "pglock run locks across machines") { client in
+        let status: Int32 = try await database.choice.withExplicitClient(maximumConnections: 2, applicationName: "pglock run", purpose: "pglock run locks across machines") { client in
             do {
                 return try await client.withSessionAdvisoryLock(lockKey, mode: shared ? .shared : .exclusive, wait: wait, logger: logger) {
                     try await Self.runChild(arguments)

@@ -60,7 +60,7 @@ struct SoakCommand: AsyncParsableCommand {
         if ProcessInfo.processInfo.environment["PGLOCK_LOG_LEVEL"] == nil { logger.logLevel = .error }
         let progress = Progress(quiet: false)
         let report: SoakReport
-        if let settings = try database.explicitSettings() {
+        if let settings = try database.choice.explicitSettings() {
             try await settings.checkConnection(logger: logger)
             progress.step("soaking \(settings.redactedURL) for \(format(configuration.duration)) (no restarts against an existing server)")
             report = try await SoakWorkload(settings: settings, configuration: configuration).run(logger: logger)
@@ -94,7 +94,7 @@ struct SoakCommand: AsyncParsableCommand {
         let logger = makeLogger("pglock.soak")
         let progress = Progress(quiet: false)
         let report: PooledLockSoak.Report
-        if let settings = try database.explicitSettings() {
+        if let settings = try database.choice.explicitSettings() {
             try await settings.checkConnection(logger: logger)
             progress.step("pooled-lock soak on \(settings.redactedURL): \(pool.describe(size: poolSize))")
             report = try await PooledLockSoak(settings: settings, configuration: configuration).run(logger: logger)

@@ -61,11 +61,11 @@ struct WebCommand: AsyncParsableCommand {
         }
         let refresh = try parseDuration(self.refresh)
         guard refresh >= .milliseconds(500) else { throw ValidationError("--refresh must be at least 500ms") }
-        let settings = try database.explicitSettings()
+        let settings = try database.choice.explicitSettings()
         var logger = makeLogger("pglock.web")
         if environment["PGLOCK_LOG_LEVEL"] == nil { logger.logLevel = .notice }
         let readOnly = self.readOnly, names = self.names, queueSchemas = schemas, consoleLogger = logger
-        try await database.withExplicitClient(maximumConnections: 4, applicationName: "pglock web", purpose: "the server to show") { client in
+        try await database.choice.withExplicitClient(maximumConnections: 4, applicationName: "pglock web", purpose: "the server to show") { client in
             let console = try WebConsole(client: client, configuration: WebConsole.Configuration(
                 queueSchemas: queueSchemas, leaderTermsTables: termsTables, knownLockNames: names, readOnly: readOnly,
                 authentication: authentication, refreshInterval: refresh, connection: settings

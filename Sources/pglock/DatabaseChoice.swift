@@ -6,44 +6,6 @@ import PglockHarness
 import PostgresLocks
 import PostgresNIO
 
-/// `--database-url` and `--connect-timeout` of the commands that act on *your* server (doctor,
-/// locks, top, queue, run): they never start a throwaway one, so a URL is required unless
-/// `DATABASE_URL` is set. Demo, bench and soak use ``ThrowawayServerOptions`` instead.
-struct DatabaseOptions: ParsableArguments {
-    /// The help of `--database-url` here: the phrase the tests look for.
-    static let urlHelp = "A postgres:// URL of the server to use (required unless $DATABASE_URL is set)."
-
-    @Option(name: .customLong("database-url"), help: ArgumentHelp(urlHelp, valueName: "url"))
-    var databaseURL: String?
-
-    @Option(name: .customLong("connect-timeout"), help: ArgumentHelp(DatabaseChoice.connectTimeoutHelp, valueName: "duration"))
-    var connectTimeout: String?
-
-    /// The connect timeout when neither the option, the URL nor `PGCONNECT_TIMEOUT` gives one.
-    static let defaultConnectTimeoutSeconds = DatabaseChoice.defaultConnectTimeoutSeconds
-
-    /// The choice these options make.
-    var choice: DatabaseChoice { DatabaseChoice(databaseURL: databaseURL, connectTimeout: connectTimeout) }
-
-    /// The settings given by `--database-url` or `DATABASE_URL`, or nil (see ``DatabaseChoice/explicitSettings(environment:)``).
-    func explicitSettings(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> ConnectionSettings? {
-        try choice.explicitSettings(environment: environment)
-    }
-
-    /// Runs `body` with a small client on the server given by `--database-url` or
-    /// `DATABASE_URL`; without either, fails naming both.
-    ///
-    /// - Parameter purpose: completes "… give --database-url or set DATABASE_URL: <purpose>".
-    func withExplicitClient<Result: Sendable>(
-        maximumConnections: Int,
-        applicationName: String,
-        purpose: String,
-        _ body: @Sendable (PostgresClient) async throws -> Result
-    ) async throws -> Result {
-        try await choice.withExplicitClient(maximumConnections: maximumConnections, applicationName: applicationName, purpose: purpose, body)
-    }
-}
-
 /// Which server a command uses: the values of `--database-url` and `--connect-timeout`,
 /// whichever option group (``DatabaseOptions`` or ``ThrowawayServerOptions``) read them.
 struct DatabaseChoice: Sendable {
@@ -160,34 +122,4 @@ struct DatabaseChoice: Sendable {
             return try await body(client, target)
         }
     }
-}
-
-/// Progress lines on standard error, so standard output stays clean for reports and JSON.
-struct Progress: Sendable {
-    var quiet: Bool
-
-    func step(_ text: String) {
-        guard !quiet else { return }
-        FileHandle.standardError.write(Data("· \(text)…\n".utf8))
-    }
-
-    func done(_ text: String) {
-        guard !quiet else { return }
-        FileHandle.standardError.write(Data("  \(text)\n".utf8))
-    }
-}
-
-/// A logger for PostgresNIO's background events (errors only: it warns when a lease is asked
-/// for a moment before `run()` has started).
-func makeBackgroundLogger() -> Logger {
-    var logger = Logger(label: "pglock.background")
-    logger.logLevel = .error
-    return logger
-}
-
-/// A logger for the CLI: warnings and above on standard error, or `--verbose`-style levels via PGLOCK_LOG_LEVEL.
-func makeLogger(_ label: String) -> Logger {
-    var logger = Logger(label: label)
-    logger.logLevel = ProcessInfo.processInfo.environment["PGLOCK_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
-    return logger
 }
