@@ -182,6 +182,22 @@ extension DatabaseTestContext {
         _ = try await connection.query(PostgresQuery(unsafeSQL: sql), logger: logger).collect()
     }
 
+    /// Waits until a backend of this database whose statement matches `pattern` (SQL `LIKE`)
+    /// waits on a heavyweight lock (an advisory lock a test holds, say), asking on `observer`
+    /// (a connection of the test's own); returns the backend's process id.
+    public func backendWaitingOnALock(runningStatementLike pattern: String, observer: PostgresConnection) async throws -> Int32 {
+        let found = LockedBox<Int32?>(nil)
+        try await waitUntil("a backend running \(pattern) waits on a lock") {
+            let rows = try await observer.query(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE \(pattern) AND pid <> pg_backend_pid()",
+                logger: logger
+            ).collect()
+            found.withLock { $0 = try? rows.first?.decode(Int32.self) }
+            return found.value != nil
+        }
+        return found.value!
+    }
+
     /// Runs one statement on the client's pool, reading all rows.
     @discardableResult
     public func query(_ query: PostgresQuery) async throws -> [PostgresRow] {

@@ -183,23 +183,19 @@ struct CommitOutcomeTests {
     // buffered CommandComplete (and the rows) with its fatal error, and the statement rolls back.
     // The gate holds that commit open; the backend is terminated there.
 
-    @Test func anAutocommitStatementWhoseBackendEndsBeforeItCommitsThrowsOnAClient() async throws {
-        try await CommitGate.withGate { db, gate in
-            let task = Task {
-                try await db.client.checkedQuery("INSERT INTO items (id, attempt) VALUES ('only', 1) RETURNING id", logger: db.logger).rows.count
-            }
-            try await gate.terminateStatementAtTheGate(startingWith: "INSERT INTO items")
-            let outcome = try await withinTimeLimit(.seconds(20), "the statement") { await task.result }
-            #expect((outcome.failure as? PostgresLocksError)?.code == .connectionLost, "rolled back, yet reported: \(outcome)")
-            #expect(try await gate.scalar("SELECT count(*)::int FROM items", as: Int.self) == 0)
-        }
+    /// Where an autocommit statement runs: a client's pool or a connection of one's own.
+    enum StatementRunner: String, CaseIterable, Sendable {
+        case client, connection
     }
 
-    @Test func anAutocommitStatementWhoseBackendEndsBeforeItCommitsThrowsOnAConnection() async throws {
+    @Test(arguments: StatementRunner.allCases)
+    func anAutocommitStatementWhoseBackendEndsBeforeItCommitsThrows(on runner: StatementRunner) async throws {
         try await CommitGate.withGate { db, gate in
-            let connection = try await db.makeConnection()
+            let connection = runner == .connection ? try await db.makeConnection() : nil
+            let insert: PostgresQuery = "INSERT INTO items (id, attempt) VALUES ('only', 1) RETURNING id"
             let task = Task {
-                try await connection.checkedQuery("INSERT INTO items (id, attempt) VALUES ('only', 1) RETURNING id", logger: db.logger).rows.count
+                if let connection { return try await connection.checkedQuery(insert, logger: db.logger).rows.count }
+                return try await db.client.checkedQuery(insert, logger: db.logger).rows.count
             }
             try await gate.terminateStatementAtTheGate(startingWith: "INSERT INTO items")
             let outcome = try await withinTimeLimit(.seconds(20), "the statement") { await task.result }
@@ -316,16 +312,7 @@ private final class CommitGate: Sendable {
     /// Waits until a statement starting with `prefix`, sent outside a transaction block, waits
     /// at the gate (its implicit commit runs the trigger); returns its backend.
     func waitForStatementAtTheGate(startingWith prefix: String) async throws -> Int32 {
-        let found = LockedBox<Int32?>(nil)
-        try await waitUntil("the statement waits at the gate") {
-            let rows = try await observer.query(
-                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND starts_with(query, \(prefix))",
-                logger: db.logger
-            ).collect()
-            found.withLock { $0 = try? rows.first?.decode(Int32.self) }
-            return found.value != nil
-        }
-        return found.value!
+        try await db.backendWaitingOnALock(runningStatementLike: "\(prefix)%", observer: observer)
     }
 
     /// Waits until a statement starting with `prefix` waits at the gate, and terminates its

@@ -88,16 +88,8 @@ struct QueueTests {
             let enqueue = Task {
                 try await queue.enqueue([try NewJob(kind: "work", payload: Work(n: 1)), try NewJob(kind: "work", payload: Work(n: 2))], on: db.client, logger: db.logger)
             }
-            let pid = LockedBox<Int32?>(nil)
-            try await waitUntil("the enqueue's commit waits at the gate") {
-                let rows = try await observer.query(
-                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%INSERT INTO%' AND pid <> pg_backend_pid()",
-                    logger: db.logger
-                ).collect()
-                pid.withLock { $0 = try? rows.first?.decode(Int32.self) }
-                return pid.value != nil
-            }
-            try await db.send("SELECT pg_terminate_backend(\(pid.value!))", on: observer)
+            let pid = try await db.backendWaitingOnALock(runningStatementLike: "%INSERT INTO%", observer: observer)
+            try await db.send("SELECT pg_terminate_backend(\(pid))", on: observer)
             let outcome = try await withinTimeLimit(.seconds(20), "the enqueue") { await enqueue.result }
             switch outcome {
             case .success(let result): Issue.record("the enqueue was confirmed (\(result.ids)) though it rolled back")
