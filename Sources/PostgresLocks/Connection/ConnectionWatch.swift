@@ -191,6 +191,9 @@ final class ConnectionWatch: Sendable {
             return Array(state.waiters.values)
         }
         for waiter in waiters { waiter() }
+        // A statement whose answer came without its ReadyForQuery was just answered by the
+        // close: its wait for the ReadyForQuery is over.
+        transactionStatus.dropReadyWaiters()
     }
 }
 

@@ -185,8 +185,9 @@ extension PostgresConnection {
                 })
                 // The answer's bytes have passed the status handler (it reads each chunk
                 // before PostgresNIO does): whether the ReadyForQuery came with them is known.
-                watch.transactionStatus.whenReady {
-                    watch.unregister(token)
+                // (Weakly: a waiter left behind by a close must not keep the watch alive.)
+                watch.transactionStatus.whenReady { [weak watch] in
+                    watch?.unregister(token)
                     pending.finish()
                 }
             }

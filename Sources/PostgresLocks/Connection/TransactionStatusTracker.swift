@@ -101,6 +101,15 @@ final class TransactionStatusTracker: Sendable {
         if !awaiting && readyWaiterCount.load(ordering: .sequentiallyConsistent) > 0 { releaseReadyWaiters() }
     }
 
+    /// Forgets the waiters without calling them: the connection closed, and its statements were
+    /// answered by the close (what they hold is freed with them).
+    func dropReadyWaiters() {
+        readyWaiters.withLock { waiters in
+            waiters.removeAll()
+            readyWaiterCount.store(0, ordering: .sequentiallyConsistent)
+        }
+    }
+
     private func releaseReadyWaiters() {
         let waiters = readyWaiters.withLock { waiters in
             defer {
