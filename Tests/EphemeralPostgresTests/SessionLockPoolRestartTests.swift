@@ -29,6 +29,20 @@ struct SessionLockPoolRestartTests {
         let checker = try await PostgresConnection.connect(
             configuration: try ConnectionSettings(url: server.url()).makeConnectionConfiguration(), id: 1, logger: logger
         )
+        do {
+            try await holdAcrossRestart(server, pool: pool, configuration: configuration, checker: checker)
+        } catch {
+            // A connection must be closed before it is freed, whatever failed.
+            try? await checker.close()
+            throw error
+        }
+        try? await checker.close()
+    }
+
+    private static func holdAcrossRestart(
+        _ server: EphemeralPostgres, pool: SessionLockPool, configuration: SessionLockPool.Configuration, checker: PostgresConnection
+    ) async throws {
+        let logger = TestDatabase.logger
         func held() async throws -> Int {
             try await checker.query("SELECT count(*)::int FROM pg_locks WHERE locktype = 'advisory' AND granted", logger: logger)
                 .collect()[0].decode(Int.self)
@@ -63,16 +77,21 @@ struct SessionLockPoolRestartTests {
             let checkerAfter = try await PostgresConnection.connect(
                 configuration: try ConnectionSettings(url: server.url()).makeConnectionConfiguration(), id: 2, logger: logger
             )
-            defer { Task { try? await checkerAfter.close() } }
-            try await waitUntil(timeout: .seconds(30), "the pool's sessions are back") { pool.openSessionCount == configuration.connections }
-            let seen = try await pool.withLock(.int64(7), wait: .timeout(.seconds(10))) {
-                try await checkerAfter.query("SELECT count(*)::int FROM pg_locks WHERE locktype = 'advisory' AND granted AND objid = 7", logger: logger)
-                    .collect()[0].decode(Int.self)
+            do {
+                try await waitUntil(timeout: .seconds(30), "the pool's sessions are back") { pool.openSessionCount == configuration.connections }
+                let seen = try await pool.withLock(.int64(7), wait: .timeout(.seconds(10))) {
+                    try await checkerAfter.query("SELECT count(*)::int FROM pg_locks WHERE locktype = 'advisory' AND granted AND objid = 7", logger: logger)
+                        .collect()[0].decode(Int.self)
+                }
+                #expect(seen == 1)
+                #expect(pool.heldCount == 0)
+            } catch {
+                try? await checkerAfter.close()
+                running.cancelAll()
+                throw error
             }
-            #expect(seen == 1)
-            #expect(pool.heldCount == 0)
+            try? await checkerAfter.close()
             running.cancelAll()
         }
-        try? await checker.close()
     }
 }
