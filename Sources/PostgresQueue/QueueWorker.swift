@@ -286,7 +286,10 @@ public final class QueueWorker: Service {
         } onCancel: {
             work.cancel()
         }
-        let leaseLost = inFlight.remove(job.id)
+        // The job keeps its slot until its outcome is recorded and the observers are told: a
+        // retry due at once is not claimed by this worker before its failure is reported.
+        let leaseLost = inFlight.isLost(job.id)
+        defer { inFlight.remove(job.id) }
         let result: JobResult
         switch outcome {
         case .success where leaseLost: result = .leaseLost

@@ -57,6 +57,18 @@ private struct EventLog: JobLifecycleObserver {
     func jobDead(_ job: ClaimedJob, reason: String) async { events.withLock { $0.append("dead \(job.kind): \(reason)") } }
 }
 
+/// Records starts and failures, and holds the worker in `jobFailed` until the gate is finished.
+private struct GatedFailureLog: JobLifecycleObserver {
+    let events: LockedBox<[String]>
+    let gate: AsyncStream<Void>
+
+    func jobStarted(_ job: ClaimedJob) async { events.withLock { $0.append("started \(job.attempt)") } }
+    func jobFailed(_ job: ClaimedJob, error: String, retryAt: Date?) async {
+        events.withLock { $0.append("failed \(job.attempt)") }
+        for await _ in gate { break }
+    }
+}
+
 @Suite("PostgresQueue handlers and kinds")
 struct QueueHandlerTests {
     @Test func handlersDecideCompleteSnoozeRetryDiscardAndCancel() async throws {
@@ -169,6 +181,32 @@ struct QueueHandlerTests {
             let report = try NewJob(Report(customer: 1, requestID: "r"))
             #expect(report.kind == "report" && report.queue == "reports" && report.maxAttempts == 3)
             #expect(try NewJob(Report(customer: 1, requestID: "r"), queue: "urgent", maxAttempts: 9).queue == "urgent")
+        }
+    }
+
+    @Test func aWorkerReportsAFailedAttemptBeforeItRunsTheRetry() async throws {
+        // The retry is due 10 ms after the failure is written; the observer is held while it is
+        // told of the failure. The worker (one slot) must not start attempt 2 meanwhile.
+        try await TestDatabase.withDatabase(maximumConnections: 12) { db in
+            let events = LockedBox<[String]>([])
+            let (gate, open) = AsyncStream<Void>.makeStream()
+            let queue = try JobQueue(schema: "q", observers: [GatedFailureLog(events: events, gate: gate)])
+            try await queue.migrate(on: db.client, logger: db.logger)
+            var handlers = JobHandlers()
+            handlers.register("broken", settings: JobKindSettings(maxAttempts: 2, backoff: Backoff(initial: .milliseconds(10), maximum: .milliseconds(10)))) { (_: Work, _) in
+                struct Broken: Error {}
+                throw Broken()
+            }
+            let worker = try QueueWorker(queue: queue, client: db.client, handlers: handlers, configuration: try fastConfiguration(db, concurrency: 1), logger: db.logger)
+            try await withWorkers([worker], logger: db.logger) {
+                defer { open.finish() }  // on every path, so the worker can stop
+                try await queue.enqueue(try NewJob(kind: "broken", payload: Work(n: 1)), on: db.client, logger: db.logger)
+                try await waitUntil("the first attempt failed") { events.value.contains("failed 1") }
+                try await holdsThroughout(.milliseconds(400), "attempt 2 has not started") { !events.value.contains("started 2") }
+                open.finish()
+                try await waitUntil("the second attempt failed") { events.value.contains("failed 2") }
+            }
+            #expect(events.value == ["started 1", "failed 1", "started 2", "failed 2"])
         }
     }
 
