@@ -22,8 +22,11 @@ struct SessionLockPoolRestartTests {
     private static func restart(_ server: EphemeralPostgres) async throws {
         let logger = TestDatabase.logger
         var configuration = SessionLockPool.Configuration(connection: try ConnectionSettings(url: server.url()))
-        configuration.heartbeatInterval = .milliseconds(500)
-        configuration.responseTimeout = .milliseconds(500)
+        // The restart is noticed by the sockets closing. The heartbeat's answer waits behind
+        // the lock statements queued on its session: a tight limit closes healthy sessions on a
+        // loaded machine (the full suite), and holders end before all 100 have started.
+        configuration.heartbeatInterval = .seconds(1)
+        configuration.responseTimeout = .seconds(5)
         configuration.reconnectDelay = .milliseconds(50)
         let pool = try SessionLockPool(configuration: configuration, logger: logger)
         let checker = try await PostgresConnection.connect(
