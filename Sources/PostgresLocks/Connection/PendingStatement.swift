@@ -57,7 +57,7 @@ final class PendingStatement<Value: Sendable>: Sendable {
         }
     }
 
-    /// Resumes the caller at once with `result` (the statement was never sent).
+    /// Resumes the caller at once with `error` (the statement was never sent).
     func fail(_ error: any Error) {
         resume { _ in .failure(error) }
     }

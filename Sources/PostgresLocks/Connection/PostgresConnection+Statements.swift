@@ -16,12 +16,15 @@ extension PostgresConnection {
     ///
     /// This and ``runPrepared(_:outsideTransaction:logger:)`` are how `PostgresLocks` talks to
     /// the server (the one exception is the pooler check's `SHOW VERSION` in
-    /// `identifyPooler`, a simple query a pooler answers itself). Both close three driver traps:
+    /// `identifyPooler`, a simple query a pooler answers itself). Both close four driver traps:
     /// - every row is read, so an error raised while producing rows (a 40P01 from
     ///   `SELECT pg_advisory_xact_lock(…)`) is thrown instead of dropped;
     /// - a closed connection makes the call throw ``PostgresLocksError/Code/connectionLost``
     ///   at once instead of waiting forever;
-    /// - driver errors are mapped to ``PostgresLocksError``.
+    /// - driver errors are mapped to ``PostgresLocksError``;
+    /// - the call returns once the statement's `ReadyForQuery` is read, not at its
+    ///   `CommandComplete` (outside a transaction block the commit comes in between; see
+    ///   ``whileOpen(_:_:)``).
     @discardableResult
     func runStatement(_ query: PostgresQuery, logger: Logger) async throws -> PostgresQueryResult {
         try await runStatement(query, watch: ConnectionWatch.watch(self), logger: logger)
