@@ -304,8 +304,17 @@ public final class HeadlessBrowser: Sendable {
     }
 
     /// The rendered text of the first element matching `css` (see ``text(of:)-(Element)``).
+    /// A page that refreshes itself can replace the element between finding and reading it
+    /// ("stale element reference"): then it is found again, a few times at most.
     public func text(of css: String) async throws -> String {
-        try await text(of: try await element(css))
+        var attempt = 1
+        while true {
+            do {
+                return try await text(of: try await element(css))
+            } catch let error as BrowserTestingError where error.code == .webDriver && "\(error)".contains("stale element") && attempt < 5 {
+                attempt += 1
+            }
+        }
     }
 
     /// The element's attribute `name` (or the property of that name, as WebDriver does), `nil`
