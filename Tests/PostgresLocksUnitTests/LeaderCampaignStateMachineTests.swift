@@ -29,15 +29,40 @@ struct LeaderCampaignStateMachineTests {
         var machine = LeaderCampaignStateMachine(backoff: Self.backoff)
         var random = SystemRandomNumberGenerator()
         let steps = [(false), (false), (false), (true), (false)].map { healthy in
-            Self.describe(machine.roundEnded(.failed(Self.lost, permanent: false), healthy: healthy, stopRequested: false, using: &random))
+            Self.describe(machine.roundEnded(.failed(Self.lost, permanent: false), healthy: healthy, led: false, stopRequested: false, using: &random))
         }
         #expect(steps == ["pause ≤100: connectionLost", "pause ≤200: connectionLost", "pause ≤400: connectionLost", "pause ≤100: connectionLost", "pause ≤200: connectionLost"])
+    }
+
+    @Test func aLeaderThatLostItsSessionStepsBackLongEnoughForAPollingFollowerToTakeOver() {
+        var machine = LeaderCampaignStateMachine(backoff: Backoff(initial: .milliseconds(20), maximum: .seconds(1)), stepBack: .milliseconds(200))
+        var random = SystemRandomNumberGenerator()
+        for _ in 0..<50 {
+            // A follower that lost its session (or never led) comes back on the backoff alone.
+            guard case .reconnect(let followerPause, _) = machine.roundEnded(.failed(Self.lost, permanent: false), healthy: true, led: false, stopRequested: false, using: &random) else {
+                Issue.record("a lost session must reconnect")
+                return
+            }
+            #expect(followerPause <= .milliseconds(20))
+            // A leader whose session ended waits at least the step back, a failure or not.
+            for end: LeaderCampaignStateMachine.SessionEnd in [.failed(Self.lost, permanent: false), .finished] {
+                guard case .reconnect(let leaderPause, _) = machine.roundEnded(end, healthy: true, led: true, stopRequested: false, using: &random) else {
+                    Issue.record("a lost term must reconnect")
+                    return
+                }
+                #expect(leaderPause == .milliseconds(200))
+            }
+        }
+        // A backoff already longer than the step back is kept.
+        var slow = LeaderCampaignStateMachine(backoff: Backoff(initial: .seconds(1), maximum: .seconds(1)), stepBack: .milliseconds(200))
+        guard case .reconnect(let pause, _) = slow.roundEnded(.finished, healthy: true, led: true, stopRequested: false, using: &random) else { return }
+        #expect(pause >= .milliseconds(500))
     }
 
     @Test func anErrorRetryingCannotFixEndsTheCampaignWithIt() {
         var machine = LeaderCampaignStateMachine(backoff: Self.backoff)
         var random = SystemRandomNumberGenerator()
-        let step = machine.roundEnded(.failed(Self.badPassword, permanent: true), healthy: false, stopRequested: false, using: &random)
+        let step = machine.roundEnded(.failed(Self.badPassword, permanent: true), healthy: false, led: false, stopRequested: false, using: &random)
         #expect(Self.describe(step) == "stop: server")
     }
 
@@ -45,7 +70,7 @@ struct LeaderCampaignStateMachineTests {
         var machine = LeaderCampaignStateMachine(backoff: Self.backoff)
         var random = SystemRandomNumberGenerator()
         for end: LeaderCampaignStateMachine.SessionEnd in [.finished, .failed(Self.lost, permanent: false), .failed(Self.badPassword, permanent: true)] {
-            #expect(Self.describe(machine.roundEnded(end, healthy: true, stopRequested: true, using: &random)) == "stop")
+            #expect(Self.describe(machine.roundEnded(end, healthy: true, led: true, stopRequested: true, using: &random)) == "stop")
         }
     }
 

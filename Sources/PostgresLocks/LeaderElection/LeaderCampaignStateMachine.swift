@@ -34,9 +34,14 @@ struct LeaderCampaignStateMachine {
     }
 
     private var reconnects: ReconnectSchedule
+    /// The least pause after a round that led: long enough for a polling follower's next try.
+    let stepBack: Duration
 
-    init(backoff: Backoff) {
+    /// A campaign that reconnects on `backoff`, and after losing leadership pauses at least
+    /// `stepBack` (two lock poll intervals, see ``roundEnded(_:healthy:led:stopRequested:using:)``).
+    init(backoff: Backoff, stepBack: Duration = .zero) {
         reconnects = ReconnectSchedule(backoff: backoff)
+        self.stepBack = stepBack
     }
 
     /// The probe's answer for this round.
@@ -49,21 +54,31 @@ struct LeaderCampaignStateMachine {
     }
 
     /// The round ended: `healthy` when its session got as far as polling for the lock (the
-    /// backoff then starts over), `stopRequested` when the service is stopping.
+    /// backoff then starts over), `led` when it held leadership, `stopRequested` when the
+    /// service is stopping.
+    ///
+    /// A round that led pauses at least ``stepBack``: the lost session freed the lock, and every
+    /// polling follower tries it within one poll interval, so one of them takes over instead of
+    /// the instance whose session just died (its network or its process may be what failed).
+    /// With no follower the same instance leads again after the pause.
     mutating func roundEnded<G: RandomNumberGenerator>(
         _ end: SessionEnd,
         healthy: Bool,
+        led: Bool,
         stopRequested: Bool,
         using generator: inout G
     ) -> NextStep {
         if stopRequested { return .stop(failure: nil) }
+        let failure: (any Error)?
         switch end {
         case .failed(let error, permanent: true):
             return .stop(failure: error)
         case .failed(let error, permanent: false):
-            return .reconnect(after: reconnects.pauseAfterSession(healthy: healthy, using: &generator), failure: error)
+            failure = error
         case .finished:
-            return .reconnect(after: reconnects.pauseAfterSession(healthy: healthy, using: &generator), failure: nil)
+            failure = nil
         }
+        let pause = reconnects.pauseAfterSession(healthy: healthy, using: &generator)
+        return .reconnect(after: led ? max(pause, stepBack) : pause, failure: failure)
     }
 }

@@ -7,12 +7,16 @@ extension LeaderElection {
     func campaign() async throws {
         let configuration = self.configuration
         let logger = self.logger
-        var machine = LeaderCampaignStateMachine(backoff: Backoff(initial: configuration.reconnectDelay, maximum: configuration.maximumReconnectDelay))
+        var machine = LeaderCampaignStateMachine(
+            backoff: Backoff(initial: configuration.reconnectDelay, maximum: configuration.maximumReconnectDelay),
+            stepBack: configuration.lockPollInterval * 2
+        )
         var random = SystemRandomNumberGenerator()
         var fatal: (any Error)?
         while !stop.isFired {
             var connection: PostgresConnection?
             var queued = false
+            var led = false
             var end = LeaderCampaignStateMachine.SessionEnd.finished
             do {
                 // A leader's lock is a session lock: before every connect (the URL may lead
@@ -28,7 +32,7 @@ extension LeaderElection {
                 case .campaign:
                     let opened = try await connect()
                     connection = opened
-                    try await runSession(on: opened, queued: &queued)
+                    try await runSession(on: opened, queued: &queued, led: &led)
                 }
             } catch {
                 end = .failed(error, permanent: Self.isPermanent(error))
@@ -41,7 +45,7 @@ extension LeaderElection {
                 state.waitingForLock = false
             }
             if let connection { await connection.closeDiscardingErrors() }
-            switch machine.roundEnded(end, healthy: queued, stopRequested: stop.isFired, using: &random) {
+            switch machine.roundEnded(end, healthy: queued, led: led, stopRequested: stop.isFired, using: &random) {
             case .stop(let failure):
                 if let failure {
                     logger.error("leader election stopped by an error that retrying cannot fix", metadata: ["election": "\(configuration.name)", "error": "\(failure)"])
@@ -87,8 +91,8 @@ extension LeaderElection {
 
     /// One session on `connection`: prepare it, then poll for the lock and lead until a stop
     /// (returns, having resigned) or a failure (throws). `queued` turns true once the session
-    /// is prepared and starts polling for the lock.
-    private func runSession(on connection: PostgresConnection, queued: inout Bool) async throws {
+    /// is prepared and starts polling for the lock, `led` once it leads.
+    private func runSession(on connection: PostgresConnection, queued: inout Bool, led: inout Bool) async throws {
         let configuration = self.configuration
         let logger = self.logger
 
@@ -115,6 +119,7 @@ extension LeaderElection {
                     logger: logger
                 ).rows[0].decode(Int64.self)
             }
+            led = true
             publish(.leader(FencingToken(election: configuration.name, term: term, termsTable: configuration.termsTable)))
             try await holdLeadership(connection)
             return
