@@ -5,8 +5,10 @@ import Foundation
 ///
 /// Observers are called after the fact, on the path of the work (keep them quick), and never
 /// change an outcome. A worker tells them an attempt's outcome before it runs that job again
-/// (another worker process may run the retry first: each process has its own observers). `jobsEnqueued` is called after the insert; inside a transaction the jobs
-/// exist only if it commits. Jobs the reaper makes available again or dead after their
+/// (another worker process may run the retry first: each process has its own observers).
+/// `jobsEnqueued` is called by the enqueuing task after the insert: outside a transaction once
+/// it has committed, so a worker may already have started, even finished, the job; inside a
+/// transaction the jobs exist only if it commits. Jobs the reaper makes available again or dead after their
 /// lease expired (their worker died) are not reported: no worker ran them to an outcome.
 public protocol JobLifecycleObserver: Sendable {
     /// Jobs were inserted (``EnqueueResult/ids`` lists them; skipped duplicates are not).
