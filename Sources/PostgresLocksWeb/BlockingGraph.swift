@@ -6,14 +6,12 @@ import PostgresLocks
 struct BlockingGraph: Equatable {
     struct Box: Equatable {
         var pid: Int32
-        var column: Int
-        var row: Int
+        var column, row: Int
         var isRoot: Bool
     }
 
     struct Edge: Equatable {
-        var from: Int32
-        var to: Int32
+        var from, to: Int32
         /// To the parent in the tree (solid) or to another session ahead in the queue (dashed).
         var isParent: Bool
     }

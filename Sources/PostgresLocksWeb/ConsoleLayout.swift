@@ -48,11 +48,7 @@ extension WebConsole {
 
     /// A plain page for an error (its text escaped like everything else).
     func errorPage(_ error: WebConsoleError) -> Response {
-        let status: HTTPResponse.Status = switch error.code {
-        case .notFound: .notFound
-        case .forbidden: .forbidden
-        case .badRequest, .invalidConfiguration: .badRequest
-        }
+        let status = error.status
         let page = ConsolePage(title: "Error", main: "<h1>\(status.reasonPhrase)</h1><p class=\"error\">\(error.message)</p>")
         return Response(status: status, headers: [.contentType: "text/html; charset=utf-8"], body: ResponseBody(byteBuffer: ByteBuffer(string: document(page, active: "").markup)))
     }

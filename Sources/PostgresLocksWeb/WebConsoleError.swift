@@ -1,3 +1,5 @@
+import HTTPTypes
+
 /// An error of the web console: a code and a readable description.
 public struct WebConsoleError: Error, Sendable, Hashable, CustomStringConvertible {
     /// What went wrong.
@@ -16,6 +18,15 @@ public struct WebConsoleError: Error, Sendable, Hashable, CustomStringConvertibl
     public var code: Code
     /// The details, for people.
     public var message: String
+
+    /// The HTTP status the console answers this error with.
+    public var status: HTTPResponse.Status {
+        switch code {
+        case .notFound: .notFound
+        case .forbidden: .forbidden
+        case .badRequest, .invalidConfiguration: .badRequest
+        }
+    }
 
     /// An error.
     public init(code: Code, message: String) {

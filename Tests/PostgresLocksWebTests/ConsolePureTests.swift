@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import PostgresLocks
 @testable import PostgresLocksWeb
 import Testing
@@ -11,6 +12,12 @@ struct ConsolePureTests {
         let inner: HTML = "<b>\(text)</b>"
         let outer: HTML = "<p>\(inner)</p>"
         #expect(outer.markup == "<p><b>&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;quotes&quot;\u{FFFD}[2J</b></p>")
+    }
+
+    @Test func eachErrorCodeAnswersWithItsHTTPStatus() {
+        let statuses = [WebConsoleError.Code.notFound, .forbidden, .badRequest, .invalidConfiguration].map { WebConsoleError(code: $0, message: "m").status }
+        #expect(statuses == [.notFound, .forbidden, .badRequest, .badRequest])
+        #expect(WebConsoleError(code: .forbidden, message: "no token").description == "forbidden: no token")
     }
 
     @Test func aFormIsDecodedAndItsReturnPathStaysInsideTheConsole() {

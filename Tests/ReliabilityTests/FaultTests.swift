@@ -31,7 +31,7 @@ struct FaultTests {
         try await afterTheOtherTests()
         let report = try await runSoak("advisory-lock critical sections, backends terminated", [
             "--duration", "8s", "--terminate-every", "100ms", "--restart-every", "never",
-            "--lock-workers", "6", "--counter-workers", "0", "--ingest-workers", "0", "--queue-workers", "0", "--storm-tasks", "0", "--pause", "10ms",
+            "--work", "lock=6", "--pause", "10ms",
         ])
         expectClean(report)
         #expect(report.tallies.terminations >= 20)
@@ -42,7 +42,7 @@ struct FaultTests {
         try await afterTheOtherTests()
         let report = try await runSoak("gapless counters (3 strategies), backends terminated", [
             "--duration", "8s", "--terminate-every", "100ms", "--restart-every", "never",
-            "--lock-workers", "0", "--counter-workers", "6", "--ingest-workers", "0", "--queue-workers", "0", "--storm-tasks", "0", "--pause", "10ms",
+            "--work", "counter=6", "--pause", "10ms",
         ])
         expectClean(report)
         #expect(report.tallies.terminations >= 20)
@@ -53,7 +53,7 @@ struct FaultTests {
         try await afterTheOtherTests()
         let report = try await runSoak("queue work, backends terminated", [
             "--duration", "8s", "--terminate-every", "100ms", "--restart-every", "never",
-            "--lock-workers", "0", "--counter-workers", "0", "--ingest-workers", "0", "--queue-workers", "2", "--storm-tasks", "0",
+            "--work", "queue=2",
         ])
         expectClean(report)
         #expect(report.tallies.terminations >= 20)
@@ -67,7 +67,7 @@ struct FaultTests {
         try await afterTheOtherTests()
         let report = try await runSoak("exactly-once ingestion, backends terminated", [
             "--duration", "8s", "--terminate-every", "100ms", "--restart-every", "never",
-            "--lock-workers", "0", "--counter-workers", "0", "--ingest-workers", "4", "--queue-workers", "0", "--storm-tasks", "0", "--pause", "10ms",
+            "--work", "ingest=4", "--pause", "10ms",
         ])
         expectClean(report)
         #expect(report.tallies.terminations >= 20)
@@ -79,7 +79,7 @@ struct FaultTests {
         try await afterTheOtherTests()
         let report = try await runSoak("locks, counters and ingestion, server restarted", [
             "--duration", "10s", "--restart-every", "2500ms", "--terminate-every", "300ms",
-            "--lock-workers", "4", "--counter-workers", "4", "--ingest-workers", "2", "--queue-workers", "0", "--storm-tasks", "0", "--pause", "10ms",
+            "--work", "lock=4,counter=4,ingest=2", "--pause", "10ms",
         ])
         expectClean(report)
         #expect(report.tallies.restarts >= 1)
@@ -94,7 +94,7 @@ struct FaultTests {
         try await afterTheOtherTests()
         let report = try await runSoak("cancellation and timeout storm", [
             "--duration", "6s", "--terminate-every", "never", "--restart-every", "never",
-            "--lock-workers", "0", "--counter-workers", "0", "--ingest-workers", "0", "--queue-workers", "0", "--storm-tasks", "150", "--storm-pause", "200ms",
+            "--work", "storm=150", "--storm-pause", "200ms",
         ])
         expectClean(report)
         #expect(report.tallies.stormCalls >= 300)  // two waves of 150 at least
@@ -112,7 +112,7 @@ struct FaultTests {
                     .path(FilePath("/usr/bin/nice")),
                     arguments: [
                         "-n", "19", try pglockExecutable(), "soak", "--duration", "3s", "--report-every", "1s", "--terminate-every", "300ms",
-                        "--storm-tasks", "10", "--lock-workers", "2", "--counter-workers", "2", "--ingest-workers", "2", "--queue-workers", "1", "--database-url", db.settings.redactedURL,
+                        "--work", "lock=2,counter=2,ingest=2,queue=1,storm=10", "--database-url", db.settings.redactedURL,
                     ],
                     input: .none, output: .string(limit: 1 << 20), error: .string(limit: 1 << 20)
                 )

@@ -90,8 +90,7 @@ struct PooledMemoryTests {
         for _ in 1...8 {
             let result = try await runPglockSoak("pglock soak --pool fixed", [
                 "--pool", "fixed", "--duration", "10s", "--restart-every", "1500ms", "--terminate-every", "300ms",
-                "--lock-workers", "4", "--counter-workers", "4", "--ingest-workers", "0", "--queue-workers", "0",
-                "--storm-tasks", "0", "--pause", "10ms",
+                "--work", "lock=4,counter=4", "--pause", "10ms",
             ], limit: .seconds(300))
             if case .signaled = result.terminationStatus {
                 #expect(result.standardError.contains("PoolStateMachine+ConnectionGroup.swift"), "\(result.standardError.suffix(2000))")

@@ -3,76 +3,53 @@ import Foundation
 /// What a soak run found when it checked its invariants in the database afterwards. Every
 /// count should be 0.
 package struct SoakFindings: Sendable, Codable, Hashable {
-    /// Pairs of committed critical sections of one key that overlapped in time (mutual exclusion broken).
-    package var exclusionViolations = 0
-    /// Keys whose guarded counter differs from the number of committed increments (a lost update).
-    package var lostUpdates = 0
-    /// Operations confirmed committed to the client but missing from the database.
-    package var lostCommits = 0
-    /// Gapless numbers handed out twice within a scope.
-    package var duplicateNumbers = 0
-    /// Numbers missing within a scope (1…max not all present).
-    package var gaps = 0
-    /// Scopes whose counter table disagrees with the numbers recorded alongside.
-    package var counterMismatches = 0
-    /// Ingested keys stored or handled more than once: effect rows of one key committed twice,
-    /// or a key reported new to two calls.
-    package var duplicateIngestions = 0
-    /// Stored keys without their handler's effect, and effects without their stored key.
-    package var ingestEffectMismatches = 0
-    /// Keys a client saw accepted that are missing from the key table.
-    package var lostIngestedKeys = 0
-    /// Jobs not completed at the end (or confirmed enqueued and missing).
-    package var lostJobs = 0
-    /// Jobs whose side effect was written more than once.
-    package var duplicateEffects = 0
-    /// Side effects of jobs that do not exist or are not completed.
-    package var orphanEffects = 0
-    /// Advisory locks still held by the run's sessions once every call had returned.
-    package var leakedLocks = 0
-    /// Calls that did not return within their deadline plus the bound.
-    package var hungCalls = 0
+    /// Locks: pairs of committed critical sections of one key that overlapped in time (mutual
+    /// exclusion broken); keys whose guarded counter differs from the number of committed
+    /// increments (a lost update); operations confirmed committed to the client but missing from
+    /// the database.
+    package var exclusionViolations = 0, lostUpdates = 0, lostCommits = 0
+    /// Gapless numbers: handed out twice within a scope; missing within a scope (1…max not all
+    /// present); scopes whose counter table disagrees with the numbers recorded alongside.
+    package var duplicateNumbers = 0, gaps = 0, counterMismatches = 0
+    /// Ingestion: keys stored or handled more than once (effect rows of one key committed twice,
+    /// or a key reported new to two calls); stored keys without their handler's effect, and
+    /// effects without their stored key; keys a client saw accepted that are missing from the
+    /// key table.
+    package var duplicateIngestions = 0, ingestEffectMismatches = 0, lostIngestedKeys = 0
+    /// Queue: jobs not completed at the end (or confirmed enqueued and missing); jobs whose side
+    /// effect was written more than once; side effects of jobs that do not exist or are not
+    /// completed.
+    package var lostJobs = 0, duplicateEffects = 0, orphanEffects = 0
+    /// Advisory locks still held by the run's sessions once every call had returned; calls that
+    /// did not return within their deadline plus the bound.
+    package var leakedLocks = 0, hungCalls = 0
+
+    /// Findings with every count 0: nothing found yet.
+    package init() {}
 
     /// Whether every invariant held.
     package var isClean: Bool { self == SoakFindings() }
 
+    /// Every count with what it means: the one list ``violations`` and ``add(_:)`` go through.
+    private static var counts: [(count: WritableKeyPath<SoakFindings, Int>, meaning: String)] {
+        [
+            (\.exclusionViolations, "overlapping committed critical sections"), (\.lostUpdates, "lost updates"),
+            (\.lostCommits, "confirmed commits missing"), (\.duplicateNumbers, "duplicate numbers"), (\.gaps, "gaps"),
+            (\.counterMismatches, "counter mismatches"), (\.duplicateIngestions, "keys ingested or handled twice"),
+            (\.ingestEffectMismatches, "ingested keys without their effect (or effects without their key)"),
+            (\.lostIngestedKeys, "accepted keys missing"), (\.lostJobs, "lost jobs"), (\.duplicateEffects, "duplicate job effects"),
+            (\.orphanEffects, "orphan job effects"), (\.leakedLocks, "leaked locks"), (\.hungCalls, "hung calls"),
+        ]
+    }
+
     /// The broken invariants, readable.
     package var violations: [String] {
-        var list: [String] = []
-        func add(_ count: Int, _ what: String) { if count > 0 { list.append("\(count) \(what)") } }
-        add(exclusionViolations, "overlapping committed critical sections")
-        add(lostUpdates, "lost updates")
-        add(lostCommits, "confirmed commits missing")
-        add(duplicateNumbers, "duplicate numbers")
-        add(gaps, "gaps")
-        add(counterMismatches, "counter mismatches")
-        add(duplicateIngestions, "keys ingested or handled twice")
-        add(ingestEffectMismatches, "ingested keys without their effect (or effects without their key)")
-        add(lostIngestedKeys, "accepted keys missing")
-        add(lostJobs, "lost jobs")
-        add(duplicateEffects, "duplicate job effects")
-        add(orphanEffects, "orphan job effects")
-        add(leakedLocks, "leaked locks")
-        add(hungCalls, "hung calls")
-        return list
+        Self.counts.compactMap { self[keyPath: $0.count] > 0 ? "\(self[keyPath: $0.count]) \($0.meaning)" : nil }
     }
 
     /// Adds another set of findings.
     package mutating func add(_ other: SoakFindings) {
-        exclusionViolations += other.exclusionViolations
-        lostUpdates += other.lostUpdates
-        lostCommits += other.lostCommits
-        duplicateNumbers += other.duplicateNumbers
-        gaps += other.gaps
-        counterMismatches += other.counterMismatches
-        duplicateIngestions += other.duplicateIngestions
-        ingestEffectMismatches += other.ingestEffectMismatches
-        lostIngestedKeys += other.lostIngestedKeys
-        lostJobs += other.lostJobs
-        duplicateEffects += other.duplicateEffects
-        orphanEffects += other.orphanEffects
-        leakedLocks += other.leakedLocks
-        hungCalls += other.hungCalls
+        for (count, _) in Self.counts { self[keyPath: count] += other[keyPath: count] }
     }
 }
 

@@ -8,6 +8,7 @@ public struct ConnectionSettingsError: Error, Sendable, Hashable, CustomStringCo
         /// The code's readable name.
         public let name: String
         init(_ name: String) { self.name = name }
+        public var description: String { name }
 
         /// The URL does not start with `postgres://` or `postgresql://`.
         public static let unknownScheme = Code("unknownScheme")
@@ -23,8 +24,6 @@ public struct ConnectionSettingsError: Error, Sendable, Hashable, CustomStringCo
         public static let invalidParameterValue = Code("invalidParameterValue")
         /// A valid libpq feature that is not supported here (several hosts).
         public static let unsupported = Code("unsupported")
-
-        public var description: String { name }
     }
 
     /// What is wrong.

@@ -236,7 +236,7 @@ extension GaplessCounter {
             // One statement gives the number: it is chained right after BEGIN, so the caller's
             // task waits once for both.
             guard !scope.isEmpty else { throw PostgresLocksError.invalidArgument("the counter scope is empty") }
-            return try await runner.withCheckedTransaction(options: .default, logger: logger, attempt: 1, leading: counterRowStatement(scope: scope)) { tx, rows in
+            return try await runner.withCheckedTransaction(options: .default, logger: logger, attempt: TransactionAttempt(leading: counterRowStatement(scope: scope))) { tx, rows in
                 try await body(try rows[0].int64FromText(), tx)
             }
         }

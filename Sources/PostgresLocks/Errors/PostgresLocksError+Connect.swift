@@ -73,8 +73,7 @@ struct ConnectTarget: Sendable, Hashable {
     var port: Int
     /// The socket file, for a Unix socket.
     var socketPath: String?
-    var user: String?
-    var database: String?
+    var user, database: String?
     /// The connect timeout in force.
     var connectTimeout: Duration?
 

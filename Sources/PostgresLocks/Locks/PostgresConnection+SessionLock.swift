@@ -46,7 +46,7 @@ extension PostgresConnection {
             // a session lock survives the COMMIT.
             let function = AdvisoryLockSQL.lockFunction(scope: .session, mode: mode, try: false)
             do {
-                try await runCheckedTransaction(options: .init(lockTimeout: duration), logger: logger, attempt: 1, canceller: canceller) { transaction, _ in
+                try await runCheckedTransaction(options: .init(lockTimeout: duration), logger: logger, canceller: canceller) { transaction, _ in
                     try await transaction.runLockWait(AdvisoryLockSQL.call(function, key: key))
                 }
                 return true

@@ -9,7 +9,7 @@ import PostgresNIO
 /// ```
 public struct RowLock: Sendable, Hashable, CustomStringConvertible {
     /// How strongly the selected rows are locked.
-    public enum Strength: String, Sendable, Hashable, CaseIterable {
+    public enum Strength: String, Sendable, Hashable {
         /// `FOR UPDATE`: blocks every other lock on the row; for deletes and key changes.
         case update = "FOR UPDATE"
         /// `FOR NO KEY UPDATE`: for updates that keep the key; does not block `FOR KEY SHARE`
@@ -22,7 +22,7 @@ public struct RowLock: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// What happens when a selected row is locked by someone else.
-    public enum Waiting: String, Sendable, Hashable, CaseIterable {
+    public enum Waiting: String, Sendable, Hashable {
         /// Wait for the lock (bounded by `lock_timeout`, see ``Transaction/setLockTimeout(_:)``).
         case wait = ""
         /// Fail at once with ``PostgresLocksError/Code/lockNotAvailable`` (55P03).
@@ -33,10 +33,10 @@ public struct RowLock: Sendable, Hashable, CustomStringConvertible {
 
     /// The lock strength.
     public var strength: Strength
-    /// The waiting policy.
-    public var waiting: Waiting
     /// The tables (or aliases) of the `FROM` list whose rows are locked; empty means all.
     public var tables: [SQLIdentifier]
+    /// The waiting policy.
+    public var waiting: Waiting
 
     /// A clause locking the rows of `tables` (all tables when empty).
     public init(_ strength: Strength = .update, of tables: [SQLIdentifier] = [], waiting: Waiting = .wait) {

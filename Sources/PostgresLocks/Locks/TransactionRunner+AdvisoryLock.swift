@@ -33,7 +33,7 @@ extension TransactionRunner {
         _ = try wait.lockTimeoutSetting()  // a bad timeout is refused before anything is sent
         // The try-lock is chained right after BEGIN: one wait for both when the lock is free.
         let tryLock = Transaction.tryLockStatement(key, mode: mode)
-        return try await withCheckedTransaction(options: options, logger: logger, attempt: 1, leading: tryLock) { transaction, rows in
+        return try await withCheckedTransaction(options: options, logger: logger, attempt: TransactionAttempt(leading: tryLock)) { transaction, rows in
             try await transaction.advisoryLock(key, mode: mode, wait: wait, tried: try rows[0].boolFromText())
             return try await body(transaction)
         }

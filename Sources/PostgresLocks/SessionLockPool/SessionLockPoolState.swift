@@ -38,8 +38,8 @@ struct SessionLockPoolState: Sendable {
     struct Hold: Sendable {
         let key: LockKey
         let mode: LockMode
-        let session: Int
-        let generation: Int
+        /// The session carrying it, in the generation (connection) it was taken on.
+        let session, generation: Int
         var granted = false
     }
 

@@ -2,24 +2,23 @@ import Logging
 import PostgresNIO
 
 extension PostgresConnection {
-    /// The checked transaction. With `readsTransactionID`, the transaction id is read before
-    /// `COMMIT`, and a `COMMIT` lost in flight throws ``UnsettledCommit`` (carrying the id and
-    /// the body's result) for the caller to settle; see ``RetryPolicy/resolveCommitOutcome``.
+    /// The checked transaction, run as `attempt`. With `attempt.readsTransactionID`, the
+    /// transaction id is read before `COMMIT`, and a `COMMIT` lost in flight throws
+    /// ``UnsettledCommit`` (carrying the id and the body's result) for the caller to settle; see
+    /// ``RetryPolicy/resolveCommitOutcome``.
     ///
-    /// With a `leading` statement (a hot statement the caller would send first in the body,
-    /// such as a try-lock), it is chained on the event loop right after `BEGIN`, so that the
-    /// caller's task waits once for both, and its rows are handed to the body. Without one the
-    /// body gets no rows. A failure of `leading` aborts the transaction as if the body had sent
+    /// With a `leading` statement in `attempt` (a hot statement the caller would send first in
+    /// the body, such as a try-lock), it is chained on the event loop right after `BEGIN`, so
+    /// that the caller's task waits once for both, and its rows are handed to the body. Without
+    /// one the body gets no rows. A failure of `leading` aborts the transaction as if the body had sent
     /// it, except that a `leading` statement the server no longer has prepared (26000, nothing
     /// but `BEGIN` ran) is sent again once with a new `BEGIN`. With a lock or statement timeout
     /// in `options`, `leading` is sent after the settings instead, without that retry.
     func runCheckedTransaction<Result>(
         options: TransactionOptions,
         logger: Logger,
-        attempt: Int,
-        readsTransactionID: Bool = false,
+        attempt: TransactionAttempt = TransactionAttempt(),
         canceller: PostgresClient? = nil,
-        leading: PreparedSQL? = nil,
         isolation: isolated (any Actor)? = #isolation,
         _ body: (Transaction, [PostgresRow]) async throws -> sending Result
     ) async throws -> sending Result {
@@ -29,12 +28,12 @@ extension PostgresConnection {
         // session's last word, or someone's leak, and is worth one statement to confirm.
         let watch = ConnectionWatch.watch(self)
         try await refuseNestedTransaction(watch: watch, confirmingAnyStatus: canceller != nil, logger: logger)
-        let transaction = Transaction(connection: self, watch: watch, logger: logger, attempt: attempt, canceller: canceller)
+        let transaction = Transaction(connection: self, watch: watch, logger: logger, attempt: attempt.number, canceller: canceller)
         watch.libraryTransactionOpen = true
         let begin = PreparedSQL(options.beginStatement)
         let settingTimeouts = timeouts.lockTimeout != nil || timeouts.statementTimeout != nil
         var leadingRows: [PostgresRow] = []
-        if let leading, !settingTimeouts {
+        if let leading = attempt.leading, !settingTimeouts {
             leadingRows = try await beginChained(begin, leading: leading, watch: watch, logger: logger)
         } else {
             try await self.runPrepared(begin, watch: watch, outsideTransaction: true, logger: logger)
@@ -46,7 +45,7 @@ extension PostgresConnection {
                 try await transaction.query(
                     "SELECT set_config('lock_timeout', COALESCE(\(timeouts.lockTimeout), current_setting('lock_timeout')), true), set_config('statement_timeout', COALESCE(\(timeouts.statementTimeout), current_setting('statement_timeout')), true)"
                 )
-                if let leading { leadingRows = try await transaction.queryPrepared(leading) }
+                if let leading = attempt.leading { leadingRows = try await transaction.queryPrepared(leading) }
             }
             value = try await body(transaction, leadingRows)
         } catch {
@@ -67,7 +66,7 @@ extension PostgresConnection {
         // Optional (RetryPolicy.resolveCommitOutcome): the id a lost COMMIT is settled by. NULL
         // when the transaction wrote nothing: then there is nothing to commit.
         var transactionID: UInt64?
-        if readsTransactionID {
+        if attempt.readsTransactionID {
             do {
                 transactionID = try await transaction.queryPrepared(CommitOutcomeSQL.currentTransactionID).first
                     .flatMap { try $0.decode(String?.self) }.flatMap(UInt64.init)
@@ -106,7 +105,7 @@ extension PostgresConnection {
                     underlying: wrapped
                 )
             }
-            throw CommitOutcomeSQL.lostCommit(wrapped, readsTransactionID: readsTransactionID, transactionID: transactionID, value: value)
+            throw CommitOutcomeSQL.lostCommit(wrapped, readsTransactionID: attempt.readsTransactionID, transactionID: transactionID, value: value)
         }
         if answeredRollback {
             throw PostgresLocksError(

@@ -29,10 +29,9 @@ public struct TransactionOptions: Sendable, Hashable {
     public var isolation: IsolationLevel?
     /// The access mode; `nil` uses the server's default (normally read-write).
     public var access: AccessMode?
-    /// `lock_timeout` for this transaction only: a lock wait longer than this fails with 55P03.
-    public var lockTimeout: Duration?
-    /// `statement_timeout` for this transaction only: a statement longer than this fails with 57014.
-    public var statementTimeout: Duration?
+    /// `lock_timeout` and `statement_timeout` for this transaction only: a lock wait longer than
+    /// `lockTimeout` fails with 55P03, a statement longer than `statementTimeout` with 57014.
+    public var lockTimeout, statementTimeout: Duration?
 
     /// Creates options; each `nil` leaves the server's setting as it is.
     public init(isolation: IsolationLevel? = nil, access: AccessMode? = nil, lockTimeout: Duration? = nil, statementTimeout: Duration? = nil) {

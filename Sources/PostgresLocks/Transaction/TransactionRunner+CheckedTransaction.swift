@@ -37,28 +37,24 @@ extension TransactionRunner {
         isolation: isolated (any Actor)? = #isolation,
         _ body: (Transaction) async throws -> sending Result
     ) async throws -> sending Result {
-        try await withCheckedTransaction(options: options, logger: logger, attempt: 1) { transaction, _ in try await body(transaction) }
+        try await withCheckedTransaction(options: options, logger: logger) { transaction, _ in try await body(transaction) }
     }
 
-    /// The checked transaction as attempt `attempt`; `readsTransactionID` as on
-    /// `PostgresConnection.runCheckedTransaction` (an ``UnsettledCommit`` is thrown for the
-    /// caller to settle). Each attempt is a `pglocks.transaction` span (see ``LibrarySpan``).
+    /// The checked transaction run as `attempt` (see ``TransactionAttempt``; with
+    /// `readsTransactionID` an ``UnsettledCommit`` is thrown for the caller to settle). Each
+    /// attempt is a `pglocks.transaction` span (see ``LibrarySpan``).
     func withCheckedTransaction<Result>(
         options: TransactionOptions,
         logger: Logger,
-        attempt: Int,
-        readsTransactionID: Bool = false,
-        leading: PreparedSQL? = nil,
+        attempt: TransactionAttempt = TransactionAttempt(),
         isolation: isolated (any Actor)? = #isolation,
         _ body: (Transaction, [PostgresRow]) async throws -> sending Result
     ) async throws -> sending Result {
         try await LibrarySpan.with("pglocks.transaction") { span in
-            span.attributes["pglocks.transaction.attempt"] = attempt
+            span.attributes["pglocks.transaction.attempt"] = attempt.number
             do {
                 let value = try await transactionRoute.withConnection(logger: logger) { connection, client in
-                    try await connection.runCheckedTransaction(
-                        options: options, logger: logger, attempt: attempt, readsTransactionID: readsTransactionID, canceller: client, leading: leading, body
-                    )
+                    try await connection.runCheckedTransaction(options: options, logger: logger, attempt: attempt, canceller: client, body)
                 }
                 span.attributes["pglocks.transaction.outcome"] = "committed"
                 return value

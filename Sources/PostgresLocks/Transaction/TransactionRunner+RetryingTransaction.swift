@@ -41,7 +41,7 @@ extension TransactionRunner {
                 // Only with resolveCommitOutcome is the transaction id read, and only then can a
                 // lost COMMIT come back as an UnsettledCommit to settle.
                 return try await self.withCheckedTransaction(
-                    options: options, logger: logger, attempt: attempt, readsTransactionID: policy.resolveCommitOutcome
+                    options: options, logger: logger, attempt: TransactionAttempt(number: attempt, readsTransactionID: policy.resolveCommitOutcome)
                 ) { transaction, _ in
                     SendingBox(try await body(transaction))
                 }

@@ -5,12 +5,8 @@ import PostgresLocks
 /// clock on the wall shows. Converts to and from "wall seconds", the seconds since
 /// 1970-01-01 00:00:00 on that same wall clock, with integer arithmetic only.
 struct CivilDateTime: Sendable, Hashable {
-    var year: Int
-    var month: Int
-    var day: Int
-    var hour: Int
-    var minute: Int
-    var second: Int
+    var year, month, day: Int
+    var hour, minute, second: Int
 
     init(year: Int, month: Int, day: Int, hour: Int = 0, minute: Int = 0, second: Int = 0) {
         self.year = year

@@ -39,17 +39,11 @@ public struct CronExpression: Sendable, Hashable, CustomStringConvertible {
     /// The expression as parsed: trimmed, single-spaced, names upper-cased, macros lower-cased.
     public let description: String
 
-    let seconds: CronValueSet
-    let minutes: CronValueSet
-    let hours: CronValueSet
-    let daysOfMonth: CronValueSet
-    let months: CronValueSet
+    let seconds, minutes, hours, daysOfMonth, months: CronValueSet
     /// 0 (Sunday) through 6 (Saturday); a 7 in the text is stored as 0.
     let daysOfWeek: CronValueSet
-    /// Whether the day-of-month field is anything but `*` or `?`.
-    let dayOfMonthIsRestricted: Bool
-    /// Whether the day-of-week field is anything but `*` or `?`.
-    let dayOfWeekIsRestricted: Bool
+    /// Whether the day-of-month and the day-of-week fields are anything but `*` or `?`.
+    let dayOfMonthIsRestricted, dayOfWeekIsRestricted: Bool
 
     init(
         description: String,

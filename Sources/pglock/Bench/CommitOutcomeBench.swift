@@ -19,8 +19,7 @@ enum CommitOutcomeBench {
 
     struct Row: Codable {
         var workload: String
-        var defaultPolicy: Side
-        var resolvingCommitOutcome: Side
+        var defaultPolicy, resolvingCommitOutcome: Side
         /// resolvingCommitOutcome / default, from the medians.
         var ratio: Double
     }

@@ -11,19 +11,15 @@ import Synchronization
 /// carry them.
 enum HoldBench {
     struct Report: Codable, Sendable {
-        var holds: Int
-        var workers: Int
+        var holds, workers: Int
         /// The pool's carrying sessions and the most waiting sessions it may open.
-        var poolConnections: Int
-        var waitingConnections: Int
+        var poolConnections, waitingConnections: Int
         /// Per lock, from the call to its body starting.
         var acquire: LatencyStats
-        var acquirePerSecond: Double
-        var releasePerSecond: Double
-        /// The pool's sessions in `pg_stat_activity` while every lock was held.
-        var serverConnections: Int
-        /// Granted advisory locks of this database in `pg_locks` at that moment.
-        var locksInPgLocks: Int
+        var acquirePerSecond, releasePerSecond: Double
+        /// The pool's sessions in `pg_stat_activity` while every lock was held, and the granted
+        /// advisory locks of this database in `pg_locks` at that moment.
+        var serverConnections, locksInPgLocks: Int
         var allReleased: Bool
 
         func printText() {

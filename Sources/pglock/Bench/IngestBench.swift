@@ -34,19 +34,16 @@ struct IngestBench {
         var producers: Int
         var batchSize: String
         var duplicateShare: Double
-        var executor: String
-        var loadAverageBefore: String
+        var executor, loadAverageBefore: String
         /// Per batch: operations are batches.
         var ours: LatencyStats
-        var oursEventsPerSecond: Double
-        var oursNewShare: Double
-        var oursCPUMicrosPerEvent: Double
-        var storedRows: Int64
-        var handledEvents: Int64
+        var oursEventsPerSecond, oursNewShare, oursCPUMicrosPerEvent: Double
+        /// Rows in the table afterwards, and events the handler saw as new: equal when exactly
+        /// once holds.
+        var storedRows, handledEvents: Int64
         var exactlyOnceHolds: Bool
         var pgbench: LatencyStats?
-        var pgbenchEventsPerSecond: Double?
-        var ratio: Double?
+        var pgbenchEventsPerSecond, ratio: Double?
         var targetMet: Bool
     }
 

@@ -4,12 +4,9 @@ import PglockHarness
 /// Throughput and latency percentiles of one benchmark side, from an HdrHistogram in microseconds.
 struct LatencyStats: Codable, Sendable {
     var operations: UInt64
-    var seconds: Double
-    var opsPerSecond: Double
-    var p50Micros: UInt64
-    var p90Micros: UInt64
-    var p99Micros: UInt64
-    var p999Micros: UInt64
+    var seconds, opsPerSecond: Double
+    /// Latency percentiles: median, 90th, 99th and 99.9th.
+    var p50Micros, p90Micros, p99Micros, p999Micros: UInt64
     /// How much the resident size grew per operation over the measured window, in bytes (nil
     /// where not measured, as for pgbench). Near 0 for a client that keeps nothing per call.
     var residentGrowthBytesPerOperation: Double?

@@ -4,10 +4,9 @@ import Foundation
 struct LockBenchRun: Encodable, Sendable {
     var scenario: String
     var concurrency: Int
-    /// `lock` only: how our side drives the lock loop (``LockVariant``).
-    var variant: String?
-    /// `lock` only: where the workers run (``BenchCommand/ExecutorChoice``).
-    var executor: String?
+    /// `lock` only: how our side drives the lock loop (``LockVariant``), and where the workers
+    /// run (``BenchCommand/ExecutorChoice``).
+    var variant, executor: String?
     var peakMemoryMegabytes: Double
     /// The pool of `ours`, when it goes through one.
     var pool: String?

@@ -11,15 +11,14 @@ import ServiceLifecycle
 /// jobs by workers, and the pickup latency of a job enqueued into an idle queue.
 enum QueueBench {
     struct Report: Codable {
-        var enqueueSingle: LatencyStats
-        var enqueueBatch: LatencyStats
+        var enqueueSingle, enqueueBatch: LatencyStats
         var enqueueBatchSize: Int
         var enqueueBatchJobsPerSecond: Double
+        /// The drain: jobs completed per second, how many in how long, by how many workers
+        /// running how many jobs at once each, and the client CPU it took per job.
         var drainJobsPerSecond: Double
-        var drainJobs: Int
+        var drainJobs, drainWorkers, drainConcurrency: Int
         var drainSeconds: Double
-        var drainWorkers: Int
-        var drainConcurrency: Int
         var drainClientCPUMicrosPerJob: Double
         var pickup: LatencyStats
         /// pgbench claiming and completing batches with the same statements, no worker.
@@ -177,8 +176,8 @@ enum QueueBench {
         return Report(
             enqueueSingle: single, enqueueBatch: batched, enqueueBatchSize: batchSize,
             enqueueBatchJobsPerSecond: drainOnly ? 0 : batched.opsPerSecond * Double(batchSize),
-            drainJobsPerSecond: drainRate, drainJobs: drained, drainSeconds: elapsed, drainWorkers: workers,
-            drainConcurrency: workerConcurrency, drainClientCPUMicrosPerJob: drainCPU, pickup: pickup,
+            drainJobsPerSecond: drainRate, drainJobs: drained, drainWorkers: workers, drainConcurrency: workerConcurrency,
+            drainSeconds: elapsed, drainClientCPUMicrosPerJob: drainCPU, pickup: pickup,
             pgbenchDrainJobsPerSecond: pgbenchRate, ratioToPgbench: pgbenchRate.map { drainRate / max($0, 1) },
             drainResidentGrowthBytesPerJob: drainGrowth, drainHeldSnapshot: extras.holdSnapshot, drainDeadTuples: deadTuples,
             bulkSize: bulk == nil ? nil : extras.bulkSize, bulkUnnestJobsPerSecond: bulk?.unnest, bulkCopyJobsPerSecond: bulk?.copy,

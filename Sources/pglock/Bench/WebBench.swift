@@ -18,9 +18,7 @@ enum WebBench {
     struct PageTiming: Codable, Sendable {
         var page: String
         var requests: Int
-        var serverP50Milliseconds: Double
-        var serverP99Milliseconds: Double
-        var serverMaxMilliseconds: Double
+        var serverP50Milliseconds, serverP99Milliseconds, serverMaxMilliseconds: Double
         var clientP50Milliseconds: Double
         var bytes: Int
     }

@@ -13,6 +13,7 @@ struct DemoContext: Sendable {
     var settings: ConnectionSettings
     var logger: Logger
     var progress: Progress
+    /// Leave the scenarios' tables in place afterwards (`--keep-tables`).
     var keepTables: Bool
     /// The connection faults survived so far (read before and after each scenario).
     var faults = FaultTally()

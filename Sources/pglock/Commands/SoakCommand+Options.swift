@@ -55,20 +55,14 @@ extension SoakCommand {
         @Option(help: "Print tallies this often.")
         var reportEvery = "10s"
 
-        @Option(help: "Tasks running lock critical sections.")
-        var lockWorkers = 6
-
-        @Option(help: "Tasks allocating gapless numbers.")
-        var counterWorkers = 6
-
-        @Option(help: "Tasks ingesting batches of business keys (about 30% duplicates) through ExactlyOnceIngestion.")
-        var ingestWorkers = 6
-
-        @Option(help: "Queue workers (each runs 4 jobs at once).")
-        var queueWorkers = 2
-
-        @Option(help: "Lock waits per cancellation-storm wave (0: no storm).")
-        var stormTasks = 60
+        @Option(
+            help: ArgumentHelp(
+                "The work to run, as kind=count pairs joined by commas; a kind left out runs nothing (queue=2: the queue alone).",
+                discussion: "lock: tasks running lock critical sections; counter: tasks allocating gapless numbers; ingest: tasks ingesting batches of business keys (about 30% duplicates) through ExactlyOnceIngestion; queue: queue workers (each runs 4 jobs at once); storm: lock waits per cancellation-storm wave."
+            ),
+            transform: { text in try SoakWork(parsing: text) }
+        )
+        var work = SoakWork.standard
 
         @Option(help: "Pause up to this long after each lock section and number (e.g. 5ms), to run with less CPU; 'none' for full speed.")
         var pause = "none"
@@ -82,11 +76,7 @@ extension SoakCommand {
             var configuration = SoakConfiguration(duration: try parseDuration(duration))
             configuration.terminateEvery = try parseDuration(terminateEvery, off: "never")
             configuration.reportEvery = try parseDuration(reportEvery)
-            configuration.lockWorkers = lockWorkers
-            configuration.counterWorkers = counterWorkers
-            configuration.ingestWorkers = ingestWorkers
-            configuration.queueWorkers = queueWorkers
-            configuration.stormTasks = stormTasks
+            work.apply(to: &configuration)
             configuration.pause = try parseDuration(pause, off: "none") ?? .zero
             configuration.stormWavePause = try parseDuration(stormPause, off: "none") ?? .zero
             configuration.keepTables = keepTables

@@ -19,9 +19,10 @@ struct SoakCommand: AsyncParsableCommand {
         one side effect, no advisory lock left, no hung call. Tallies are printed every --report-every \
         on standard error; the verdict goes to standard output. Exit status 1 if any invariant broke.
 
-        The default mix: 6 lock workers, 6 counter workers, 6 ingestion workers (batches of 24 keys, \
-        about 30% of them duplicates, a batch broken by a fault sent again until accepted), 2 queue \
-        workers and storm waves of 60 lock waits.
+        The default --work, lock=6,counter=6,ingest=6,queue=2,storm=60: 6 lock workers, 6 counter \
+        workers, 6 ingestion workers (batches of 24 keys, about 30% of them duplicates, a batch broken \
+        by a fault sent again until accepted), 2 queue workers and storm waves of 60 lock waits. \
+        --work queue=2 runs the queue alone.
 
         With --database-url the run creates a schema of its own (pglocks_soak_<random>) and drops it \
         afterwards; it only terminates its own sessions (found by application_name).

@@ -10,9 +10,9 @@ import PostgresNIO
 /// re-runs only what did not commit, so every increment and every claim counts once.
 struct EntityAndRowLockScenario: DemoScenario {
     var name: String { "entity & row locks" }
-    var accounts = 4
-    var workers = 12
-    var updatesPerWorker = 40
+    /// Accounts updated under their entity locks, by how many workers, each how many times;
+    /// rows claimed with `SKIP LOCKED`.
+    var accounts = 4, workers = 12, updatesPerWorker = 40
     var rows = 2_000
 
     func run(context: DemoContext) async throws -> [ScenarioOutcome] {

@@ -11,9 +11,8 @@ import ServiceLifecycle
 /// beside an unlimited kind. The running count is sampled from the database throughout.
 struct FleetLimitScenario: DemoScenario {
     var name: String { "fleet limit" }
-    var workers = 4
-    var limit = 3
-    var jobsPerKind = 150
+    /// Workers, the fleet-wide limit of the `report` kind, and jobs enqueued of each kind.
+    var workers = 4, limit = 3, jobsPerKind = 150
 
     struct Report: JobDefinition {
         static let kind = "report"

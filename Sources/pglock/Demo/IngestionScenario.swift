@@ -8,9 +8,7 @@ import PostgresNIO
 /// handler (an insert into a side table, in the same transaction) runs once per distinct key.
 struct IngestionScenario: DemoScenario {
     var name: String { "exactly-once ingestion" }
-    var producers = 8
-    var batchesPerProducer = 25
-    var batchSize = 400
+    var producers = 8, batchesPerProducer = 25, batchSize = 400
     /// The share of each batch taken from keys other producers send in the same round.
     var duplicateShare = 0.3
 

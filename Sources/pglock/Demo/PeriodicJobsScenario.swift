@@ -14,9 +14,8 @@ import ServiceLifecycle
 struct PeriodicJobsScenario: DemoScenario {
     var needsServerSession: Bool { true }
     var name: String { "periodic jobs" }
-    var instances = 3
-    var kills = 2
-    var ticksPerTerm = 3
+    /// Scheduler instances, leader backends killed, and ticks waited for in each term.
+    var instances = 3, kills = 2, ticksPerTerm = 3
 
     struct Tick: JobDefinition {
         static let kind = "demo-tick"
