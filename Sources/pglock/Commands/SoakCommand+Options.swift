@@ -57,7 +57,7 @@ extension SoakCommand {
 
         @Option(
             help: ArgumentHelp(
-                "The work to run, as kind=count pairs joined by commas; a kind left out runs nothing (queue=2: the queue alone).",
+                "The work to run, as kind=count pairs joined by commas; a kind left out runs nothing (queue=2: the queue alone). (default: \(SoakWork.standard))",
                 discussion: "lock: tasks running lock critical sections; counter: tasks allocating gapless numbers; ingest: tasks ingesting batches of business keys (about 30% duplicates) through ExactlyOnceIngestion; queue: queue workers (each runs 4 jobs at once); storm: lock waits per cancellation-storm wave."
             ),
             transform: { text in try SoakWork(parsing: text) }
