@@ -332,9 +332,10 @@ public final class HeadlessBrowser: Sendable {
         try await attribute(name, of: try await element(css))
     }
 
-    /// Clicks the element in its center, as a user does (scrolled into view first). When the
-    /// click starts a navigation (a link, a form's submit button), returns once the new page
-    /// has loaded.
+    /// Clicks the element in its center, as a user does (scrolled into view first). A navigation
+    /// the click starts (a link, a form's submit button) may not have begun when this returns
+    /// (chromedriver waits only for one already under way): await what the next page shows with
+    /// ``waitUntil(_:timeout:)``.
     public func click(_ element: Element) async throws {
         _ = try await sessionCommand(.post, "/element/\(element.id)/click", [:], what: "click \(element)")
     }

@@ -36,6 +36,8 @@ struct HeadlessBrowserTests {
             try await browser.open(site + "/")
             try await browser.type("Ada & <Bob>", into: "#name")
             try await browser.click("#submit")
+            // The form's POST may still be under way when the click returns (it failed once in CI).
+            try await browser.waitUntil("location.pathname === '/greet' && document.querySelector('#result') !== null")
             #expect(try await browser.currentURL() == site + "/greet")
             #expect(try await browser.title() == "Greeted")
             #expect(try await browser.text(of: "#method") == "POST")
