@@ -49,12 +49,12 @@ final class InFlightJobs: Sendable {
         if lostAlready { cancel() }
     }
 
-    /// Removes the job; returns whether its lease was lost while it ran.
-    @discardableResult
-    func remove(_ id: Int64) -> Bool {
-        entries.withLock { $0.removeValue(forKey: id)?.lost ?? false }
+    /// Removes the job: its slot is free.
+    func remove(_ id: Int64) {
+        entries.withLock { _ = $0.removeValue(forKey: id) }
     }
 
+    /// Whether the job's lease was lost while it ran (reclaimed, or the job cancelled).
     func isLost(_ id: Int64) -> Bool {
         entries.withLock { $0[id]?.lost ?? false }
     }

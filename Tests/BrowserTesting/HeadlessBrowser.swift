@@ -311,7 +311,7 @@ public final class HeadlessBrowser: Sendable {
         while true {
             do {
                 return try await text(of: try await element(css))
-            } catch let error as BrowserTestingError where error.code == .webDriver && "\(error)".contains("stale element") && attempt < 5 {
+            } catch let error as BrowserTestingError where error.code == .webDriver && error.message.contains("stale element") && attempt < 5 {
                 attempt += 1
             }
         }
