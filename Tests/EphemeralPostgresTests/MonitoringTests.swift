@@ -54,6 +54,57 @@ struct MonitoringTests {
         }
     }
 
+    /// A waiting backend leaves its `Lock` wait event whenever a signal wakes it (on a busy
+    /// cluster: cache-invalidation catch-ups from other databases' DDL) and waits again. Here two
+    /// sessions keep waking the waiter with `pg_log_backend_memory_contexts`, which also makes it
+    /// write its memory contexts to the server log before it waits again; every snapshot must
+    /// still show it blocked by its holder, and the holder must still count as blocking someone.
+    @Test func aWaiterWokenBySignalsIsStillShownBlockedByItsHolder() async throws {
+        try await TestDatabase.withDatabase(maximumConnections: 6) { db in
+          try await db.withConnections(4) { connections in
+            let (holder, waiter) = (connections[0], connections[1])
+            let holderPID = try await holder.query("SELECT pg_backend_pid()", logger: db.logger).collect()[0].decode(Int32.self)
+            let waiterPID = try await waiter.query("SELECT pg_backend_pid()", logger: db.logger).collect()[0].decode(Int32.self)
+            _ = try await holder.query("SELECT pg_advisory_lock(7, 43)", logger: db.logger).collect()
+            let waiting = Task { try await waiter.query("SELECT pg_advisory_lock(7, 43)", logger: db.logger).collect() }
+            try await waitUntil("the waiter waits") {
+                try await db.scalar("SELECT count(*)::int FROM pg_locks WHERE pid = \(waiterPID) AND NOT granted", as: Int.self) == 1
+            }
+            let rounds = 300
+            var (snapshotsWithoutBlocker, refusedSignals, wokenSamples) = (0, 0, 0)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for signaller in connections[2...] {
+                    group.addTask {
+                        do {
+                            while true {
+                                _ = try await signaller.query("SELECT pg_log_backend_memory_contexts(\(waiterPID))", logger: db.logger).collect()
+                            }
+                        } catch where Task.isCancelled {}
+                    }
+                }
+                for _ in 0..<rounds {
+                    let waitEvent = try await db.scalar("SELECT COALESCE((SELECT wait_event_type FROM pg_stat_activity WHERE pid = \(waiterPID)), '')", as: String.self)
+                    if waitEvent != "Lock" { wokenSamples += 1 }
+                    let snapshot = try await db.client.lockSnapshot(logger: db.logger)
+                    let waiterSession = try #require(snapshot.sessions.first { $0.pid == waiterPID })
+                    if waiterSession.blockedBy != [holderPID] { snapshotsWithoutBlocker += 1 }
+                    if try await !db.client.signalBackend(holderPID, terminate: false, onlyIfBlocking: true, logger: db.logger) {
+                        refusedSignals += 1
+                    }
+                }
+                group.cancelAll()
+                try await group.waitForAll()
+            }
+            // The scenario happened: the waiter was seen out of its wait event.
+            #expect(wokenSamples > 0, "the signals never caught the waiter awake; the test proved nothing")
+            #expect(snapshotsWithoutBlocker == 0, "\(snapshotsWithoutBlocker) of \(rounds) snapshots showed the waiter blocked by no one")
+            #expect(refusedSignals == 0, "\(refusedSignals) of \(rounds) signals to the holder were refused as blocking no one")
+            _ = try await holder.query("SELECT pg_advisory_unlock_all()", logger: db.logger).collect()
+            _ = try await waiting.value
+          }
+        }
+    }
+
     @Test func topsRenderingOfAFixedSnapshotShowsTheBlockingTree() throws {
         let snapshot = LockSnapshot(
             takenAt: Date(timeIntervalSince1970: 0),

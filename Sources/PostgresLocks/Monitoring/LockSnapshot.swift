@@ -167,13 +167,20 @@ extension LockSnapshot {
     /// The snapshot's statement: the locks of other sessions in this database, waited-for
     /// ones first, then those of sessions that block someone, at most `limit` rows, each with
     /// the count of all matching rows. `pg_blocking_pids` is called once per waiting session.
+    ///
+    /// A session waits when `pg_locks` lists a lock it has not been granted. Its
+    /// `wait_event_type` is not a sure sign: a waiter leaves the `Lock` wait event for a moment
+    /// whenever it is woken (a signal from another backend, such as a cache-invalidation
+    /// catch-up on a busy cluster) and goes back to waiting; a snapshot taken then would show it
+    /// blocked by no one, and so as a root blocker.
     static func query(limit: Int) -> PostgresQuery {
         let limit = Int64(limit)
         return """
         WITH activity AS (
             SELECT a.pid, a.application_name, COALESCE(host(a.client_addr), '') AS client, a.state,
                    a.xact_start, a.state_change, a.query,
-                   CASE WHEN a.wait_event_type = 'Lock' THEN pg_blocking_pids(a.pid) ELSE '{}'::int[] END AS blocked_by
+                   CASE WHEN a.pid IN (SELECT w.pid FROM pg_locks w WHERE NOT w.granted)
+                        THEN pg_blocking_pids(a.pid) ELSE '{}'::int[] END AS blocked_by
             FROM pg_stat_activity a
             WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()
         ), blockers AS (

@@ -8,7 +8,8 @@ extension PostgresClient {
     ///
     /// Only backends connected to the same database are signalled, never the session sending
     /// the signal; with `onlyIfBlocking`, only a backend that some session of this database is
-    /// waiting behind (`pg_blocking_pids`).
+    /// waiting behind (`pg_blocking_pids` of each session `pg_locks` shows waiting; not its
+    /// wait event, which a waiter leaves for a moment whenever a signal wakes it).
     ///
     /// - Returns: whether the signal was sent: false when no such backend is there (or it
     ///   blocks no one, with `onlyIfBlocking`), or the role may not signal it (SQLSTATE 42501).
@@ -20,7 +21,9 @@ extension PostgresClient {
                 WHERE pid = \(pid) AND datname = current_database() AND pid <> pg_backend_pid()
                   AND (NOT \(onlyIfBlocking) OR EXISTS (
                       SELECT 1 FROM pg_stat_activity w
-                      WHERE w.datname = current_database() AND w.wait_event_type = 'Lock' AND \(pid) = ANY(pg_blocking_pids(w.pid))
+                      WHERE w.datname = current_database()
+                        AND w.pid IN (SELECT l.pid FROM pg_locks l WHERE NOT l.granted)
+                        AND \(pid) = ANY(pg_blocking_pids(w.pid))
                   ))
                 """, logger: logger).rows
             return try rows.first?.decode(Bool.self) ?? false
