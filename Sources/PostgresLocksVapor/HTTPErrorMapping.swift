@@ -65,7 +65,7 @@ public struct PostgresErrorMiddleware: AsyncMiddleware {
             guard let mapped = PostgresLocksError.wrap(error) as? PostgresLocksError, mapped.sqlState != nil || mapped.code == .connectionLost else {
                 throw error
             }
-            request.logger.notice("a PostgreSQL error answered the request", metadata: ["error": "\(mapped)"])
+            request.logger.notice("a PostgreSQL error answered the request", metadata: ["error": .error(mapped)])
             throw mapped
         }
     }

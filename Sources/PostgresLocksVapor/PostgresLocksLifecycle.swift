@@ -126,7 +126,7 @@ final class PostgresLocksLifecycle: LifecycleHandler, Sendable {
                 do {
                     try await group.run()
                 } catch {
-                    logger.error("PostgresLocks services ended with an error", metadata: ["error": "\(error)"])
+                    logger.error("PostgresLocks services ended with an error", metadata: ["error": .error(error)])
                 }
             }
         }
@@ -158,7 +158,7 @@ private struct WatchedService: Service {
             logger.notice("a PostgresLocks service stopped on its own", metadata: ["service": "\(name)", "then": "\(policy.kind)"])
         } catch {
             guard !lifecycle.isShuttingDown else { throw error }
-            logger.error("a PostgresLocks service stopped with an error", metadata: ["service": "\(name)", "error": "\(error)", "then": "\(policy.kind)"])
+            logger.error("a PostgresLocks service stopped with an error", metadata: ["service": "\(name)", "error": .error(error), "then": "\(policy.kind)"])
         }
         if policy == .shutDownApplication {
             application.running?.stop()

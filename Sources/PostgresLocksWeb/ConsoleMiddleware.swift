@@ -27,7 +27,7 @@ struct ConsoleMiddleware<Context: RequestContext>: RouterMiddleware {
                 response = console.errorPage(WebConsoleError(code: error.status == .notFound ? .notFound : .badRequest, message: error.body ?? "\(error.status)"))
                 response.status = error.status
             } catch {
-                console.logger.error("pglock web: a page failed", metadata: ["error": "\(String(reflecting: error))"])
+                console.logger.error("pglock web: a page failed", metadata: ["error": .error(error)])
                 response = console.errorPage(WebConsoleError(code: .badRequest, message: "the page could not be read from the database; the console's log says why"))
                 response.status = .internalServerError
             }

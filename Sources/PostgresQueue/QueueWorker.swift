@@ -157,7 +157,7 @@ public final class QueueWorker: Service {
                             )
                         } catch {
                             if Task.isCancelled { break }
-                            logger.warning("claim failed; trying again", metadata: ["error": "\(error)"])
+                            logger.warning("claim failed; trying again", metadata: ["error": .error(error)])
                             try? await Task.sleep(for: min(configuration.pollInterval, .milliseconds(250)))
                             wake.signal()
                             break
@@ -209,7 +209,7 @@ public final class QueueWorker: Service {
             do {
                 try await queue.giveBack(leases, on: client, logger: logger)
             } catch {
-                logger.warning("could not give leases back; the jobs will be reclaimed when their leases expire", metadata: ["error": "\(error)"])
+                logger.warning("could not give leases back; the jobs will be reclaimed when their leases expire", metadata: ["error": .error(error)])
             }
         }
     }
@@ -358,7 +358,7 @@ public final class QueueWorker: Service {
             }
         } catch {
             // The lease will expire and the reaper will make the job available again.
-            logger.error("could not record a job's outcome", metadata: ["error": "\(error)", "outcome": "\(outcome.decision)"])
+            logger.error("could not record a job's outcome", metadata: ["error": .error(error), "outcome": "\(outcome.decision)"])
         }
     }
 
@@ -381,7 +381,7 @@ public final class QueueWorker: Service {
             }
         } catch {
             // The lease will expire and the reaper will retry the job.
-            logger.error("could not record a job failure", metadata: ["error": "\(error)"])
+            logger.error("could not record a job failure", metadata: ["error": .error(error)])
         }
     }
 
@@ -410,7 +410,7 @@ public final class QueueWorker: Service {
                 logger.info("queue settings", metadata: ["paused": "\(current.paused)", "concurrency": "\(current.concurrency.map(String.init) ?? "configured")"])
             }
         } catch {
-            if !Task.isCancelled { logger.warning("could not read the queue's settings", metadata: ["error": "\(error)"]) }
+            if !Task.isCancelled { logger.warning("could not read the queue's settings", metadata: ["error": .error(error)]) }
         }
     }
 
@@ -442,7 +442,7 @@ public final class QueueWorker: Service {
                 return
             } catch {
                 completions.putBack(batch, outputs: outputs)
-                logger.warning("could not write completions", metadata: ["error": "\(error)", "jobs": "\(batch.count)", "attempt": "\(attempt)"])
+                logger.warning("could not write completions", metadata: ["error": .error(error), "jobs": "\(batch.count)", "attempt": "\(attempt)"])
                 if attempt < attempts { try? await Task.sleep(for: .milliseconds(200)) }
             }
         }
@@ -455,7 +455,7 @@ public final class QueueWorker: Service {
             let lost = try await queue.extendLeases(leases, by: configuration.lease, on: client, logger: logger)
             if !lost.isEmpty { inFlight.markLost(lost.map(\.id)) }
         } catch {
-            if !Task.isCancelled { logger.warning("lease heartbeat failed", metadata: ["error": "\(error)"]) }
+            if !Task.isCancelled { logger.warning("lease heartbeat failed", metadata: ["error": .error(error)]) }
         }
     }
 
@@ -478,7 +478,7 @@ public final class QueueWorker: Service {
                     try await queue.prune(olderThan: retention, on: client, logger: logger)
                 }
             } catch {
-                if !Task.isCancelled { logger.warning("queue maintenance failed", metadata: ["error": "\(error)"]) }
+                if !Task.isCancelled { logger.warning("queue maintenance failed", metadata: ["error": .error(error)]) }
             }
         }
     }
@@ -547,11 +547,11 @@ public final class QueueWorker: Service {
                                 }
                             }
                         } catch {
-                            if !Task.isCancelled { logger.warning("LISTEN connection failed; reconnecting", metadata: ["error": "\(PostgresLocksError.wrap(error))"]) }
+                            if !Task.isCancelled { logger.warning("LISTEN connection failed; reconnecting", metadata: ["error": .error(error)]) }
                         }
                         try? await connection.close()
                     } catch {
-                        if !Task.isCancelled { logger.warning("cannot open the LISTEN connection; polling meanwhile", metadata: ["error": "\(PostgresLocksError.wrap(error))"]) }
+                        if !Task.isCancelled { logger.warning("cannot open the LISTEN connection; polling meanwhile", metadata: ["error": .error(error)]) }
                     }
                 } else if !Task.isCancelled {
                     // The probe could not run (nothing answers at the address yet): connecting

@@ -27,13 +27,17 @@ private func withPool<T: Sendable>(
     connections: Int = 4,
     waitingConnections: Int = 4,
     heartbeat: Duration = .seconds(1),
+    responseTimeout: Duration = .seconds(5),
     _ body: @Sendable (SessionLockPool) async throws -> T
 ) async throws -> T {
     var configuration = SessionLockPool.Configuration(connection: db.settings)
     configuration.connections = connections
     configuration.waitingConnections = waitingConnections
+    // A heartbeat's answer can wait behind the statements queued on its session; on a loaded
+    // machine (two full suites at once) a one-second limit closed healthy sessions, and their
+    // takers failed. Killed sessions are noticed by their sockets closing, whatever the limit.
     configuration.heartbeatInterval = heartbeat
-    configuration.responseTimeout = heartbeat
+    configuration.responseTimeout = responseTimeout
     let pool = try SessionLockPool(configuration: configuration, logger: db.logger)
     let running = Task { try await pool.run() }
     do {
@@ -101,6 +105,7 @@ struct SessionLockPoolTests {
         try await TestDatabase.withDatabase { db in
             try await withPool(db) { pool in
                 let (started, lost, stillHeld) = (LockedBox(0), LockedBox(Set<Int64>()), LockedBox(0))
+                let failure = LockedBox<String?>(nil)
                 // Holds go to the live session with the fewest: with all four up, they spread.
                 try await waitUntil("the pool's four sessions are up") { pool.openSessionCount == 4 }
                 try await withThrowingTaskGroup(of: Void.self) { group in
@@ -115,10 +120,16 @@ struct SessionLockPoolTests {
                                 lost.withLock { _ = $0.insert(key) }
                             } catch is CancellationError {
                                 stillHeld.withLock { $0 += 1 }
+                            } catch {
+                                failure.withLock { $0 = "key \(key): \(error)" }
+                                throw error
                             }
                         }
                     }
-                    try await waitUntil("200 locks are held") { started.value == 200 }
+                    try await waitUntil("200 locks are held") {
+                        if let failed = failure.value { throw TestFailure("a taker failed: \(failed)") }
+                        return started.value == 200
+                    }
                     // The server process carrying key 0, and every key it carries.
                     let victim = try await db.scalar("""
                         SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objid = 0 AND classid = 0
@@ -191,7 +202,7 @@ struct SessionLockPoolTests {
     /// unanswered: a wait many heartbeats long must still end in the lock, not a lost session.
     @Test func aWaitLongerThanManyHeartbeatsEndsInTheLock() async throws {
         try await TestDatabase.withDatabase { db in
-            try await withPool(db, connections: 1, waitingConnections: 1, heartbeat: .milliseconds(200)) { pool in
+            try await withPool(db, connections: 1, waitingConnections: 1, heartbeat: .milliseconds(200), responseTimeout: .milliseconds(200)) { pool in
                 try await db.withConnections(1) { outside in
                     _ = try await outside[0].query("SELECT pg_advisory_lock(88)", logger: db.logger).collect()
                     let ran = LockedBox(false)
@@ -226,13 +237,19 @@ struct SessionLockPoolTests {
                     }
                     let first = taker(90)
                     try await waitUntil("the first taker waits on the server") { try await heldLocks(db, waiting: true) == 1 }
-                    let givesUp = taker(91)
-                    let (second, third) = (taker(92), taker(93))
+                    // Each queues before the next starts: their order is the order they came in.
+                    var queued: [Task<Void, any Error>] = []
+                    for key in 91...93 {
+                        queued.append(taker(key))
+                        try await waitUntil("the taker of \(key) is queued in the pool") { pool.queuedTakerCount == key - 90 }
+                    }
+                    let (givesUp, second, third) = (queued[0], queued[1], queued[2])
                     try await holdsThroughout(.milliseconds(300), "only one waits on the server (one waiting session)") {
                         try await heldLocks(db, waiting: true) == 1
                     }
                     givesUp.cancel()
                     await #expect(throws: CancellationError.self) { try await givesUp.value }
+                    #expect(pool.queuedTakerCount == 2)
                     for key in [90, 92, 93] {
                         _ = try await outside[0].query("SELECT pg_advisory_unlock(\(key))", logger: db.logger).collect()
                         try await waitUntil("the taker of \(key) got its lock") { done.value.contains(key) }

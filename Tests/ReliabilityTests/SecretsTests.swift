@@ -72,6 +72,41 @@ struct SecretsTests {
         }
     }
 
+    /// PostgresNIO's `PSQLError` describes itself with one generic sentence whatever failed; the
+    /// services' log lines must say what did (here: the login was refused), and still never the
+    /// password.
+    @Test func servicesThatCannotLogInLogWhyNotTheDriversGenericSentence() async throws {
+        let security = try await SecurityServer.shared()
+        let wrong = "wrong-" + UUID().uuidString
+        let settings = try ConnectionSettings(url: security.url(password: wrong, query: "sslmode=require"))
+        let logs = LockedBox<[String]>([])
+        let logger = CapturingLogHandler.logger(into: logs)
+        var poolConfiguration = SessionLockPool.Configuration(connection: settings)
+        poolConfiguration.reconnectDelay = .milliseconds(50)
+        let pool = try SessionLockPool(configuration: poolConfiguration, logger: logger)
+        let election = try LeaderElection(configuration: LeaderElection.Configuration(name: "secrets-log", connection: settings), logger: logger)
+        @Sendable func isFailure(_ line: String) -> Bool {
+            line.contains("session lock pool: a session could not connect") || (line.contains("leader election") && line.contains("error"))
+        }
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { _ = try? await pool.run() }
+            group.addTask { _ = try? await election.run() }
+            try? await waitUntil(timeout: .seconds(60), "both services log a failed connect") {
+                let lines = logs.value.filter(isFailure)
+                return lines.contains { $0.contains("session lock pool") } && lines.contains { $0.contains("leader election") }
+            }
+            group.cancelAll()
+        }
+        let lines = logs.value.filter(isFailure)
+        #expect(lines.contains { $0.contains("session lock pool") })
+        #expect(lines.contains { $0.contains("leader election") })
+        for line in lines {
+            #expect(!line.contains("Generic description"), "a log line says nothing of what failed: \(line)")
+            #expect(line.contains("28P01") || line.contains("password authentication failed"), "\(line)")
+            #expect(!line.contains(wrong), "the password leaked into: \(line)")
+        }
+    }
+
     @Test func pglockNeverPrintsThePassword() async throws {
         let security = try await SecurityServer.shared()
         let wrong = "wrong-" + UUID().uuidString

@@ -163,7 +163,7 @@ package struct PooledLockSoak: Sendable {
                             try await client.withAdvisoryLock(.int64(Int64.random(in: 1...keys, using: &random)), logger: logger) { _ in }
                         } catch {
                             if failed.increment() <= 3 {
-                                logger.error("pooled lock call failed", metadata: ["error": "\(String(reflecting: error))"])
+                                logger.error("pooled lock call failed", metadata: ["error": .error(error)])
                             }
                         }
                         let finished = done.increment()

@@ -90,7 +90,7 @@ extension ExactlyOnceIngestion {
             } catch {
                 guard number > 0 else { throw error }
                 Counter(label: "pglocks_ingestion_interrupted_total").increment()
-                logger.warning("ingestion interrupted after \(number) of \(chunks.count) transactions committed", metadata: ["error": "\(error)"])
+                logger.warning("ingestion interrupted after \(number) of \(chunks.count) transactions committed", metadata: ["error": .error(error)])
                 throw IngestionInterrupted(
                     committed: report, uncommittedKeys: Array(batch.keys[range.lowerBound...]), underlying: error
                 )

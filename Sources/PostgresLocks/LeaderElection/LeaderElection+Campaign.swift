@@ -48,12 +48,12 @@ extension LeaderElection {
             switch machine.roundEnded(end, healthy: queued, led: led, stopRequested: stop.isFired, using: &random) {
             case .stop(let failure):
                 if let failure {
-                    logger.error("leader election stopped by an error that retrying cannot fix", metadata: ["election": "\(configuration.name)", "error": "\(failure)"])
+                    logger.error("leader election stopped by an error that retrying cannot fix", metadata: ["election": "\(configuration.name)", "error": .error(failure)])
                 }
                 fatal = failure
             case .reconnect(let delay, let failure):
                 if let failure {
-                    logger.warning("leader election session failed; reconnecting", metadata: ["election": "\(configuration.name)", "error": "\(failure)", "delay": "\(delay)"])
+                    logger.warning("leader election session failed; reconnecting", metadata: ["election": "\(configuration.name)", "error": .error(failure), "delay": "\(delay)"])
                 }
                 if await OneShotSignal.firstFired(of: [stop], within: delay) == nil { continue }
             }
@@ -147,7 +147,7 @@ extension LeaderElection {
                     try await connection.runStatement("SELECT set_config(\(name), \(value), false)", logger: logger)
                 }
             } catch let error as PostgresLocksError where error.sqlState != nil && error.code != .connectionLost {
-                logger.debug("session setting not applied", metadata: ["setting": "\(name)", "error": "\(error)"])
+                logger.debug("session setting not applied", metadata: ["setting": "\(name)", "error": .error(error)])
             }
         }
     }

@@ -119,7 +119,7 @@ extension LeaderElection {
                 try await withLeadership(of: token, work)
             } catch {
                 guard Self.endsTerm(error) || currentToken != token || Task.isCancelled else { throw error }
-                logger.debug("leader work ended with its term", metadata: ["election": "\(configuration.name)", "term": "\(token.term)", "error": "\(error)"])
+                logger.debug("leader work ended with its term", metadata: ["election": "\(configuration.name)", "term": "\(token.term)", "error": .error(error)])
             }
             // The work may have returned while still leading: wait for this term to end.
             for await change in leadershipChanges() where change != .leader(token) { break }

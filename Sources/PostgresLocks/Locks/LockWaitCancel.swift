@@ -40,7 +40,7 @@ final class LockWaitCancel: Sendable {
                     try await other.runStatement("SELECT pg_cancel_backend(\(pid))", logger: logger)
                 }
             } catch {
-                logger.warning("could not cancel a lock wait on the server", metadata: ["pid": "\(pid)", "error": "\(error)"])
+                logger.warning("could not cancel a lock wait on the server", metadata: ["pid": "\(pid)", "error": .error(error)])
             }
             self.state.withLock { state -> CheckedContinuation<Bool, Never>? in
                 state.machine.sendFinished() ? state.waiter.take() : nil

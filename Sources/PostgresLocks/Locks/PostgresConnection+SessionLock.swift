@@ -70,7 +70,7 @@ extension PostgresConnection {
             if released == expectHeld || !expectHeld { return }
             logger.warning("session lock was not held at release; closing the connection", metadata: ["key": "\(key)"])
         } catch {
-            logger.warning("could not confirm the release of a session lock; closing the connection", metadata: ["key": "\(key)", "error": "\(error)"])
+            logger.warning("could not confirm the release of a session lock; closing the connection", metadata: ["key": "\(key)", "error": .error(error)])
         }
         await closeDiscardingErrors()
     }

@@ -18,7 +18,7 @@ extension ConnectionSettings {
         do {
             connection = try await PostgresConnection.connect(configuration: configuration, id: Int.random(in: 1...Int(Int32.max)), logger: logger)
         } catch {
-            logger.debug("pooler check: connecting to the console failed", metadata: ["error": "\(String(reflecting: error))"])
+            logger.debug("pooler check: connecting to the console failed", metadata: ["error": .error(error)])
             return Self.poolerName(fromRefusal: error)
         }
         let name: String?
@@ -27,7 +27,7 @@ extension ConnectionSettings {
             let text = rows.first.flatMap { try? $0.decode(String.self) }
             name = text.map { $0.lowercased().contains("pgbouncer") ? $0 : nil } ?? "PgBouncer"
         } catch {
-            logger.debug("pooler check: SHOW VERSION failed", metadata: ["error": "\(String(reflecting: error))"])
+            logger.debug("pooler check: SHOW VERSION failed", metadata: ["error": .error(error)])
             name = Self.poolerName(fromRefusal: error)
         }
         try? await connection.close()

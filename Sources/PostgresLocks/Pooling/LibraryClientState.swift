@@ -131,7 +131,7 @@ final class LibraryClientState: Sendable {
                 return second ?? .unknown
             }
         } catch {
-            logger.debug("the pooling probe could not run", metadata: ["error": "\(PostgresLocksError.wrap(error))"])
+            logger.debug("the pooling probe could not run", metadata: ["error": .error(error)])
             return nil
         }
     }

@@ -121,7 +121,7 @@ extension PostgresConnection {
             for connection in opened { await connection.closeDiscardingErrors() }
             return found
         } catch {
-            logger.debug("the pooling probe could not run", metadata: ["error": "\(PostgresLocksError.wrap(error))"])
+            logger.debug("the pooling probe could not run", metadata: ["error": .error(error)])
             for connection in opened { await connection.closeDiscardingErrors() }
             return .unknown
         }

@@ -133,6 +133,10 @@ public final class SessionLockPool: Service, Sendable {
     /// How many server sessions the pool has open now (carrying and waiting).
     public var openSessionCount: Int { shell.withLock { $0.connections.count } }
 
+    /// How many takers wait in this process for a waiting session to come free (every waiting
+    /// session is busy with a wait on the server); they get one first come, first served.
+    public var queuedTakerCount: Int { shell.withLock { $0.waitingTakers.count } }
+
     // MARK: - Running
 
     /// Keeps the pool's sessions until graceful shutdown or cancellation, then closes them.
@@ -214,7 +218,7 @@ public final class SessionLockPool: Service, Sendable {
             }
         } catch {
             if !Task.isCancelled {
-                logger.warning("session lock pool: a session could not connect", metadata: ["session": "\(id)", "error": "\(error)"])
+                logger.warning("session lock pool: a session could not connect", metadata: ["session": "\(id)", "error": .error(error)])
             }
             sessionEnded(id, connection: nil, reason: "it could not connect")
             return false
@@ -539,7 +543,7 @@ public final class SessionLockPool: Service, Sendable {
             if !connection.isClosed {
                 // Not confirmed on a live session: close it (before its key is free there), so
                 // the lock cannot outlive its holder. Its other locks are lost with it.
-                logger.error("session lock pool: could not confirm a release; closing its session", metadata: ["key": "\(entry.key)", "error": "\(error)"])
+                logger.error("session lock pool: could not confirm a release; closing its session", metadata: ["key": "\(entry.key)", "error": .error(error)])
                 await connection.closeDiscardingErrors()
                 endHold(hold)
                 throw PostgresLocksError.wrap(error)

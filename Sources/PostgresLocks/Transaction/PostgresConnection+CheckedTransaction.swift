@@ -220,7 +220,7 @@ extension PostgresConnection {
         } catch {
             // A lost connection is expected under faults (the server rolled back); anything else is worth a warning.
             let level: Logger.Level = (error as? PostgresLocksError)?.code == .connectionLost ? .debug : .warning
-            logger.log(level: level, "ROLLBACK failed; closing the connection so its state is not reused", metadata: ["error": "\(error)"])
+            logger.log(level: level, "ROLLBACK failed; closing the connection so its state is not reused", metadata: ["error": .error(error)])
             await self.closeDiscardingErrors()
         }
     }

@@ -117,7 +117,7 @@ public final class JobScheduler: Service, Sendable {
             } catch {
                 if Task.isCancelled { return }
                 wait = reconnects.pauseAfterSession(healthy: false)
-                logger.warning("could not enqueue periodic jobs; trying again", metadata: ["error": "\(error)", "pause": "\(wait)"])
+                logger.warning("could not enqueue periodic jobs; trying again", metadata: ["error": .error(error), "pause": "\(wait)"])
             }
             try await Task.sleep(for: wait)
         }

@@ -61,7 +61,7 @@ extension DemoContext {
                 return try await operation()
             } catch where Self.isConnectionFault(error) && ContinuousClock.now < deadline {
                 faults.connectionLost()
-                logger.debug("connection lost; running an idempotent demo step again", metadata: ["error": "\(error)"])
+                logger.debug("connection lost; running an idempotent demo step again", metadata: ["error": .error(error)])
                 try await Task.sleep(for: delay)
                 delay = min(delay * 2, .milliseconds(500))
             }
