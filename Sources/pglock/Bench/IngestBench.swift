@@ -212,7 +212,7 @@ final class KeyCounter: Sendable {
 extension BenchCommand {
     /// `pglock bench ingest`.
     func runIngestBench() async throws {
-        let bench = IngestBench(batchSize: try IngestBench.BatchSize(parsing: batchSize))
+        let bench = IngestBench(batchSize: try IngestBench.BatchSize(parsing: ingest.batchSize))
         let report = try await withSetup { setup in try await bench.run(setup: setup) }
         try show(report) { report in
             func events(_ value: Double) -> String { "\(Int(value.rounded())) events/s" }

@@ -53,12 +53,6 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "How many distinct keys to pick from at random.")
     var keys = 1_000_000
 
-    @Option(help: ArgumentHelp(
-        "How our side drives the lock loop: \(LockVariant.allCases.map(\.rawValue).joined(separator: ", ")).",
-        discussion: "connection (default): the library's withAdvisoryLock on one dedicated connection per worker, as pgbench has; library: PostgresClient.withAdvisoryLock, leasing from the pool each time; raw-prepared / raw-futures: plain PostgresNIO without the library, statements prepared; raw-unnamed: the same futures with unnamed statements (parsed on every run); raw-pooled: plain PostgresNIO in PostgresClient.withConnection, statements prepared (the driver ceiling of library)."
-    ))
-    var variant: LockVariant = .connection
-
     @Option(help: "Where worker tasks run: event-loop (each on its connection's event loop, EventLoopTaskExecutor) or global.")
     var executor: ExecutorChoice = .eventLoop
 
@@ -67,38 +61,8 @@ struct BenchCommand: AsyncParsableCommand {
         case global
     }
 
-    @Option(help: "counter: the strategy to measure (\(GaplessCounter.Strategy.allCases.map(\.rawValue).joined(separator: ", "))); all when omitted.")
-    var strategy: GaplessCounter.Strategy?
-
-    @Option(help: "counter: how many scopes to spread the numbers over.")
-    var scopes = 1_000
-
-    @Option(help: "queue: jobs per enqueue batch.")
-    var enqueueBatchSize = 1_000
-
-    @Option(help: "queue: drain workers (QueueWorker services in this process).")
-    var workers = 2
-
-    @Option(help: "queue: concurrent jobs per worker.")
-    var workerConcurrency = 500
-
-    @Flag(help: "queue: hold one snapshot open (a REPEATABLE READ transaction) for the whole drain, as a long report or backup would.")
-    var holdSnapshot = false
-
-    @Option(help: "queue: finished jobs to put in the history before measuring claim latency again (0: skip that step); web: completed jobs kept (0: 10,000,000).")
+    @Option(help: "queue and web: for queue, finished jobs to put in the history before measuring claim latency again (0: skip that step); for web, completed jobs kept (0: 10,000,000).")
     var history = 0
-
-    @Option(help: "queue: jobs per call in the COPY vs unnest bulk-enqueue comparison (0: skip).")
-    var bulkSize = 50_000
-
-    @Flag(help: ArgumentHelp("queue: measure the drain only (for profiling).", visibility: .hidden))
-    var drainOnly = false
-
-    @Option(help: ArgumentHelp("queue: how often the drain workers run their maintenance (reaper, depth, retention), e.g. 5s (the workers' default).", visibility: .hidden))
-    var reapInterval = "30s"
-
-    @Option(help: "ingest: events per batch, a number or a range such as 100-1000.")
-    var batchSize = "100-1000"
 
     @Option(help: ArgumentHelp(
         "The pool of the pooled scenarios (lock --variant library, lock-session, queue): recommended, fixed, driver-defaults, fixed-keep-alive or lazy-no-keep-alive.",
@@ -126,14 +90,22 @@ struct BenchCommand: AsyncParsableCommand {
 
     @OptionGroup var database: ThrowawayServerOptions
 
+    @OptionGroup(title: "lock") var lock: LockOptions
+    @OptionGroup(title: "many-keys") var manyKeys: ManyKeysOptions
+    @OptionGroup(title: "counter and commit-outcome") var counter: CounterOptions
+    @OptionGroup(title: "queue") var queue: QueueOptions
+    @OptionGroup(title: "ingest") var ingest: IngestOptions
+    @OptionGroup(title: "hold") var hold: HoldOptions
+    @OptionGroup(title: "web") var web: WebOptions
+
     func validate() throws {
         guard (1...512).contains(concurrency) else { throw ValidationError("--concurrency must be from 1 to 512") }
         guard (1...20).contains(rounds) else { throw ValidationError("--rounds must be from 1 to 20") }
         guard keys >= 1 else { throw ValidationError("--keys must be at least 1") }
-        guard scopes >= 1 else { throw ValidationError("--scopes must be at least 1") }
-        guard (1...Transaction.maximumKeysPerCall).contains(keysPerTransaction) else { throw ValidationError("--keys-per-transaction must be from 1 to \(Transaction.maximumKeysPerCall)") }
-        guard (1...JobQueue.maximumBatchSize).contains(enqueueBatchSize) else { throw ValidationError("--enqueue-batch-size must be from 1 to \(JobQueue.maximumBatchSize)") }
-        guard (1...64).contains(workers), (1...10_000).contains(workerConcurrency) else { throw ValidationError("--workers must be 1…64 and --worker-concurrency 1…10000") }
+        guard counter.scopes >= 1 else { throw ValidationError("--scopes must be at least 1") }
+        guard (1...Transaction.maximumKeysPerCall).contains(manyKeys.keysPerTransaction) else { throw ValidationError("--keys-per-transaction must be from 1 to \(Transaction.maximumKeysPerCall)") }
+        guard (1...JobQueue.maximumBatchSize).contains(queue.enqueueBatchSize) else { throw ValidationError("--enqueue-batch-size must be from 1 to \(JobQueue.maximumBatchSize)") }
+        guard (1...64).contains(queue.workers), (1...10_000).contains(queue.workerConcurrency) else { throw ValidationError("--workers must be 1…64 and --worker-concurrency 1…10000") }
         if let poolSize, !(1...1_000).contains(poolSize) { throw ValidationError("--pool-size must be from 1 to 1000") }
     }
 
@@ -151,21 +123,9 @@ struct BenchCommand: AsyncParsableCommand {
         }
     }
 
-    @Option(help: "hold: session locks to hold at once.")
-    var holds = 10_000
-
-    @Option(help: "hold: the SessionLockPool's carrying sessions (it may open as many again for waits that block).")
-    var holdConnections = 4
-
-    @Option(help: "web: advisory locks held while the pages are measured.")
-    var locks = 10_000
-
-    @Option(help: "web: requests per page.")
-    var requests = 100
-
     /// `web`: the console's pages on a big system.
     func runWeb() async throws {
-        let (locks, history, requests) = (self.locks, Int64(self.history == 0 ? 10_000_000 : self.history), self.requests)
+        let (locks, history, requests) = (web.locks, Int64(self.history == 0 ? 10_000_000 : self.history), web.requests)
         let logger = makeLogger("pglock.bench")
         let progress = Progress(quiet: json)
         // Room for the locks in the server's lock table (max_locks_per_transaction × max_connections).
@@ -179,7 +139,7 @@ struct BenchCommand: AsyncParsableCommand {
 
     /// `hold`: many session locks at once through a SessionLockPool.
     func runHold() async throws {
-        let (holds, connections) = (self.holds, self.holdConnections)
+        let (holds, connections) = (hold.holds, hold.holdConnections)
         let report = try await withSetup(maximumConnections: 2) { setup in
             try await HoldBench.run(setup: setup, holds: holds, connections: connections, waitingConnections: connections)
         }
@@ -188,7 +148,7 @@ struct BenchCommand: AsyncParsableCommand {
 
     /// `commit-outcome`: the default retry policy against `resolvingCommitOutcome`, interleaved.
     func runCommitOutcome() async throws {
-        let (keys, scopes) = (self.keys, self.scopes)
+        let (keys, scopes) = (self.keys, counter.scopes)
         let rows = try await withSetup { setup in
             try await CommitOutcomeBench.run(harness: setup.harness, client: setup.client, rounds: 3, keys: keys, scopes: scopes, progress: setup.progress)
         }
@@ -196,9 +156,9 @@ struct BenchCommand: AsyncParsableCommand {
     }
 
     func runQueue() async throws {
-        let (batchSize, workers, workerConcurrency, drainOnly) = (self.enqueueBatchSize, self.workers, self.workerConcurrency, self.drainOnly)
+        let (batchSize, workers, workerConcurrency, drainOnly) = (queue.enqueueBatchSize, queue.workers, queue.workerConcurrency, queue.drainOnly)
         let (pool, size) = (self.pool, self.poolSize ?? max(concurrency, workers * 4) + 4)
-        let extras = QueueBench.Extras(holdSnapshot: holdSnapshot, history: history, bulkSize: bulkSize, reapInterval: try parseDuration(reapInterval))
+        let extras = QueueBench.Extras(holdSnapshot: queue.holdSnapshot, history: history, bulkSize: queue.bulkSize, reapInterval: try parseDuration(queue.reapInterval))
         let report = try await withSetup(maximumConnections: 2) { setup in
             try await Self.withPooledClient(settings: setup.settings, pool: pool, size: size, progress: setup.progress) { client in
                 var report = try await QueueBench.run(
@@ -213,8 +173,8 @@ struct BenchCommand: AsyncParsableCommand {
     }
 
     func runCounter() async throws {
-        let (scopes, noDriverCeiling, rounds) = (self.scopes, self.noDriverCeiling, self.rounds)
-        let strategies = strategy.map { [$0] } ?? GaplessCounter.Strategy.allCases
+        let (scopes, noDriverCeiling, rounds) = (counter.scopes, self.noDriverCeiling, self.rounds)
+        let strategies = counter.strategy.map { [$0] } ?? GaplessCounter.Strategy.allCases
         let rows = try await withSetup { setup in
             try await CounterBench.run(strategies: strategies, scopes: scopes, rounds: rounds, setup: setup, driverCeiling: !noDriverCeiling)
         }
@@ -227,11 +187,8 @@ struct BenchCommand: AsyncParsableCommand {
         }
     }
 
-    @Option(help: "many-keys: keys locked per transaction.")
-    var keysPerTransaction = 10
-
     func runLockScenario() async throws {
-        let (keys, scenario, perTransaction, rounds, driverCeiling) = (self.keys, self.scenario, self.keysPerTransaction, self.rounds, !self.noDriverCeiling)
+        let (keys, scenario, perTransaction, rounds, driverCeiling) = (self.keys, self.scenario, manyKeys.keysPerTransaction, self.rounds, !self.noDriverCeiling)
         let (pool, size) = (self.pool, self.poolSize ?? concurrency + 2)
         let report = try await withSetup { setup in
             let turns = BenchTurns(rounds: rounds, progress: setup.progress)
@@ -248,7 +205,7 @@ struct BenchCommand: AsyncParsableCommand {
     }
 
     func runLock() async throws {
-        let (keys, variant, executor, noDriverCeiling, rounds) = (self.keys, self.variant, self.executor, self.noDriverCeiling, self.rounds)
+        let (keys, variant, executor, noDriverCeiling, rounds) = (self.keys, lock.variant, self.executor, self.noDriverCeiling, self.rounds)
         let (pool, size) = (self.pool, self.poolSize ?? concurrency + 2)
         let report = try await withSetup { setup in
             let (harness, progress, concurrency) = (setup.harness, setup.progress, setup.harness.concurrency)
