@@ -29,6 +29,9 @@ struct QueueControlTests {
             try await withWorkers(early, logger: db.logger) {
                 try await queue.enqueue(try NewJob(kind: "work", payload: Work(n: 0)), on: db.client, logger: db.logger)
                 try await waitUntil("the workers run a job") { ran.value == 1 }
+                // A worker writes completions after the handler returns, in batches: the job is
+                // `running` in the table until then.
+                try await waitUntil("the first job is completed in the table") { try await stateCounts(db) == ["completed": 1] }
                 try await queue.pause("default", on: db.client, logger: db.logger)
                 #expect(try await queue.control(of: "default", on: db.client, logger: db.logger).paused)
                 try await queue.enqueue((1...20).map { try NewJob(kind: "work", payload: Work(n: $0)) }, on: db.client, logger: db.logger)
@@ -36,8 +39,15 @@ struct QueueControlTests {
                 let late = try QueueWorker(queue: queue, client: db.client, handlers: workHandlers, configuration: try slowPollConfiguration(db), logger: db.logger)
                 try await withWorkers([late], logger: db.logger) {
                     // Absence cannot be awaited: watch for a second and a half that nothing is claimed.
-                    try await holdsThroughout(.milliseconds(1500), "nothing is claimed from the paused queue") {
-                        try await stateCounts(db) == ["completed": 1, "available": 20]
+                    let counts = LockedBox<[String: Int]>([:])
+                    do {
+                        try await holdsThroughout(.milliseconds(1500), "nothing is claimed from the paused queue") {
+                            let now = try await stateCounts(db)
+                            counts.withLock { $0 = now }
+                            return now == ["completed": 1, "available": 20]
+                        }
+                    } catch let failure as TestFailure {
+                        throw TestFailure("\(failure) (jobs by state: \(counts.value))")
                     }
                     let resumed = ContinuousClock.now
                     try await queue.resume("default", on: db.client, logger: db.logger)
